@@ -1,0 +1,329 @@
+"""Estimators with a scikit-learn shape: hyper-parameters in ``__init__``, ``fit`` returns
+self, fitted state ends in ``_``.
+
+* :class:`MeanScore`: the mean of all observed scores, for every pair (the paper's baseline).
+* :class:`SimRMF`: MF (``method="mf"``) fitted by SVI on :func:`~bayes_simrmf.model.simrmf_model`.
+
+Entities are addressed by their string ids. Predicting for an LLM or item the fit never
+saw is refused (:class:`~bayes_simrmf.errors.UnknownEntityError`) unless the caller chooses
+``unknown="population"``: the entity is then treated as a random draw from the fitted
+population (the empirical distribution of the fitted entities' parameters), and its
+prediction is the average over that population. Without side information nothing else
+distinguishes one unseen LLM from another, so this is the best it can do; the prior
+``Normal(0, ·)`` is not a usable population under MAP, because MAP shrinks fitted
+biases and factors and a cold entity at its prior mode is not an average entity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from bayes_simrmf.errors import ConfigError, UnknownEntityError
+from bayes_simrmf.inference import InferenceConfig, SVIResult, run_svi
+from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, ModelConfig
+
+METHODS = ("meanscore", "mf")
+UNKNOWN_POLICIES = ("error", "population")
+
+# An unseen entity is averaged over at most this many fitted ones, in chunks of this many.
+_MAX_POPULATION = 2000
+_POPULATION_CHUNK = 1024
+
+
+def _as_id_array(values, name: str) -> np.ndarray:
+    array = np.asarray(values, dtype=object)
+    if array.ndim != 1:
+        raise ConfigError(f"{name} must be a 1-D sequence of ids, got shape {array.shape}")
+    return array.astype(str)
+
+
+def _check_pairs(llm, item, correct=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    llm = _as_id_array(llm, "llm")
+    item = _as_id_array(item, "item")
+    if len(llm) != len(item):
+        raise ConfigError(f"llm and item must have equal length; got {len(llm)} and {len(item)}")
+    if correct is None:
+        return llm, item, None
+    correct = np.asarray(correct)
+    if len(correct) != len(llm):
+        raise ConfigError(f"correct must have one value per pair; got {len(correct)} for {len(llm)} pairs")
+    if len(correct) == 0:
+        raise ConfigError("cannot fit on zero observed pairs")
+    finite = np.isfinite(correct.astype(float))
+    if not finite.all() or not np.isin(correct[finite], (0, 1)).all():
+        bad = np.flatnonzero(~finite | ~np.isin(correct, (0, 1)))
+        raise ConfigError(
+            f"correct must hold 0/1 values; {len(bad)} do not, e.g. rows {bad[:5].tolist()} "
+            f"with values {correct[bad[:5]].tolist()}"
+        )
+    return llm, item, correct.astype(np.int8)
+
+
+class MeanScore:
+    """Predict the mean of all observed training scores for every pair."""
+
+    method = "meanscore"
+
+    def fit(self, llm, item, correct, **_ignored) -> MeanScore:
+        _, _, correct = _check_pairs(llm, item, correct)
+        self.mean_ = float(np.mean(correct))
+        self.n_pairs_ = int(len(correct))
+        return self
+
+    def predict(self, llm, item, *, unknown: str = "population") -> np.ndarray:
+        """Probability ``(n_pairs,)``: the training mean everywhere (every entity is 'known')."""
+        llm, item, _ = _check_pairs(llm, item)
+        return np.full(len(llm), self.mean_, dtype=np.float64)
+
+    def get_config(self) -> dict:
+        return {"method": self.method}
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        return {"mean": np.asarray(self.mean_), "n_pairs": np.asarray(self.n_pairs_)}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> MeanScore:
+        self.mean_ = float(state["mean"])
+        self.n_pairs_ = int(state["n_pairs"])
+        return self
+
+
+class SimRMF:
+    """Matrix factorisation of LLM × question correctness, fitted by SVI in NumPyro.
+
+    Args:
+        method: "mf" (BCE + L2 + biases). SimRMF and the oracle arrive with side information.
+        dim: latent dimension d.
+        lambda_reg: L2 weight (prior sd of factor entries is 1/√(2 λ_reg)).
+        biases: intercept plus hierarchical per-LLM and per-item biases (see :mod:`bayes_simrmf.model`).
+        guide: "delta" (MAP, the paper), "normal" or "lowrank".
+        learning_rate, max_steps, tol, layout, progress: inference settings (:class:`InferenceConfig`).
+        seed: seeds initial values and SVI draws; the same seed gives the same fit.
+    """
+
+    def __init__(
+        self,
+        method: Literal["mf"] = "mf",
+        dim: int = 8,
+        lambda_reg: float = 1.0,
+        biases: bool = True,
+        guide: Literal["delta", "normal", "lowrank"] = "delta",
+        learning_rate: float = 0.05,
+        max_steps: int = 3000,
+        tol: float = 1e-5,
+        layout: Literal["auto", "dense", "pairs"] = "auto",
+        seed: int = 0,
+        progress: bool = True,
+    ) -> None:
+        self.method = method
+        self.dim = dim
+        self.lambda_reg = lambda_reg
+        self.biases = biases
+        self.guide = guide
+        self.learning_rate = learning_rate
+        self.max_steps = max_steps
+        self.tol = tol
+        self.layout = layout
+        self.seed = seed
+        self.progress = progress
+
+    # configuration ---------------------------------------------------------------------------
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(dim=int(self.dim), lambda_reg=float(self.lambda_reg), biases=bool(self.biases))
+
+    def inference_config(self) -> InferenceConfig:
+        return InferenceConfig(
+            guide=self.guide,
+            learning_rate=float(self.learning_rate),
+            max_steps=int(self.max_steps),
+            tol=float(self.tol),
+            layout=self.layout,
+            progress=bool(self.progress),
+        )
+
+    def get_config(self) -> dict:
+        """Every constructor argument, JSON-ready."""
+        return {
+            "method": self.method,
+            "dim": int(self.dim),
+            "lambda_reg": float(self.lambda_reg),
+            "biases": bool(self.biases),
+            "guide": self.guide,
+            "learning_rate": float(self.learning_rate),
+            "max_steps": int(self.max_steps),
+            "tol": float(self.tol),
+            "layout": self.layout,
+            "seed": int(self.seed),
+        }
+
+    # fitting ---------------------------------------------------------------------------------
+    def fit(self, llm, item, correct, *, llms=None, items=None) -> SimRMF:
+        """Fit to observed pairs.
+
+        Args:
+            llm, item: ``(n_pairs,)`` ids of each observed pair's LLM and item.
+            correct: ``(n_pairs,)`` 0/1 scores.
+            llms, items: further entities to carry in the model without data (transductive);
+                for MF they would sit at their prior, so they are only recorded.
+        """
+        if self.method not in ("mf",):
+            raise ConfigError(f"method must be 'mf' for this estimator, got {self.method!r}")
+        llm, item, correct = _check_pairs(llm, item, correct)
+        model_config = self.model_config()
+        inference_config = self.inference_config()
+        # Entities holding data come first, so the dense layout's block is the leading block.
+        llm_codes, self.llms_ = pd.factorize(pd.Series(llm), sort=True)
+        item_codes, self.items_ = pd.factorize(pd.Series(item), sort=True)
+        self.llms_ = np.asarray(self.llms_, dtype=str)
+        self.items_ = np.asarray(self.items_, dtype=str)
+        result = run_svi(
+            len(self.llms_),
+            len(self.items_),
+            llm_codes.astype(np.int32),
+            item_codes.astype(np.int32),
+            correct,
+            model_config,
+            inference_config,
+            seed=int(self.seed),
+            description=f"fit {self.method} ({self.guide})",
+        )
+        self.svi_result_: SVIResult | None = result
+        self.params_ = {name: np.asarray(value, dtype=np.float32) for name, value in result.point.items()}
+        self.losses_ = result.losses
+        self.converged_ = result.converged
+        self.fit_seconds_ = result.seconds
+        self.layout_ = result.layout
+        self.n_pairs_ = int(len(correct))
+        return self
+
+    # prediction ------------------------------------------------------------------------------
+    def _encode(self, ids: np.ndarray, known: np.ndarray, kind: str, unknown: str) -> np.ndarray:
+        codes = pd.Index(known).get_indexer(ids)
+        missing = codes < 0
+        if missing.any() and unknown == "error":
+            examples = pd.unique(ids[missing])[:5].tolist()
+            raise UnknownEntityError(
+                f"{int(pd.unique(ids[missing]).size)} {kind} id(s) are not in the fitted model, e.g. {examples}; "
+                f"pass unknown='population' to predict them from the fitted population (no side information)"
+            )
+        return codes
+
+    def predict(self, llm, item, *, unknown: Literal["error", "population"] = "error") -> np.ndarray:
+        """Predicted probability of a correct answer, ``(n_pairs,)`` in [0, 1].
+
+        Known pairs use the point estimate (for the delta guide, the MAP). An unknown LLM
+        or item (``unknown="population"``) is averaged over the fitted population.
+        """
+        if unknown not in UNKNOWN_POLICIES:
+            raise ConfigError(f"unknown must be one of {UNKNOWN_POLICIES}, got {unknown!r}")
+        llm, item, _ = _check_pairs(llm, item)
+        llm_codes = self._encode(llm, self.llms_, "LLM", unknown)
+        item_codes = self._encode(item, self.items_, "item", unknown)
+        return self._predict_codes(llm_codes, item_codes)
+
+    def _logits(self, llm_codes: np.ndarray, item_codes: np.ndarray) -> np.ndarray:
+        """Logits of the outer product ``(len(llm_codes), len(item_codes))`` from the point estimate."""
+        params = self.params_
+        logits = np.zeros((len(llm_codes), len(item_codes)), dtype=np.float64)
+        if self.dim:
+            logits += params[LLM_FACTORS][llm_codes] @ params[ITEM_FACTORS][item_codes].T
+        if self.biases:
+            logits += float(params[INTERCEPT]) + params[LLM_BIAS][llm_codes, None] + params[ITEM_BIAS][None, item_codes]
+        return logits
+
+    def _population_mean(self, axis: str, codes: np.ndarray, population: np.ndarray) -> np.ndarray:
+        """Mean predicted probability of each entity in ``codes`` against a population of the other side.
+
+        ``axis="item"``: for each item code, the mean over ``population`` LLMs (what a new LLM is
+        expected to score on it); ``axis="llm"``: for each LLM code, the mean over population items.
+        """
+        means = np.empty(len(codes), dtype=np.float64)
+        for start in range(0, len(codes), _POPULATION_CHUNK):
+            block = codes[start : start + _POPULATION_CHUNK]
+            logits = self._logits(population, block) if axis == "item" else self._logits(block, population).T
+            means[start : start + len(block)] = np.mean(1.0 / (1.0 + np.exp(-logits)), axis=0)
+        return means
+
+    def _population(self, n: int, salt: int) -> np.ndarray:
+        """Codes of the fitted entities standing in for the population (a seeded sample if large)."""
+        if n <= _MAX_POPULATION:
+            return np.arange(n)
+        rng = np.random.default_rng([int(self.seed), salt])
+        return np.sort(rng.choice(n, _MAX_POPULATION, replace=False))
+
+    def _predict_codes(self, llm_codes: np.ndarray, item_codes: np.ndarray) -> np.ndarray:
+        """Probabilities for coded pairs; code -1 marks an entity the fit did not see.
+
+        A pair of fitted entities uses the point estimate. An unseen entity is a draw from
+        the population of fitted ones (the empirical distribution of their parameters), so
+        its prediction is the average prediction over that population: an unseen LLM on a
+        fitted item scores the item's mean over fitted LLMs, and so on.
+        """
+        prob = np.empty(len(llm_codes), dtype=np.float64)
+        known_llm = llm_codes >= 0
+        known_item = item_codes >= 0
+        both = known_llm & known_item
+        if both.any():
+            params = self.params_
+            logits = np.zeros(int(both.sum()), dtype=np.float64)
+            llm, item = llm_codes[both], item_codes[both]
+            if self.dim:
+                logits += np.sum(params[LLM_FACTORS][llm] * params[ITEM_FACTORS][item], axis=1)
+            if self.biases:
+                logits += float(params[INTERCEPT]) + params[LLM_BIAS][llm] + params[ITEM_BIAS][item]
+            prob[both] = 1.0 / (1.0 + np.exp(-logits))
+        llm_population = self._population(len(self.llms_), 1)
+        item_population = self._population(len(self.items_), 2)
+        new_llm_only = ~known_llm & known_item
+        if new_llm_only.any():
+            items, inverse = np.unique(item_codes[new_llm_only], return_inverse=True)
+            prob[new_llm_only] = self._population_mean("item", items, llm_population)[inverse]
+        new_item_only = known_llm & ~known_item
+        if new_item_only.any():
+            llms, inverse = np.unique(llm_codes[new_item_only], return_inverse=True)
+            prob[new_item_only] = self._population_mean("llm", llms, item_population)[inverse]
+        neither = ~known_llm & ~known_item
+        if neither.any():
+            prob[neither] = float(np.mean(self._population_mean("item", item_population, llm_population)))
+        return prob
+
+    # persistence -----------------------------------------------------------------------------
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Fitted state as named arrays (for saving)."""
+        state = {f"param/{name}": value for name, value in self.params_.items()}
+        state["llms"] = self.llms_.astype(str)
+        state["items"] = self.items_.astype(str)
+        state["losses"] = np.asarray(self.losses_, dtype=np.float32)
+        state["converged"] = np.asarray(self.converged_)
+        state["n_pairs"] = np.asarray(self.n_pairs_)
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> SimRMF:
+        self.params_ = {key.split("/", 1)[1]: np.asarray(v) for key, v in state.items() if key.startswith("param/")}
+        self.llms_ = np.asarray(state["llms"]).astype(str)
+        self.items_ = np.asarray(state["items"]).astype(str)
+        self.losses_ = np.asarray(state["losses"])
+        self.converged_ = bool(state["converged"])
+        self.n_pairs_ = int(state["n_pairs"])
+        self.svi_result_ = None
+        return self
+
+    @classmethod
+    def from_config(cls, config: dict) -> SimRMF:
+        names = {f.name for f in dataclasses.fields(ModelConfig)} | set(cls.__init__.__code__.co_varnames)
+        unknown = sorted(set(config) - names)
+        if unknown:
+            raise ConfigError(f"unknown SimRMF option(s) {unknown}")
+        return cls(**config)
+
+
+def make_estimator(method: str, **options):
+    """Build the estimator for ``method`` ("meanscore" or "mf") from keyword options."""
+    if method == "meanscore":
+        return MeanScore()
+    if method == "mf":
+        return SimRMF(method="mf", **options)
+    raise ConfigError(f"method must be one of {', '.join(METHODS)}; got {method!r}")

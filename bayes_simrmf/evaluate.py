@@ -1,0 +1,65 @@
+"""Fit an estimator on a :class:`~bayes_simrmf.splits.Split` and score it on splits A–D.
+
+The paper's protocol (PAPER.md): train on the known × known block, then report RMSE_p,
+RMSE_m and RMSE_x (plus log loss and AUC) on A (known LLM × known item), B (known LLM ×
+new item), C (new LLM × known item) and D (new LLM × new item). New LLMs and items are
+predicted with ``unknown="population"`` for estimators without side information.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from bayes_simrmf.metrics import evaluate
+from bayes_simrmf.splits import Split
+
+TEST_SPLITS = ("A", "B", "C", "D")
+METRIC_COLUMNS = ("rmse_p", "rmse_m", "rmse_x", "log_loss", "auc", "n_pairs")
+
+
+def fit_on_split(estimator, split: Split):
+    """Fit ``estimator`` on the split's training pairs; returns the estimator."""
+    train = split.pairs["train"]
+    return estimator.fit(
+        split.llms[train.llm],
+        split.items[train.item],
+        train.correct,
+        llms=split.llms,
+        items=split.items,
+    )
+
+
+def evaluate_on_split(estimator, split: Split, splits: Iterable[str] = TEST_SPLITS) -> dict[str, dict[str, float]]:
+    """Metrics per test split: ``{"A": {"rmse_p": ..., ...}, ...}`` (NaN metrics for an empty split)."""
+    results: dict[str, dict[str, float]] = {}
+    for name in splits:
+        pairs = split.pairs[name]
+        if len(pairs):
+            prob = estimator.predict(split.llms[pairs.llm], split.items[pairs.item], unknown="population")
+        else:
+            prob = np.zeros(0)
+        results[name] = evaluate(prob, pairs.correct, pairs.llm, pairs.item)
+    return results
+
+
+def metrics_frame(results: dict[str, dict[str, dict[str, float]]]) -> pd.DataFrame:
+    """``{method: {split: metrics}}`` as a long table with columns method, split, metric columns."""
+    rows = []
+    for method, per_split in results.items():
+        for split_name, metrics in per_split.items():
+            rows.append({"method": method, "split": split_name, **{k: metrics.get(k, np.nan) for k in METRIC_COLUMNS}})
+    return pd.DataFrame(rows)
+
+
+def format_metrics(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    """A text table with one row per (split, method) and the metrics as columns."""
+    frame = metrics_frame(results)
+    frame["n_pairs"] = frame["n_pairs"].astype(int)
+    frame = frame.sort_values(["split", "method"], key=lambda column: column.map(
+        {name: i for i, name in enumerate([*TEST_SPLITS, *results])}).fillna(99), kind="stable")
+    frame = frame.rename(columns={"rmse_p": "RMSE_p", "rmse_m": "RMSE_m", "rmse_x": "RMSE_x"})
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
+        return frame.to_string(index=False)

@@ -1,0 +1,238 @@
+"""The SimRMF probabilistic program: one pure NumPyro function, no I/O.
+
+The paper's loss (PAPER.md, "Model")::
+
+    L = Σ_Ω BCE(z_ik, σ(m_i·x_k)) + λ_reg (‖M‖² + ‖X‖²) + λ_X ‖X Xᵀ − √S_X‖² + λ_M ‖M Mᵀ − √S_M‖²
+
+is, up to a constant, the negative log joint density of
+
+* ``llm_factors``  M ~ Normal(0, 1/√(2 λ_reg)) entry-wise, shape ``(n_llms, dim)``;
+* ``item_factors`` X ~ Normal(0, 1/√(2 λ_reg)) entry-wise, shape ``(n_items, dim)``;
+* ``correct`` z_ik ~ Bernoulli(logits = m_i·x_k + offsets), the BCE term;
+* Gaussian potentials ``-λ ‖Gram − √S‖²`` (``numpyro.factor``), the similarity terms
+  (added by :mod:`bayes_simrmf.similarity` inputs; absent for MF).
+
+So MAP (SVI with a delta guide) is the paper's point estimate, and any other guide
+gives a posterior.
+
+Offsets. A pure dot product gives an LLM or item with no data a zero vector and so
+p = 0.5, worse than predicting the mean (PAPER.md, notes). The paper's MF beats the
+mean on new LLMs, which implies a global offset and per-LLM / per-item biases. We
+model them explicitly and hierarchically (a learnt population location and scale),
+so that an LLM or item never seen is predicted as a draw from the population rather
+than as "bias 0"::
+
+    logit_ik = intercept + llm_bias_i + item_bias_k + m_i · x_k
+    llm_bias_i  ~ Normal(0, llm_bias_scale),  item_bias_k ~ Normal(0, item_bias_scale)
+
+Two layouts of the observed pairs give the same log density:
+
+* :class:`PairsLayout` gathers the factors of each observed pair (sparse data);
+* :class:`DenseLayout` computes the full ``M Xᵀ`` block of the LLMs and items that
+  hold data and masks the unobserved cells. On a CPU a masked dense product is
+  several times faster than a per-pair gather/scatter once the block is dense
+  enough, which the paper's balanced protocol makes it (T/n_items of the block).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+
+from bayes_simrmf.errors import ConfigError
+
+#: Sites of the model, by role; used by inference, prediction and the ArviZ export.
+LLM_FACTORS = "llm_factors"
+ITEM_FACTORS = "item_factors"
+LLM_BIAS = "llm_bias"
+ITEM_BIAS = "item_bias"
+INTERCEPT = "intercept"
+LLM_BIAS_SCALE = "llm_bias_scale"
+ITEM_BIAS_SCALE = "item_bias_scale"
+OBSERVED = "correct"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of the probabilistic model (not of inference).
+
+    Attributes:
+        dim: latent dimension d of ``m_i`` and ``x_k``.
+        lambda_reg: the paper's L2 weight; prior sd of each factor entry is ``1/√(2 λ_reg)``.
+        biases: include the intercept and hierarchical per-LLM / per-item biases.
+        bias_scale: sd of the Normal prior on every bias (logit units), or None to learn one
+            scale per side (hierarchical, HalfNormal(``bias_scale_prior``) hyper-prior). Learnt
+            scales suit posterior guides; under MAP (delta guide) they collapse towards 0,
+            since the joint density grows without bound as a scale and its biases shrink
+            together, so the delta guide uses a fixed scale.
+        bias_scale_prior: sd of the HalfNormal hyper-prior of a learnt bias scale (logit units).
+        intercept_prior: sd of the Normal prior on the intercept (logit units).
+    """
+
+    dim: int = 8
+    lambda_reg: float = 1.0
+    biases: bool = True
+    bias_scale: float | None = 2.0
+    bias_scale_prior: float = 2.0
+    intercept_prior: float = 3.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.dim, (int, np.integer)) or self.dim < 0:
+            raise ConfigError(f"dim must be a non-negative integer, got {self.dim!r}")
+        for name in ("lambda_reg", "bias_scale_prior", "intercept_prior"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value <= 0:
+                raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
+        if self.bias_scale is not None and not (np.isfinite(self.bias_scale) and self.bias_scale > 0):
+            raise ConfigError(f"bias_scale must be a positive finite number or None, got {self.bias_scale!r}")
+        if self.dim == 0 and not self.biases:
+            raise ConfigError("dim=0 with biases=False leaves the model with no parameters")
+
+    @property
+    def factor_prior_sd(self) -> float:
+        """Prior sd of one factor entry, ``1/√(2 λ_reg)``: the Bayesian reading of the L2 term."""
+        return float(1.0 / np.sqrt(2.0 * self.lambda_reg))
+
+
+class PairsLayout(NamedTuple):
+    """Observed pairs as index arrays (any sparsity).
+
+    Attributes:
+        llm: ``(n_pairs,)`` int32 index into the model's LLMs.
+        item: ``(n_pairs,)`` int32 index into the model's items.
+    """
+
+    llm: jnp.ndarray
+    item: jnp.ndarray
+
+
+class DenseLayout(NamedTuple):
+    """Observed pairs as a mask over the leading ``(n_block_llms, n_block_items)`` block.
+
+    The model orders LLMs and items with those holding data first, so the block is
+    ``[:n_block_llms, :n_block_items]`` of ``M Xᵀ``.
+
+    Attributes:
+        mask: ``(n_block_llms, n_block_items)`` bool, True where a pair is observed.
+    """
+
+    mask: jnp.ndarray
+
+
+@dataclass(frozen=True)
+class SimilarityInputs:
+    """Low-rank square-root similarity factors for the Gram potentials (SimRMF).
+
+    ``√S_items = items_factor @ items_factorᵀ``; the potential on the item side is
+    ``-items_weight * ‖X Xᵀ − √S_items‖²_F``, computed without an items × items matrix.
+    Either side may be None (no potential on that side).
+    """
+
+    items_factor: jnp.ndarray | None = None
+    llms_factor: jnp.ndarray | None = None
+    items_weight: float = 0.0
+    llms_weight: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def gram_mismatch(factors: jnp.ndarray, sqrt_sim_factor: jnp.ndarray) -> jnp.ndarray:
+    """``‖F Fᵀ − W Wᵀ‖²_F`` through ``‖FᵀF‖² − 2‖WᵀF‖² + ‖WᵀW‖²`` (exact, O(n·d·r)).
+
+    Args:
+        factors: ``(n, d)`` latent vectors F.
+        sqrt_sim_factor: ``(n, r)`` factor W with ``√S = W Wᵀ``.
+    """
+    ftf = factors.T @ factors
+    wtf = sqrt_sim_factor.T @ factors
+    wtw = sqrt_sim_factor.T @ sqrt_sim_factor
+    return jnp.sum(ftf**2) - 2.0 * jnp.sum(wtf**2) + jnp.sum(wtw**2)
+
+
+def logits_for_pairs(params: dict, llm: jnp.ndarray, item: jnp.ndarray, biases: bool) -> jnp.ndarray:
+    """Logits ``(n_pairs,)`` of given pairs from a dict of (point) parameter values."""
+    logits = jnp.zeros(llm.shape, dtype=jnp.float32)
+    if LLM_FACTORS in params:
+        logits = logits + jnp.sum(params[LLM_FACTORS][llm] * params[ITEM_FACTORS][item], axis=-1)
+    if biases:
+        logits = logits + params[INTERCEPT] + params[LLM_BIAS][llm] + params[ITEM_BIAS][item]
+    return logits
+
+
+def simrmf_model(
+    n_llms: int,
+    n_items: int,
+    layout: PairsLayout | DenseLayout,
+    config: ModelConfig,
+    correct: jnp.ndarray | None = None,
+    similarity: SimilarityInputs | None = None,
+) -> None:
+    """The SimRMF joint density (MF when ``similarity`` is None).
+
+    Args:
+        n_llms: number of LLMs in the model (rows of M).
+        n_items: number of items in the model (rows of X).
+        layout: where the observed pairs are (see :class:`PairsLayout`, :class:`DenseLayout`).
+        config: the model's hyper-parameters.
+        correct: observed 0/1 scores, ``(n_pairs,)`` for pairs or the block's shape for
+            dense (values under a False mask are ignored). None simulates them.
+        similarity: Gram-potential inputs (SimRMF); None for MF.
+    """
+    factor_sd = config.factor_prior_sd
+    params: dict[str, jnp.ndarray] = {}
+    if config.biases:
+        params[INTERCEPT] = numpyro.sample(INTERCEPT, dist.Normal(0.0, config.intercept_prior))
+        if config.bias_scale is None:
+            llm_bias_scale = numpyro.sample(LLM_BIAS_SCALE, dist.HalfNormal(config.bias_scale_prior))
+            item_bias_scale = numpyro.sample(ITEM_BIAS_SCALE, dist.HalfNormal(config.bias_scale_prior))
+        else:
+            llm_bias_scale = item_bias_scale = config.bias_scale
+    with numpyro.plate("llms", n_llms, dim=-1):
+        if config.biases:
+            params[LLM_BIAS] = numpyro.sample(LLM_BIAS, dist.Normal(0.0, llm_bias_scale))
+        if config.dim:
+            params[LLM_FACTORS] = numpyro.sample(
+                LLM_FACTORS, dist.Normal(jnp.zeros(config.dim), factor_sd).to_event(1)
+            )
+    with numpyro.plate("items", n_items, dim=-1):
+        if config.biases:
+            params[ITEM_BIAS] = numpyro.sample(ITEM_BIAS, dist.Normal(0.0, item_bias_scale))
+        if config.dim:
+            params[ITEM_FACTORS] = numpyro.sample(
+                ITEM_FACTORS, dist.Normal(jnp.zeros(config.dim), factor_sd).to_event(1)
+            )
+
+    if similarity is not None and config.dim:
+        if similarity.items_factor is not None and similarity.items_weight > 0:
+            numpyro.factor(
+                "item_similarity",
+                -similarity.items_weight * gram_mismatch(params[ITEM_FACTORS], similarity.items_factor),
+            )
+        if similarity.llms_factor is not None and similarity.llms_weight > 0:
+            numpyro.factor(
+                "llm_similarity",
+                -similarity.llms_weight * gram_mismatch(params[LLM_FACTORS], similarity.llms_factor),
+            )
+
+    if isinstance(layout, DenseLayout):
+        n_block_llms, n_block_items = layout.mask.shape
+        logits = jnp.zeros((n_block_llms, n_block_items), dtype=jnp.float32)
+        if config.dim:
+            logits = logits + params[LLM_FACTORS][:n_block_llms] @ params[ITEM_FACTORS][:n_block_items].T
+        if config.biases:
+            logits = (
+                logits
+                + params[INTERCEPT]
+                + params[LLM_BIAS][:n_block_llms, None]
+                + params[ITEM_BIAS][None, :n_block_items]
+            )
+        with numpyro.plate("block_llms", n_block_llms, dim=-2), numpyro.plate("block_items", n_block_items, dim=-1):
+            numpyro.sample(OBSERVED, dist.Bernoulli(logits=logits).mask(layout.mask), obs=correct)
+    else:
+        logits = logits_for_pairs(params, layout.llm, layout.item, config.biases)
+        with numpyro.plate("pairs", logits.shape[0], dim=-1):
+            numpyro.sample(OBSERVED, dist.Bernoulli(logits=logits), obs=correct)

@@ -1,0 +1,192 @@
+"""Fitted-model folders: configuration with a hash, parameters, split, metrics, provenance.
+
+Layout of ``models/NAME/``::
+
+    config.json      format version, estimator config, data fingerprint, split protocol,
+                     config_hash (over all of these) and state_sha256 (of state.npz)
+    state.npz        fitted arrays (parameters, entity ids, loss trace)
+    split/           the train/test split (split.json + pairs.parquet)
+    metrics.json     metrics per test split
+    provenance.json  package versions, time, command line
+
+Writes are atomic: the folder is assembled under a temporary name beside the target and
+moved into place with one rename, so an interrupted save never leaves a half-written
+model. Loading checks the format version and both hashes and says what does not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bayes_simrmf.errors import ModelFormatError
+from bayes_simrmf.splits import Split
+
+FORMAT_VERSION = 1
+REQUIRED_FILES = ("config.json", "state.npz")
+
+
+def config_hash(payload: dict[str, Any]) -> str:
+    """sha256 (hex, 16 chars) of the canonical JSON of ``payload``."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def split_protocol(split: Split | None) -> dict | None:
+    """The protocol that drew ``split`` with its resolved known counts (JSON-ready), or None."""
+    if split is None:
+        return None
+    return {**asdict(split.protocol), "n_known_llms": int(split.n_known_llms), "n_known_items": int(split.n_known_items)}
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import jax
+    import numpyro
+
+    from bayes_simrmf import __version__
+
+    return {
+        "bayes_simrmf": __version__,
+        "python": sys.version.split()[0],
+        "jax": jax.__version__,
+        "numpyro": numpyro.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
+
+
+@dataclass
+class SavedModel:
+    """What :func:`load_model` returns."""
+
+    estimator: Any
+    config: dict
+    split: Split | None
+    metrics: dict | None
+    provenance: dict
+    folder: Path
+
+
+def save_model(
+    folder: str | os.PathLike,
+    estimator,
+    *,
+    data_fingerprint: str | None,
+    split: Split | None = None,
+    metrics: dict | None = None,
+    extra_config: dict | None = None,
+    command: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a fitted estimator to ``folder`` atomically; returns the folder path."""
+    folder = Path(folder)
+    if folder.exists() and not overwrite:
+        raise ModelFormatError(f"{folder} already exists; choose another --out or pass overwrite=True (--overwrite)")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        np.savez(staging / "state.npz", **estimator.get_state())
+        payload = {
+            "estimator": estimator.get_config(),
+            "data_fingerprint": data_fingerprint,
+            "split_protocol": split_protocol(split),
+            "extra": extra_config or {},
+        }
+        config = {
+            "format_version": FORMAT_VERSION,
+            **payload,
+            "config_hash": config_hash(payload),
+            "state_sha256": _file_sha256(staging / "state.npz"),
+        }
+        (staging / "config.json").write_text(json.dumps(config, indent=2, default=str))
+        if split is not None:
+            split.save(staging / "split")
+        if metrics is not None:
+            (staging / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+        provenance = {"saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command, **_versions()}
+        (staging / "provenance.json").write_text(json.dumps(provenance, indent=2))
+        if folder.exists():
+            trash = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            os.replace(folder, trash)
+            os.replace(staging, folder)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
+
+
+def load_model(folder: str | os.PathLike, *, data_fingerprint: str | None = None) -> SavedModel:
+    """Read a model folder written by :func:`save_model`, checking version and hashes.
+
+    Args:
+        data_fingerprint: if given, the dataset the caller has; a model fitted on other data
+            is refused with both fingerprints in the message.
+    """
+    from bayes_simrmf.estimators import MeanScore, SimRMF
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelFormatError(f"{folder} is not a model folder (no such directory)")
+    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ModelFormatError(f"{folder} is incomplete: missing {', '.join(missing)}")
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except json.JSONDecodeError as error:
+        raise ModelFormatError(f"{folder / 'config.json'} is not valid JSON: {error}") from None
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFormatError(
+            f"{folder} has format version {version!r}; this bayes-simrmf reads version {FORMAT_VERSION}"
+        )
+    payload = {key: config.get(key) for key in ("estimator", "data_fingerprint", "split_protocol", "extra")}
+    if config_hash(payload) != config.get("config_hash"):
+        raise ModelFormatError(
+            f"{folder / 'config.json'} was edited after saving: its config_hash {config.get('config_hash')!r} "
+            f"does not match its contents ({config_hash(payload)!r})"
+        )
+    actual_state = _file_sha256(folder / "state.npz")
+    if actual_state != config.get("state_sha256"):
+        raise ModelFormatError(
+            f"{folder / 'state.npz'} does not match the sha256 recorded in config.json "
+            f"(recorded {str(config.get('state_sha256'))[:16]}..., found {actual_state[:16]}...): the file changed or is corrupt"
+        )
+    if data_fingerprint is not None and config.get("data_fingerprint") not in (None, data_fingerprint):
+        raise ModelFormatError(
+            f"{folder} was fitted on data with fingerprint {config['data_fingerprint']}, "
+            f"but the data given have fingerprint {data_fingerprint}"
+        )
+    with np.load(folder / "state.npz", allow_pickle=False) as archive:
+        state = {key: archive[key] for key in archive.files}
+    estimator_config = dict(config["estimator"])
+    method = estimator_config.get("method")
+    if method == "meanscore":
+        estimator = MeanScore().set_state(state)
+    else:
+        estimator = SimRMF.from_config(estimator_config).set_state(state)
+    split = Split.load(folder / "split") if (folder / "split").is_dir() else None
+    metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else None
+    provenance = json.loads((folder / "provenance.json").read_text()) if (folder / "provenance.json").is_file() else {}
+    return SavedModel(estimator, config, split, metrics, provenance, folder)
