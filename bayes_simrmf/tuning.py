@@ -1,0 +1,137 @@
+"""Hyper-parameter selection on validation pairs carved from the training pairs.
+
+Test splits are never looked at. The training pairs of a split are divided into a part
+to fit and a validation part, in one of three ways that mirror the test splits:
+
+* ``"pairs"``: a random share of the pairs (like split A: known LLM, known item);
+* ``"items"``: every pair of a random share of the items (like split B: new items);
+* ``"llms"``: every pair of a random share of the LLMs (like split C: new LLMs).
+
+Each candidate is fitted on the rest and scored on the validation part (log loss by
+default, or any key of :func:`bayes_simrmf.metrics.evaluate`); the best is returned with
+the whole table, so the choice can be recorded beside the results.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+import pandas as pd
+
+from bayes_simrmf.errors import ConfigError
+from bayes_simrmf.metrics import evaluate
+
+HOLDOUTS = ("pairs", "items", "llms")
+LOWER_IS_BETTER = {"rmse_p": True, "rmse_m": True, "rmse_x": True, "log_loss": True, "auc": False}
+
+
+def carve_validation(
+    llm: np.ndarray,
+    item: np.ndarray,
+    *,
+    share: float = 0.1,
+    holdout: Literal["pairs", "items", "llms"] = "pairs",
+    seed: int = 0,
+) -> np.ndarray:
+    """Boolean mask ``(n_pairs,)``: True for the validation pairs.
+
+    Args:
+        llm, item: ids (or codes) of the training pairs.
+        share: share of pairs (``"pairs"``) or of entities (``"items"``, ``"llms"``) held out.
+        holdout: what is held out; see the module docstring.
+        seed: seeds the choice.
+    """
+    if not 0 < share < 1:
+        raise ConfigError(f"share must be in (0, 1), got {share!r}")
+    if holdout not in HOLDOUTS:
+        raise ConfigError(f"holdout must be one of {HOLDOUTS}, got {holdout!r}")
+    rng = np.random.default_rng([seed, HOLDOUTS.index(holdout)])
+    if holdout == "pairs":
+        return rng.random(len(llm)) < share
+    ids = np.asarray(item if holdout == "items" else llm)
+    unique = np.unique(ids)
+    n_held = max(1, int(round(share * len(unique))))
+    if n_held >= len(unique):
+        raise ConfigError(f"share={share} holds out all {len(unique)} {holdout}; use a smaller share")
+    held = rng.choice(unique, n_held, replace=False)
+    return np.isin(ids, held)
+
+
+@dataclass
+class TuningResult:
+    """Outcome of :func:`grid_search`.
+
+    Attributes:
+        best: the chosen hyper-parameters.
+        table: one row per candidate: its hyper-parameters, validation metrics, fit seconds.
+        metric: the metric that chose.
+        holdout, share, seed: how the validation pairs were carved.
+    """
+
+    best: dict
+    table: pd.DataFrame
+    metric: str
+    holdout: str
+    share: float
+    seed: int
+
+
+def grid_search(
+    make_estimator: Callable[..., object],
+    grid: dict[str, Sequence],
+    llm: np.ndarray,
+    item: np.ndarray,
+    correct: np.ndarray,
+    *,
+    metric: str = "log_loss",
+    holdout: Literal["pairs", "items", "llms"] = "pairs",
+    share: float = 0.1,
+    seed: int = 0,
+    fit_kwargs: dict | None = None,
+    log: Callable[[str], None] | None = print,
+) -> TuningResult:
+    """Try every combination in ``grid`` and keep the best on validation pairs.
+
+    Args:
+        make_estimator: builds an unfitted estimator from keyword hyper-parameters.
+        grid: name -> candidate values; the product of all lists is tried.
+        llm, item, correct: the training pairs (ids and 0/1 scores).
+        metric: key of :func:`bayes_simrmf.metrics.evaluate` to optimise.
+        fit_kwargs: passed to every ``fit`` (e.g. side information).
+    """
+    if metric not in LOWER_IS_BETTER:
+        raise ConfigError(f"metric must be one of {sorted(LOWER_IS_BETTER)}, got {metric!r}")
+    if not grid or any(len(values) == 0 for values in grid.values()):
+        raise ConfigError(f"grid must name at least one value per hyper-parameter, got {grid!r}")
+    llm, item, correct = np.asarray(llm), np.asarray(item), np.asarray(correct)
+    validation = carve_validation(llm, item, share=share, holdout=holdout, seed=seed)
+    fit_part = ~validation
+    llm_codes = pd.factorize(llm[validation])[0]
+    item_codes = pd.factorize(item[validation])[0]
+    names = list(grid)
+    rows = []
+    for values in itertools.product(*(grid[name] for name in names)):
+        candidate = dict(zip(names, values))
+        start = time.perf_counter()
+        estimator = make_estimator(**candidate)
+        estimator.fit(llm[fit_part], item[fit_part], correct[fit_part], **(fit_kwargs or {}))
+        prob = estimator.predict(llm[validation], item[validation], unknown="population")
+        scores = evaluate(prob, correct[validation], llm_codes, item_codes)
+        rows.append({**candidate, **{k: scores[k] for k in LOWER_IS_BETTER}, "seconds": time.perf_counter() - start})
+        if log:
+            log(f"  {candidate}: validation {metric} {scores[metric]:.5f}")
+    table = pd.DataFrame(rows)
+    best_row = table[metric].idxmin() if LOWER_IS_BETTER[metric] else table[metric].idxmax()
+    best = {name: _plain(table.loc[best_row, name]) for name in names}
+    if log:
+        log(f"chosen on {holdout} validation ({share:.0%}, {int(validation.sum())} pairs): {best}")
+    return TuningResult(best=best, table=table, metric=metric, holdout=holdout, share=share, seed=seed)
+
+
+def _plain(value):
+    """numpy scalars to Python scalars (JSON-ready)."""
+    return value.item() if hasattr(value, "item") else value
