@@ -19,14 +19,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
 from bayes_simrmf.errors import ConfigError, UnknownEntityError
 from bayes_simrmf.inference import InferenceConfig, SVIResult, run_svi
-from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, ModelConfig
+from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, ModelConfig, SimilarityInputs
 
-METHODS = ("meanscore", "mf")
+METHODS = ("meanscore", "mf", "simrmf", "oracle")
+SIMILARITY_METHODS = ("simrmf", "oracle")
 UNKNOWN_POLICIES = ("error", "population")
 
 # An unseen entity is averaged over at most this many fitted ones, in chunks of this many.
@@ -95,13 +97,21 @@ class SimRMF:
     """Matrix factorisation of LLM × question correctness, fitted by SVI in NumPyro.
 
     Args:
-        method: "mf" (BCE + L2 + biases). SimRMF and the oracle arrive with side information.
+        method: "mf" (BCE + L2 + biases), "simrmf" (plus Gram potentials towards side-information
+            similarity) or "oracle" (the same with the ideal similarity from the true scores).
         dim: latent dimension d.
         lambda_reg: L2 weight (prior sd of factor entries is 1/√(2 λ_reg)).
         biases: intercept plus hierarchical per-LLM and per-item biases (see :mod:`bayes_simrmf.model`).
         guide: "delta" (MAP, the paper), "normal" or "lowrank".
         learning_rate, max_steps, tol, layout, progress: inference settings (:class:`InferenceConfig`).
         seed: seeds initial values and SVI draws; the same seed gives the same fit.
+        similarity_weight_items, similarity_weight_llms: κ_X, κ_M. The paper's λ is
+            ``κ · n_pairs / n²`` (n items or LLMs in the model): the likelihood grows with the
+            number of observed pairs and the potential with n², so κ is comparable across
+            data sizes. 0 switches a side off.
+        similarity_on: "augmented" matches the Gram of ``[factors, bias]`` to the similarity (it
+            then predicts a new item's difficulty); "factors" matches the factors only.
+        profile_scale: fit the similarity's scale (closed form) instead of fixing it to 1.
     """
 
     def __init__(
@@ -117,6 +127,10 @@ class SimRMF:
         layout: Literal["auto", "dense", "pairs"] = "auto",
         seed: int = 0,
         progress: bool = True,
+        similarity_weight_items: float = 1.0,
+        similarity_weight_llms: float = 1.0,
+        similarity_on: Literal["augmented", "factors"] = "augmented",
+        profile_scale: bool = True,
     ) -> None:
         self.method = method
         self.dim = dim
@@ -129,6 +143,10 @@ class SimRMF:
         self.layout = layout
         self.seed = seed
         self.progress = progress
+        self.similarity_weight_items = similarity_weight_items
+        self.similarity_weight_llms = similarity_weight_llms
+        self.similarity_on = similarity_on
+        self.profile_scale = profile_scale
 
     # configuration ---------------------------------------------------------------------------
     def model_config(self) -> ModelConfig:
@@ -157,36 +175,79 @@ class SimRMF:
             "tol": float(self.tol),
             "layout": self.layout,
             "seed": int(self.seed),
+            "similarity_weight_items": float(self.similarity_weight_items),
+            "similarity_weight_llms": float(self.similarity_weight_llms),
+            "similarity_on": self.similarity_on,
+            "profile_scale": bool(self.profile_scale),
         }
 
     # fitting ---------------------------------------------------------------------------------
-    def fit(self, llm, item, correct, *, llms=None, items=None) -> SimRMF:
+    def fit(self, llm, item, correct, *, llms=None, items=None, side=None) -> SimRMF:
         """Fit to observed pairs.
 
         Args:
             llm, item: ``(n_pairs,)`` ids of each observed pair's LLM and item.
             correct: ``(n_pairs,)`` 0/1 scores.
-            llms, items: further entities to carry in the model without data (transductive);
-                for MF they would sit at their prior, so they are only recorded.
+            llms, items: further entities to hold in the model without data (transductive).
+                MF ignores them (they would sit at their prior; predictions for them come
+                from the population). SimRMF fits them through the similarity potentials.
+            side: :class:`~bayes_simrmf.sideinfo.SideInformation` with rows for every entity
+                in the model; required by "simrmf" and "oracle".
         """
-        if self.method not in ("mf",):
-            raise ConfigError(f"method must be 'mf' for this estimator, got {self.method!r}")
+        if self.method not in ("mf", *SIMILARITY_METHODS):
+            raise ConfigError(f"method must be one of mf, simrmf, oracle; got {self.method!r}")
+        if self.similarity_on not in ("augmented", "factors"):
+            raise ConfigError(f"similarity_on must be 'augmented' or 'factors', got {self.similarity_on!r}")
+        for name in ("similarity_weight_items", "similarity_weight_llms"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
         llm, item, correct = _check_pairs(llm, item, correct)
+        uses_similarity = self.method in SIMILARITY_METHODS
+        if uses_similarity and side is None:
+            raise ConfigError(
+                f"method={self.method!r} needs side information: pass side=build_side_information(...) "
+                "(bayes_simrmf.sideinfo)"
+            )
         model_config = self.model_config()
         inference_config = self.inference_config()
-        # Entities holding data come first, so the dense layout's block is the leading block.
-        llm_codes, self.llms_ = pd.factorize(pd.Series(llm), sort=True)
-        item_codes, self.items_ = pd.factorize(pd.Series(item), sort=True)
-        self.llms_ = np.asarray(self.llms_, dtype=str)
-        self.items_ = np.asarray(self.items_, dtype=str)
+        # Entities holding data come first, so the dense layout's block is the leading block;
+        # SimRMF appends the entities without data, which only the potentials inform.
+        warm_llms = np.unique(llm)
+        warm_items = np.unique(item)
+        self.llms_, self.items_ = warm_llms, warm_items
+        if uses_similarity:
+            extra_llms = np.setdiff1d(np.asarray(llms if llms is not None else [], dtype=str), warm_llms)
+            extra_items = np.setdiff1d(np.asarray(items if items is not None else [], dtype=str), warm_items)
+            self.llms_ = np.concatenate([warm_llms, extra_llms])
+            self.items_ = np.concatenate([warm_items, extra_items])
+        llm_codes = np.searchsorted(warm_llms, llm).astype(np.int32)
+        item_codes = np.searchsorted(warm_items, item).astype(np.int32)
+        similarity = None
+        self.similarity_lambdas_ = {}
+        if uses_similarity:
+            item_factor = side.rows_for("item", self.items_)
+            llm_factor = side.rows_for("llm", self.llms_)
+            lambda_items = float(self.similarity_weight_items) * len(correct) / len(self.items_) ** 2
+            lambda_llms = float(self.similarity_weight_llms) * len(correct) / len(self.llms_) ** 2
+            self.similarity_lambdas_ = {"lambda_items": lambda_items, "lambda_llms": lambda_llms}
+            similarity = SimilarityInputs(
+                items_factor=None if item_factor is None or lambda_items == 0 else jnp.asarray(item_factor),
+                llms_factor=None if llm_factor is None or lambda_llms == 0 else jnp.asarray(llm_factor),
+                items_weight=lambda_items,
+                llms_weight=lambda_llms,
+                augmented=self.similarity_on == "augmented",
+                profile_scale=bool(self.profile_scale),
+            )
         result = run_svi(
             len(self.llms_),
             len(self.items_),
-            llm_codes.astype(np.int32),
-            item_codes.astype(np.int32),
+            llm_codes,
+            item_codes,
             correct,
             model_config,
             inference_config,
+            similarity=similarity,
             seed=int(self.seed),
             description=f"fit {self.method} ({self.guide})",
         )
@@ -197,6 +258,8 @@ class SimRMF:
         self.fit_seconds_ = result.seconds
         self.layout_ = result.layout
         self.n_pairs_ = int(len(correct))
+        self.n_warm_llms_ = len(warm_llms)
+        self.n_warm_items_ = len(warm_items)
         return self
 
     # prediction ------------------------------------------------------------------------------
@@ -275,8 +338,8 @@ class SimRMF:
             if self.biases:
                 logits += float(params[INTERCEPT]) + params[LLM_BIAS][llm] + params[ITEM_BIAS][item]
             prob[both] = 1.0 / (1.0 + np.exp(-logits))
-        llm_population = self._population(len(self.llms_), 1)
-        item_population = self._population(len(self.items_), 2)
+        llm_population = self._population(self.n_warm_llms_, 1)
+        item_population = self._population(self.n_warm_items_, 2)
         new_llm_only = ~known_llm & known_item
         if new_llm_only.any():
             items, inverse = np.unique(item_codes[new_llm_only], return_inverse=True)
@@ -299,6 +362,7 @@ class SimRMF:
         state["losses"] = np.asarray(self.losses_, dtype=np.float32)
         state["converged"] = np.asarray(self.converged_)
         state["n_pairs"] = np.asarray(self.n_pairs_)
+        state["n_warm"] = np.asarray([self.n_warm_llms_, self.n_warm_items_])
         return state
 
     def set_state(self, state: dict[str, np.ndarray]) -> SimRMF:
@@ -308,6 +372,7 @@ class SimRMF:
         self.losses_ = np.asarray(state["losses"])
         self.converged_ = bool(state["converged"])
         self.n_pairs_ = int(state["n_pairs"])
+        self.n_warm_llms_, self.n_warm_items_ = (int(v) for v in state["n_warm"])
         self.svi_result_ = None
         return self
 
@@ -324,6 +389,6 @@ def make_estimator(method: str, **options):
     """Build the estimator for ``method`` ("meanscore" or "mf") from keyword options."""
     if method == "meanscore":
         return MeanScore()
-    if method == "mf":
-        return SimRMF(method="mf", **options)
+    if method in ("mf", *SIMILARITY_METHODS):
+        return SimRMF(method=method, **options)
     raise ConfigError(f"method must be one of {', '.join(METHODS)}; got {method!r}")

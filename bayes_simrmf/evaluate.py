@@ -20,8 +20,8 @@ TEST_SPLITS = ("A", "B", "C", "D")
 METRIC_COLUMNS = ("rmse_p", "rmse_m", "rmse_x", "log_loss", "auc", "n_pairs")
 
 
-def fit_on_split(estimator, split: Split):
-    """Fit ``estimator`` on the split's training pairs; returns the estimator."""
+def fit_on_split(estimator, split: Split, side=None):
+    """Fit ``estimator`` on the split's training pairs (with side information, if given); returns it."""
     train = split.pairs["train"]
     return estimator.fit(
         split.llms[train.llm],
@@ -29,6 +29,7 @@ def fit_on_split(estimator, split: Split):
         train.correct,
         llms=split.llms,
         items=split.items,
+        side=side,
     )
 
 

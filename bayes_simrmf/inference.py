@@ -224,17 +224,23 @@ def run_svi(
     svi = SVI(simrmf_model, guide, optimizer, loss=elbo)
     model_args = (n_llms, n_items, layout, model_config)
     model_kwargs = {"correct": observed, "similarity": similarity}
+    # Arrays enter the compiled step as arguments (see SimilarityInputs); sizes and configs stay static.
+    data = (layout, observed, similarity)
 
     start = time.perf_counter()
     rng_key = jax.random.PRNGKey(seed)
     state = svi.init(rng_key, *model_args, **model_kwargs)
 
-    def one_step(svi_state, _):
-        svi_state, loss = svi.update(svi_state, *model_args, **model_kwargs)
-        return svi_state, loss
-
     @jax.jit
-    def run_chunk(svi_state):
+    def run_chunk(svi_state, data):
+        chunk_layout, chunk_observed, chunk_similarity = data
+
+        def one_step(step_state, _):
+            return svi.update(
+                step_state, n_llms, n_items, chunk_layout, model_config,
+                correct=chunk_observed, similarity=chunk_similarity,
+            )
+
         return jax.lax.scan(one_step, svi_state, None, length=config.chunk)
 
     losses: list[np.ndarray] = []
@@ -244,7 +250,7 @@ def run_svi(
     bar = tqdm(total=n_chunks * config.chunk, desc=description, disable=not config.progress, unit="step", leave=False)
     try:
         for chunk_index in range(n_chunks):
-            new_state, chunk_losses = run_chunk(state)
+            new_state, chunk_losses = run_chunk(state, data)
             chunk_losses = np.asarray(chunk_losses)
             bad = np.flatnonzero(~np.isfinite(chunk_losses))
             if bad.size:

@@ -36,16 +36,17 @@ Two layouts of the observed pairs give the same log density:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
 from bayes_simrmf.errors import ConfigError
-from bayes_simrmf.similarity import gram_mismatch
+from bayes_simrmf.similarity import gram_mismatch, scaled_gram_mismatch
 
 #: Sites of the model, by role; used by inference, prediction and the ArviZ export.
 LLM_FACTORS = "llm_factors"
@@ -129,16 +130,43 @@ class DenseLayout(NamedTuple):
 class SimilarityInputs:
     """Low-rank square-root similarity factors for the Gram potentials (SimRMF).
 
-    ``√S_items = items_factor @ items_factorᵀ``; the potential on the item side is
-    ``-items_weight * ‖X Xᵀ − √S_items‖²_F``, computed without an items × items matrix.
-    Either side may be None (no potential on that side).
+    ``√S_items = items_factor @ items_factorᵀ`` (rows in the model's item order); the item
+    potential is ``-items_weight * ‖F Fᵀ − s·√S_items‖²_F``, computed without an items × items
+    matrix. Either side may be None (no potential on that side; weights are traced values,
+    so a side is switched off by its factor being None, not by a zero weight).
+
+    Attributes:
+        items_factor, llms_factor: ``(n_items, r)`` / ``(n_llms, k)`` factors, or None.
+        items_weight, llms_weight: the paper's λ_X and λ_M (potential precisions / 2).
+        augmented: F is ``[factors, bias]`` (the similarity also informs difficulty and
+            ability, so a new item's bias is predicted from similar items); else the factors only.
+        profile_scale: profile out the similarity's scale ``s`` (see
+            :func:`bayes_simrmf.similarity.scaled_gram_mismatch`); False fixes ``s = 1`` (the paper).
     """
 
     items_factor: jnp.ndarray | None = None
     llms_factor: jnp.ndarray | None = None
     items_weight: float = 0.0
     llms_weight: float = 0.0
-    extra: dict = field(default_factory=dict)
+    augmented: bool = True
+    profile_scale: bool = True
+
+
+# A pytree, so the factors travel into jit-compiled steps as arguments: closed over as
+# constants, XLA would try to constant-fold products of them and compile for minutes.
+jax.tree_util.register_dataclass(
+    SimilarityInputs,
+    data_fields=["items_factor", "llms_factor", "items_weight", "llms_weight"],
+    meta_fields=["augmented", "profile_scale"],
+)
+
+
+def _similarity_potential(factors, biases, sqrt_sim_factor, weight, similarity: SimilarityInputs):
+    latent = factors if factors is not None else jnp.zeros((sqrt_sim_factor.shape[0], 0), jnp.float32)
+    if similarity.augmented and biases is not None:
+        latent = jnp.concatenate([latent, biases[:, None]], axis=1)
+    mismatch = scaled_gram_mismatch if similarity.profile_scale else gram_mismatch
+    return -weight * mismatch(latent, sqrt_sim_factor)
 
 
 def logits_for_pairs(params: dict, llm: jnp.ndarray, item: jnp.ndarray, biases: bool) -> jnp.ndarray:
@@ -194,16 +222,18 @@ def simrmf_model(
                 ITEM_FACTORS, dist.Normal(jnp.zeros(config.dim), factor_sd).to_event(1)
             )
 
-    if similarity is not None and config.dim:
-        if similarity.items_factor is not None and similarity.items_weight > 0:
+    if similarity is not None:
+        if similarity.items_factor is not None:
             numpyro.factor(
                 "item_similarity",
-                -similarity.items_weight * gram_mismatch(params[ITEM_FACTORS], similarity.items_factor),
+                _similarity_potential(params.get(ITEM_FACTORS), params.get(ITEM_BIAS), similarity.items_factor,
+                                      similarity.items_weight, similarity),
             )
-        if similarity.llms_factor is not None and similarity.llms_weight > 0:
+        if similarity.llms_factor is not None:
             numpyro.factor(
                 "llm_similarity",
-                -similarity.llms_weight * gram_mismatch(params[LLM_FACTORS], similarity.llms_factor),
+                _similarity_potential(params.get(LLM_FACTORS), params.get(LLM_BIAS), similarity.llms_factor,
+                                      similarity.llms_weight, similarity),
             )
 
     if isinstance(layout, DenseLayout):

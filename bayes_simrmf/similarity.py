@@ -51,6 +51,7 @@ __all__ = [
     "gram_fro2",
     "gram_mismatch",
     "gram_mismatch_dense",
+    "scaled_gram_mismatch",
     "llm_feature_matrix",
     "llm_lineage_matrix",
     "llm_similarity",
@@ -295,6 +296,24 @@ def gram_mismatch(
         factor_gram = jnp.matmul(sqrt_sim_factor.T, sqrt_sim_factor, precision=_FULL_PRECISION)  # (k, k)
         WtW_fro2 = jnp.sum(factor_gram**2)
     return jnp.sum(latent_gram**2) - 2.0 * jnp.sum(cross**2) + jnp.asarray(WtW_fro2, dtype=jnp.float32)
+
+
+def scaled_gram_mismatch(latent: jax.Array, sqrt_sim_factor: jax.Array, WtW_fro2: float | jax.Array | None = None) -> jax.Array:
+    """``min_{s ≥ 0} ‖X Xᵀ − s·W Wᵀ‖²_F = ‖XᵀX‖²_F − ‖WᵀX‖⁴_F / ‖WᵀW‖²_F`` (low-rank, exact).
+
+    The scale ``s`` of the similarity is profiled out: its optimum ``‖WᵀX‖²/‖WᵀW‖²`` is closed
+    form (the MAP of a scale with a flat prior), so only the *shape* of ``√S`` is matched, not
+    its units, which are arbitrary (a cosine's square root has nothing to do with logits).
+    """
+    latent = jnp.asarray(latent, dtype=jnp.float32)
+    sqrt_sim_factor = jnp.asarray(sqrt_sim_factor, dtype=jnp.float32)
+    latent_gram = jnp.matmul(latent.T, latent, precision=_FULL_PRECISION)
+    cross = jnp.matmul(sqrt_sim_factor.T, latent, precision=_FULL_PRECISION)
+    if WtW_fro2 is None:
+        factor_gram = jnp.matmul(sqrt_sim_factor.T, sqrt_sim_factor, precision=_FULL_PRECISION)
+        WtW_fro2 = jnp.sum(factor_gram**2)
+    cross_fro2 = jnp.sum(cross**2)
+    return jnp.sum(latent_gram**2) - cross_fro2**2 / jnp.asarray(WtW_fro2, dtype=jnp.float32)
 
 
 def gram_mismatch_dense(latent: jax.Array, sqrt_sim: jax.Array) -> jax.Array:

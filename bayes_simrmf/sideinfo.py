@@ -1,0 +1,169 @@
+"""Side information for SimRMF: square-root similarity factors aligned to entity ids.
+
+Builds, for a dataset and the LLM / item ids a model will hold, the factors ``W`` with
+``√S ≈ W Wᵀ`` that the model's Gram potentials use:
+
+* items: cosine similarity of text embeddings (precomputed file beside the data, or
+  computed with a sentence-transformers model, cached);
+* LLMs: ``α·S_feature + (1−α)·S_lineage`` from the LLM metadata table;
+* oracle (experiments only): ``ZᵀZ`` and ``Z Zᵀ`` from the full true score matrix.
+
+Centring. Every factor is centred over its rows (``W − mean(W)``), which double-centres
+``√S`` (``H √S H``). The model's intercept already carries what all items share, and an
+uncentred text similarity is dominated by that shared direction (all questions of one
+benchmark look alike): matching it would pull every item's difficulty to the same value.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from bayes_simrmf.data import Dataset
+from bayes_simrmf.embeddings import DEFAULT_EMBEDDING_MODEL, embed_texts, load_precomputed_embeddings
+from bayes_simrmf.errors import ConfigError, DataError
+from bayes_simrmf.similarity import (
+    llm_similarity,
+    oracle_factors,
+    sqrt_psd_factor_from_dense,
+    sqrt_psd_factor_from_embeddings,
+)
+
+
+@dataclass
+class SideInformation:
+    """Square-root similarity factors, one row per entity id.
+
+    Attributes:
+        llms: ``(n_llms,)`` ids of the rows of ``llm_factor``.
+        llm_factor: ``(n_llms, k)`` with ``√S_M ≈ W Wᵀ``, or None (no LLM potential).
+        items: ``(n_items,)`` ids of the rows of ``item_factor``.
+        item_factor: ``(n_items, r)`` with ``√S_X ≈ W Wᵀ``, or None.
+        report: what was built, kept, clipped or could not be parsed.
+    """
+
+    llms: np.ndarray
+    llm_factor: np.ndarray | None
+    items: np.ndarray
+    item_factor: np.ndarray | None
+    report: dict = field(default_factory=dict)
+
+    def rows_for(self, kind: str, ids: np.ndarray) -> np.ndarray | None:
+        """Factor rows for ``ids`` (in that order); DataError naming ids without a row."""
+        known, factor = (self.llms, self.llm_factor) if kind == "llm" else (self.items, self.item_factor)
+        if factor is None:
+            return None
+        position = {entity: row for row, entity in enumerate(known)}
+        missing = [entity for entity in ids if entity not in position]
+        if missing:
+            raise DataError(
+                f"side information has no {kind} row for {len(missing)} id(s), e.g. {missing[:5]}; "
+                f"build it for every {kind} the model will hold"
+            )
+        return factor[[position[entity] for entity in ids]]
+
+
+def centre_rows(factor: np.ndarray) -> np.ndarray:
+    """``W − mean_rows(W)``: the factor of the double-centred ``H (W Wᵀ) H``."""
+    return (factor - factor.mean(axis=0, keepdims=True)).astype(np.float32)
+
+
+def precomputed_embeddings_file(folder: str | os.PathLike, model: str = DEFAULT_EMBEDDING_MODEL) -> Path:
+    """Path of ``item_embeddings.<model>.parquet`` in a dataset folder (may not exist)."""
+    return Path(folder) / f"item_embeddings.{Path(model).name}.parquet"
+
+
+def item_embeddings(
+    dataset: Dataset,
+    item_ids: np.ndarray,
+    *,
+    embeddings: str | os.PathLike | None = None,
+    model: str = DEFAULT_EMBEDDING_MODEL,
+    log: Callable[[str], None] | None = print,
+) -> np.ndarray:
+    """Unit-norm text embeddings ``(n_items, r)`` of ``item_ids``.
+
+    Uses, in order: the parquet file ``embeddings`` if given; the dataset folder's
+    ``item_embeddings.<model>.parquet`` if present (checked against the texts); otherwise
+    embeds the item texts with ``model`` (cached on disk).
+    """
+    texts = _item_texts(dataset, item_ids)
+    path = Path(embeddings) if embeddings is not None else None
+    if path is None and dataset.source and Path(dataset.source).is_dir():
+        candidate = precomputed_embeddings_file(dataset.source, model)
+        path = candidate if candidate.is_file() else None
+    if path is not None:
+        if log:
+            log(f"item embeddings: {path}")
+        return load_precomputed_embeddings(path, list(item_ids), texts=texts)
+    if log:
+        log(f"item embeddings: embedding {len(texts)} texts with {model}")
+    return embed_texts(texts, model)
+
+
+def _item_texts(dataset: Dataset, item_ids: np.ndarray) -> list[str]:
+    if "text" not in dataset.items.columns:
+        raise DataError(f"{dataset.name}: items table has no 'text' column, so there is no question similarity")
+    table = dataset.items.set_index("item")["text"]
+    texts = table.reindex(list(item_ids))
+    missing = texts.isna().to_numpy()
+    if missing.any():
+        examples = list(np.asarray(item_ids)[missing][:5])
+        raise DataError(f"{dataset.name}: {int(missing.sum())} item(s) have no text, e.g. {examples}")
+    return texts.astype(str).tolist()
+
+
+def build_side_information(
+    dataset: Dataset,
+    llm_ids: np.ndarray,
+    item_ids: np.ndarray,
+    *,
+    kind: str = "similarity",
+    alpha: float = 0.5,
+    embeddings: str | os.PathLike | None = None,
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+    energy: float | None = None,
+    centre: bool = True,
+    log: Callable[[str], None] | None = print,
+) -> SideInformation:
+    """Factors for ``kind="similarity"`` (SimRMF) or ``kind="oracle"`` (OracleSimRMF).
+
+    Args:
+        llm_ids, item_ids: the entities the model will hold (rows of the factors, in order).
+        alpha: weight of the feature similarity in ``S_M`` (the rest is lineage).
+        embeddings, embedding_model: see :func:`item_embeddings`.
+        energy: keep the top components holding this share of ``trace(√S)`` (None: all).
+        centre: double-centre each similarity (see the module docstring).
+    """
+    llm_ids = np.asarray(llm_ids).astype(str)
+    item_ids = np.asarray(item_ids).astype(str)
+    report: dict = {"kind": kind, "centred": centre}
+    if kind == "oracle":
+        llm_codes = {entity: i for i, entity in enumerate(llm_ids)}
+        item_codes = {entity: k for k, entity in enumerate(item_ids)}
+        responses = dataset.responses
+        keep = responses["llm"].isin(llm_codes).to_numpy() & responses["item"].isin(item_codes).to_numpy()
+        llm_index = responses["llm"][keep].map(llm_codes).to_numpy()
+        item_index = responses["item"][keep].map(item_codes).to_numpy()
+        llm_factor, item_factor, oracle_report = oracle_factors(
+            llm_index, item_index, responses["correct"][keep].to_numpy(), len(llm_ids), len(item_ids), energy=energy
+        )
+        report["oracle"] = oracle_report
+    elif kind == "similarity":
+        vectors = item_embeddings(dataset, item_ids, embeddings=embeddings, model=embedding_model, log=log)
+        item_factor, item_report = sqrt_psd_factor_from_embeddings(vectors, energy=energy)
+        llms_table = dataset.llms.set_index("llm").reindex(list(llm_ids)).reset_index()
+        sim_llms, llm_report = llm_similarity(llms_table, alpha=alpha)
+        llm_factor, llm_sqrt_report = sqrt_psd_factor_from_dense(sim_llms, energy=energy)
+        report.update(items=item_report, llms=llm_report, llms_sqrt=llm_sqrt_report, alpha=alpha)
+    else:
+        raise ConfigError(f"kind must be 'similarity' or 'oracle', got {kind!r}")
+    if centre:
+        llm_factor, item_factor = centre_rows(llm_factor), centre_rows(item_factor)
+    if log:
+        log(f"side information ({kind}): LLM factor {llm_factor.shape}, item factor {item_factor.shape}")
+    return SideInformation(llm_ids, np.asarray(llm_factor, np.float32), item_ids, np.asarray(item_factor, np.float32), report)
