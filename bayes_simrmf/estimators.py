@@ -112,6 +112,8 @@ class SimRMF:
         similarity_on: "augmented" matches the Gram of ``[factors, bias]`` to the similarity (it
             then predicts a new item's difficulty); "factors" matches the factors only.
         profile_scale: fit the similarity's scale (closed form) instead of fixing it to 1.
+        similarity_cold_only: let the potentials move only entities without data (see
+            :class:`~bayes_simrmf.model.SimilarityInputs`); False is the paper's joint potential.
     """
 
     def __init__(
@@ -131,6 +133,7 @@ class SimRMF:
         similarity_weight_llms: float = 1.0,
         similarity_on: Literal["augmented", "factors"] = "augmented",
         profile_scale: bool = True,
+        similarity_cold_only: bool = False,
     ) -> None:
         self.method = method
         self.dim = dim
@@ -147,6 +150,7 @@ class SimRMF:
         self.similarity_weight_llms = similarity_weight_llms
         self.similarity_on = similarity_on
         self.profile_scale = profile_scale
+        self.similarity_cold_only = similarity_cold_only
 
     # configuration ---------------------------------------------------------------------------
     def model_config(self) -> ModelConfig:
@@ -179,6 +183,7 @@ class SimRMF:
             "similarity_weight_llms": float(self.similarity_weight_llms),
             "similarity_on": self.similarity_on,
             "profile_scale": bool(self.profile_scale),
+            "similarity_cold_only": bool(self.similarity_cold_only),
         }
 
     # fitting ---------------------------------------------------------------------------------
@@ -238,6 +243,9 @@ class SimRMF:
                 llms_weight=lambda_llms,
                 augmented=self.similarity_on == "augmented",
                 profile_scale=bool(self.profile_scale),
+                cold_only=bool(self.similarity_cold_only),
+                n_warm_items=len(warm_items),
+                n_warm_llms=len(warm_llms),
             )
         result = run_svi(
             len(self.llms_),

@@ -73,7 +73,7 @@ class InferenceConfig:
     lowrank_rank: int = 8
     num_particles: int = 1
     layout: Literal["auto", "dense", "pairs"] = "auto"
-    dense_min_density: float = 0.02
+    dense_min_density: float = 0.1
     dense_max_cells: int = 50_000_000
     init_scale: float = 0.1
     progress: bool = True

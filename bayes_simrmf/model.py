@@ -142,6 +142,11 @@ class SimilarityInputs:
             ability, so a new item's bias is predicted from similar items); else the factors only.
         profile_scale: profile out the similarity's scale ``s`` (see
             :func:`bayes_simrmf.similarity.scaled_gram_mismatch`); False fixes ``s = 1`` (the paper).
+        cold_only: the potential moves only entities without data (index ≥ ``n_warm_*``): the
+            rows of entities with data enter it as constants (a "cut": their vectors are learnt
+            from their answers alone, and cold vectors are folded in from the similarity to
+            them). False is the paper's joint potential.
+        n_warm_items, n_warm_llms: entities with data (the leading rows).
     """
 
     items_factor: jnp.ndarray | None = None
@@ -150,6 +155,9 @@ class SimilarityInputs:
     llms_weight: float = 0.0
     augmented: bool = True
     profile_scale: bool = True
+    cold_only: bool = False
+    n_warm_items: int = 0
+    n_warm_llms: int = 0
 
 
 # A pytree, so the factors travel into jit-compiled steps as arguments: closed over as
@@ -157,14 +165,16 @@ class SimilarityInputs:
 jax.tree_util.register_dataclass(
     SimilarityInputs,
     data_fields=["items_factor", "llms_factor", "items_weight", "llms_weight"],
-    meta_fields=["augmented", "profile_scale"],
+    meta_fields=["augmented", "profile_scale", "cold_only", "n_warm_items", "n_warm_llms"],
 )
 
 
-def _similarity_potential(factors, biases, sqrt_sim_factor, weight, similarity: SimilarityInputs):
+def _similarity_potential(factors, biases, sqrt_sim_factor, weight, similarity: SimilarityInputs, n_warm: int):
     latent = factors if factors is not None else jnp.zeros((sqrt_sim_factor.shape[0], 0), jnp.float32)
     if similarity.augmented and biases is not None:
         latent = jnp.concatenate([latent, biases[:, None]], axis=1)
+    if similarity.cold_only:
+        latent = jnp.concatenate([jax.lax.stop_gradient(latent[:n_warm]), latent[n_warm:]], axis=0)
     mismatch = scaled_gram_mismatch if similarity.profile_scale else gram_mismatch
     return -weight * mismatch(latent, sqrt_sim_factor)
 
@@ -227,13 +237,13 @@ def simrmf_model(
             numpyro.factor(
                 "item_similarity",
                 _similarity_potential(params.get(ITEM_FACTORS), params.get(ITEM_BIAS), similarity.items_factor,
-                                      similarity.items_weight, similarity),
+                                      similarity.items_weight, similarity, similarity.n_warm_items),
             )
         if similarity.llms_factor is not None:
             numpyro.factor(
                 "llm_similarity",
                 _similarity_potential(params.get(LLM_FACTORS), params.get(LLM_BIAS), similarity.llms_factor,
-                                      similarity.llms_weight, similarity),
+                                      similarity.llms_weight, similarity, similarity.n_warm_llms),
             )
 
     if isinstance(layout, DenseLayout):

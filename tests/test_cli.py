@@ -1,0 +1,241 @@
+"""Tests of the command line (bayes_simrmf.cli) through click's CliRunner: help texts, a small fit on the
+synthetic demo data, re-evaluation of the saved folder, and one-line errors with meaningful exit codes.
+
+Exit codes: 0 success, 1 a bayes-simrmf error, 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from bayes_simrmf.cli import main
+from bayes_simrmf.errors import DataError
+
+SPLITS = ("A", "B", "C", "D")
+# Known block 120 x 200 (the shape the other test modules compile), small enough to fit in seconds.
+SMALL_FIT = [
+    "--T", "50", "--max-steps", "200", "--dim", "3", "--n-known-llms", "120", "--n-known-items", "200",
+    "--n-test-pairs", "20000", "--quiet",
+]
+_ROW = re.compile(r"^\s*(?P<method>mf|meanscore)\s+(?P<split>[ABCD])\s+(?P<numbers>[-0-9.\s]+?)\s*$")
+
+
+def _table_rows(output: str) -> dict[tuple[str, str], list[float]]:
+    """``(method, split) -> [RMSE_p, RMSE_m, RMSE_x, log_loss, auc, n_pairs]`` from a printed metric table."""
+    header = next(line for line in output.splitlines() if "RMSE_p" in line)
+    assert header.split() == ["method", "split", "RMSE_p", "RMSE_m", "RMSE_x", "log_loss", "auc", "n_pairs"]
+    rows = {}
+    for line in output.splitlines():
+        match = _ROW.match(line)
+        if match:
+            rows[(match["method"], match["split"])] = [float(value) for value in match["numbers"].split()]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture(scope="module")
+def small_fit(runner, tmp_path_factory):
+    """One small `fit` on the synthetic demo data: (result, model folder)."""
+    folder = tmp_path_factory.mktemp("cli") / "model"
+    result = runner.invoke(main, ["fit", *SMALL_FIT, "--out", str(folder)])
+    return result, folder
+
+
+# --------------------------------------------------------------------------------------------------
+# help
+# --------------------------------------------------------------------------------------------------
+
+
+def test_fit_help_shows_defaults_and_an_example(runner):
+    result = runner.invoke(main, ["fit", "--help"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # undo click's line wrapping
+    assert "Example:" in text and "bayes-simrmf fit --data" in text
+    for expected in ("[default: 300]", "[default: delta]", "[default: 8]", "[default: 1.0]", "[default: 0.05]",
+                     "[default: 3000]", "[default: 1000000]", "[default: mf]"):
+        assert expected in text, expected
+    # Every option that takes a value shows its default: cut the Options section into one entry per option
+    # (they are listed in declaration order) and look for "[default:" in each.
+    options = [p for p in main.commands["fit"].params if isinstance(p, click.Option)]
+    section = text[text.index("Options:"):]
+    starts = [section.index(f" {option.opts[0]} ") for option in options]
+    assert starts == sorted(starts)
+    for option, start, end in zip(options, starts, [*starts[1:], len(section)]):
+        if not option.is_flag:
+            assert "[default:" in section[start:end], option.name
+
+
+def test_evaluate_help_shows_an_example_and_the_json_option(runner):
+    result = runner.invoke(main, ["evaluate", "--help"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "Example:" in text and "bayes-simrmf evaluate models/" in text
+    assert "--json" in text and "[default: error]" in text
+
+
+# --------------------------------------------------------------------------------------------------
+# fit and evaluate
+# --------------------------------------------------------------------------------------------------
+
+
+def test_fit_on_synthetic_data_prints_metrics_for_splits_a_to_d_and_writes_the_folder(small_fit):
+    result, folder = small_fit
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    rows = _table_rows(result.stdout)
+    assert set(rows) == {(method, split) for method in ("mf", "meanscore") for split in SPLITS}
+    for values in rows.values():
+        assert 0 < values[0] < 1 and values[-1] > 0  # RMSE_p a probability error, pairs counted
+    assert f"saved to {folder}" in result.stdout
+    for name in ("config.json", "state.npz", "metrics.json", "provenance.json", "split"):
+        assert (folder / name).exists(), name
+    config = json.loads((folder / "config.json").read_text())
+    assert config["estimator"]["dim"] == 3 and config["estimator"]["max_steps"] == 200
+    assert config["split_protocol"]["T"] == 50 and config["split_protocol"]["n_known_llms"] == 120
+    # The printed MF rows are the saved metrics.
+    saved = json.loads((folder / "metrics.json").read_text())
+    for split in SPLITS:
+        assert rows[("mf", split)][0] == pytest.approx(saved[split]["rmse_p"], abs=5e-5)
+        assert rows[("mf", split)][-1] == saved[split]["n_pairs"]
+
+
+def test_evaluate_reproduces_the_fit_metrics(runner, small_fit):
+    fit_result, folder = small_fit
+    assert fit_result.exit_code == 0
+    result = runner.invoke(main, ["evaluate", str(folder), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)["mf"]
+    saved = json.loads((folder / "metrics.json").read_text())
+    assert set(metrics) == set(SPLITS)
+    for split in SPLITS:
+        for name in ("rmse_p", "rmse_m", "rmse_x", "log_loss", "auc", "n_pairs"):
+            assert metrics[split][name] == pytest.approx(saved[split][name], rel=1e-9), (split, name)
+    table = runner.invoke(main, ["evaluate", str(folder)])
+    assert table.exit_code == 0
+    fit_rows = _table_rows(fit_result.stdout)
+    for key, values in _table_rows(table.stdout).items():
+        assert key[0] == "mf" and values == fit_rows[key]
+
+
+def test_evaluate_checks_the_data_fingerprint(runner, small_fit, tmp_path):
+    _, folder = small_fit
+    fingerprint = json.loads((folder / "config.json").read_text())["data_fingerprint"]
+    # The synthetic demo with the fit's seed is the data the model was fitted on: accepted.
+    assert runner.invoke(main, ["evaluate", str(folder), "--data", "synthetic", "--json"]).exit_code == 0
+    # Other data: refused with exit 1, naming both fingerprints.
+    other = tmp_path / "other-data"
+    other.mkdir()
+    (other / "responses.csv").write_text("llm,item,correct\nm1,q1,1\nm1,q2,0\nm2,q1,0\n")
+    (other / "items.csv").write_text("item,text\nq1,What is 1+1?\nq2,What is 2+2?\n")
+    (other / "llms.csv").write_text("llm\nm1\nm2\n")
+    result = runner.invoke(main, ["evaluate", str(folder), "--data", str(other)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and fingerprint in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# errors
+# --------------------------------------------------------------------------------------------------
+
+
+def test_bad_data_path_exits_1_with_a_one_line_error_naming_the_path(runner, tmp_path):
+    missing = tmp_path / "no-such-dataset"
+    result = runner.invoke(main, ["fit", "--data", str(missing), "--quiet", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert str(missing) in lines[0]
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_evaluate_on_a_missing_folder_exits_1(runner, tmp_path):
+    result = runner.invoke(main, ["evaluate", str(tmp_path / "nothing-here")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and "nothing-here" in result.stderr
+
+
+def test_meanscore_with_a_posterior_guide_is_refused_before_loading_data(runner, tmp_path):
+    result = runner.invoke(main, ["fit", "--method", "meanscore", "--guide", "normal", "--data", str(tmp_path / "x")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and "--guide" in result.stderr
+
+
+@pytest.mark.parametrize("arguments", [["fit", "--no-such-option"], ["evaluate"], ["fit", "--T", "many"], ["predictt"]])
+def test_usage_errors_exit_2(runner, arguments):
+    result = runner.invoke(main, arguments)
+    assert result.exit_code == 2, result.output
+
+
+@pytest.mark.xfail(
+    reason="BUG: `fit` checks that --out already exists only after loading data and fitting, so a long fit is "
+    "thrown away at the end; the check (or --overwrite hint) should come before any work",
+    strict=True,
+)
+def test_fit_refuses_an_existing_out_folder_before_fitting(runner, tmp_path, monkeypatch):
+    out = tmp_path / "existing"
+    out.mkdir()
+    fitted = []
+
+    def record_fit(estimator, split, *args, **kwargs):
+        fitted.append(estimator)
+        raise RuntimeError("fit_on_split should not run when --out exists")
+
+    monkeypatch.setattr("bayes_simrmf.evaluate.fit_on_split", record_fit)
+    result = runner.invoke(main, ["fit", *SMALL_FIT, "--out", str(out)])
+    assert not fitted
+    assert result.exit_code == 1 and "already exists" in result.stderr
+
+
+@pytest.mark.xfail(
+    reason="BUG: provenance.json's command is built from sys.argv, not from the arguments click parsed, so a "
+    "fit invoked programmatically (CliRunner, main(args=...)) records the host process's command line",
+    strict=True,
+)
+def test_provenance_records_the_fit_command(small_fit):
+    _, folder = small_fit
+    command = json.loads((folder / "provenance.json").read_text())["command"]
+    assert "--max-steps 200" in command
+
+
+# --------------------------------------------------------------------------------------------------
+# integration on real data
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_fit_on_openllm_mmlupro_math_beats_mean_score_on_a_and_c(runner, tmp_path):
+    from bayes_simrmf.data import shared_dataset_path
+
+    try:
+        data = shared_dataset_path("openllm-v2-mmlupro-math")
+    except DataError as error:
+        pytest.skip(str(error))
+    folder = tmp_path / "mmlupro-mf"
+    result = runner.invoke(
+        main,
+        [
+            "fit", "--data", str(data), "--n-known-llms", "150", "--n-known-items", "300", "--T", "50",
+            "--n-test-pairs", "20000", "--dim", "4", "--max-steps", "400", "--quiet", "--out", str(folder),
+        ],
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    rows = _table_rows(result.stdout)
+    evaluated = runner.invoke(main, ["evaluate", str(folder), "--data", str(data), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    metrics = json.loads(evaluated.stdout[evaluated.stdout.index("{"):])["mf"]
+    for split in ("A", "C"):
+        mean_rmse = rows[("meanscore", split)][0]
+        # Per-item difficulty and per-LLM ability are strong on leaderboard data (PAPER.md notes: MF 0.32-0.33
+        # vs MeanScore 0.42 at larger scale); even this small fit must beat the constant clearly.
+        assert metrics[split]["rmse_p"] < mean_rmse - 0.02, (split, metrics[split]["rmse_p"], mean_rmse)
+        assert metrics[split]["rmse_p"] == pytest.approx(rows[("mf", split)][0], abs=5e-5)
