@@ -35,6 +35,24 @@ def _friendly_errors(command):
     return wrapper
 
 
+def _invoked_command() -> str:
+    """The command as click parsed it (every option with its value), for provenance."""
+    context = click.get_current_context()
+    words = context.command_path.split()
+    for parameter in context.command.params:
+        value = context.params.get(parameter.name)
+        if not isinstance(parameter, click.Option) or value is None:
+            continue
+        if parameter.is_flag:
+            if value is True:
+                words.append(max(parameter.opts, key=len))
+            elif parameter.secondary_opts:
+                words.append(max(parameter.secondary_opts, key=len))
+        else:
+            words += [max(parameter.opts, key=len), str(value)]
+    return shlex.join(words)
+
+
 def _load_data(data: str | None, unknown_entities: str, seed: int):
     from bayes_simrmf.data import load_dataset
     from bayes_simrmf.synthetic import make_synthetic_dataset
@@ -98,6 +116,8 @@ def fit(data, unknown_entities, method, T, guide, dim, lambda_reg, n_known_llms,
 
     if method == "meanscore" and guide != "delta":
         raise ConfigError("--guide applies to mf only; MeanScore has no posterior")
+    if out is not None and Path(out).exists() and not overwrite:
+        raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite")
     dataset = _load_data(data, unknown_entities, seed)
     click.echo(dataset.summary())
     protocol = Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, n_test_pairs=n_test_pairs, seed=seed)
@@ -121,6 +141,8 @@ def fit(data, unknown_entities, method, T, guide, dim, lambda_reg, n_known_llms,
         results["meanscore"] = evaluate_on_split(fit_on_split(MeanScore(), split), split)
     click.echo(format_metrics(results))
     name = out or f"models/{Path(dataset.name).name}-{method}-T{T}-seed{seed}"
+    if Path(name).exists() and not overwrite:
+        raise ConfigError(f"{name} already exists; choose another --out or pass --overwrite")
     folder = save_model(
         name,
         estimator,
@@ -128,7 +150,7 @@ def fit(data, unknown_entities, method, T, guide, dim, lambda_reg, n_known_llms,
         split=split,
         metrics=results[method],
         extra_config={"data": dataset.name, "unknown_entities": unknown_entities},
-        command=shlex.join(["bayes-simrmf", *sys.argv[1:]]),
+        command=_invoked_command(),
         overwrite=overwrite,
     )
     click.echo(f"saved to {folder}")

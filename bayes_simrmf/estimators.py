@@ -31,6 +31,18 @@ METHODS = ("meanscore", "mf", "simrmf", "oracle")
 SIMILARITY_METHODS = ("simrmf", "oracle")
 UNKNOWN_POLICIES = ("error", "population")
 
+# Gauss-Hermite nodes for E[σ(Normal(mean, var))]; 32 nodes are exact to float32 here.
+_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite.hermgauss(32)
+
+
+def expected_sigmoid(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """``E[σ(u)]`` for ``u ~ Normal(mean, var)``, elementwise (Gauss-Hermite quadrature)."""
+    mean = np.asarray(mean, dtype=np.float64)[..., None]
+    sd = np.sqrt(np.maximum(np.asarray(var, dtype=np.float64), 0.0))[..., None]
+    values = 1.0 / (1.0 + np.exp(-(mean + np.sqrt(2.0) * sd * _GH_NODES)))
+    return (values @ _GH_WEIGHTS) / np.sqrt(np.pi)
+
+
 # An unseen entity is averaged over at most this many fitted ones, in chunks of this many.
 _MAX_POPULATION = 2000
 _POPULATION_CHUNK = 1024
@@ -268,6 +280,7 @@ class SimRMF:
         self.n_pairs_ = int(len(correct))
         self.n_warm_llms_ = len(warm_llms)
         self.n_warm_items_ = len(warm_items)
+        self._fold_in_cache = None
         return self
 
     # prediction ------------------------------------------------------------------------------
@@ -325,13 +338,61 @@ class SimRMF:
         rng = np.random.default_rng([int(self.seed), salt])
         return np.sort(rng.choice(n, _MAX_POPULATION, replace=False))
 
+    def _logit_moments(self, rows: np.ndarray, cols: np.ndarray, axis: str) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance of the logits of each entity in ``rows`` across the entities ``cols``.
+
+        ``axis="llm"``: rows are LLM codes, cols item codes; ``axis="item"``: the reverse.
+        """
+        means = np.empty(len(rows))
+        variances = np.empty(len(rows))
+        for start in range(0, len(rows), _POPULATION_CHUNK):
+            block = rows[start : start + _POPULATION_CHUNK]
+            logits = self._logits(block, cols) if axis == "llm" else self._logits(cols, block).T
+            means[start : start + len(block)] = logits.mean(axis=1)
+            variances[start : start + len(block)] = logits.var(axis=1)
+        return means, variances
+
+    def _fold_in_moments(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Logit moments against fitted and against folded-in partners (cached; see :meth:`_predict_codes`)."""
+        cached = getattr(self, "_fold_in_cache", None)
+        if cached is not None:
+            return cached
+        warm_llms = self._population(self.n_warm_llms_, 1)
+        warm_items = self._population(self.n_warm_items_, 2)
+        folded_llms = np.arange(self.n_warm_llms_, len(self.llms_))
+        folded_items = np.arange(self.n_warm_items_, len(self.items_))
+        all_warm_llms = np.arange(self.n_warm_llms_)
+        all_warm_items = np.arange(self.n_warm_items_)
+        moments: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if len(folded_items):
+            moments["llm_vs_warm"] = self._logit_moments(all_warm_llms, warm_items, "llm")
+            moments["llm_vs_folded"] = self._logit_moments(all_warm_llms, folded_items, "llm")
+        if len(folded_llms):
+            moments["item_vs_warm"] = self._logit_moments(all_warm_items, warm_llms, "item")
+            moments["item_vs_folded"] = self._logit_moments(all_warm_items, folded_llms, "item")
+        if len(folded_llms) and len(folded_items):
+            block = self._logits(warm_llms, warm_items)
+            folded = self._logits(folded_llms[: _MAX_POPULATION], folded_items[: _MAX_POPULATION])
+            moments["warm_block"] = (np.array([block.mean()]), np.array([block.var()]))
+            moments["folded_block"] = (np.array([folded.mean()]), np.array([folded.var()]))
+        self._fold_in_cache = moments
+        return moments
+
     def _predict_codes(self, llm_codes: np.ndarray, item_codes: np.ndarray) -> np.ndarray:
         """Probabilities for coded pairs; code -1 marks an entity the fit did not see.
 
-        A pair of fitted entities uses the point estimate. An unseen entity is a draw from
-        the population of fitted ones (the empirical distribution of their parameters), so
-        its prediction is the average prediction over that population: an unseen LLM on a
-        fitted item scores the item's mean over fitted LLMs, and so on.
+        * Two fitted entities with data: the point estimate, ``σ(logit)``.
+        * An unseen entity (code -1) is a draw from the population of fitted ones (the
+          empirical distribution of their parameters), so its prediction is the average
+          over that population: an unseen LLM on a fitted item scores the item's mean over
+          the fitted LLMs, and so on.
+        * An entity held in the model without data (SimRMF folds it in through the
+          similarity potential): its point vector is a shrunk regression on similarity, so
+          its logits are too concentrated and centred on the prior mode, not on an average
+          entity. Its logit is therefore moved to the mean its partner shows against fitted
+          entities, and the variance the similarity did not explain is integrated over:
+          ``E[σ(ℓ̂ − m̂ + m + ε)], ε ~ N(0, max(v − v̂, 0))`` where ``m, v`` are the partner's
+          logit mean and variance across fitted entities and ``m̂, v̂`` across folded-in ones.
         """
         prob = np.empty(len(llm_codes), dtype=np.float64)
         known_llm = llm_codes >= 0
@@ -345,7 +406,28 @@ class SimRMF:
                 logits += np.sum(params[LLM_FACTORS][llm] * params[ITEM_FACTORS][item], axis=1)
             if self.biases:
                 logits += float(params[INTERCEPT]) + params[LLM_BIAS][llm] + params[ITEM_BIAS][item]
-            prob[both] = 1.0 / (1.0 + np.exp(-logits))
+            folded_llm = llm >= self.n_warm_llms_
+            folded_item = item >= self.n_warm_items_
+            shift = np.zeros(len(llm))
+            extra_var = np.zeros(len(llm))
+            if (folded_llm | folded_item).any():
+                moments = self._fold_in_moments()
+                for mask, warm_key, folded_key, partner in (
+                    (~folded_llm & folded_item, "llm_vs_warm", "llm_vs_folded", llm),
+                    (folded_llm & ~folded_item, "item_vs_warm", "item_vs_folded", item),
+                    (folded_llm & folded_item, "warm_block", "folded_block", np.zeros(len(llm), dtype=int)),
+                ):
+                    if mask.any():
+                        (warm_mean, warm_var), (folded_mean, folded_var) = moments[warm_key], moments[folded_key]
+                        shift[mask] = warm_mean[partner[mask]] - folded_mean[partner[mask]]
+                        extra_var[mask] = np.maximum(warm_var[partner[mask]] - folded_var[partner[mask]], 0.0)
+            logits += shift
+            result = np.empty(len(llm))
+            plain = extra_var == 0
+            result[plain] = 1.0 / (1.0 + np.exp(-logits[plain]))
+            if (~plain).any():
+                result[~plain] = expected_sigmoid(logits[~plain], extra_var[~plain])
+            prob[both] = result
         llm_population = self._population(self.n_warm_llms_, 1)
         item_population = self._population(self.n_warm_items_, 2)
         new_llm_only = ~known_llm & known_item
@@ -381,6 +463,7 @@ class SimRMF:
         self.converged_ = bool(state["converged"])
         self.n_pairs_ = int(state["n_pairs"])
         self.n_warm_llms_, self.n_warm_items_ = (int(v) for v in state["n_warm"])
+        self._fold_in_cache = None
         self.svi_result_ = None
         return self
 

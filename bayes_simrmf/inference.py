@@ -12,6 +12,7 @@ stops the run with :class:`~bayes_simrmf.errors.FitError` naming the step.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -205,6 +206,22 @@ def run_svi(
         raise ConfigError(
             f"llm, item and correct must be non-empty and of equal length; got {len(llm)}, {len(item)}, {len(correct)}"
         )
+    for name, codes, size in (("llm", llm, n_llms), ("item", item, n_items)):
+        outside = (codes < 0) | (codes >= size)
+        if outside.any():
+            rows = np.flatnonzero(outside)
+            raise ConfigError(
+                f"{name} indices must lie in [0, {size}); {len(rows)} do not, e.g. rows {rows[:5].tolist()} "
+                f"with values {codes[rows[:5]].tolist()}"
+            )
+    keys = llm.astype(np.int64) * n_items + item
+    if len(np.unique(keys)) != len(keys):
+        _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+        repeated = first[counts > 1]
+        raise ConfigError(
+            f"{int((counts - 1).sum())} (llm, item) pairs are repeated, e.g. (llm, item) = "
+            f"{[(int(llm[r]), int(item[r])) for r in repeated[:5]]}; each pair must be observed once"
+        )
     layout_name, n_block_llms, n_block_items = choose_layout(llm, item, config)
     if layout_name == "dense":
         mask = np.zeros((n_block_llms, n_block_items), dtype=bool)
@@ -231,8 +248,8 @@ def run_svi(
     rng_key = jax.random.PRNGKey(seed)
     state = svi.init(rng_key, *model_args, **model_kwargs)
 
-    @jax.jit
-    def run_chunk(svi_state, data):
+    @functools.partial(jax.jit, static_argnums=2)
+    def run_chunk(svi_state, data, length):
         chunk_layout, chunk_observed, chunk_similarity = data
 
         def one_step(step_state, _):
@@ -241,16 +258,19 @@ def run_svi(
                 correct=chunk_observed, similarity=chunk_similarity,
             )
 
-        return jax.lax.scan(one_step, svi_state, None, length=config.chunk)
+        return jax.lax.scan(one_step, svi_state, None, length=length)
 
     losses: list[np.ndarray] = []
     converged = False
     previous_mean = None
-    n_chunks = math.ceil(config.max_steps / config.chunk)
-    bar = tqdm(total=n_chunks * config.chunk, desc=description, disable=not config.progress, unit="step", leave=False)
+    # Whole chunks, then a shorter last one, so max_steps is an exact upper bound.
+    chunk_lengths = [config.chunk] * (config.max_steps // config.chunk)
+    if config.max_steps % config.chunk:
+        chunk_lengths.append(config.max_steps % config.chunk)
+    bar = tqdm(total=config.max_steps, desc=description, disable=not config.progress, unit="step", leave=False)
     try:
-        for chunk_index in range(n_chunks):
-            new_state, chunk_losses = run_chunk(state, data)
+        for chunk_index, length in enumerate(chunk_lengths):
+            new_state, chunk_losses = run_chunk(state, data, length)
             chunk_losses = np.asarray(chunk_losses)
             bad = np.flatnonzero(~np.isfinite(chunk_losses))
             if bad.size:
@@ -263,7 +283,7 @@ def run_svi(
             state = new_state
             losses.append(chunk_losses)
             chunk_mean = float(np.mean(chunk_losses))
-            bar.update(config.chunk)
+            bar.update(length)
             bar.set_postfix(loss=f"{chunk_mean:.4g}")
             if previous_mean is not None:
                 relative_change = abs(previous_mean - chunk_mean) / max(abs(chunk_mean), 1e-12)

@@ -103,6 +103,10 @@ def save_model(
         raise ModelFormatError(f"{folder} already exists; choose another --out or pass overwrite=True (--overwrite)")
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    # mkdtemp makes a private (0700) folder; a model folder gets the permissions of any new folder.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
     try:
         np.savez(staging / "state.npz", **estimator.get_state())
         payload = {
@@ -182,10 +186,16 @@ def load_model(folder: str | os.PathLike, *, data_fingerprint: str | None = None
         state = {key: archive[key] for key in archive.files}
     estimator_config = dict(config["estimator"])
     method = estimator_config.get("method")
-    if method == "meanscore":
-        estimator = MeanScore().set_state(state)
-    else:
-        estimator = SimRMF.from_config(estimator_config).set_state(state)
+    try:
+        if method == "meanscore":
+            estimator = MeanScore().set_state(state)
+        else:
+            estimator = SimRMF.from_config(estimator_config).set_state(state)
+    except KeyError as error:
+        raise ModelFormatError(
+            f"{folder / 'state.npz'} lacks the array {error.args[0]!r} that a {method!r} model needs "
+            f"(arrays present: {sorted(state)})"
+        ) from None
     split = Split.load(folder / "split") if (folder / "split").is_dir() else None
     metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else None
     provenance = json.loads((folder / "provenance.json").read_text()) if (folder / "provenance.json").is_file() else {}

@@ -28,6 +28,7 @@ import pandas as pd
 from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.estimators import make_estimator
 from bayes_simrmf.evaluate import TEST_SPLITS, evaluate_on_split, fit_on_split
+from bayes_simrmf.sideinfo import build_side_information
 from bayes_simrmf.splits import Protocol
 from bayes_simrmf.tuning import grid_search
 
@@ -36,6 +37,7 @@ METRICS = ("rmse_p", "rmse_m", "rmse_x")
 
 def build(spec: dict, seed: int, chosen: dict | None):
     options = {**spec.get("fixed", {}), **(chosen or {})}
+    options.pop("side", None)
     if spec["method"] != "meanscore":
         options.setdefault("seed", seed)
         options.setdefault("progress", False)
@@ -61,26 +63,38 @@ def run(config: dict, log=print) -> tuple[pd.DataFrame, dict]:
                 )
                 split = protocol.split(dataset, log=None)
                 train = split.pairs["train"]
+                sides: dict[str, object] = {}
                 for label, spec in config["methods"].items():
-                    if "tune" in spec and label not in chosen:
-                        tuning = config["tuning"]
-                        log(f"[{dataset_name} T={T}] tuning {label} on seed-{seed} training pairs")
-                        result = grid_search(
-                            lambda **kw: build(spec, seed, kw),
-                            spec["tune"],
-                            split.llms[train.llm],
-                            split.items[train.item],
-                            train.correct,
-                            metric=tuning["metric"],
-                            holdout=tuning["holdout"],
-                            share=tuning["share"],
-                            seed=tuning["seed"],
-                            log=None,
+                    kind = spec.get("side")
+                    if kind and kind not in sides:
+                        sides[kind] = build_side_information(
+                            dataset, split.llms, split.items, kind=kind, alpha=spec.get("alpha", 0.5), log=None
                         )
-                        chosen[label] = result.best
-                        log(f"  chosen {result.best}")
+                    side = sides.get(kind) if kind else None
+                    if label not in chosen and ("tune" in spec or "stages" in spec or "inherit" in spec):
+                        chosen[label] = dict(chosen.get(spec["inherit"], {})) if "inherit" in spec else {}
+                        stages = spec.get("stages", [{"grid": spec["tune"]}] if "tune" in spec else [])
+                        for stage in stages:
+                            tuning = {**config["tuning"], **stage}
+                            log(f"[{dataset_name} T={T}] tuning {label} {list(stage['grid'])} on seed-{seed} "
+                                f"training pairs ({tuning['holdout']} held out)")
+                            result = grid_search(
+                                lambda **kw: build(spec, seed, {**chosen[label], **kw}),
+                                stage["grid"],
+                                split.llms[train.llm],
+                                split.items[train.item],
+                                train.correct,
+                                metric=tuning["metric"],
+                                holdout=tuning["holdout"],
+                                share=tuning["share"],
+                                seed=tuning["seed"],
+                                fit_kwargs={"side": side, "llms": split.llms, "items": split.items} if side else None,
+                                log=None,
+                            )
+                            chosen[label].update(result.best)
+                        log(f"  chosen {chosen[label]}")
                     start = time.perf_counter()
-                    estimator = fit_on_split(build(spec, seed, chosen.get(label)), split)
+                    estimator = fit_on_split(build(spec, seed, chosen.get(label)), split, side=side)
                     fit_seconds = time.perf_counter() - start
                     scores = evaluate_on_split(estimator, split)
                     for split_name, metrics in scores.items():

@@ -101,7 +101,7 @@ def test_simrmf_fit_predicts_held_out_cells_better_than_the_mean(data, fitted):
     assert fitted.params_[LLM_FACTORS].shape == (N_LLMS, DIM)
     assert fitted.params_[ITEM_FACTORS].shape == (N_ITEMS, DIM)
     assert sorted(fitted.llms_) == sorted(data.llm_ids) and len(fitted.items_) == N_ITEMS
-    assert len(fitted.losses_) <= 300 + 50 and fitted.losses_[-1] < fitted.losses_[0]
+    assert fitted.losses_[-1] < fitted.losses_[0]
     prob = fitted.predict(*data.test[:2])
     assert prob.shape == (len(data.test[2]),)
     assert ((prob >= 0) & (prob <= 1)).all()

@@ -141,17 +141,12 @@ def test_dense_and_pairs_layouts_reach_the_same_optimum(planted, rank3_fit):
     pairs_fit = planted.fit_seeded(0, max_steps=400, tol=0.0, layout="pairs")
     assert rank3_fit.layout == "dense" and pairs_fit.layout == "pairs"
     # Same model, same start, same optimiser: the loss traces agree to float32 noise ...
-    np.testing.assert_allclose(pairs_fit.losses, rank3_fit.losses, rtol=1e-4)
+    np.testing.assert_allclose(pairs_fit.losses, rank3_fit.losses, rtol=1e-3)
     # ... and so do the predictions (factors are only identified up to rotation, predictions are not).
     difference = np.abs(planted.test_prob(pairs_fit.point) - planted.test_prob(rank3_fit.point))
     assert difference.max() < 1e-2 and difference.mean() < 1e-3
 
 
-@pytest.mark.xfail(
-    reason="BUG: run_svi's dense layout writes repeated (llm, item) pairs into one mask cell, silently dropping "
-    "repeats that the pairs layout counts, so layout='auto' changes the likelihood; it should reject or count them",
-    strict=True,
-)
 def test_repeated_pairs_are_counted_or_rejected_the_same_way_in_both_layouts(planted):
     repeat = np.arange(0, len(planted.llm), 7)
     llm = np.concatenate([planted.llm, planted.llm[repeat]])
@@ -241,11 +236,12 @@ def test_same_seed_gives_identical_fit_and_different_seed_a_different_start(plan
     assert first.losses[0] != other.losses[0]
     assert not np.allclose(first.point[LLM_FACTORS], other.point[LLM_FACTORS])
 
-    start = {seed: initial_values(N_LLMS, N_ITEMS, ModelConfig(dim=DIM), planted.correct, 0.1, seed) for seed in (3, 4)}
+    def start_at(seed: int) -> dict:
+        return initial_values(N_LLMS, N_ITEMS, ModelConfig(dim=DIM), planted.correct, 0.1, seed)
+
+    start = {seed: start_at(seed) for seed in (3, 4)}
     assert not np.allclose(start[3][ITEM_FACTORS], start[4][ITEM_FACTORS])
-    np.testing.assert_array_equal(
-        start[3][ITEM_FACTORS], initial_values(N_LLMS, N_ITEMS, ModelConfig(dim=DIM), planted.correct, 0.1, 3)[ITEM_FACTORS]
-    )
+    np.testing.assert_array_equal(start[3][ITEM_FACTORS], start_at(3)[ITEM_FACTORS])
     # The documented start: intercept at the logit of the mean score, zero biases, factors of sd init_scale.
     mean = planted.correct.mean()
     assert start[3][INTERCEPT] == pytest.approx(np.log(mean / (1 - mean)), rel=1e-5)
@@ -264,11 +260,6 @@ def test_zero_tolerance_runs_exactly_max_steps(planted):
     assert not result.converged
 
 
-@pytest.mark.xfail(
-    reason="BUG: run_svi runs whole chunks, so max_steps that is not a multiple of chunk is exceeded "
-    "(max_steps=120, chunk=50 runs 150 steps), although max_steps is documented as an upper bound",
-    strict=True,
-)
 def test_max_steps_is_an_upper_bound_when_not_a_multiple_of_chunk(planted):
     result = planted.fit_seeded(0, max_steps=120, chunk=50, tol=0.0, layout="dense")
     assert len(result.losses) <= 120
@@ -323,12 +314,6 @@ def test_run_svi_rejects_mismatched_or_empty_pairs():
         run_svi(3, 3, np.array([], int), np.array([], int), np.array([], int), ModelConfig(dim=1), config)
 
 
-@pytest.mark.xfail(
-    reason="BUG: run_svi does not check that pair indices lie in [0, n_llms) / [0, n_items): a negative index "
-    "silently wraps to the last entity, a too-large one fails deep in NumPy/JAX (IndexError/TypeError) "
-    "instead of a ConfigError naming the argument",
-    strict=True,
-)
 @pytest.mark.parametrize(("layout", "bad_index"), [("pairs", -1), ("dense", -1), ("pairs", N_LLMS)])
 def test_run_svi_rejects_llm_indices_outside_the_model(planted, layout, bad_index):
     llm = planted.llm.copy()

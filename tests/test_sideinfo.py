@@ -1,0 +1,124 @@
+"""SimRMF side information, the profiled Gram potential, and fitting with similarity."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_simrmf.data import from_frames, load_dataset, shared_dataset_path
+from bayes_simrmf.errors import ConfigError, DataError
+from bayes_simrmf.estimators import SimRMF
+from bayes_simrmf.evaluate import evaluate_on_split, fit_on_split
+from bayes_simrmf.sideinfo import SideInformation, build_side_information, centre_rows
+from bayes_simrmf.similarity import gram_mismatch_dense, scaled_gram_mismatch
+from bayes_simrmf.splits import Protocol
+from bayes_simrmf.synthetic import make_synthetic_dataset
+
+
+def test_scaled_gram_mismatch_is_the_minimum_over_the_scale():
+    rng = np.random.default_rng(0)
+    latent = rng.normal(size=(30, 4)).astype(np.float32)
+    factor = rng.normal(size=(30, 6)).astype(np.float32)
+    sqrt_sim = factor @ factor.T
+    profiled = float(scaled_gram_mismatch(jnp.asarray(latent), jnp.asarray(factor)))
+    scales = np.linspace(0.0, 2.0, 2001)
+    brute = min(float(gram_mismatch_dense(jnp.asarray(latent), jnp.asarray(s * sqrt_sim))) for s in scales)
+    # The grid contains a scale within 1e-3 of the optimum, so the brute minimum is slightly above.
+    assert profiled <= brute + 1e-3 * abs(brute)
+    assert profiled == pytest.approx(brute, rel=1e-3)
+
+
+def test_centre_rows_double_centres_the_square_root():
+    rng = np.random.default_rng(1)
+    factor = rng.normal(size=(12, 3))
+    centred = centre_rows(factor)
+    centring = np.eye(12) - np.ones((12, 12)) / 12
+    np.testing.assert_allclose(centred @ centred.T, centring @ factor @ factor.T @ centring, atol=1e-5)
+
+
+def test_side_information_rows_follow_ids_and_name_missing_ones():
+    side = SideInformation(
+        llms=np.array(["a", "b"]), llm_factor=np.array([[1.0], [2.0]]),
+        items=np.array(["x"]), item_factor=np.array([[3.0, 4.0]]),
+    )
+    np.testing.assert_array_equal(side.rows_for("llm", np.array(["b", "a"])), [[2.0], [1.0]])
+    with pytest.raises(DataError, match="no item row .*'y'"):
+        side.rows_for("item", np.array(["x", "y"]))
+
+
+def _similar_items_dataset(seed: int = 0):
+    """Items in 4 groups of equal difficulty whose texts name the group; LLMs of 3 families."""
+    rng = np.random.default_rng(seed)
+    n_llms, n_items = 90, 160
+    group = np.arange(n_items) % 4
+    group_difficulty = np.array([-2.0, -0.5, 0.5, 2.0])
+    ability = rng.normal(0, 1, n_llms)
+    logits = ability[:, None] + group_difficulty[group][None, :]
+    scores = (rng.random((n_llms, n_items)) < 1 / (1 + np.exp(-logits))).astype(int)
+    llm_ids = [f"org/llm-{i:03d}" for i in range(n_llms)]
+    item_ids = [f"item-{k:04d}" for k in range(n_items)]
+    li, ki = np.meshgrid(np.arange(n_llms), np.arange(n_items), indexing="ij")
+    responses = pd.DataFrame({"llm": np.array(llm_ids)[li.ravel()], "item": np.array(item_ids)[ki.ravel()],
+                              "correct": scores.ravel()})
+    items = pd.DataFrame({"item": item_ids, "text": [f"group {g}" for g in group]})
+    llms = pd.DataFrame({"llm": llm_ids, "architecture": "LlamaForCausalLM", "params_billions": 7.0})
+    return from_frames(responses, items, llms, name="groups", log=None), group
+
+
+def test_simrmf_folds_in_new_item_difficulty_from_similarity():
+    dataset, group = _similar_items_dataset()
+    split = Protocol(n_known_llms=60, n_known_items=100, T=40, seed=0, n_test_pairs=50_000).split(dataset, log=None)
+    # One-hot "embeddings" of each item's group: a perfect text similarity.
+    embeddings = np.eye(4, dtype=np.float32)[[int(t.split()[-1]) for t in dataset.items.set_index("item").loc[split.items, "text"]]]
+    from bayes_simrmf.similarity import sqrt_psd_factor_from_embeddings
+
+    item_factor, _ = sqrt_psd_factor_from_embeddings(embeddings)
+    side = SideInformation(split.llms, None, split.items, centre_rows(item_factor))
+    common = dict(dim=2, lambda_reg=1.0, max_steps=1500, progress=False, seed=0)
+    mf = fit_on_split(SimRMF(method="mf", **common), split)
+    simrmf = fit_on_split(
+        SimRMF(method="simrmf", similarity_weight_items=1.0, similarity_weight_llms=0.0,
+               similarity_cold_only=True, **common), split, side=side)
+    mf_b = evaluate_on_split(mf, split, splits=["B"])["B"]
+    sim_b = evaluate_on_split(simrmf, split, splits=["B"])["B"]
+    # New items' difficulty is fully determined by their group, which only the similarity reveals:
+    # MF predicts the population mean for every new item, SimRMF must do better per item and per pair.
+    assert sim_b["rmse_x"] < 0.95 * mf_b["rmse_x"]
+    assert sim_b["rmse_p"] < mf_b["rmse_p"]
+    # The folded-in difficulty follows the groups' true order (the regression on similarity shrinks
+    # it, but must not scramble it).
+    new_items = split.items[simrmf.n_warm_items_:]
+    new_groups = np.array([int(t.split()[-1]) for t in dataset.items.set_index("item").loc[new_items, "text"]])
+    new_bias = simrmf.params_["item_bias"][simrmf.n_warm_items_:]
+    group_means = [new_bias[new_groups == g].mean() for g in range(4)]
+    assert np.all(np.diff(group_means) > 0), group_means
+    # Items with data are learnt from their answers alone under the cut potential.
+    np.testing.assert_allclose(
+        simrmf.predict(split.llms[:5], split.items[:5]), mf.predict(split.llms[:5], split.items[:5]), atol=0.02
+    )
+
+
+def test_similarity_methods_need_side_information():
+    dataset, _ = make_synthetic_dataset(20, 30, seed_value=0)
+    llm, item, correct = dataset.codes()
+    with pytest.raises(ConfigError, match="needs side information"):
+        SimRMF(method="simrmf", progress=False).fit(dataset.llm_ids()[llm], dataset.item_ids()[item], correct)
+    with pytest.raises(ConfigError, match="similarity_weight_items"):
+        SimRMF(method="simrmf", similarity_weight_items=-1.0, progress=False).fit(
+            dataset.llm_ids()[llm], dataset.item_ids()[item], correct)
+
+
+@pytest.mark.slow
+def test_side_information_from_real_data_has_rows_for_every_entity():
+    path = shared_dataset_path("openllm-v2-mmlupro-math")
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent")
+    dataset = load_dataset(path, log=None)
+    llms, items = dataset.llm_ids()[:40], dataset.item_ids()[:60]
+    side = build_side_information(dataset, llms, items, kind="similarity", log=None)
+    assert side.item_factor.shape[0] == 60 and side.llm_factor.shape[0] == 40
+    np.testing.assert_allclose(side.item_factor.mean(axis=0), 0.0, atol=1e-5)  # centred
+    oracle = build_side_information(dataset, llms, items, kind="oracle", log=None)
+    assert np.all(np.isfinite(oracle.item_factor)) and oracle.llm_factor.shape[0] == 40
