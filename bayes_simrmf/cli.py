@@ -53,6 +53,20 @@ def _invoked_command() -> str:
     return shlex.join(words)
 
 
+def _read_hyper(path: str, method: str) -> dict:
+    """Chosen hyper-parameters from a `tune` JSON file, checked against the method."""
+    from bayes_simrmf.errors import ConfigError
+
+    try:
+        payload = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path} is not valid JSON: {error}") from None
+    if payload.get("method") != method:
+        raise ConfigError(f"{path} holds hyper-parameters for method {payload.get('method')!r}, not {method!r}")
+    click.echo(f"hyper-parameters from {path}: {payload['chosen']}")
+    return dict(payload["chosen"])
+
+
 def _load_data(data: str | None, unknown_entities: str, seed: int):
     from bayes_simrmf.data import load_dataset
     from bayes_simrmf.synthetic import make_synthetic_dataset
@@ -80,7 +94,9 @@ def main() -> None:
               help="Dataset folder (responses, items, llms as parquet/CSV) or 'synthetic'. [default: synthetic demo]")
 @click.option("--unknown-entities", type=click.Choice(["error", "drop", "add"]), default="error",
               help="Responses whose LLM/item is missing from llms/items: fail, drop them, or add the id without metadata.")
-@click.option("--method", type=click.Choice(["mf", "meanscore"]), default="mf", help="Model to fit.")
+@click.option("--method", type=click.Choice(["mf", "simrmf", "oracle", "meanscore"]), default="mf",
+              help="mf: factorisation; simrmf: plus similarity from question texts and LLM metadata; "
+                   "oracle: plus the ideal similarity from the true scores (an upper bound, uses test data).")
 @click.option("--T", "T", type=int, default=300, help="Training pairs per known LLM and per known item.")
 @click.option("--guide", type=click.Choice(["delta", "normal", "lowrank"]), default="delta",
               help="Variational family: delta = MAP (the paper's point estimate).")
@@ -93,6 +109,21 @@ def main() -> None:
 @click.option("--learning-rate", type=float, default=0.05, help="Adam step size.")
 @click.option("--max-steps", type=int, default=3000, help="Upper bound on SVI steps.")
 @click.option("--tol", type=float, default=1e-5, help="Stop when the relative loss change per 50 steps is below this.")
+@click.option("--similarity-weight-items", type=float, default=1.0,
+              help="kappa_X: question-similarity weight (lambda_X = kappa_X * pairs / items^2); simrmf/oracle.")
+@click.option("--similarity-weight-llms", type=float, default=1.0,
+              help="kappa_M: LLM-similarity weight (lambda_M = kappa_M * pairs / LLMs^2); simrmf/oracle.")
+@click.option("--similarity-mode", type=click.Choice(["cold", "joint"]), default="cold",
+              help="cold: similarity moves only LLMs/questions without data (folded in); joint: the paper's potential on all.")
+@click.option("--alpha", type=float, default=0.5, help="Weight of metadata features vs lineage in the LLM similarity.")
+@click.option("--embeddings", type=click.Path(dir_okay=False), default=None,
+              help="Precomputed question embeddings (parquet: item, text_sha256_16, embedding). "
+                   "[default: item_embeddings.<model>.parquet in --data if present, else computed]")
+@click.option("--embedding-model", default="all-MiniLM-L6-v2",
+              help="sentence-transformers model for question texts: the bundled default, "
+                   "'e5-multilingual-base' (the paper's), a hub id or a local path.")
+@click.option("--hyper", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="JSON written by `bayes-simrmf tune`; its values replace the defaults of the options above.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Model folder to write. [default: models/<data>-<method>-T<T>-seed<seed>]")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model folder.")
@@ -100,7 +131,8 @@ def main() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
 def fit(data, unknown_entities, method, T, guide, dim, lambda_reg, n_known_llms, n_known_items, n_test_pairs, seed,
-        learning_rate, max_steps, tol, out, overwrite, baseline, quiet):
+        learning_rate, max_steps, tol, similarity_weight_items, similarity_weight_llms, similarity_mode, alpha,
+        embeddings, embedding_model, hyper, out, overwrite, baseline, quiet):
     """Fit a model on a split of the data, evaluate it on splits A-D and save it.
 
     \b
@@ -125,10 +157,21 @@ def fit(data, unknown_entities, method, T, guide, dim, lambda_reg, n_known_llms,
     click.echo(split.summary())
     options = {} if method == "meanscore" else dict(
         dim=dim, lambda_reg=lambda_reg, guide=guide, learning_rate=learning_rate, max_steps=max_steps, tol=tol,
-        seed=seed, progress=not quiet,
+        seed=seed, progress=not quiet, similarity_weight_items=similarity_weight_items,
+        similarity_weight_llms=similarity_weight_llms, similarity_cold_only=similarity_mode == "cold",
     )
+    if hyper is not None and method != "meanscore":
+        options.update(_read_hyper(hyper, method))
+    side = None
+    if method in ("simrmf", "oracle"):
+        from bayes_simrmf.sideinfo import build_side_information
+
+        side = build_side_information(
+            dataset, split.llms, split.items, kind="oracle" if method == "oracle" else "similarity", alpha=alpha,
+            embeddings=embeddings, embedding_model=embedding_model, log=click.echo,
+        )
     estimator = make_estimator(method, **options)
-    fit_on_split(estimator, split)
+    fit_on_split(estimator, split, side=side)
     if method != "meanscore":
         steps = len(estimator.losses_)
         click.echo(
@@ -149,11 +192,79 @@ def fit(data, unknown_entities, method, T, guide, dim, lambda_reg, n_known_llms,
         data_fingerprint=dataset.fingerprint(),
         split=split,
         metrics=results[method],
-        extra_config={"data": dataset.name, "unknown_entities": unknown_entities},
+        extra_config={"data": dataset.name, "unknown_entities": unknown_entities, "alpha": alpha,
+                      "embedding_model": embedding_model, "embeddings": embeddings},
         command=_invoked_command(),
         overwrite=overwrite,
     )
     click.echo(f"saved to {folder}")
+
+
+@main.command()
+@click.option("--data", "data", default=None, metavar="DIR|synthetic", help="As for fit. [default: synthetic demo]")
+@click.option("--unknown-entities", type=click.Choice(["error", "drop", "add"]), default="error", help="As for fit.")
+@click.option("--method", type=click.Choice(["mf", "simrmf", "oracle"]), default="mf", help="Model to tune.")
+@click.option("--T", "T", type=int, default=300, help="Training pairs per known LLM and per known item.")
+@click.option("--n-known-llms", type=int, default=None, help="As for fit.")
+@click.option("--n-known-items", type=int, default=None, help="As for fit.")
+@click.option("--seed", type=int, default=0, help="Seed of the split, the validation carve and the fits.")
+@click.option("--share", type=float, default=0.1, help="Share of training pairs (or LLMs / items) held out for validation.")
+@click.option("--alpha", type=float, default=0.5, help="As for fit.")
+@click.option("--embeddings", type=click.Path(dir_okay=False), default=None, help="As for fit.")
+@click.option("--embedding-model", default="all-MiniLM-L6-v2", help="As for fit.")
+@click.option("--out", type=click.Path(dir_okay=False), default="hyper.json", help="Where to write the chosen values.")
+@_friendly_errors
+def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, share, alpha, embeddings,
+         embedding_model, out):
+    """Choose hyper-parameters on validation pairs carved from the training pairs (never test pairs).
+
+    Stages: d and lambda_reg with random training pairs held out; then (simrmf/oracle) the question-similarity
+    weight with whole training questions held out, and the LLM-similarity weight with whole LLMs held out.
+    Writes the chosen values and every candidate's validation scores to --out, for `fit --hyper`.
+
+    \b
+    Example:
+      bayes-simrmf tune --data ../shared/data/openllm-v2-mmlupro-math --method simrmf --T 300 --out hyper.json
+      bayes-simrmf fit --data ../shared/data/openllm-v2-mmlupro-math --method simrmf --T 300 --hyper hyper.json
+    """
+    from bayes_simrmf.estimators import make_estimator
+    from bayes_simrmf.splits import Protocol
+    from bayes_simrmf.tuning import DEFAULT_STAGES, staged_search
+
+    dataset = _load_data(data, unknown_entities, seed)
+    split = Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, seed=seed).split(dataset, log=click.echo)
+    train = split.pairs["train"]
+    fit_kwargs = None
+    if method in ("simrmf", "oracle"):
+        from bayes_simrmf.sideinfo import build_side_information
+
+        side = build_side_information(
+            dataset, split.llms, split.items, kind="oracle" if method == "oracle" else "similarity", alpha=alpha,
+            embeddings=embeddings, embedding_model=embedding_model, log=click.echo,
+        )
+        fit_kwargs = {"side": side, "llms": split.llms, "items": split.items}
+
+    def build(method=method, **options):
+        return make_estimator(method, seed=seed, progress=False, **options)
+
+    chosen, results = staged_search(
+        build, DEFAULT_STAGES[method], split.llms[train.llm], split.items[train.item], train.correct,
+        share=share, seed=seed, fit_kwargs=fit_kwargs, log=click.echo,
+    )
+    payload = {
+        "method": method,
+        "chosen": chosen,
+        "data": dataset.name,
+        "data_fingerprint": dataset.fingerprint(),
+        "protocol": {"T": T, "n_known_llms": split.n_known_llms, "n_known_items": split.n_known_items, "seed": seed},
+        "stages": [
+            {"holdout": result.holdout, "metric": result.metric, "share": result.share, "best": result.best,
+             "table": result.table.to_dict(orient="records")}
+            for result in results
+        ],
+    }
+    Path(out).write_text(json.dumps(payload, indent=2, default=float))
+    click.echo(f"chosen {chosen}; written to {out}")
 
 
 @main.command()

@@ -135,3 +135,66 @@ def grid_search(
 def _plain(value):
     """numpy scalars to Python scalars (JSON-ready)."""
     return value.item() if hasattr(value, "item") else value
+
+
+#: Default search for each method: stages run in order, each one's winner fixed for the next.
+DEFAULT_STAGES: dict[str, list[dict]] = {
+    "mf": [{"grid": {"dim": [4, 8, 16], "lambda_reg": [0.5, 1.0, 2.0]}, "holdout": "pairs"}],
+    "simrmf": [
+        {"grid": {"dim": [4, 8, 16], "lambda_reg": [0.5, 1.0, 2.0]}, "holdout": "pairs", "method": "mf"},
+        {"grid": {"similarity_weight_items": [0.1, 1.0, 10.0]}, "holdout": "items", "fixed": {"similarity_weight_llms": 0.0}},
+        {"grid": {"similarity_weight_llms": [0.1, 1.0, 10.0]}, "holdout": "llms"},
+    ],
+}
+DEFAULT_STAGES["oracle"] = DEFAULT_STAGES["simrmf"]
+
+
+def staged_search(
+    make_estimator: Callable[..., object],
+    stages: Sequence[dict],
+    llm: np.ndarray,
+    item: np.ndarray,
+    correct: np.ndarray,
+    *,
+    base: dict | None = None,
+    metric: str = "log_loss",
+    share: float = 0.1,
+    seed: int = 0,
+    fit_kwargs: dict | None = None,
+    log: Callable[[str], None] | None = print,
+) -> tuple[dict, list[TuningResult]]:
+    """Run :func:`grid_search` stage by stage, fixing each stage's winner for the next.
+
+    Args:
+        make_estimator: builds an estimator from keyword options (the stage's ``"method"``, if
+            given, is passed as ``method=``; a stage's ``"fixed"`` options hold only during it).
+        stages: dicts with ``"grid"`` and optional ``"holdout"``, ``"metric"``, ``"method"``, ``"fixed"``.
+        base: options fixed throughout (and returned updated with the winners).
+    Returns:
+        The chosen options and one :class:`TuningResult` per stage.
+    """
+    chosen = dict(base or {})
+    results = []
+    for stage in stages:
+        stage_fixed = {**chosen, **stage.get("fixed", {})}
+        if "method" in stage:
+            stage_fixed["method"] = stage["method"]
+        holdout = stage.get("holdout", "pairs")
+        if log:
+            log(f"tuning {sorted(stage['grid'])} with {holdout} held out")
+        result = grid_search(
+            lambda **candidate: make_estimator(**{**stage_fixed, **candidate}),
+            stage["grid"],
+            llm,
+            item,
+            correct,
+            metric=stage.get("metric", metric),
+            holdout=holdout,
+            share=share,
+            seed=seed,
+            fit_kwargs=fit_kwargs if "method" not in stage else None,
+            log=log,
+        )
+        chosen.update(result.best)
+        results.append(result)
+    return chosen, results

@@ -30,7 +30,7 @@ from bayes_simrmf.estimators import make_estimator
 from bayes_simrmf.evaluate import TEST_SPLITS, evaluate_on_split, fit_on_split
 from bayes_simrmf.sideinfo import build_side_information
 from bayes_simrmf.splits import Protocol
-from bayes_simrmf.tuning import grid_search
+from bayes_simrmf.tuning import staged_search
 
 METRICS = ("rmse_p", "rmse_m", "rmse_x")
 
@@ -72,26 +72,23 @@ def run(config: dict, log=print) -> tuple[pd.DataFrame, dict]:
                         )
                     side = sides.get(kind) if kind else None
                     if label not in chosen and ("tune" in spec or "stages" in spec or "inherit" in spec):
-                        chosen[label] = dict(chosen.get(spec["inherit"], {})) if "inherit" in spec else {}
+                        base = dict(chosen.get(spec["inherit"], {})) if "inherit" in spec else {}
                         stages = spec.get("stages", [{"grid": spec["tune"]}] if "tune" in spec else [])
-                        for stage in stages:
-                            tuning = {**config["tuning"], **stage}
-                            log(f"[{dataset_name} T={T}] tuning {label} {list(stage['grid'])} on seed-{seed} "
-                                f"training pairs ({tuning['holdout']} held out)")
-                            result = grid_search(
-                                lambda **kw: build(spec, seed, {**chosen[label], **kw}),
-                                stage["grid"],
-                                split.llms[train.llm],
-                                split.items[train.item],
-                                train.correct,
-                                metric=tuning["metric"],
-                                holdout=tuning["holdout"],
-                                share=tuning["share"],
-                                seed=tuning["seed"],
-                                fit_kwargs={"side": side, "llms": split.llms, "items": split.items} if side else None,
-                                log=None,
-                            )
-                            chosen[label].update(result.best)
+                        stages = [{"holdout": config["tuning"]["holdout"], **stage} for stage in stages]
+                        log(f"[{dataset_name} T={T}] tuning {label} on seed-{seed} training pairs")
+                        chosen[label], _ = staged_search(
+                            lambda **kw: build(spec, seed, kw),
+                            stages,
+                            split.llms[train.llm],
+                            split.items[train.item],
+                            train.correct,
+                            base=base,
+                            metric=config["tuning"]["metric"],
+                            share=config["tuning"]["share"],
+                            seed=config["tuning"]["seed"],
+                            fit_kwargs={"side": side, "llms": split.llms, "items": split.items} if side else None,
+                            log=None,
+                        )
                         log(f"  chosen {chosen[label]}")
                     start = time.perf_counter()
                     estimator = fit_on_split(build(spec, seed, chosen.get(label)), split, side=side)
