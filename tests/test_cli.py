@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from bayes_simrmf.cli import main
+from bayes_simrmf.data import shared_dataset_path
 from bayes_simrmf.errors import DataError
 
 SPLITS = ("A", "B", "C", "D")
@@ -229,3 +230,52 @@ def test_fit_on_openllm_mmlupro_math_beats_mean_score_on_a_and_c(runner, tmp_pat
         # vs MeanScore 0.42 at larger scale); even this small fit must beat the constant clearly.
         assert metrics[split]["rmse_p"] < mean_rmse - 0.02, (split, metrics[split]["rmse_p"], mean_rmse)
         assert metrics[split]["rmse_p"] == pytest.approx(rows[("mf", split)][0], abs=5e-5)
+
+
+# --------------------------------------------------------------------------------------------------
+# tune, fit --hyper, similarity methods
+# --------------------------------------------------------------------------------------------------
+
+
+def test_tune_writes_chosen_values_that_fit_reads(runner, tmp_path):
+    hyper = tmp_path / "hyper.json"
+    result = runner.invoke(main, ["tune", "--method", "mf", "--T", "50", "--n-known-llms", "120",
+                                  "--n-known-items", "200", "--out", str(hyper)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(hyper.read_text())
+    assert payload["method"] == "mf" and set(payload["chosen"]) == {"dim", "lambda_reg"}
+    table = payload["stages"][0]["table"]
+    assert len(table) == 9  # 3 dims x 3 lambda_reg
+    best = min(table, key=lambda row: row["log_loss"])
+    assert {"dim": best["dim"], "lambda_reg": best["lambda_reg"]} == payload["chosen"]
+    folder = tmp_path / "model"
+    result = runner.invoke(main, ["fit", *SMALL_FIT, "--hyper", str(hyper), "--out", str(folder)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((folder / "config.json").read_text())["estimator"]
+    assert saved["dim"] == payload["chosen"]["dim"] and saved["lambda_reg"] == payload["chosen"]["lambda_reg"]
+    # A file tuned for another method is refused.
+    result = runner.invoke(main, ["fit", *SMALL_FIT, "--method", "simrmf", "--hyper", str(hyper),
+                                  "--out", str(tmp_path / "other")])
+    assert result.exit_code == 1 and "not 'simrmf'" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["simrmf", "oracle"])
+def test_similarity_methods_fit_real_data_from_the_cli(runner, tmp_path, method):
+    path = shared_dataset_path("openllm-v2-mmlupro-math")
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent")
+    folder = tmp_path / method
+    result = runner.invoke(main, ["fit", "--data", str(path), "--method", method, *SMALL_FIT, "--out", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "side information" in result.output
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert set(metrics) == {"A", "B", "C", "D"}
+    assert all(0 < metrics[s]["rmse_p"] < 0.5 for s in "ABCD")
+    if method == "oracle":
+        # The ideal similarity reveals new questions' difficulty: B must beat the population average of MF.
+        baseline = runner.invoke(main, ["fit", "--data", str(path), "--method", "mf", *SMALL_FIT,
+                                        "--out", str(tmp_path / "mf")])
+        assert baseline.exit_code == 0
+        mf_metrics = json.loads((tmp_path / "mf" / "metrics.json").read_text())
+        assert metrics["B"]["rmse_x"] < mf_metrics["B"]["rmse_x"]
