@@ -113,7 +113,9 @@ class SimRMF:
             similarity) or "oracle" (the same with the ideal similarity from the true scores).
         dim: latent dimension d.
         lambda_reg: L2 weight (prior sd of factor entries is 1/√(2 λ_reg)).
-        biases: intercept plus hierarchical per-LLM and per-item biases (see :mod:`bayes_simrmf.model`).
+        biases: intercept plus per-LLM and per-item biases (see :mod:`bayes_simrmf.model`).
+        bias_scale: prior sd of every bias (logit units); smaller shrinks LLM abilities and item
+            difficulties estimated from few answers harder towards the average.
         guide: "delta" (MAP, the paper), "normal" or "lowrank".
         learning_rate, max_steps, tol, layout, progress: inference settings (:class:`InferenceConfig`).
         seed: seeds initial values and SVI draws; the same seed gives the same fit.
@@ -134,6 +136,7 @@ class SimRMF:
         dim: int = 8,
         lambda_reg: float = 1.0,
         biases: bool = True,
+        bias_scale: float = 2.0,
         guide: Literal["delta", "normal", "lowrank"] = "delta",
         learning_rate: float = 0.05,
         max_steps: int = 3000,
@@ -151,6 +154,7 @@ class SimRMF:
         self.dim = dim
         self.lambda_reg = lambda_reg
         self.biases = biases
+        self.bias_scale = bias_scale
         self.guide = guide
         self.learning_rate = learning_rate
         self.max_steps = max_steps
@@ -166,7 +170,9 @@ class SimRMF:
 
     # configuration ---------------------------------------------------------------------------
     def model_config(self) -> ModelConfig:
-        return ModelConfig(dim=int(self.dim), lambda_reg=float(self.lambda_reg), biases=bool(self.biases))
+        return ModelConfig(
+            dim=int(self.dim), lambda_reg=float(self.lambda_reg), biases=bool(self.biases), bias_scale=float(self.bias_scale)
+        )
 
     def inference_config(self) -> InferenceConfig:
         return InferenceConfig(
@@ -185,6 +191,7 @@ class SimRMF:
             "dim": int(self.dim),
             "lambda_reg": float(self.lambda_reg),
             "biases": bool(self.biases),
+            "bias_scale": float(self.bias_scale),
             "guide": self.guide,
             "learning_rate": float(self.learning_rate),
             "max_steps": int(self.max_steps),

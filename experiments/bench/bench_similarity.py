@@ -10,7 +10,7 @@ At the paper's item count (n = 21,065 questions), embedding dimension r = 384 an
 * dense: ``√S`` as an (n, n) float32 matrix and the jit-compiled value and gradient of
   :func:`~bayes_simrmf.similarity.gram_mismatch_dense`. The dense ``√S`` is built as ``W Wᵀ`` from the same factor
   (exact, and minutes instead of hours); what an eigendecomposition of the n × n similarity would cost is
-  estimated separately from ``numpy.linalg.eigh`` timed at smaller n and extrapolated as O(n³).
+  estimated separately from ``numpy.linalg.eigh`` (one BLAS thread) timed at smaller n and extrapolated as O(n³).
 
 Every variant runs in its own child process (``python this_file --child VARIANT``) so that peak RSS
 (``ru_maxrss`` of that process) is not polluted by the others; a ``baseline`` child holds only the imports and
@@ -115,7 +115,7 @@ def child_baseline(args: argparse.Namespace, scratch: Path) -> dict:
 def child_factor(args: argparse.Namespace, scratch: Path) -> dict:
     import jax  # noqa: F401
 
-    from bayes_simrmf.similarity import sqrt_psd_factor_from_embeddings
+    from bayes_simrmf.similarity import gram_fro2, sqrt_psd_factor_from_embeddings
 
     embeddings = _embeddings(args.n, args.r, args.seed)
     rss_before = _peak_rss_mib()
@@ -124,6 +124,8 @@ def child_factor(args: argparse.Namespace, scratch: Path) -> dict:
     seconds = time.perf_counter() - start
     peak = _peak_rss_mib()
     np.save(scratch / "factor.npy", factor)
+    # The potential's constant ‖WᵀW‖²_F, computed once here so the "+const" children do not pay its memory.
+    (scratch / "factor_fro2.json").write_text(json.dumps(gram_fro2(factor)))
     # References for the checks, computed after the peak was read so they do not count towards it.
     for name, latent in (("prior", _latent(args.n, args.d, args.seed)),
                          ("near_fit", _near_fit_latent(factor, args.d, args.seed))):
@@ -158,12 +160,10 @@ def _lowrank_functions():
 def child_lowrank(args: argparse.Namespace, scratch: Path) -> dict:
     import jax.numpy as jnp
 
-    from bayes_simrmf.similarity import gram_fro2
-
     name = args.child.split(":", 1)[1]
     factor = jnp.asarray(np.load(scratch / "factor.npy"))
     function = _lowrank_functions()[name]
-    extra = (jnp.float32(gram_fro2(np.load(scratch / "factor.npy"))),) if name.endswith("+const") else ()
+    extra = (jnp.float32(json.loads((scratch / "factor_fro2.json").read_text())),) if name.endswith("+const") else ()
     result = {}
     for which in ("prior", "near_fit"):
         latent = jnp.asarray(np.load(scratch / f"latent_{which}.npy"))
@@ -225,12 +225,17 @@ CHILDREN = {"baseline": child_baseline, "factor": child_factor, "dense": child_d
 
 
 def run_child(variant: str, args: argparse.Namespace, scratch: Path) -> dict:
+    environment = dict(os.environ)
+    if variant == "eigh":
+        # One BLAS thread: on a shared 2-core machine a multi-threaded eigh spends its time waiting for the busy
+        # core (measured: n=2,000 took 16 s with 2 threads, 1.8 s with 1), so this is the stable, reproducible cost.
+        environment.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     command = [sys.executable, __file__, "--child", variant, "--scratch", str(scratch), "--n", str(args.n),
                "--r", str(args.r), "--d", str(args.d), "--seed", str(args.seed),
                "--repeats-lowrank", str(args.repeats_lowrank), "--repeats-dense", str(args.repeats_dense),
                "--eigh-sizes", *map(str, args.eigh_sizes)]
     start = time.perf_counter()
-    completed = subprocess.run(command, capture_output=True, text=True)
+    completed = subprocess.run(command, capture_output=True, text=True, env=environment)
     wall = time.perf_counter() - start
     if completed.returncode != 0:
         raise SystemExit(f"child {variant} failed:\n{completed.stderr[-4000:]}")
@@ -351,7 +356,8 @@ def main() -> None:
     cubic_estimate = eigh[int(largest)] * (args.n / largest) ** 3
     exponent, log_constant = np.polyfit(np.log(sizes), np.log(seconds), 1)
     fitted_estimate = float(np.exp(log_constant) * args.n**exponent)
-    print("\n## ESTIMATE (not measured): dense √S by eigendecomposition of the n × n similarity, numpy.linalg.eigh float64")
+    print("\n## ESTIMATE (not measured): dense √S by eigendecomposition of the n × n similarity, numpy.linalg.eigh "
+          "float64, one BLAS thread")
     print("measured: " + ", ".join(f"n={int(s)}: {t:.2f} s" for s, t in zip(sizes, seconds)))
     print(f"extrapolated to n={args.n}: O(n³) from n={int(largest)}: ~{cubic_estimate:,.0f} s (~{cubic_estimate / 3600:.1f} h); "
           f"log-log fit (exponent {exponent:.2f}): ~{fitted_estimate:,.0f} s (~{fitted_estimate / 3600:.1f} h)")
