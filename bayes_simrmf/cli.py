@@ -113,8 +113,11 @@ def main() -> None:
               help="kappa_X: question-similarity weight (lambda_X = kappa_X * pairs / items^2); simrmf/oracle.")
 @click.option("--similarity-weight-llms", type=float, default=1.0,
               help="kappa_M: LLM-similarity weight (lambda_M = kappa_M * pairs / LLMs^2); simrmf/oracle.")
-@click.option("--similarity-mode", type=click.Choice(["cold", "joint"]), default="cold",
-              help="cold: similarity moves only LLMs/questions without data (folded in); joint: the paper's potential on all.")
+@click.option("--similarity-mode", type=click.Choice(["kernel", "cold", "joint"]), default="kernel",
+              help="kernel: fold LLMs/questions without data in by GP regression on the similarity; cold: the Gram "
+                   "potential moving only those; joint: the paper's Gram potential on all.")
+@click.option("--fold-in-ridge-items", type=float, default=1.0, help="GP nugget of the question fold-in (kernel mode).")
+@click.option("--fold-in-ridge-llms", type=float, default=1.0, help="GP nugget of the LLM fold-in (kernel mode).")
 @click.option("--alpha", type=float, default=0.5, help="Weight of metadata features vs lineage in the LLM similarity.")
 @click.option("--embeddings", type=click.Path(dir_okay=False), default=None,
               help="Precomputed question embeddings (parquet: item, text_sha256_16, embedding). "
@@ -123,7 +126,7 @@ def main() -> None:
               help="sentence-transformers model for question texts: the bundled default, "
                    "'e5-multilingual-base' (the paper's), a hub id or a local path.")
 @click.option("--hyper", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="JSON written by `bayes-simrmf tune`; its values replace the defaults of the options above.")
+              help="JSON written by `bayes-simrmf tune`; its values replace the defaults of the options above. [default: none]")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Model folder to write. [default: models/<data>-<method>-T<T>-seed<seed>]")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model folder.")
@@ -131,7 +134,8 @@ def main() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
 def fit(data, unknown_entities, method, T, guide, dim, lambda_reg, n_known_llms, n_known_items, n_test_pairs, seed,
-        learning_rate, max_steps, tol, similarity_weight_items, similarity_weight_llms, similarity_mode, alpha,
+        learning_rate, max_steps, tol, similarity_weight_items, similarity_weight_llms, similarity_mode,
+        fold_in_ridge_items, fold_in_ridge_llms, alpha,
         embeddings, embedding_model, hyper, out, overwrite, baseline, quiet):
     """Fit a model on a split of the data, evaluate it on splits A-D and save it.
 
@@ -158,7 +162,8 @@ def fit(data, unknown_entities, method, T, guide, dim, lambda_reg, n_known_llms,
     options = {} if method == "meanscore" else dict(
         dim=dim, lambda_reg=lambda_reg, guide=guide, learning_rate=learning_rate, max_steps=max_steps, tol=tol,
         seed=seed, progress=not quiet, similarity_weight_items=similarity_weight_items,
-        similarity_weight_llms=similarity_weight_llms, similarity_cold_only=similarity_mode == "cold",
+        similarity_weight_llms=similarity_weight_llms, similarity_mode=similarity_mode,
+        fold_in_ridge_items=fold_in_ridge_items, fold_in_ridge_llms=fold_in_ridge_llms,
     )
     if hyper is not None and method != "meanscore":
         options.update(_read_hyper(hyper, method))

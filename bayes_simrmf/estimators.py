@@ -77,6 +77,39 @@ def _check_pairs(llm, item, correct=None) -> tuple[np.ndarray, np.ndarray, np.nd
     return llm, item, correct.astype(np.int8)
 
 
+def _augmented(params: dict, factors_key: str, bias_key: str, n: int) -> np.ndarray:
+    """``[factors, bias]`` rows ``(n, dim + 1)`` (zeros for a part the model lacks)."""
+    factors = params.get(factors_key, np.zeros((n, 0), np.float32))
+    bias = params.get(bias_key, np.zeros(n, np.float32))
+    return np.concatenate([factors, bias[:, None]], axis=1).astype(np.float64)
+
+
+def kernel_fold_in(
+    known_latent: np.ndarray, known_factor: np.ndarray, new_factor: np.ndarray, ridge: float
+) -> np.ndarray:
+    """Latent rows of new entities from those of fitted ones, through the similarity.
+
+    With a Gaussian-process prior on each latent coordinate whose covariance is the similarity
+    ``√S = W Wᵀ`` plus a nugget ``ridge·I``, the conditional mean of the new rows given the
+    fitted ones is ``W_new (W_knownᵀ W_known + ridge·I)⁻¹ W_knownᵀ (F_known − mean)`` + mean
+    (push-through identity: an ``r × r`` solve, never an ``n × n`` one). Uninformative
+    similarity gives the mean of the fitted rows; a larger ``ridge`` shrinks towards it.
+
+    Args:
+        known_latent: ``(n_known, p)`` fitted rows (e.g. ``[factors, bias]``).
+        known_factor, new_factor: ``(n_known, r)``, ``(n_new, r)`` rows of the similarity factor W.
+        ridge: the nugget, > 0.
+    Returns:
+        ``(n_new, p)`` folded-in rows.
+    """
+    if not ridge > 0:
+        raise ConfigError(f"the fold-in ridge must be > 0, got {ridge!r}")
+    mean = known_latent.mean(axis=0)
+    gram = known_factor.T.astype(np.float64) @ known_factor
+    coefficients = np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), known_factor.T @ (known_latent - mean))
+    return mean + new_factor.astype(np.float64) @ coefficients
+
+
 class MeanScore:
     """Predict the mean of all observed training scores for every pair."""
 
@@ -126,8 +159,14 @@ class SimRMF:
         similarity_on: "augmented" matches the Gram of ``[factors, bias]`` to the similarity (it
             then predicts a new item's difficulty); "factors" matches the factors only.
         profile_scale: fit the similarity's scale (closed form) instead of fixing it to 1.
-        similarity_cold_only: let the potentials move only entities without data (see
-            :class:`~bayes_simrmf.model.SimilarityInputs`); False is the paper's joint potential.
+        similarity_mode: how side information reaches LLMs and items without data:
+            "kernel" (default): fit the entities with data, then fold the others in by the
+            conditional mean of a Gaussian-process prior whose covariance is ``√S`` (kernel
+            ridge regression of the fitted ``[factors, bias]`` on the similarity factor; see
+            :func:`kernel_fold_in`); "cold": the Gram potential, moving only entities without
+            data; "joint": the paper's Gram potential on all entities.
+        fold_in_ridge_items, fold_in_ridge_llms: the GP nugget (noise variance relative to
+            ``√S``) of the kernel fold-in: larger shrinks folded-in entities towards the average.
     """
 
     def __init__(
@@ -148,7 +187,9 @@ class SimRMF:
         similarity_weight_llms: float = 1.0,
         similarity_on: Literal["augmented", "factors"] = "augmented",
         profile_scale: bool = True,
-        similarity_cold_only: bool = False,
+        similarity_mode: Literal["kernel", "cold", "joint"] = "kernel",
+        fold_in_ridge_items: float = 1.0,
+        fold_in_ridge_llms: float = 1.0,
     ) -> None:
         self.method = method
         self.dim = dim
@@ -166,7 +207,9 @@ class SimRMF:
         self.similarity_weight_llms = similarity_weight_llms
         self.similarity_on = similarity_on
         self.profile_scale = profile_scale
-        self.similarity_cold_only = similarity_cold_only
+        self.similarity_mode = similarity_mode
+        self.fold_in_ridge_items = fold_in_ridge_items
+        self.fold_in_ridge_llms = fold_in_ridge_llms
 
     # configuration ---------------------------------------------------------------------------
     def model_config(self) -> ModelConfig:
@@ -202,7 +245,9 @@ class SimRMF:
             "similarity_weight_llms": float(self.similarity_weight_llms),
             "similarity_on": self.similarity_on,
             "profile_scale": bool(self.profile_scale),
-            "similarity_cold_only": bool(self.similarity_cold_only),
+            "similarity_mode": self.similarity_mode,
+            "fold_in_ridge_items": float(self.fold_in_ridge_items),
+            "fold_in_ridge_llms": float(self.fold_in_ridge_llms),
         }
 
     # fitting ---------------------------------------------------------------------------------
@@ -222,12 +267,16 @@ class SimRMF:
             raise ConfigError(f"method must be one of mf, simrmf, oracle; got {self.method!r}")
         if self.similarity_on not in ("augmented", "factors"):
             raise ConfigError(f"similarity_on must be 'augmented' or 'factors', got {self.similarity_on!r}")
-        for name in ("similarity_weight_items", "similarity_weight_llms"):
+        if self.similarity_mode not in ("kernel", "cold", "joint"):
+            raise ConfigError(f"similarity_mode must be 'kernel', 'cold' or 'joint', got {self.similarity_mode!r}")
+        for name in ("similarity_weight_items", "similarity_weight_llms", "fold_in_ridge_items", "fold_in_ridge_llms"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):
                 raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
         llm, item, correct = _check_pairs(llm, item, correct)
         uses_similarity = self.method in SIMILARITY_METHODS
+        kernel = uses_similarity and self.similarity_mode == "kernel"
+        uses_potential = uses_similarity and not kernel
         if uses_similarity and side is None:
             raise ConfigError(
                 f"method={self.method!r} needs side information: pass side=build_side_information(...) "
@@ -240,7 +289,9 @@ class SimRMF:
         warm_llms = np.unique(llm)
         warm_items = np.unique(item)
         self.llms_, self.items_ = warm_llms, warm_items
-        if uses_similarity:
+        extra_llms = np.setdiff1d(np.asarray(llms if llms is not None else [], dtype=str), warm_llms)
+        extra_items = np.setdiff1d(np.asarray(items if items is not None else [], dtype=str), warm_items)
+        if uses_potential:
             extra_llms = np.setdiff1d(np.asarray(llms if llms is not None else [], dtype=str), warm_llms)
             extra_items = np.setdiff1d(np.asarray(items if items is not None else [], dtype=str), warm_items)
             self.llms_ = np.concatenate([warm_llms, extra_llms])
@@ -249,7 +300,7 @@ class SimRMF:
         item_codes = np.searchsorted(warm_items, item).astype(np.int32)
         similarity = None
         self.similarity_lambdas_ = {}
-        if uses_similarity:
+        if uses_potential:
             item_factor = side.rows_for("item", self.items_)
             llm_factor = side.rows_for("llm", self.llms_)
             lambda_items = float(self.similarity_weight_items) * len(correct) / len(self.items_) ** 2
@@ -262,7 +313,7 @@ class SimRMF:
                 llms_weight=lambda_llms,
                 augmented=self.similarity_on == "augmented",
                 profile_scale=bool(self.profile_scale),
-                cold_only=bool(self.similarity_cold_only),
+                cold_only=self.similarity_mode == "cold",
                 n_warm_items=len(warm_items),
                 n_warm_llms=len(warm_llms),
             )
@@ -288,7 +339,29 @@ class SimRMF:
         self.n_warm_llms_ = len(warm_llms)
         self.n_warm_items_ = len(warm_items)
         self._fold_in_cache = None
+        if kernel:
+            for kind, extra, ridge in (("item", extra_items, self.fold_in_ridge_items),
+                                       ("llm", extra_llms, self.fold_in_ridge_llms)):
+                known = self.items_ if kind == "item" else self.llms_
+                known_factor = side.rows_for(kind, known)
+                if len(extra) == 0 or known_factor is None:
+                    continue
+                factors_key, bias_key = (ITEM_FACTORS, ITEM_BIAS) if kind == "item" else (LLM_FACTORS, LLM_BIAS)
+                latent = _augmented(self.params_, factors_key, bias_key, len(known))
+                folded = kernel_fold_in(latent, known_factor, side.rows_for(kind, extra), ridge)
+                self._append_entities(kind, extra, folded, factors_key, bias_key)
         return self
+
+    def _append_entities(self, kind: str, ids: np.ndarray, latent: np.ndarray, factors_key: str, bias_key: str) -> None:
+        """Add folded-in entities (rows ``[factors, bias]`` of ``latent``) after the fitted ones."""
+        if factors_key in self.params_:
+            self.params_[factors_key] = np.concatenate([self.params_[factors_key], latent[:, : self.dim]]).astype(np.float32)
+        if bias_key in self.params_:
+            self.params_[bias_key] = np.concatenate([self.params_[bias_key], latent[:, -1]]).astype(np.float32)
+        if kind == "item":
+            self.items_ = np.concatenate([self.items_, ids])
+        else:
+            self.llms_ = np.concatenate([self.llms_, ids])
 
     # prediction ------------------------------------------------------------------------------
     def _encode(self, ids: np.ndarray, known: np.ndarray, kind: str, unknown: str) -> np.ndarray:

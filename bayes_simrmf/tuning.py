@@ -142,8 +142,8 @@ DEFAULT_STAGES: dict[str, list[dict]] = {
     "mf": [{"grid": {"dim": [4, 8, 16], "lambda_reg": [0.5, 1.0, 2.0]}, "holdout": "pairs"}],
     "simrmf": [
         {"grid": {"dim": [4, 8, 16], "lambda_reg": [0.5, 1.0, 2.0]}, "holdout": "pairs", "method": "mf"},
-        {"grid": {"similarity_weight_items": [0.1, 1.0, 10.0]}, "holdout": "items", "fixed": {"similarity_weight_llms": 0.0}},
-        {"grid": {"similarity_weight_llms": [0.1, 1.0, 10.0]}, "holdout": "llms"},
+        {"grid": {"fold_in_ridge_items": [0.1, 1.0, 10.0]}, "holdout": "items"},
+        {"grid": {"fold_in_ridge_llms": [0.1, 1.0, 10.0]}, "holdout": "llms"},
     ],
 }
 DEFAULT_STAGES["oracle"] = DEFAULT_STAGES["simrmf"]

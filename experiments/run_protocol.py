@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shlex
 import sys
@@ -44,7 +45,7 @@ def build(spec: dict, seed: int, chosen: dict | None):
     return make_estimator(spec["method"], **options)
 
 
-def run(config: dict, log=print) -> tuple[pd.DataFrame, dict]:
+def run(config: dict, log=print, checkpoint=None) -> tuple[pd.DataFrame, dict]:
     rows, chosen_all = [], {}
     for dataset_name, dataset_options in config["datasets"].items():
         dataset = load_dataset(
@@ -107,6 +108,8 @@ def run(config: dict, log=print) -> tuple[pd.DataFrame, dict]:
                         + f"  ({fit_seconds:.1f} s)"
                     )
             chosen_all[f"{dataset_name} T={T}"] = chosen
+            if checkpoint is not None:
+                checkpoint(pd.DataFrame(rows), chosen_all)
     return pd.DataFrame(rows), chosen_all
 
 
@@ -135,18 +138,28 @@ def main() -> None:
     args = parser.parse_args()
     config = json.loads(args.config.read_text())
     started = time.time()
-    frame, chosen = run(config)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.out.with_suffix(".csv"), index=False)
     command = shlex.join(["python", *sys.argv])
+
+    def write(frame: pd.DataFrame, chosen: dict, final: bool = False) -> None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(args.out.with_suffix(".csv"), index=False)
+        args.out.with_suffix(".md").write_text(report(config, frame, chosen, command, time.time() - started, final))
+
+    frame, chosen = run(config, checkpoint=write)
+    write(frame, chosen, final=True)
+    print(args.out.with_suffix(".md").read_text())
+
+
+def report(config: dict, frame: pd.DataFrame, chosen: dict, command: str, seconds: float, final: bool) -> str:
     sections = [
         f"# {config.get('description', 'Protocol results')}",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {platform.machine()}, {platform.system()}; total wall time {time.time() - started:.0f} s.  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, JAX on CPU; wall time {seconds:.0f} s"
+        f"{'' if final else ' so far (PARTIAL: the run had not finished when this was written)'}.  ",
         f"Cells: mean ± sd over seeds {config['seeds']}; test splits sampled up to {config['n_test_pairs']:,} pairs.  ",
         "Hyper-parameters chosen on validation pairs carved from the seed-0 training pairs "
-        f"({config['tuning']}), never on test pairs:",
+        f"({config['tuning']}; per-stage hold-outs in the config), never on test pairs:",
         "",
         "```json",
         json.dumps(chosen, indent=1),
@@ -166,8 +179,7 @@ def main() -> None:
                 f"T={T}: " + ", ".join(f"{s} {int(row[s]):,}" for s in TEST_SPLITS) for T, row in pair_counts.iterrows()
             ),
         ]
-    args.out.with_suffix(".md").write_text("\n".join(sections) + "\n")
-    print(args.out.with_suffix(".md").read_text())
+    return "\n".join(sections) + "\n"
 
 
 if __name__ == "__main__":

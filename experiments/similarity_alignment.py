@@ -31,8 +31,8 @@ Usage:
     python experiments/similarity_alignment.py [--datasets openllm-v2-mmlupro-math openllm-v2 openllm-v2-bbh-tso5]
         [--max-pairs 200000] [--seed 0]
 
-Prints Markdown. The full run takes longer than 5 minutes on a 2-core machine (one dense ``eigh`` of the
-4,027 × 4,027 ``S_M`` per α for openllm-v2-bbh-tso5), so the report runs one dataset per invocation.
+Prints Markdown. Run with ``OPENBLAS_NUM_THREADS=1`` on a shared machine: a multi-threaded
+``eigh`` of the 4,027 × 4,027 ``S_M`` (one per α for openllm-v2-bbh-tso5) waits on busy cores.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def sample_pairs(n: int, max_pairs: int, rng: np.random.Generator) -> tuple[np.n
     return chosen // n, chosen % n
 
 
-def pair_dots(rows: np.ndarray, first: np.ndarray, second: np.ndarray, chunk: int = 50_000) -> np.ndarray:
+def pair_dots(rows: np.ndarray, first: np.ndarray, second: np.ndarray, chunk: int = 20_000) -> np.ndarray:
     """``rows[a] · rows[b]`` for each pair, in float64, in chunks (an entry of ``rows rowsᵀ``)."""
     out = np.empty(len(first))
     for start in range(0, len(first), chunk):
@@ -146,7 +146,7 @@ class Side:
 
 def print_table(title: str, columns: list[str], blocks: dict[str, list[tuple[str, float, float]]]) -> None:
     """One row per comparison, Pearson / Spearman per block (column group)."""
-    print(f"\n{title}\n")
+    print(f"\n{title}\n" if title else "")
     header = "| comparison | " + " | ".join(f"{c} Pearson | {c} Spearman" for c in columns) + " |"
     print(header)
     print("|---|" + "---:|---:|" * len(columns))
@@ -241,10 +241,15 @@ def llm_section(dataset: Dataset, scores: np.ndarray, scores_centred: np.ndarray
         similarity, report = llm_similarity(table, alpha=alpha)
         factor, sqrt_report = sqrt_psd_factor_from_dense(similarity)
         entries = similarity[first, second].astype(np.float64)
+        # S_M is dense (n_llms ≤ ~5·10^3) and its factor has up to n_llms columns, so entries come from the dense
+        # √S_M rather than from gathering two factor rows per pair.
+        sqrt_similarity = factor.astype(np.float64) @ factor.T.astype(np.float64)
+        centred_factor = centre_rows(factor).astype(np.float64)
+        sqrt_similarity_centred = centred_factor @ centred_factor.T
         label = {0.0: "α=0 (S_lineage)", 1.0: "α=1 (S_feature)"}.get(alpha, f"α={alpha:g}")
-        blocks[label] = side.rows(entries, pair_dots(factor, first, second),
-                                  pair_dots(centre_rows(factor), first, second))
-        diagnostic = similarity_alignment(factor, scores, n_pairs=args.max_pairs, seed=args.seed)
+        blocks[label] = side.rows(entries, sqrt_similarity[first, second], sqrt_similarity_centred[first, second])
+        diagnostic = similarity_alignment(sqrt_similarity, scores, dense=True, n_pairs=args.max_pairs, seed=args.seed)
+        del sqrt_similarity, sqrt_similarity_centred
         notes.append(f"{label}: off-diagonal S mean {entries.mean():.3f}, share of pairs with S > 0 "
                      f"{(entries > 0).mean():.3f}; clipped negative spectral share "
                      f"{sqrt_report.clipped_negative_share:.2%}; similarity_alignment Pearson "

@@ -80,7 +80,7 @@ def test_simrmf_folds_in_new_item_difficulty_from_similarity():
     mf = fit_on_split(SimRMF(method="mf", **common), split)
     simrmf = fit_on_split(
         SimRMF(method="simrmf", similarity_weight_items=1.0, similarity_weight_llms=0.0,
-               similarity_cold_only=True, **common), split, side=side)
+               similarity_mode="cold", **common), split, side=side)
     mf_b = evaluate_on_split(mf, split, splits=["B"])["B"]
     sim_b = evaluate_on_split(simrmf, split, splits=["B"])["B"]
     # New items' difficulty is fully determined by their group, which only the similarity reveals:
@@ -122,3 +122,45 @@ def test_side_information_from_real_data_has_rows_for_every_entity():
     np.testing.assert_allclose(side.item_factor.mean(axis=0), 0.0, atol=1e-5)  # centred
     oracle = build_side_information(dataset, llms, items, kind="oracle", log=None)
     assert np.all(np.isfinite(oracle.item_factor)) and oracle.llm_factor.shape[0] == 40
+
+
+def test_kernel_fold_in_is_the_gaussian_process_conditional_mean():
+    from bayes_simrmf.estimators import kernel_fold_in
+
+    rng = np.random.default_rng(3)
+    factor = rng.normal(size=(25, 5))
+    latent = rng.normal(size=(20, 3))
+    ridge = 0.7
+    folded = kernel_fold_in(latent, factor[:20], factor[20:], ridge)
+    # Dense GP reading: covariance K = W Wᵀ, nugget ridge on the fitted rows.
+    kernel = factor @ factor.T
+    mean = latent.mean(axis=0)
+    expected = mean + kernel[20:, :20] @ np.linalg.solve(kernel[:20, :20] + ridge * np.eye(20), latent - mean)
+    np.testing.assert_allclose(folded, expected, atol=1e-8)
+    # Uninformative similarity (zero factor rows) folds in the average fitted row.
+    np.testing.assert_allclose(kernel_fold_in(latent, factor[:20], np.zeros((2, 5)), ridge), [mean, mean])
+    with pytest.raises(ConfigError, match="ridge"):
+        kernel_fold_in(latent, factor[:20], factor[20:], 0.0)
+
+
+def test_kernel_fold_in_recovers_new_item_difficulty_from_similarity():
+    dataset, _ = _similar_items_dataset()
+    split = Protocol(n_known_llms=60, n_known_items=100, T=40, seed=0, n_test_pairs=50_000).split(dataset, log=None)
+    texts = dataset.items.set_index("item").loc[split.items, "text"]
+    embeddings = np.eye(4, dtype=np.float32)[[int(t.split()[-1]) for t in texts]]
+    from bayes_simrmf.similarity import sqrt_psd_factor_from_embeddings
+
+    item_factor, _ = sqrt_psd_factor_from_embeddings(embeddings)
+    side = SideInformation(split.llms, None, split.items, centre_rows(item_factor))
+    common = dict(dim=2, lambda_reg=1.0, max_steps=1500, progress=False, seed=0)
+    mf = fit_on_split(SimRMF(method="mf", **common), split)
+    kernel = fit_on_split(SimRMF(method="simrmf", similarity_mode="kernel", fold_in_ridge_items=0.1, **common),
+                          split, side=side)
+    mf_b = evaluate_on_split(mf, split, splits=["B"])["B"]
+    kernel_b = evaluate_on_split(kernel, split, splits=["B"])["B"]
+    # A new item's difficulty is its group's, which the similarity reveals exactly: per-item errors must
+    # fall to a fraction of MF's (which can only predict the population mean for new items).
+    assert kernel_b["rmse_x"] < 0.5 * mf_b["rmse_x"]
+    # Fitted entities are untouched by the fold-in: same predictions as MF.
+    np.testing.assert_allclose(kernel.predict(split.llms[:5], split.items[:5]),
+                               mf.predict(split.llms[:5], split.items[:5]), atol=1e-6)
