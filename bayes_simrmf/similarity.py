@@ -288,6 +288,12 @@ def gram_mismatch(
         A float32 scalar. Note: it is a difference of large terms, so its absolute float32 error scales with
         ``‖XᵀX‖²_F``, not with the (possibly small) mismatch itself.
     """
+    latent_fro2, cross_fro2, factor_fro2 = _gram_terms(latent, sqrt_sim_factor, WtW_fro2)
+    return latent_fro2 - 2.0 * cross_fro2 + factor_fro2
+
+
+def _gram_terms(latent, sqrt_sim_factor, WtW_fro2=None) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(‖XᵀX‖²_F, ‖WᵀX‖²_F, ‖WᵀW‖²_F)`` in float32 at full matmul precision."""
     latent = jnp.asarray(latent, dtype=jnp.float32)
     sqrt_sim_factor = jnp.asarray(sqrt_sim_factor, dtype=jnp.float32)
     latent_gram = jnp.matmul(latent.T, latent, precision=_FULL_PRECISION)  # (d, d)
@@ -295,7 +301,7 @@ def gram_mismatch(
     if WtW_fro2 is None:
         factor_gram = jnp.matmul(sqrt_sim_factor.T, sqrt_sim_factor, precision=_FULL_PRECISION)  # (k, k)
         WtW_fro2 = jnp.sum(factor_gram**2)
-    return jnp.sum(latent_gram**2) - 2.0 * jnp.sum(cross**2) + jnp.asarray(WtW_fro2, dtype=jnp.float32)
+    return jnp.sum(latent_gram**2), jnp.sum(cross**2), jnp.asarray(WtW_fro2, dtype=jnp.float32)
 
 
 def scaled_gram_mismatch(latent: jax.Array, sqrt_sim_factor: jax.Array, WtW_fro2: float | jax.Array | None = None) -> jax.Array:
@@ -305,15 +311,8 @@ def scaled_gram_mismatch(latent: jax.Array, sqrt_sim_factor: jax.Array, WtW_fro2
     form (the MAP of a scale with a flat prior), so only the *shape* of ``√S`` is matched, not
     its units, which are arbitrary (a cosine's square root has nothing to do with logits).
     """
-    latent = jnp.asarray(latent, dtype=jnp.float32)
-    sqrt_sim_factor = jnp.asarray(sqrt_sim_factor, dtype=jnp.float32)
-    latent_gram = jnp.matmul(latent.T, latent, precision=_FULL_PRECISION)
-    cross = jnp.matmul(sqrt_sim_factor.T, latent, precision=_FULL_PRECISION)
-    if WtW_fro2 is None:
-        factor_gram = jnp.matmul(sqrt_sim_factor.T, sqrt_sim_factor, precision=_FULL_PRECISION)
-        WtW_fro2 = jnp.sum(factor_gram**2)
-    cross_fro2 = jnp.sum(cross**2)
-    return jnp.sum(latent_gram**2) - cross_fro2**2 / jnp.asarray(WtW_fro2, dtype=jnp.float32)
+    latent_fro2, cross_fro2, factor_fro2 = _gram_terms(latent, sqrt_sim_factor, WtW_fro2)
+    return latent_fro2 - cross_fro2**2 / factor_fro2
 
 
 def gram_mismatch_dense(latent: jax.Array, sqrt_sim: jax.Array) -> jax.Array:
