@@ -306,7 +306,7 @@ class SimRMF:
             lambda_items = float(self.similarity_weight_items) * len(correct) / len(self.items_) ** 2
             lambda_llms = float(self.similarity_weight_llms) * len(correct) / len(self.llms_) ** 2
             self.similarity_lambdas_ = {"lambda_items": lambda_items, "lambda_llms": lambda_llms}
-            similarity = SimilarityInputs(
+            similarity = SimilarityInputs.build(
                 items_factor=None if item_factor is None or lambda_items == 0 else jnp.asarray(item_factor),
                 llms_factor=None if llm_factor is None or lambda_llms == 0 else jnp.asarray(llm_factor),
                 items_weight=lambda_items,

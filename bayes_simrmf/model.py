@@ -46,7 +46,7 @@ import numpyro
 import numpyro.distributions as dist
 
 from bayes_simrmf.errors import ConfigError
-from bayes_simrmf.similarity import gram_mismatch, scaled_gram_mismatch
+from bayes_simrmf.similarity import gram_fro2, gram_mismatch, scaled_gram_mismatch
 
 #: Sites of the model, by role; used by inference, prediction and the ArviZ export.
 LLM_FACTORS = "llm_factors"
@@ -158,25 +158,39 @@ class SimilarityInputs:
     cold_only: bool = False
     n_warm_items: int = 0
     n_warm_llms: int = 0
+    items_factor_fro2: jnp.ndarray | None = None
+    llms_factor_fro2: jnp.ndarray | None = None
+
+    @classmethod
+    def build(cls, items_factor=None, llms_factor=None, **options) -> "SimilarityInputs":
+        """Like the constructor, with the constants ``‖WᵀW‖²_F`` precomputed (about 2/3 of the
+        potential's cost per step when recomputed)."""
+        return cls(
+            items_factor=items_factor,
+            llms_factor=llms_factor,
+            items_factor_fro2=None if items_factor is None else jnp.asarray(gram_fro2(items_factor), jnp.float32),
+            llms_factor_fro2=None if llms_factor is None else jnp.asarray(gram_fro2(llms_factor), jnp.float32),
+            **options,
+        )
 
 
 # A pytree, so the factors travel into jit-compiled steps as arguments: closed over as
 # constants, XLA would try to constant-fold products of them and compile for minutes.
 jax.tree_util.register_dataclass(
     SimilarityInputs,
-    data_fields=["items_factor", "llms_factor", "items_weight", "llms_weight"],
+    data_fields=["items_factor", "llms_factor", "items_weight", "llms_weight", "items_factor_fro2", "llms_factor_fro2"],
     meta_fields=["augmented", "profile_scale", "cold_only", "n_warm_items", "n_warm_llms"],
 )
 
 
-def _similarity_potential(factors, biases, sqrt_sim_factor, weight, similarity: SimilarityInputs, n_warm: int):
+def _similarity_potential(factors, biases, sqrt_sim_factor, factor_fro2, weight, similarity: SimilarityInputs, n_warm: int):
     latent = factors if factors is not None else jnp.zeros((sqrt_sim_factor.shape[0], 0), jnp.float32)
     if similarity.augmented and biases is not None:
         latent = jnp.concatenate([latent, biases[:, None]], axis=1)
     if similarity.cold_only:
         latent = jnp.concatenate([jax.lax.stop_gradient(latent[:n_warm]), latent[n_warm:]], axis=0)
     mismatch = scaled_gram_mismatch if similarity.profile_scale else gram_mismatch
-    return -weight * mismatch(latent, sqrt_sim_factor)
+    return -weight * mismatch(latent, sqrt_sim_factor, factor_fro2)
 
 
 def logits_for_pairs(params: dict, llm: jnp.ndarray, item: jnp.ndarray, biases: bool) -> jnp.ndarray:
@@ -237,12 +251,14 @@ def simrmf_model(
             numpyro.factor(
                 "item_similarity",
                 _similarity_potential(params.get(ITEM_FACTORS), params.get(ITEM_BIAS), similarity.items_factor,
+                                      similarity.items_factor_fro2,
                                       similarity.items_weight, similarity, similarity.n_warm_items),
             )
         if similarity.llms_factor is not None:
             numpyro.factor(
                 "llm_similarity",
                 _similarity_potential(params.get(LLM_FACTORS), params.get(LLM_BIAS), similarity.llms_factor,
+                                      similarity.llms_factor_fro2,
                                       similarity.llms_weight, similarity, similarity.n_warm_llms),
             )
 

@@ -16,7 +16,7 @@ Per dataset:
   from the SVD of ``Z_c``). Also the pair as the model sees it (``centre=True`` in
   :func:`bayes_simrmf.sideinfo.build_side_information`: both factors centred over items, i.e. ``H √S H``) and the
   package's own diagnostic :func:`~bayes_simrmf.similarity.similarity_alignment` (``√S`` vs the cosine of centred
-  score vectors).
+  score vectors), and ``√S_X`` vs ``ZᵀZ`` itself (PAPER.md's "a similarity should behave like S ≈ (ZᵀZ)²").
 * LLMs: ``S_M = α S_feature + (1−α) S_lineage`` (:func:`~bayes_simrmf.similarity.llm_similarity`) for
   α ∈ {0, 0.25, 0.5, 0.75, 1} (α = 0 is S_lineage alone, α = 1 is S_feature alone), ``√S_M`` from
   :func:`~bayes_simrmf.similarity.sqrt_psd_factor_from_dense`; the same targets with ``Z Zᵀ``.
@@ -140,6 +140,8 @@ class Side:
             ("√S vs √G (centred Z)", *correlations(r, t["sqrtGc"])),
             ("S vs G (raw Z)", *correlations(s, t["G"])),
             ("S vs G (centred Z)", *correlations(s, t["Gc"])),
+            ("√S vs G (raw Z): PAPER's S ≈ G²", *correlations(r, t["G"])),
+            ("√S vs G (centred Z): PAPER's S ≈ G²", *correlations(r, t["Gc"])),
             ("H√S H vs H√G H (model's centre=True)", *correlations(m, t["model_sqrtG"])),
         ]
 
@@ -275,7 +277,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> None:
     llm_sqrt_centred, item_sqrt_centred = svd_sqrt_factors(scores_centred)
     # The oracle factor and this script's Z must describe the same matrix: check a few entries of √(ZᵀZ).
     check_first, check_second = sample_pairs(dataset.n_items, 2000, np.random.default_rng(99))
-    own_llm_sqrt, own_item_sqrt = svd_sqrt_factors(scores)
+    _, own_item_sqrt = svd_sqrt_factors(scores)
     mismatch = np.max(np.abs(pair_dots(item_sqrt, check_first, check_second)
                              - pair_dots(own_item_sqrt, check_first, check_second)))
     print(f"\n## {dataset.name}: {dataset.n_llms:,} LLMs × {dataset.n_items:,} items, {dataset.n_responses:,} "
