@@ -164,6 +164,12 @@ def report(config: dict, frame: pd.DataFrame, chosen: dict, command: str, second
         "```json",
         json.dumps(chosen, indent=1),
         "```",
+        "",
+        "Methods (options fixed by the config; tuned ones above override them):",
+        "",
+        *[f"- {label}: `{json.dumps({'method': spec['method'], **spec.get('fixed', {})})}`"
+          + (f", side information `{spec['side']}`" if spec.get("side") else "")
+          for label, spec in config["methods"].items()],
     ]
     for dataset in dict.fromkeys(frame["dataset"]):
         sub = frame[frame["dataset"] == dataset].iloc[0]
