@@ -11,6 +11,7 @@ import functools
 import json
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -128,7 +129,7 @@ def main() -> None:
 @click.option("--hyper", type=click.Path(dir_okay=False, exists=True), default=None,
               help="JSON written by `bayes-simrmf tune`; its values replace the defaults of the options above. [default: none]")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Model folder to write. [default: models/<data>-<method>-T<T>-seed<seed>]")
+              help="Model folder to write. [default: models/<data>-<method>-T<T>-seed<seed>-<date-time>]")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model folder.")
 @click.option("--baseline/--no-baseline", default=True, help="Also score MeanScore on the same split for comparison.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -188,7 +189,8 @@ def fit(data, unknown_entities, method, T, guide, dim, lambda_reg, n_known_llms,
     if baseline and method != "meanscore":
         results["meanscore"] = evaluate_on_split(fit_on_split(MeanScore(), split), split)
     click.echo(format_metrics(results))
-    name = out or f"models/{Path(dataset.name).name}-{method}-T{T}-seed{seed}"
+    # Without --out every run gets its own folder, so re-running the same command never collides.
+    name = out or f"models/{Path(dataset.name).name}-{method}-T{T}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     if Path(name).exists() and not overwrite:
         raise ConfigError(f"{name} already exists; choose another --out or pass --overwrite")
     folder = save_model(
