@@ -339,6 +339,7 @@ class SimRMF:
         self.n_warm_llms_ = len(warm_llms)
         self.n_warm_items_ = len(warm_items)
         self._fold_in_cache = None
+        self._fold_ins: list[tuple] = []
         if kernel:
             for kind, extra, ridge in (("item", extra_items, self.fold_in_ridge_items),
                                        ("llm", extra_llms, self.fold_in_ridge_llms)):
@@ -348,8 +349,10 @@ class SimRMF:
                     continue
                 factors_key, bias_key = (ITEM_FACTORS, ITEM_BIAS) if kind == "item" else (LLM_FACTORS, LLM_BIAS)
                 latent = _augmented(self.params_, factors_key, bias_key, len(known))
-                folded = kernel_fold_in(latent, known_factor, side.rows_for(kind, extra), ridge)
+                new_factor = side.rows_for(kind, extra)
+                folded = kernel_fold_in(latent, known_factor, new_factor, ridge)
                 self._append_entities(kind, extra, folded, factors_key, bias_key)
+                self._fold_ins.append((kind, extra, known_factor, new_factor, ridge, factors_key, bias_key))
         return self
 
     def _append_entities(self, kind: str, ids: np.ndarray, latent: np.ndarray, factors_key: str, bias_key: str) -> None:
@@ -387,6 +390,96 @@ class SimRMF:
         llm_codes = self._encode(llm, self.llms_, "LLM", unknown)
         item_codes = self._encode(item, self.items_, "item", unknown)
         return self._predict_codes(llm_codes, item_codes)
+
+    def predict_interval(
+        self,
+        llm,
+        item,
+        *,
+        n_draws: int = 200,
+        level: float = 0.9,
+        unknown: Literal["error", "population"] = "error",
+        batch_pairs: int = 50_000,
+        seed: int = 0,
+    ) -> pd.DataFrame:
+        """Posterior predictive probability with sd and a central credible interval, per pair.
+
+        Draws parameters from the fitted variational posterior (``guide="normal"`` or
+        ``"lowrank"``) and repeats :meth:`predict`'s computation for each draw (folded-in and
+        unseen entities included), in batches of ``batch_pairs`` pairs so that at most
+        ``n_draws × batch_pairs`` probabilities are held at once.
+
+        For an entity the fit never saw (``unknown="population"``) the interval is that of the
+        population-average prediction, not of one unseen entity's own probability, which would
+        add the spread of the population; calibrated intervals for such entities are future work.
+
+        Returns:
+            DataFrame with columns ``prob`` (posterior mean), ``sd``, ``lower``, ``upper``
+            (the ``level`` central interval), one row per pair, probabilities in [0, 1].
+        """
+        if self.guide == "delta":
+            raise ConfigError(
+                "the delta guide is a point estimate (MAP) with no posterior spread; fit with "
+                "guide='normal' or 'lowrank' for intervals"
+            )
+        if getattr(self, "svi_result_", None) is None:
+            raise ConfigError(
+                "posterior draws need the fitted guide, which lives in memory only (a saved model keeps "
+                "the point estimate); refit, then call predict_interval"
+            )
+        if not 0 < level < 1:
+            raise ConfigError(f"level must be in (0, 1), got {level!r}")
+        if n_draws < 2 or batch_pairs < 1:
+            raise ConfigError(f"need n_draws >= 2 and batch_pairs >= 1, got {n_draws}, {batch_pairs}")
+        if unknown not in UNKNOWN_POLICIES:
+            raise ConfigError(f"unknown must be one of {UNKNOWN_POLICIES}, got {unknown!r}")
+        llm, item, _ = _check_pairs(llm, item)
+        llm_codes = self._encode(llm, self.llms_, "LLM", unknown)
+        item_codes = self._encode(item, self.items_, "item", unknown)
+        draws = self._posterior_draws(n_draws, seed)
+        tail = (1.0 - level) / 2.0
+        columns = {name: np.empty(len(llm_codes)) for name in ("prob", "sd", "lower", "upper")}
+        for start in range(0, len(llm_codes), batch_pairs):
+            block = slice(start, start + batch_pairs)
+            probs = np.stack([draw._predict_codes(llm_codes[block], item_codes[block]) for draw in draws])
+            columns["prob"][block] = probs.mean(axis=0)
+            columns["sd"][block] = probs.std(axis=0, ddof=1)
+            columns["lower"][block], columns["upper"][block] = np.quantile(probs, [tail, 1.0 - tail], axis=0)
+        return pd.DataFrame(columns)
+
+    def _posterior_draws(self, n_draws: int, seed: int) -> list["SimRMF"]:
+        """Shallow copies of this estimator, each holding one posterior draw of the parameters."""
+        import copy
+
+        import jax
+
+        result = self.svi_result_
+        sampled = result.guide.sample_posterior(
+            jax.random.PRNGKey(seed), result.guide_params, *result.model_args, sample_shape=(n_draws,),
+            **result.model_kwargs,
+        )
+        copies = []
+        for index in range(n_draws):
+            draw = copy.copy(self)
+            draw.params_ = {name: np.asarray(sampled[name][index], dtype=np.float32) for name in self.params_
+                            if name in sampled}
+            for name, value in self.params_.items():
+                draw.params_.setdefault(name, value)
+            # Folded-in entities follow each draw of the fitted ones (the fold-in is linear in them).
+            for kind, extra, known_factor, new_factor, ridge, factors_key, bias_key in self._fold_ins:
+                n_known = self.n_warm_items_ if kind == "item" else self.n_warm_llms_
+                for key in (factors_key, bias_key):
+                    if key in draw.params_:
+                        draw.params_[key] = draw.params_[key][:n_known]
+                latent = _augmented(draw.params_, factors_key, bias_key, n_known)
+                folded = kernel_fold_in(latent, known_factor, new_factor, ridge)
+                if factors_key in draw.params_:
+                    draw.params_[factors_key] = np.concatenate([draw.params_[factors_key], folded[:, : self.dim]]).astype(np.float32)
+                if bias_key in draw.params_:
+                    draw.params_[bias_key] = np.concatenate([draw.params_[bias_key], folded[:, -1]]).astype(np.float32)
+            draw._fold_in_cache = None
+            copies.append(draw)
+        return copies
 
     def _logits(self, llm_codes: np.ndarray, item_codes: np.ndarray) -> np.ndarray:
         """Logits of the outer product ``(len(llm_codes), len(item_codes))`` from the point estimate."""
@@ -544,6 +637,7 @@ class SimRMF:
         self.n_pairs_ = int(state["n_pairs"])
         self.n_warm_llms_, self.n_warm_items_ = (int(v) for v in state["n_warm"])
         self._fold_in_cache = None
+        self._fold_ins = []
         self.svi_result_ = None
         return self
 
