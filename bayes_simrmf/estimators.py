@@ -368,6 +368,8 @@ class SimRMF:
 
     # prediction ------------------------------------------------------------------------------
     def _encode(self, ids: np.ndarray, known: np.ndarray, kind: str, unknown: str) -> np.ndarray:
+        if unknown not in UNKNOWN_POLICIES:
+            raise ConfigError(f"unknown must be one of {UNKNOWN_POLICIES}, got {unknown!r}")
         codes = pd.Index(known).get_indexer(ids)
         missing = codes < 0
         if missing.any() and unknown == "error":
@@ -431,21 +433,75 @@ class SimRMF:
             raise ConfigError(f"level must be in (0, 1), got {level!r}")
         if n_draws < 2 or batch_pairs < 1:
             raise ConfigError(f"need n_draws >= 2 and batch_pairs >= 1, got {n_draws}, {batch_pairs}")
-        if unknown not in UNKNOWN_POLICIES:
-            raise ConfigError(f"unknown must be one of {UNKNOWN_POLICIES}, got {unknown!r}")
         llm, item, _ = _check_pairs(llm, item)
         llm_codes = self._encode(llm, self.llms_, "LLM", unknown)
         item_codes = self._encode(item, self.items_, "item", unknown)
         draws = self._posterior_draws(n_draws, seed)
         tail = (1.0 - level) / 2.0
         columns = {name: np.empty(len(llm_codes)) for name in ("prob", "sd", "lower", "upper")}
-        for start in range(0, len(llm_codes), batch_pairs):
-            block = slice(start, start + batch_pairs)
-            probs = np.stack([draw._predict_codes(llm_codes[block], item_codes[block]) for draw in draws])
+        for block, probs in self._draw_batches(draws, llm_codes, item_codes, batch_pairs):
             columns["prob"][block] = probs.mean(axis=0)
             columns["sd"][block] = probs.std(axis=0, ddof=1)
             columns["lower"][block], columns["upper"][block] = np.quantile(probs, [tail, 1.0 - tail], axis=0)
         return pd.DataFrame(columns)
+
+    def predict_group_interval(
+        self,
+        llm,
+        item,
+        *,
+        by: Literal["llm", "item"] = "llm",
+        n_draws: int = 200,
+        level: float = 0.9,
+        observed: bool = True,
+        unknown: Literal["error", "population"] = "error",
+        batch_pairs: int = 50_000,
+        seed: int = 0,
+    ) -> pd.DataFrame:
+        """Mean accuracy of each LLM (``by="llm"``) or item over the given pairs, with an interval.
+
+        Per posterior draw the pairs' probabilities are averaged per group; with ``observed=True``
+        answers are also drawn (Bernoulli), so the interval is for the *observed* mean accuracy
+        on these pairs (what a user would measure by running them), not only its expectation.
+        The delta guide gives the plug-in predictive (Bernoulli noise around the MAP only).
+
+        Returns:
+            DataFrame indexed by group id with columns ``mean``, ``lower``, ``upper``, ``n_pairs``.
+        """
+        if by not in ("llm", "item"):
+            raise ConfigError(f"by must be 'llm' or 'item', got {by!r}")
+        llm, item, _ = _check_pairs(llm, item)
+        llm_codes = self._encode(llm, self.llms_, "LLM", unknown)
+        item_codes = self._encode(item, self.items_, "item", unknown)
+        group_codes, group_ids = pd.factorize(pd.Series(llm if by == "llm" else item))
+        n_groups = len(group_ids)
+        draws = [self] * n_draws if self.guide == "delta" else self._posterior_draws(n_draws, seed)
+        rng = np.random.default_rng(seed)
+        sums = np.zeros((n_draws, n_groups))
+        for block, probs in self._draw_batches(draws, llm_codes, item_codes, batch_pairs):
+            values = (rng.random(probs.shape) < probs).astype(float) if observed else probs
+            for index in range(n_draws):
+                sums[index] += np.bincount(group_codes[block], weights=values[index], minlength=n_groups)
+        counts = np.bincount(group_codes, minlength=n_groups)
+        means = sums / counts
+        tail = (1.0 - level) / 2.0
+        lower, upper = np.quantile(means, [tail, 1.0 - tail], axis=0)
+        return pd.DataFrame(
+            {"mean": means.mean(axis=0), "lower": lower, "upper": upper, "n_pairs": counts},
+            index=pd.Index(np.asarray(group_ids, dtype=str), name=by),
+        )
+
+    def _draw_batches(self, draws, llm_codes, item_codes, batch_pairs):
+        """Yield ``(slice, probabilities (n_draws, batch))`` over batches of pairs."""
+        if self.guide == "delta" and any(draw is not self for draw in draws):
+            raise ConfigError("internal: delta-guide draws must be the point estimate")
+        for start in range(0, len(llm_codes), batch_pairs):
+            block = slice(start, start + batch_pairs)
+            if draws and all(draw is draws[0] for draw in draws):
+                single = draws[0]._predict_codes(llm_codes[block], item_codes[block])
+                yield block, np.broadcast_to(single, (len(draws), len(single)))
+            else:
+                yield block, np.stack([draw._predict_codes(llm_codes[block], item_codes[block]) for draw in draws])
 
     def _posterior_draws(self, n_draws: int, seed: int) -> list["SimRMF"]:
         """Shallow copies of this estimator, each holding one posterior draw of the parameters."""

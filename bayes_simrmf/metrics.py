@@ -14,6 +14,7 @@ Empty input gives NaN rather than an error, so an empty split (e.g. A at T = 100
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from bayes_simrmf.errors import ConfigError
 
@@ -120,6 +121,31 @@ def brier(prob: np.ndarray, correct: np.ndarray) -> float:
     if prob.size == 0:
         return float("nan")
     return float(np.mean((prob - correct) ** 2))
+
+
+def reliability_table(prob: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> pd.DataFrame:
+    """Equal-width bins of predicted probability: pairs, mean prediction and observed rate per bin."""
+    prob, correct = _as_prob_and_correct(prob, correct)
+    if not (isinstance(n_bins, (int, np.integer)) and n_bins >= 1):
+        raise ConfigError(f"n_bins must be a positive integer, got {n_bins!r}")
+    bins = np.minimum((prob * n_bins).astype(int), n_bins - 1)
+    counts = np.bincount(bins, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_prob = np.bincount(bins, weights=prob, minlength=n_bins) / counts
+        observed = np.bincount(bins, weights=correct, minlength=n_bins) / counts
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return pd.DataFrame({"lower": edges[:-1], "upper": edges[1:], "n_pairs": counts,
+                         "mean_prob": mean_prob, "observed": observed})
+
+
+def ece(prob: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> float:
+    """Expected calibration error: pair-weighted mean of ``|mean prob − observed rate|`` over equal-width bins."""
+    table = reliability_table(prob, correct, n_bins)
+    if table["n_pairs"].sum() == 0:
+        return float("nan")
+    used = table["n_pairs"] > 0
+    gaps = (table["mean_prob"] - table["observed"]).abs()[used]
+    return float(np.average(gaps, weights=table["n_pairs"][used]))
 
 
 def auc(prob: np.ndarray, correct: np.ndarray) -> float:

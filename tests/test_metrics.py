@@ -160,3 +160,16 @@ def test_evaluate_is_fast_on_a_million_pairs() -> None:
     start = time.perf_counter()
     evaluate(prob, correct, rng.integers(0, 1000, n_pairs), rng.integers(0, 20000, n_pairs))
     assert time.perf_counter() - start < 5.0
+
+
+def test_ece_by_hand():
+    from bayes_simrmf.metrics import ece, reliability_table
+
+    # Bin [0.1, 0.2): predictions 0.1, 0.1 with outcomes 0, 1 -> gap |0.1 - 0.5| = 0.4 over 2 pairs;
+    # bin [0.9, 1.0]: predictions 0.9, 0.95 with outcomes 1, 1 -> gap |0.925 - 1| = 0.075 over 2 pairs.
+    prob = np.array([0.1, 0.1, 0.9, 0.95])
+    correct = np.array([0, 1, 1, 1])
+    assert ece(prob, correct, n_bins=10) == pytest.approx((2 * 0.4 + 2 * 0.075) / 4)
+    table = reliability_table(prob, correct, n_bins=10)
+    assert table["n_pairs"].tolist() == [0, 2, 0, 0, 0, 0, 0, 0, 0, 2]
+    assert ece(np.array([0.3, 0.7]), np.array([0, 1]), n_bins=1) == pytest.approx(0.0)

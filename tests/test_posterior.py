@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bayes_simrmf.errors import ConfigError
@@ -50,3 +51,25 @@ def test_interval_needs_a_posterior_guide(split):
     model = fit_on_split(SimRMF(guide="delta", dim=2, progress=False, max_steps=200), split)
     with pytest.raises(ConfigError, match="delta guide"):
         model.predict_interval(split.llms[:2], split.items[:2])
+
+
+def test_group_intervals_cover_the_observed_means_of_planted_data():
+    # Data drawn from the model: per-LLM observed accuracy on held-out pairs should fall inside the
+    # 90% predictive interval for most LLMs (mean-field VI may be over-confident, so the bound is loose).
+    dataset, _ = make_synthetic_dataset(120, 200, dim=3, seed_value=1)
+    split = Protocol(80, 130, T=60, seed=0, n_test_pairs=20000).split(dataset, log=None)
+    model = fit_on_split(SimRMF(guide="normal", dim=3, progress=False, max_steps=800, learning_rate=0.02), split)
+    pairs = split.pairs["A"]
+    llm, item = split.llms[pairs.llm], split.items[pairs.item]
+    table = model.predict_group_interval(llm, item, by="llm", n_draws=100, level=0.9)
+    observed = pd.Series(pairs.correct.astype(float)).groupby(llm).mean().reindex(table.index)
+    inside = ((table.lower <= observed) & (observed <= table.upper)).mean()
+    assert inside > 0.6, inside
+    assert (table.n_pairs == pd.Series(llm).value_counts().reindex(table.index)).all()
+    # Without answer noise the interval is that of the expected accuracy: narrower.
+    expected = model.predict_group_interval(llm, item, by="llm", n_draws=100, level=0.9, observed=False)
+    assert (expected.upper - expected.lower).mean() < (table.upper - table.lower).mean()
+    # The delta guide gives the plug-in predictive: Bernoulli noise around the MAP only.
+    delta = fit_on_split(SimRMF(guide="delta", dim=3, progress=False, max_steps=400), split)
+    plug_in = delta.predict_group_interval(llm, item, by="llm", n_draws=100)
+    assert (plug_in.upper > plug_in.lower).all()
