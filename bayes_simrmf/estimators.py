@@ -411,9 +411,10 @@ class SimRMF:
         unseen entities included), in batches of ``batch_pairs`` pairs so that at most
         ``n_draws × batch_pairs`` probabilities are held at once.
 
-        For an entity the fit never saw (``unknown="population"``) the interval is that of the
-        population-average prediction, not of one unseen entity's own probability, which would
-        add the spread of the population; calibrated intervals for such entities are future work.
+        An entity the fit never saw (``unknown="population"``) is, in each draw, a random fitted
+        entity, so its interval covers the spread of the population. Entities folded in from
+        similarity use their folded-in vectors per draw; the part of their logit the similarity
+        did not explain is integrated over, not sampled, so their intervals are too narrow.
 
         Returns:
             DataFrame with columns ``prob`` (posterior mean), ``sd``, ``lower``, ``upper``
@@ -439,7 +440,7 @@ class SimRMF:
         draws = self._posterior_draws(n_draws, seed)
         tail = (1.0 - level) / 2.0
         columns = {name: np.empty(len(llm_codes)) for name in ("prob", "sd", "lower", "upper")}
-        for block, probs in self._draw_batches(draws, llm_codes, item_codes, batch_pairs):
+        for block, probs in self._draw_batches(draws, llm, item, llm_codes, item_codes, batch_pairs, seed):
             columns["prob"][block] = probs.mean(axis=0)
             columns["sd"][block] = probs.std(axis=0, ddof=1)
             columns["lower"][block], columns["upper"][block] = np.quantile(probs, [tail, 1.0 - tail], axis=0)
@@ -478,7 +479,7 @@ class SimRMF:
         draws = [self] * n_draws if self.guide == "delta" else self._posterior_draws(n_draws, seed)
         rng = np.random.default_rng(seed)
         sums = np.zeros((n_draws, n_groups))
-        for block, probs in self._draw_batches(draws, llm_codes, item_codes, batch_pairs):
+        for block, probs in self._draw_batches(draws, llm, item, llm_codes, item_codes, batch_pairs, seed):
             values = (rng.random(probs.shape) < probs).astype(float) if observed else probs
             for index in range(n_draws):
                 sums[index] += np.bincount(group_codes[block], weights=values[index], minlength=n_groups)
@@ -491,17 +492,35 @@ class SimRMF:
             index=pd.Index(np.asarray(group_ids, dtype=str), name=by),
         )
 
-    def _draw_batches(self, draws, llm_codes, item_codes, batch_pairs):
-        """Yield ``(slice, probabilities (n_draws, batch))`` over batches of pairs."""
-        if self.guide == "delta" and any(draw is not self for draw in draws):
-            raise ConfigError("internal: delta-guide draws must be the point estimate")
+    def _draw_batches(self, draws, llm, item, llm_codes, item_codes, batch_pairs, seed):
+        """Yield ``(slice, probabilities (n_draws, batch))`` over batches of pairs.
+
+        An entity the fit never saw (code -1) is, in each draw, one fitted entity picked at
+        random (the same for all its pairs in that draw): a random member of the population, so
+        the spread across draws includes how much entities differ, not only the uncertainty of
+        the population's average.
+        """
+        members = {}
+        for kind, ids, codes, n_warm in (("llm", llm, llm_codes, self.n_warm_llms_),
+                                         ("item", item, item_codes, self.n_warm_items_)):
+            unseen = codes < 0
+            if unseen.any():
+                _, inverse = np.unique(ids[unseen], return_inverse=True)
+                picks = np.random.default_rng([seed, 7, kind == "llm"]).integers(0, n_warm, (len(draws), inverse.max() + 1))
+                members[kind] = (unseen, inverse, picks)
         for start in range(0, len(llm_codes), batch_pairs):
             block = slice(start, start + batch_pairs)
-            if draws and all(draw is draws[0] for draw in draws):
-                single = draws[0]._predict_codes(llm_codes[block], item_codes[block])
-                yield block, np.broadcast_to(single, (len(draws), len(single)))
-            else:
-                yield block, np.stack([draw._predict_codes(llm_codes[block], item_codes[block]) for draw in draws])
+            rows = []
+            for index, draw in enumerate(draws):
+                codes_in_draw = []
+                for kind, codes in (("llm", llm_codes), ("item", item_codes)):
+                    codes = codes.copy()
+                    if kind in members:
+                        unseen, inverse, picks = members[kind]
+                        codes[unseen] = picks[index][inverse]
+                    codes_in_draw.append(codes[block])
+                rows.append(draw._predict_codes(*codes_in_draw))
+            yield block, np.stack(rows)
 
     def _posterior_draws(self, n_draws: int, seed: int) -> list["SimRMF"]:
         """Shallow copies of this estimator, each holding one posterior draw of the parameters."""
