@@ -26,6 +26,7 @@ import pandas as pd
 from bayes_simrmf.errors import ConfigError, UnknownEntityError
 from bayes_simrmf.inference import InferenceConfig, SVIResult, run_svi
 from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, ModelConfig, SimilarityInputs
+from bayes_simrmf.posterior import GaussianPosterior
 
 METHODS = ("meanscore", "mf", "simrmf", "oracle")
 SIMILARITY_METHODS = ("simrmf", "oracle")
@@ -116,6 +117,47 @@ def kernel_fold_in(
     gram = known_factor.T.astype(np.float64) @ known_factor
     coefficients = np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), known_factor.T @ (known_latent - mean))
     return mean + new_factor.astype(np.float64) @ coefficients
+
+
+def _laplace_logistic(
+    prior_mean: np.ndarray, prior_cov: np.ndarray, design: np.ndarray, offsets: np.ndarray, y: np.ndarray,
+    max_iter: int = 100,
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Laplace posterior of ``z`` in ``y ~ Bernoulli(σ(design z + offsets))``, ``z ~ N(prior_mean, prior_cov)``.
+
+    Newton's method with step halving on the log posterior; returns the mode, the inverse
+    Hessian there and whether the step fell below 1e-8.
+    """
+    precision = np.linalg.inv(prior_cov)
+    z = prior_mean.copy()
+
+    def objective(value):
+        logits = design @ value + offsets
+        likelihood = np.sum(y * logits - np.logaddexp(0.0, logits))
+        return likelihood - 0.5 * (value - prior_mean) @ precision @ (value - prior_mean)
+
+    current = objective(z)
+    converged = len(y) == 0
+    for _ in range(max_iter if len(y) else 0):
+        prob = 1.0 / (1.0 + np.exp(-(design @ z + offsets)))
+        gradient = design.T @ (y - prob) - precision @ (z - prior_mean)
+        hessian = design.T @ (design * (prob * (1 - prob))[:, None]) + precision
+        step = np.linalg.solve(hessian, gradient)
+        size = 1.0
+        while size > 1e-6:
+            candidate = z + size * step
+            value = objective(candidate)
+            if value >= current - 1e-12:
+                break
+            size /= 2
+        z, current = candidate, value
+        if np.max(np.abs(size * step)) < 1e-8:
+            converged = True
+            break
+    prob = 1.0 / (1.0 + np.exp(-(design @ z + offsets)))
+    hessian = design.T @ (design * (prob * (1 - prob))[:, None]) + precision
+    cov = np.linalg.inv(hessian)
+    return z, (cov + cov.T) / 2, converged
 
 
 class MeanScore:
@@ -339,6 +381,7 @@ class SimRMF:
         )
         self.svi_result_: SVIResult | None = result
         self.params_ = {name: np.asarray(value, dtype=np.float32) for name, value in result.point.items()}
+        self.posterior_ = GaussianPosterior.from_svi(self.guide, result.guide, result.guide_params, self.params_)
         self.losses_ = result.losses
         self.converged_ = result.converged
         self.fit_seconds_ = result.seconds
@@ -361,6 +404,8 @@ class SimRMF:
                 folded = kernel_fold_in(latent, known_factor, new_factor, ridge)
                 self._append_entities(kind, extra, folded, factors_key, bias_key)
                 self._fold_ins.append((kind, extra, known_factor, new_factor, ridge, factors_key, bias_key))
+        self.n_fitted_llms_, self.n_fitted_items_ = len(self.llms_), len(self.items_)
+        self.inductive_ = {}
         return self
 
     def _append_entities(self, kind: str, ids: np.ndarray, latent: np.ndarray, factors_key: str, bias_key: str) -> None:
@@ -370,6 +415,171 @@ class SimRMF:
             self.items_ = np.concatenate([self.items_, ids])
         else:
             self.llms_ = np.concatenate([self.llms_, ids])
+
+    # inductive fold-in -----------------------------------------------------------------------
+    def fold_in(
+        self,
+        kind: Literal["llm", "item"],
+        ids,
+        *,
+        answers: pd.DataFrame | None = None,
+        side=None,
+        prior: Literal["population", "model"] = "population",
+        ridge: float | None = None,
+        max_iter: int = 100,
+    ) -> pd.DataFrame:
+        """Add LLMs or items the fit never saw, without refitting: infer each one's latent
+        ``[factors, bias]`` with every fitted parameter held at its point estimate.
+
+        The new entity's prior is Gaussian:
+
+        * ``prior="population"`` (default): the distribution of the fitted entities. Without
+          ``side`` it is their mean and covariance (point estimates' spread plus the average
+          posterior variance). With ``side`` (a :class:`~bayes_simrmf.sideinfo.SideInformation`
+          holding rows for the fitted entities and the new ones: metadata or question text), it is
+          the conditional of the matrix-normal Gaussian process whose row covariance is the
+          similarity ``√S = W Wᵀ`` plus ``ridge·I`` (the same prior as the kernel fold-in of
+          :meth:`fit`), so a new entity starts near the fitted entities it resembles, with a
+          variance that shrinks the more it resembles them.
+        * ``prior="model"``: the model's own prior ``N(0, ·)``, the prior a refit including the
+          entity would give it (MAP fold-in then matches such a refit when the rest barely moves).
+
+        Observed answers (k-shot) update it by Bayesian logistic regression against the fixed
+        fitted partners; the posterior is the Laplace approximation at the mode (Newton's method).
+        Predictions for a folded-in entity average the sigmoid over that Gaussian (so they carry
+        its uncertainty even under the delta guide), and :meth:`predict_interval` draws from it.
+
+        Args:
+            kind: "llm" or "item".
+            ids: new ids (refused if already in the model).
+            answers: observed answers of the new entities, a DataFrame with columns ``llm``,
+                ``item``, ``correct``; the ``kind`` column names new ids, the other fitted ones.
+            side: side information for a similarity prior (``prior="population"`` only).
+            prior: "population" or "model".
+            ridge: the GP nugget; defaults to ``fold_in_ridge_items`` / ``fold_in_ridge_llms``.
+            max_iter: Newton iterations at most.
+        Returns:
+            one row per new id: ``n_answers``, ``prior_sd_logit`` and ``posterior_sd_logit`` (sd of
+            the latent's contribution to a logit against an average partner), ``converged``.
+        """
+        self._check_fitted()
+        if kind not in ("llm", "item"):
+            raise ConfigError(f"kind must be 'llm' or 'item', got {kind!r}")
+        if prior not in ("population", "model"):
+            raise ConfigError(f"prior must be 'population' or 'model', got {prior!r}")
+        if side is not None and prior != "population":
+            raise ConfigError("side information sets a population prior; pass prior='population' with side")
+        ids = _as_id_array(ids, "ids")
+        if len(ids) == 0 or len(np.unique(ids)) != len(ids):
+            raise ConfigError(f"ids must be non-empty and unique; got {len(ids)} ids, {len(np.unique(ids))} distinct")
+        known_ids = self.llms_ if kind == "llm" else self.items_
+        clash = np.intersect1d(ids, known_ids)
+        if len(clash):
+            raise ConfigError(f"{len(clash)} {kind} id(s) are already in the model, e.g. {clash[:5].tolist()}")
+        factors_key, bias_key = (ITEM_FACTORS, ITEM_BIAS) if kind == "item" else (LLM_FACTORS, LLM_BIAS)
+        partner_factors_key, partner_bias_key = (LLM_FACTORS, LLM_BIAS) if kind == "item" else (ITEM_FACTORS, ITEM_BIAS)
+        n_warm = self.n_warm_items_ if kind == "item" else self.n_warm_llms_
+        p = self.dim + 1
+        prior_mean, prior_cov = self._fold_in_prior(kind, ids, n_warm, factors_key, bias_key, side, prior, ridge)
+
+        # Answers → per-entity design rows [partner factors, 1] and offsets intercept + partner bias.
+        partner_kind = "item" if kind == "llm" else "llm"
+        if answers is None:
+            answers = pd.DataFrame({"llm": [], "item": [], "correct": []})
+        missing = {"llm", "item", "correct"} - set(answers.columns)
+        if missing:
+            raise ConfigError(f"answers must have columns llm, item, correct; missing {sorted(missing)}")
+        own = _as_id_array(answers[kind].to_numpy(), f"answers.{kind}")
+        partners = _as_id_array(answers[partner_kind].to_numpy(), f"answers.{partner_kind}")
+        _, _, correct = _check_pairs(own, partners, answers["correct"].to_numpy()) if len(answers) else (None, None, np.zeros(0, np.int8))
+        strangers = np.setdiff1d(own, ids)
+        if len(strangers):
+            raise ConfigError(f"answers name {len(strangers)} {kind} id(s) not in ids, e.g. {strangers[:5].tolist()}")
+        n_fitted_partners = self.n_fitted_items_ if kind == "llm" else self.n_fitted_llms_
+        partner_codes = pd.Index((self.items_ if kind == "llm" else self.llms_)[:n_fitted_partners]).get_indexer(partners)
+        if (partner_codes < 0).any():
+            unknown = pd.unique(partners[partner_codes < 0])[:5].tolist()
+            raise UnknownEntityError(
+                f"answers name {int((partner_codes < 0).sum())} pair(s) with a {partner_kind} the model was not fitted "
+                f"on, e.g. {unknown}; fold in only against fitted {partner_kind}s"
+            )
+        duplicated = pd.Series(own).str.cat(pd.Series(partners), sep="\x00").duplicated()
+        if duplicated.any():
+            rows = np.flatnonzero(duplicated.to_numpy())[:5].tolist()
+            raise ConfigError(f"answers repeat {int(duplicated.sum())} ({kind}, {partner_kind}) pair(s), e.g. rows {rows}")
+        design = _augmented(self.params_, partner_factors_key, partner_bias_key, len(self.items_ if kind == "llm" else self.llms_))
+        design[:, -1] = 1.0
+        offsets = float(self.params_.get(INTERCEPT, 0.0)) + self.params_.get(
+            partner_bias_key, np.zeros(design.shape[0], np.float32)).astype(np.float64)
+        if not self.biases:
+            design[:, -1] = 0.0  # no bias term: the bias coordinate stays at its prior
+        own_codes = pd.Index(ids).get_indexer(own)
+
+        means = np.empty((len(ids), p))
+        covs = np.empty((len(ids), p, p))
+        report = []
+        for index in range(len(ids)):
+            rows = partner_codes[own_codes == index]
+            y = correct[own_codes == index].astype(np.float64)
+            mean, cov, converged = _laplace_logistic(
+                prior_mean[index], prior_cov[index], design[rows], offsets[rows], y, max_iter
+            )
+            means[index], covs[index] = mean, cov
+            average_partner = design[: n_fitted_partners].mean(axis=0)
+            report.append({
+                kind: ids[index],
+                "n_answers": len(rows),
+                "prior_sd_logit": float(np.sqrt(average_partner @ prior_cov[index] @ average_partner)),
+                "posterior_sd_logit": float(np.sqrt(average_partner @ cov @ average_partner)),
+                "converged": converged,
+            })
+        self._append_entities(kind, ids, means, factors_key, bias_key)
+        if kind in self.inductive_:
+            old_mean, old_cov = self.inductive_[kind]
+            means, covs = np.concatenate([old_mean, means]), np.concatenate([old_cov, covs])
+        self.inductive_[kind] = (means, covs)
+        self._fold_in_cache = None
+        return pd.DataFrame(report).set_index(kind)
+
+    def _fold_in_prior(self, kind, ids, n_warm, factors_key, bias_key, side, prior, ridge):
+        """Gaussian prior ``(mean (m, p), cov (m, p, p))`` of new entities' ``[factors, bias]``."""
+        p = self.dim + 1
+        if prior == "model":
+            variances = np.full(p, self.model_config().factor_prior_sd ** 2)
+            variances[-1] = float(self.bias_scale) ** 2 if self.bias_scale is not None else 1.0
+            return np.zeros((len(ids), p)), np.broadcast_to(np.diag(variances), (len(ids), p, p)).copy()
+        latent = _augmented(self.params_, factors_key, bias_key, len(self.items_ if kind == "item" else self.llms_))[:n_warm]
+        spread = self.posterior_.marginal_sd()
+        posterior_var = np.zeros(p)
+        if factors_key in spread:
+            posterior_var[: self.dim] = np.mean(spread[factors_key][:n_warm] ** 2, axis=0)
+        if bias_key in spread:
+            posterior_var[-1] = np.mean(spread[bias_key][:n_warm] ** 2)
+        mean = latent.mean(axis=0)
+        centred = latent - mean
+        if side is None:
+            cov = centred.T @ centred / len(latent) + np.diag(posterior_var)
+            return np.broadcast_to(mean, (len(ids), p)).copy(), np.broadcast_to(cov, (len(ids), p, p)).copy()
+        ridge = float(ridge if ridge is not None else (self.fold_in_ridge_items if kind == "item" else self.fold_in_ridge_llms))
+        if not ridge > 0:
+            raise ConfigError(f"the fold-in ridge must be > 0, got {ridge!r}")
+        known_ids = (self.items_ if kind == "item" else self.llms_)[:n_warm]
+        known_factor = side.rows_for(kind, known_ids)
+        new_factor = side.rows_for(kind, ids)
+        if known_factor is None or new_factor is None:
+            raise ConfigError(f"the side information has no {kind} similarity")
+        known_factor = known_factor.astype(np.float64)
+        new_factor = new_factor.astype(np.float64)
+        gram = known_factor.T @ known_factor
+        inverse = np.linalg.inv(gram + ridge * np.eye(gram.shape[0]))
+        projected = known_factor.T @ centred
+        # Row covariance of the latent, Σ = (F−μ)ᵀ (W Wᵀ + ρI)⁻¹ (F−μ) / n  (Woodbury: r × r only).
+        sigma = (centred.T @ centred - projected.T @ inverse @ projected) / (ridge * len(latent)) + np.diag(posterior_var)
+        cond_mean = mean + new_factor @ inverse @ projected
+        # Conditional variance factor k(x,x) + ρ − k(x,K)(K+ρI)⁻¹k(K,x), per new entity.
+        explained = np.einsum("nr,rs,ns->n", new_factor, gram - gram @ inverse @ gram, new_factor) / ridge
+        factor = np.maximum(np.sum(new_factor**2, axis=1) + ridge - explained, 1e-6)
+        return cond_mean, factor[:, None, None] * sigma[None]
 
     # prediction ------------------------------------------------------------------------------
     def _encode(self, ids: np.ndarray, known: np.ndarray, kind: str, unknown: str) -> np.ndarray:
@@ -381,7 +591,8 @@ class SimRMF:
             examples = pd.unique(ids[missing])[:5].tolist()
             raise UnknownEntityError(
                 f"{int(pd.unique(ids[missing]).size)} {kind} id(s) are not in the fitted model, e.g. {examples}; "
-                f"pass unknown='population' to predict them from the fitted population (no side information)"
+                f"fold them in first with fold_in('{kind.lower()}', ids, answers=..., side=...) (metadata, text or "
+                f"a few answers), or pass unknown='population' to predict them as an average fitted {kind}"
             )
         return codes
 
@@ -430,11 +641,6 @@ class SimRMF:
                 "the delta guide is a point estimate (MAP) with no posterior spread; fit with "
                 "guide='normal' or 'lowrank' for intervals"
             )
-        if getattr(self, "svi_result_", None) is None:
-            raise ConfigError(
-                "posterior draws need the fitted guide, which lives in memory only (a saved model keeps "
-                "the point estimate); refit, then call predict_interval"
-            )
         if not 0 < level < 1:
             raise ConfigError(f"level must be in (0, 1), got {level!r}")
         if n_draws < 2 or batch_pairs < 1:
@@ -481,7 +687,8 @@ class SimRMF:
         item_codes = self._encode(item, self.items_, "item", unknown)
         group_codes, group_ids = pd.factorize(pd.Series(llm if by == "llm" else item))
         n_groups = len(group_ids)
-        draws = [self] * n_draws if self.guide == "delta" else self._posterior_draws(n_draws, seed)
+        point = self.posterior_.is_point and not self.inductive_
+        draws = [self] * n_draws if point else self._posterior_draws(n_draws, seed)
         rng = np.random.default_rng(seed)
         sums = np.zeros((n_draws, n_groups))
         for block, probs in self._draw_batches(draws, llm, item, llm_codes, item_codes, batch_pairs, seed):
@@ -527,36 +734,60 @@ class SimRMF:
                 rows.append(draw._predict_codes(*codes_in_draw))
             yield block, np.stack(rows)
 
+    def sample_posterior(self, n_draws: int = 200, seed: int = 0) -> dict[str, np.ndarray]:
+        """Joint draws of every parameter from the fitted posterior, one row per entity in the model.
+
+        Rows follow :attr:`llms_` / :attr:`items_`: fitted entities are drawn from the guide's
+        Gaussian; entities folded in by the kernel follow each draw of the fitted ones; entities
+        added by :meth:`fold_in` are drawn from their own (Laplace) posterior. The delta guide
+        gives ``n_draws`` copies of the MAP.
+
+        Returns:
+            site name (``bayes_simrmf.model`` constants) → ``(n_draws, *shape)`` float32.
+        """
+        self._check_fitted()
+        draws = self.posterior_.sample(n_draws, seed)
+        for name, value in self.params_.items():
+            draws.setdefault(name, np.broadcast_to(value, (n_draws, *np.shape(value))).astype(np.float32))
+        # Folded-in entities follow each draw of the fitted ones (the fold-in is linear in them).
+        for kind, extra, known_factor, new_factor, ridge, factors_key, bias_key in self._fold_ins:
+            n_known = known_factor.shape[0]
+            folded = []
+            for index in range(n_draws):
+                one = {key: draws[key][index][:n_known] for key in (factors_key, bias_key) if key in draws}
+                folded.append(kernel_fold_in(_augmented(one, factors_key, bias_key, n_known), known_factor, new_factor, ridge))
+            folded = np.stack(folded)
+            for key, part in ((factors_key, folded[..., : self.dim]), (bias_key, folded[..., -1])):
+                if key in draws:
+                    draws[key] = np.concatenate([draws[key], part.astype(np.float32)], axis=1)
+        rng = np.random.default_rng([int(seed), 13])
+        for kind, (mean, cov) in self.inductive_.items():
+            factors_key, bias_key = (ITEM_FACTORS, ITEM_BIAS) if kind == "item" else (LLM_FACTORS, LLM_BIAS)
+            chol = np.linalg.cholesky(cov + 1e-9 * np.eye(cov.shape[-1]))
+            noise = rng.standard_normal((n_draws, *mean.shape))
+            latent = mean + np.einsum("npq,snq->snp", chol, noise)
+            for key, part in ((factors_key, latent[..., : self.dim]), (bias_key, latent[..., -1])):
+                if key in draws:
+                    draws[key] = np.concatenate([draws[key], part.astype(np.float32)], axis=1)
+        return draws
+
     def _posterior_draws(self, n_draws: int, seed: int) -> list["SimRMF"]:
         """Shallow copies of this estimator, each holding one posterior draw of the parameters."""
         import copy
 
-        import jax
-
-        result = self.svi_result_
-        sampled = result.guide.sample_posterior(
-            jax.random.PRNGKey(seed), result.guide_params, *result.model_args, sample_shape=(n_draws,),
-            **result.model_kwargs,
-        )
+        sampled = self.sample_posterior(n_draws, seed)
         copies = []
         for index in range(n_draws):
             draw = copy.copy(self)
-            draw.params_ = {name: np.asarray(sampled[name][index], dtype=np.float32) for name in self.params_
-                            if name in sampled}
-            for name, value in self.params_.items():
-                draw.params_.setdefault(name, value)
-            # Folded-in entities follow each draw of the fitted ones (the fold-in is linear in them).
-            for kind, extra, known_factor, new_factor, ridge, factors_key, bias_key in self._fold_ins:
-                n_known = self.n_warm_items_ if kind == "item" else self.n_warm_llms_
-                for key in (factors_key, bias_key):
-                    if key in draw.params_:
-                        draw.params_[key] = draw.params_[key][:n_known]
-                latent = _augmented(draw.params_, factors_key, bias_key, n_known)
-                folded = kernel_fold_in(latent, known_factor, new_factor, ridge)
-                _append_rows(draw.params_, folded, factors_key, bias_key, self.dim)
+            draw.params_ = {name: sampled[name][index] for name in self.params_}
+            draw.inductive_ = {}  # a draw is a point: no further integration over folded-in entities
             draw._fold_in_cache = None
             copies.append(draw)
         return copies
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise ConfigError("this SimRMF is not fitted yet: call fit(...) or load a saved model first")
 
     def _logits(self, llm_codes: np.ndarray, item_codes: np.ndarray) -> np.ndarray:
         """Logits of the outer product ``(len(llm_codes), len(item_codes))`` from the point estimate."""
@@ -609,8 +840,8 @@ class SimRMF:
             return cached
         warm_llms = self._population(self.n_warm_llms_, 1)
         warm_items = self._population(self.n_warm_items_, 2)
-        folded_llms = np.arange(self.n_warm_llms_, len(self.llms_))
-        folded_items = np.arange(self.n_warm_items_, len(self.items_))
+        folded_llms = np.arange(self.n_warm_llms_, self.n_fitted_llms_)
+        folded_items = np.arange(self.n_warm_items_, self.n_fitted_items_)
         all_warm_llms = np.arange(self.n_warm_llms_)
         all_warm_items = np.arange(self.n_warm_items_)
         moments: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -627,6 +858,35 @@ class SimRMF:
             moments["folded_block"] = (np.array([folded.mean()]), np.array([folded.var()]))
         self._fold_in_cache = moments
         return moments
+
+    def _inductive_logit_variance(self, llm: np.ndarray, item: np.ndarray) -> np.ndarray:
+        """Logit variance of pairs from the Gaussian posteriors of entities added by :meth:`fold_in`."""
+        variance = np.zeros(len(llm))
+        covs = {}
+        for kind, codes, offset in (("llm", llm, self.n_fitted_llms_), ("item", item, self.n_fitted_items_)):
+            if kind not in self.inductive_:
+                continue
+            mask = codes >= offset
+            if not mask.any():
+                continue
+            partner_codes = (item if kind == "llm" else llm)[mask]
+            factors_key, bias_key = (ITEM_FACTORS, ITEM_BIAS) if kind == "llm" else (LLM_FACTORS, LLM_BIAS)
+            partner = _augmented(self.params_, factors_key, bias_key, len(self.items_ if kind == "llm" else self.llms_))
+            partner[:, -1] = 1.0 if self.biases else 0.0
+            cov = self.inductive_[kind][1][codes[mask] - offset]
+            covs[kind] = (mask, cov)
+            variance[mask] += np.einsum("np,npq,nq->n", partner[partner_codes], cov, partner[partner_codes])
+        if len(covs) == 2 and self.dim:
+            (llm_mask, llm_cov), (item_mask, item_cov) = covs["llm"], covs["item"]
+            both = llm_mask & item_mask
+            if both.any():
+                d = self.dim
+                llm_block = np.zeros((len(llm), d, d))
+                item_block = np.zeros((len(llm), d, d))
+                llm_block[llm_mask] = llm_cov[:, :d, :d]
+                item_block[item_mask] = item_cov[:, :d, :d]
+                variance[both] += np.einsum("npq,nqp->n", llm_block[both], item_block[both])
+        return variance
 
     def _predict_codes(self, llm_codes: np.ndarray, item_codes: np.ndarray) -> np.ndarray:
         """Probabilities for coded pairs; code -1 marks an entity the fit did not see.
@@ -656,8 +916,8 @@ class SimRMF:
                 logits += np.sum(params[LLM_FACTORS][llm] * params[ITEM_FACTORS][item], axis=1)
             if self.biases:
                 logits += float(params[INTERCEPT]) + params[LLM_BIAS][llm] + params[ITEM_BIAS][item]
-            folded_llm = llm >= self.n_warm_llms_
-            folded_item = item >= self.n_warm_items_
+            folded_llm = (llm >= self.n_warm_llms_) & (llm < self.n_fitted_llms_)
+            folded_item = (item >= self.n_warm_items_) & (item < self.n_fitted_items_)
             shift = np.zeros(len(llm))
             extra_var = np.zeros(len(llm))
             if (folded_llm | folded_item).any():
@@ -672,6 +932,7 @@ class SimRMF:
                         shift[mask] = warm_mean[partner[mask]] - folded_mean[partner[mask]]
                         extra_var[mask] = np.maximum(warm_var[partner[mask]] - folded_var[partner[mask]], 0.0)
             logits += shift
+            extra_var += self._inductive_logit_variance(llm, item)
             result = np.empty(len(llm))
             plain = extra_var == 0
             result[plain] = 1.0 / (1.0 + np.exp(-logits[plain]))
@@ -703,6 +964,15 @@ class SimRMF:
         state["converged"] = np.asarray(self.converged_)
         state["n_pairs"] = np.asarray(self.n_pairs_)
         state["n_warm"] = np.asarray([self.n_warm_llms_, self.n_warm_items_])
+        state["n_fitted"] = np.asarray([self.n_fitted_llms_, self.n_fitted_items_])
+        state.update(self.posterior_.get_state())
+        for kind, (mean, cov) in self.inductive_.items():
+            state[f"inductive/{kind}/mean"] = mean
+            state[f"inductive/{kind}/cov"] = cov
+        for index, (kind, extra, known_factor, new_factor, ridge, _, _) in enumerate(self._fold_ins):
+            state[f"kernel_fold_in/{index}/{kind}/known_factor"] = known_factor
+            state[f"kernel_fold_in/{index}/{kind}/new_factor"] = new_factor
+            state[f"kernel_fold_in/{index}/{kind}/ridge"] = np.asarray(ridge)
         return state
 
     def set_state(self, state: dict[str, np.ndarray]) -> SimRMF:
@@ -713,8 +983,25 @@ class SimRMF:
         self.converged_ = bool(state["converged"])
         self.n_pairs_ = int(state["n_pairs"])
         self.n_warm_llms_, self.n_warm_items_ = (int(v) for v in state["n_warm"])
-        self._fold_in_cache = None
+        fitted = state.get("n_fitted", [len(self.llms_), len(self.items_)])
+        self.n_fitted_llms_, self.n_fitted_items_ = (int(v) for v in fitted)
+        self.posterior_ = GaussianPosterior.from_state(state) or GaussianPosterior.point(self.params_)
+        self.inductive_ = {
+            kind: (np.asarray(state[f"inductive/{kind}/mean"]), np.asarray(state[f"inductive/{kind}/cov"]))
+            for kind in ("llm", "item") if f"inductive/{kind}/mean" in state
+        }
         self._fold_ins = []
+        for key in sorted(k for k in state if k.startswith("kernel_fold_in/") and k.endswith("/ridge")):
+            prefix = key.rsplit("/", 1)[0]
+            kind = prefix.split("/")[2]
+            n_known = self.n_warm_items_ if kind == "item" else self.n_warm_llms_
+            known = self.items_ if kind == "item" else self.llms_
+            keys = (ITEM_FACTORS, ITEM_BIAS) if kind == "item" else (LLM_FACTORS, LLM_BIAS)
+            new_factor = np.asarray(state[f"{prefix}/new_factor"])
+            start = n_known + sum(len(entry[1]) for entry in self._fold_ins if entry[0] == kind)
+            self._fold_ins.append((kind, known[start : start + len(new_factor)], np.asarray(state[f"{prefix}/known_factor"]),
+                                   new_factor, float(state[key]), *keys))
+        self._fold_in_cache = None
         self.svi_result_ = None
         return self
 
