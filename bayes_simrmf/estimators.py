@@ -596,18 +596,38 @@ class SimRMF:
             )
         return codes
 
-    def predict(self, llm, item, *, unknown: Literal["error", "population"] = "error") -> np.ndarray:
+    def predict(
+        self,
+        llm,
+        item,
+        *,
+        unknown: Literal["error", "population"] = "error",
+        n_draws: int | None = None,
+        seed: int = 0,
+    ) -> np.ndarray:
         """Predicted probability of a correct answer, ``(n_pairs,)`` in [0, 1].
 
-        Known pairs use the point estimate (for the delta guide, the MAP). An unknown LLM
-        or item (``unknown="population"``) is averaged over the fitted population.
+        Under the delta guide, known pairs use the MAP. Under a guide with posterior spread
+        (normal, lowrank) the probability is the posterior predictive mean ``E[σ(logit)]`` over
+        ``n_draws`` posterior draws (default 100; ``n_draws=0`` gives the plug-in ``σ`` at the
+        posterior median). An unknown LLM or item (``unknown="population"``) is averaged over
+        the fitted population; an entity added by :meth:`fold_in` is averaged over its posterior.
         """
         if unknown not in UNKNOWN_POLICIES:
             raise ConfigError(f"unknown must be one of {UNKNOWN_POLICIES}, got {unknown!r}")
         llm, item, _ = _check_pairs(llm, item)
         llm_codes = self._encode(llm, self.llms_, "LLM", unknown)
         item_codes = self._encode(item, self.items_, "item", unknown)
-        return self._predict_codes(llm_codes, item_codes)
+        if n_draws is None:
+            n_draws = 0 if self.posterior_.is_point else 100
+        if n_draws < 0:
+            raise ConfigError(f"n_draws must be >= 0, got {n_draws}")
+        if n_draws == 0 or self.posterior_.is_point:
+            return self._predict_codes(llm_codes, item_codes)
+        total = np.zeros(len(llm_codes))
+        for draw in self._posterior_draws(n_draws, seed):
+            total += draw._predict_codes(llm_codes, item_codes)
+        return total / n_draws
 
     def predict_interval(
         self,
@@ -662,7 +682,7 @@ class SimRMF:
         llm,
         item,
         *,
-        by: Literal["llm", "item"] = "llm",
+        by="llm",
         n_draws: int = 200,
         level: float = 0.9,
         observed: bool = True,
@@ -670,22 +690,62 @@ class SimRMF:
         batch_pairs: int = 50_000,
         seed: int = 0,
     ) -> pd.DataFrame:
-        """Mean accuracy of each LLM (``by="llm"``) or item over the given pairs, with an interval.
+        """Mean accuracy of each LLM (``by="llm"``), item (``by="item"``) or any grouping of the
+        pairs (``by`` = one label per pair, e.g. LLM and benchmark) over the given pairs, with an
+        interval.
 
         Per posterior draw the pairs' probabilities are averaged per group; with ``observed=True``
         answers are also drawn (Bernoulli), so the interval is for the *observed* mean accuracy
         on these pairs (what a user would measure by running them), not only its expectation.
-        The delta guide gives the plug-in predictive (Bernoulli noise around the MAP only).
+        The delta guide gives the plug-in predictive (Bernoulli noise around the MAP only), plus
+        the posterior of entities added by :meth:`fold_in`.
 
         Returns:
-            DataFrame indexed by group id with columns ``mean``, ``lower``, ``upper``, ``n_pairs``.
+            DataFrame indexed by group with columns ``mean``, ``lower``, ``upper``, ``n_pairs``.
         """
-        if by not in ("llm", "item"):
-            raise ConfigError(f"by must be 'llm' or 'item', got {by!r}")
+        if not 0 < level < 1:
+            raise ConfigError(f"level must be in (0, 1), got {level!r}")
+        group_ids, means, counts = self.group_draws(llm, item, by=by, n_draws=n_draws, observed=observed,
+                                                    unknown=unknown, batch_pairs=batch_pairs, seed=seed)
+        tail = (1.0 - level) / 2.0
+        lower, upper = np.quantile(means, [tail, 1.0 - tail], axis=0)
+        name = by if isinstance(by, str) else "group"
+        return pd.DataFrame(
+            {"mean": means.mean(axis=0), "lower": lower, "upper": upper, "n_pairs": counts},
+            index=pd.Index(group_ids, name=name),
+        )
+
+    def group_draws(
+        self,
+        llm,
+        item,
+        *,
+        by="llm",
+        n_draws: int = 200,
+        observed: bool = True,
+        unknown: Literal["error", "population"] = "error",
+        batch_pairs: int = 50_000,
+        seed: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Posterior predictive draws of each group's mean accuracy (see :meth:`predict_group_interval`).
+
+        Returns:
+            ``(group_ids (n_groups,), means (n_draws, n_groups), n_pairs (n_groups,))``.
+        """
         llm, item, _ = _check_pairs(llm, item)
+        if isinstance(by, str):
+            if by not in ("llm", "item"):
+                raise ConfigError(f"by must be 'llm', 'item' or one group label per pair, got {by!r}")
+            labels = llm if by == "llm" else item
+        else:
+            labels = _as_id_array(by, "by")
+            if len(labels) != len(llm):
+                raise ConfigError(f"by must give one group label per pair; got {len(labels)} for {len(llm)} pairs")
+        if n_draws < 2 or batch_pairs < 1:
+            raise ConfigError(f"need n_draws >= 2 and batch_pairs >= 1, got {n_draws}, {batch_pairs}")
         llm_codes = self._encode(llm, self.llms_, "LLM", unknown)
         item_codes = self._encode(item, self.items_, "item", unknown)
-        group_codes, group_ids = pd.factorize(pd.Series(llm if by == "llm" else item))
+        group_codes, group_ids = pd.factorize(pd.Series(labels))
         n_groups = len(group_ids)
         point = self.posterior_.is_point and not self.inductive_
         draws = [self] * n_draws if point else self._posterior_draws(n_draws, seed)
@@ -696,13 +756,7 @@ class SimRMF:
             for index in range(n_draws):
                 sums[index] += np.bincount(group_codes[block], weights=values[index], minlength=n_groups)
         counts = np.bincount(group_codes, minlength=n_groups)
-        means = sums / counts
-        tail = (1.0 - level) / 2.0
-        lower, upper = np.quantile(means, [tail, 1.0 - tail], axis=0)
-        return pd.DataFrame(
-            {"mean": means.mean(axis=0), "lower": lower, "upper": upper, "n_pairs": counts},
-            index=pd.Index(np.asarray(group_ids, dtype=str), name=by),
-        )
+        return np.asarray(group_ids, dtype=str), sums / counts, counts
 
     def _draw_batches(self, draws, llm, item, llm_codes, item_codes, batch_pairs, seed):
         """Yield ``(slice, probabilities (n_draws, batch))`` over batches of pairs.

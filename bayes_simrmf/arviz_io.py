@@ -1,0 +1,251 @@
+"""Export a fitted :class:`~bayes_simrmf.estimators.SimRMF` to ArviZ, for diagnostics.
+
+:func:`to_inference_data` turns draws of the fitted posterior and a set of observed pairs into an
+``arviz.InferenceData`` with the groups ArviZ's functions expect:
+
+* ``posterior``: the model's sites, one chain: ``llm_factors (chain, draw, llm, latent)``,
+  ``item_factors (chain, draw, item, latent)``, ``llm_bias (chain, draw, llm)``,
+  ``item_bias (chain, draw, item)``, ``intercept (chain, draw)`` (sites the model lacks, with
+  ``dim=0`` or ``biases=False``, are left out; learnt bias scales are scalars like the intercept);
+* ``observed_data``: ``correct (pair)``, with coordinates ``pair_llm`` and ``pair_item`` naming each
+  pair's LLM and item, and ``pair`` its row in the arrays passed in;
+* ``posterior_predictive``: ``correct (chain, draw, pair)``, one Bernoulli answer per draw and pair;
+* ``log_likelihood``: ``correct (chain, draw, pair)``, the Bernoulli log-likelihood, so ``az.loo`` and
+  ``az.waic`` work;
+* ``fit`` (an extra group): ``loss (step)``, the negative ELBO per SVI step, for ELBO traces.
+
+Attributes (on the ``InferenceData`` and on the ``posterior`` group) record the guide, method, latent
+dimension, number of draws and seed.
+
+The logit of a pair in a draw is ``intercept + llm_bias[l] + item_bias[i] + llm_factors[l] ·
+item_factors[i]``: the model's likelihood, for pairs between entities held in the model (the
+training pairs, or held-out pairs between fitted LLMs and items). Entities folded in without data
+(SimRMF's kernel fold-in) get their raw folded-in logit here, not the re-centred one that
+``SimRMF.predict`` uses for them. It is computed in batches of pairs,
+so apart from the outputs at most about ``n_draws × batch_pairs`` values are held at once.
+
+The delta guide (MAP) gives ``n_draws`` identical draws: the export still works, but every
+posterior sd is 0, R-hat and ESS are undefined, and ``az.loo`` is then the plug-in log predictive
+density at the MAP (no effective-parameter correction worth the name). Use ``guide="normal"`` or
+``"lowrank"`` for a posterior.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayes_simrmf.errors import ConfigError
+from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, OBSERVED
+
+__all__ = ["to_inference_data"]
+
+#: Extra group holding the SVI loss trace.
+FIT_GROUP = "fit"
+_DEFAULT_BATCH_PAIRS = 50_000
+
+
+def _ids(values, name: str) -> np.ndarray:
+    array = np.asarray(values, dtype=object)
+    if array.ndim != 1:
+        raise ConfigError(f"{name} must be a 1-D sequence of ids, got shape {array.shape}")
+    return array.astype(str)
+
+
+def _scores(correct, n_pairs: int) -> np.ndarray:
+    array = np.asarray(correct)
+    if array.ndim != 1 or len(array) != n_pairs:
+        raise ConfigError(f"correct must be 1-D with one 0/1 value per pair ({n_pairs}); got shape {array.shape}")
+    try:
+        values = array.astype(np.float64)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"correct must hold 0/1 values; got dtype {array.dtype} ({error})") from None
+    bad = np.flatnonzero(~np.isin(values, (0.0, 1.0)))  # NaN is not in (0, 1) either
+    if len(bad):
+        raise ConfigError(
+            f"correct must hold 0/1 values; {len(bad)} do not, e.g. rows {bad[:5].tolist()} "
+            f"with values {array[bad[:5]].tolist()}"
+        )
+    return values.astype(np.int8)
+
+
+def _codes(ids: np.ndarray, known: np.ndarray, kind: str) -> np.ndarray:
+    codes = pd.Index(known).get_indexer(ids)
+    if (codes < 0).any():
+        missing = pd.unique(ids[codes < 0])
+        raise ConfigError(
+            f"{len(missing)} {kind} id(s) are not in the fitted model, e.g. {missing[:5].tolist()}; "
+            f"the export scores pairs between entities the model holds (see estimator.{kind}s_)"
+        )
+    return codes
+
+
+def _check_estimator(estimator) -> None:
+    if not callable(getattr(estimator, "sample_posterior", None)):
+        raise ConfigError(
+            f"to_inference_data needs a SimRMF estimator with posterior draws; got {type(estimator).__name__}"
+        )
+    if getattr(estimator, "llms_", None) is None or getattr(estimator, "items_", None) is None:
+        raise ConfigError(f"this {type(estimator).__name__} is not fitted yet: call fit(...) before to_inference_data")
+
+
+def _pair_logits(draws: dict[str, np.ndarray], llm_codes: np.ndarray, item_codes: np.ndarray) -> np.ndarray:
+    """Logits ``(n_draws, n_pairs)`` (float64), one latent coordinate at a time (no ``(draws, pairs, d)`` array)."""
+    n_draws = next(iter(draws.values())).shape[0]
+    logits = np.zeros((n_draws, len(llm_codes)), dtype=np.float64)
+    if INTERCEPT in draws:
+        logits += draws[INTERCEPT].reshape(n_draws, 1)
+    if LLM_BIAS in draws:
+        logits += draws[LLM_BIAS][:, llm_codes]
+    if ITEM_BIAS in draws:
+        logits += draws[ITEM_BIAS][:, item_codes]
+    if LLM_FACTORS in draws and ITEM_FACTORS in draws:
+        for k in range(draws[LLM_FACTORS].shape[-1]):
+            logits += draws[LLM_FACTORS][:, llm_codes, k] * draws[ITEM_FACTORS][:, item_codes, k]
+    return logits
+
+
+def _assemble(groups: dict[str, xr.Dataset], attrs: dict[str, Any]):
+    if hasattr(az, "InferenceData"):
+        return az.InferenceData(attrs=attrs, **groups)
+    tree = xr.DataTree.from_dict(groups)  # arviz >= 1.0 works on xarray DataTrees
+    tree.attrs.update(attrs)
+    return tree
+
+
+def to_inference_data(
+    estimator,
+    llm,
+    item,
+    correct,
+    *,
+    n_draws: int = 200,
+    seed: int = 0,
+    max_pairs: int | None = None,
+    batch_pairs: int = _DEFAULT_BATCH_PAIRS,
+):
+    """Posterior draws, observed pairs, posterior predictive and log-likelihood as ``arviz.InferenceData``.
+
+    Args:
+        estimator: a fitted :class:`~bayes_simrmf.estimators.SimRMF` (any guide; see the module
+            docstring for the delta guide).
+        llm, item: ``(n_pairs,)`` ids of the observed pairs' LLMs and items; every id must be in
+            ``estimator.llms_`` / ``estimator.items_``.
+        correct: ``(n_pairs,)`` 0/1 scores (bools and 0.0/1.0 accepted).
+        n_draws: posterior draws (one chain of ``n_draws``).
+        seed: seeds the posterior draws, the pair subsample and the predictive answers.
+        max_pairs: keep at most this many pairs, a seeded random subset in their original order
+            (the outputs hold ``n_draws × n_pairs`` values per pair group: subsample big sets).
+        batch_pairs: pairs per batch when computing logits.
+
+    Returns:
+        ``arviz.InferenceData`` with groups ``posterior``, ``observed_data``, ``posterior_predictive``,
+        ``log_likelihood`` and ``fit`` (see the module docstring); an ``xarray.DataTree`` with the
+        same groups on ArviZ >= 1.0.
+
+    Raises:
+        ConfigError: unfitted estimator, arrays of different lengths, ids not in the model (named),
+            ``correct`` not 0/1, or invalid ``n_draws`` / ``max_pairs`` / ``batch_pairs``.
+    """
+    _check_estimator(estimator)
+    for name, value, allow_none in (("n_draws", n_draws, False), ("max_pairs", max_pairs, True),
+                                    ("batch_pairs", batch_pairs, False)):
+        if value is None and allow_none:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
+    llm, item = _ids(llm, "llm"), _ids(item, "item")
+    if len(llm) != len(item):
+        raise ConfigError(f"llm and item must have equal length; got {len(llm)} and {len(item)}")
+    correct = _scores(correct, len(llm))
+    if len(llm) == 0:
+        raise ConfigError("no pairs to export: llm, item and correct are empty")
+    llm_codes = _codes(llm, np.asarray(estimator.llms_).astype(str), "llm")
+    item_codes = _codes(item, np.asarray(estimator.items_).astype(str), "item")
+
+    rows = np.arange(len(llm))
+    if max_pairs is not None and len(rows) > max_pairs:
+        rows = np.sort(np.random.default_rng([int(seed), 1]).choice(len(rows), int(max_pairs), replace=False))
+    llm_codes, item_codes, correct = llm_codes[rows], item_codes[rows], correct[rows]
+
+    draws = estimator.sample_posterior(int(n_draws), int(seed))
+    n_llms, n_items, dim = len(estimator.llms_), len(estimator.items_), int(estimator.dim)
+    for name, expected in ((LLM_FACTORS, (n_llms, dim)), (ITEM_FACTORS, (n_items, dim)),
+                           (LLM_BIAS, (n_llms,)), (ITEM_BIAS, (n_items,))):
+        if name in draws and draws[name].shape[1:] != expected:
+            raise ConfigError(
+                f"posterior site {name!r} has shape {draws[name].shape[1:]} per draw, expected {expected} "
+                "(rows of estimator.llms_ / items_)"
+            )
+
+    # Posterior: the model's sites with named dims; any further scalar site (learnt bias scales) too.
+    site_dims = {LLM_FACTORS: ("llm", "latent"), ITEM_FACTORS: ("item", "latent"), LLM_BIAS: ("llm",),
+                 ITEM_BIAS: ("item",), INTERCEPT: ()}
+    posterior_vars = {}
+    for name, values in sorted(draws.items()):
+        dims = site_dims.get(name, () if values.ndim == 1 else None)
+        if dims is None:
+            continue  # a non-scalar site this export does not know how to label
+        posterior_vars[name] = (("chain", "draw", *dims), np.asarray(values)[None])
+    coords = {"chain": [0], "draw": np.arange(n_draws), "llm": np.asarray(estimator.llms_).astype(str),
+              "item": np.asarray(estimator.items_).astype(str)}
+    if dim:
+        coords["latent"] = np.arange(dim)
+    posterior = xr.Dataset(posterior_vars, coords={k: v for k, v in coords.items()
+                                                   if any(k in dims for dims, _ in posterior_vars.values())})
+
+    # Pairs: log-likelihood and predictive answers, batch by batch.
+    n_pairs = len(rows)
+    log_lik = np.empty((n_draws, n_pairs), dtype=np.float64)
+    predictive = np.empty((n_draws, n_pairs), dtype=np.int8)
+    rng = np.random.default_rng([int(seed), 2])
+    for start in range(0, n_pairs, batch_pairs):
+        block = slice(start, start + batch_pairs)
+        logits = _pair_logits(draws, llm_codes[block], item_codes[block])
+        # log σ(ℓ) for a 1, log σ(−ℓ) for a 0, without overflow.
+        log_lik[:, block] = -np.logaddexp(0.0, np.where(correct[block] == 1, -logits, logits))
+        # Uniforms drawn pair by pair (transposed), so the answers do not depend on batch_pairs.
+        uniform = rng.random((logits.shape[1], n_draws)).T
+        predictive[:, block] = uniform < 0.5 * (1.0 + np.tanh(0.5 * logits))  # σ(ℓ) without overflow
+    pair_coords = {
+        "pair": rows,
+        "pair_llm": ("pair", llm[rows]),
+        "pair_item": ("pair", item[rows]),
+        "chain": [0],
+        "draw": np.arange(n_draws),
+    }
+    observed = xr.Dataset({OBSERVED: (("pair",), correct)},
+                          coords={k: v for k, v in pair_coords.items() if k not in ("chain", "draw")})
+    posterior_predictive = xr.Dataset({OBSERVED: (("chain", "draw", "pair"), predictive[None])}, coords=pair_coords)
+    log_likelihood = xr.Dataset({OBSERVED: (("chain", "draw", "pair"), log_lik[None])}, coords=pair_coords)
+
+    losses = np.asarray(getattr(estimator, "losses_", np.zeros(0)), dtype=np.float64).ravel()
+    fit = xr.Dataset({"loss": (("step",), losses)}, coords={"step": np.arange(1, len(losses) + 1)})
+    fit["loss"].attrs["long_name"] = "negative ELBO (SVI loss) per step"
+
+    attrs = {
+        "inference_library": "numpyro",
+        "estimator": type(estimator).__name__,
+        "method": str(getattr(estimator, "method", "")),
+        "guide": str(getattr(estimator, "guide", "")),
+        "dim": dim,
+        "biases": int(bool(getattr(estimator, "biases", True))),
+        "n_draws": int(n_draws),
+        "seed": int(seed),
+        "n_pairs_given": int(len(llm)),
+        "n_pairs": int(n_pairs),
+        "converged": int(bool(getattr(estimator, "converged_", False))),
+    }
+    if attrs["guide"] == "delta":
+        attrs["note"] = "delta guide: all draws are the MAP; az.loo is the plug-in log predictive density"
+    for dataset in (posterior, observed, posterior_predictive, log_likelihood, fit):
+        dataset.attrs.update(attrs)
+    return _assemble(
+        {"posterior": posterior, "posterior_predictive": posterior_predictive, "log_likelihood": log_likelihood,
+         "observed_data": observed, FIT_GROUP: fit},
+        attrs,
+    )
