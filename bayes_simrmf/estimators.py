@@ -93,55 +93,77 @@ def _append_rows(params: dict, latent: np.ndarray, factors_key: str, bias_key: s
         params[bias_key] = np.concatenate([params[bias_key], latent[:, -1]]).astype(np.float32)
 
 
-def kernel_fold_in(
+def gp_conditional(
     known_latent: np.ndarray, known_factor: np.ndarray, new_factor: np.ndarray, ridge: float
-) -> np.ndarray:
-    """Latent rows of new entities from those of fitted ones, through the similarity.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gaussian-process conditional of new entities' latent rows given the fitted ones.
 
-    With a Gaussian-process prior on each latent coordinate whose covariance is the similarity
-    ``√S = W Wᵀ`` plus a nugget ``ridge·I``, the conditional mean of the new rows given the
-    fitted ones is ``W_new (W_knownᵀ W_known + ridge·I)⁻¹ W_knownᵀ (F_known − mean)`` + mean
-    (push-through identity: an ``r × r`` solve, never an ``n × n`` one). Uninformative
-    similarity gives the mean of the fitted rows; a larger ``ridge`` shrinks towards it.
+    The rows ``F`` (``[factors, bias]``) are matrix-normal: ``F − μ ~ MN(0, K + ridge·I, Σ)`` with
+    row covariance the similarity ``K = √S = W Wᵀ`` plus a nugget and column covariance ``Σ``.
+    Given the fitted rows, a new row is Gaussian with
+
+    * mean ``μ + W_new (WᵀW + ridge·I)⁻¹ Wᵀ (F − μ)`` (push-through identity: an ``r × r`` solve),
+    * covariance ``c · Σ``, ``c = k(new, new) + ridge − k(new, K)(K + ridge·I)⁻¹k(K, new)``,
+
+    with ``Σ = (F − μ)ᵀ (K + ridge·I)⁻¹ (F − μ) / n`` (its maximum-likelihood estimate; Woodbury,
+    ``r × r`` again). Without similarity (``W = 0``) this is the fitted rows' mean and covariance.
 
     Args:
-        known_latent: ``(n_known, p)`` fitted rows (e.g. ``[factors, bias]``).
+        known_latent: ``(n_known, p)`` fitted rows.
         known_factor, new_factor: ``(n_known, r)``, ``(n_new, r)`` rows of the similarity factor W.
         ridge: the nugget, > 0.
     Returns:
-        ``(n_new, p)`` folded-in rows.
+        ``(mean (n_new, p), c (n_new,), Σ (p, p))``.
     """
     if not ridge > 0:
         raise ConfigError(f"the fold-in ridge must be > 0, got {ridge!r}")
+    known_latent = np.asarray(known_latent, dtype=np.float64)
+    known_factor = np.asarray(known_factor, dtype=np.float64)
+    new_factor = np.asarray(new_factor, dtype=np.float64)
     mean = known_latent.mean(axis=0)
-    gram = known_factor.T.astype(np.float64) @ known_factor
-    coefficients = np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), known_factor.T @ (known_latent - mean))
-    return mean + new_factor.astype(np.float64) @ coefficients
+    centred = known_latent - mean
+    gram = known_factor.T @ known_factor
+    inverse = np.linalg.inv(gram + ridge * np.eye(gram.shape[0]))
+    projected = known_factor.T @ centred
+    row_cov = (centred.T @ centred - projected.T @ inverse @ projected) / (ridge * len(known_latent))
+    explained = np.einsum("nr,rs,ns->n", new_factor, gram - gram @ inverse @ gram, new_factor) / ridge
+    factor = np.maximum(np.sum(new_factor**2, axis=1) + ridge - explained, 1e-6)
+    return mean + new_factor @ inverse @ projected, factor, row_cov
+
+
+def kernel_fold_in(
+    known_latent: np.ndarray, known_factor: np.ndarray, new_factor: np.ndarray, ridge: float
+) -> np.ndarray:
+    """The conditional mean of :func:`gp_conditional`: new rows as kernel ridge regression of the
+    fitted rows on the similarity factor (the average fitted row for uninformative similarity)."""
+    return gp_conditional(known_latent, known_factor, new_factor, ridge)[0]
 
 
 def _laplace_logistic(
     prior_mean: np.ndarray, prior_cov: np.ndarray, design: np.ndarray, offsets: np.ndarray, y: np.ndarray,
-    max_iter: int = 100,
+    max_iter: int = 100, temperature: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """Laplace posterior of ``z`` in ``y ~ Bernoulli(σ(design z + offsets))``, ``z ~ N(prior_mean, prior_cov)``.
 
+    With ``temperature`` τ the likelihood enters to the power 1/τ (a tempered, or power, posterior).
     Newton's method with step halving on the log posterior; returns the mode, the inverse
     Hessian there and whether the step fell below 1e-8.
     """
+    weight = 1.0 / temperature
     precision = np.linalg.inv(prior_cov)
     z = prior_mean.copy()
 
     def objective(value):
         logits = design @ value + offsets
-        likelihood = np.sum(y * logits - np.logaddexp(0.0, logits))
+        likelihood = weight * np.sum(y * logits - np.logaddexp(0.0, logits))
         return likelihood - 0.5 * (value - prior_mean) @ precision @ (value - prior_mean)
 
     current = objective(z)
     converged = len(y) == 0
     for _ in range(max_iter if len(y) else 0):
         prob = 1.0 / (1.0 + np.exp(-(design @ z + offsets)))
-        gradient = design.T @ (y - prob) - precision @ (z - prior_mean)
-        hessian = design.T @ (design * (prob * (1 - prob))[:, None]) + precision
+        gradient = weight * design.T @ (y - prob) - precision @ (z - prior_mean)
+        hessian = weight * design.T @ (design * (prob * (1 - prob))[:, None]) + precision
         step = np.linalg.solve(hessian, gradient)
         size = 1.0
         while size > 1e-6:
@@ -155,7 +177,7 @@ def _laplace_logistic(
             converged = True
             break
     prob = 1.0 / (1.0 + np.exp(-(design @ z + offsets)))
-    hessian = design.T @ (design * (prob * (1 - prob))[:, None]) + precision
+    hessian = weight * design.T @ (design * (prob * (1 - prob))[:, None]) + precision
     cov = np.linalg.inv(hessian)
     return z, (cov + cov.T) / 2, converged
 
@@ -301,7 +323,7 @@ class SimRMF:
         }
 
     # fitting ---------------------------------------------------------------------------------
-    def fit(self, llm, item, correct, *, llms=None, items=None, side=None) -> SimRMF:
+    def fit(self, llm, item, correct, *, llms=None, items=None, side=None, item_groups=None) -> SimRMF:
         """Fit to observed pairs.
 
         Args:
@@ -312,6 +334,9 @@ class SimRMF:
                 from the population). SimRMF fits them through the similarity potentials.
             side: :class:`~bayes_simrmf.sideinfo.SideInformation` with rows for every entity
                 in the model; required by "simrmf" and "oracle".
+            item_groups: optional mapping (dict or Series) item id → group label, e.g. the
+                benchmark: items of a group then share a mean difficulty (see
+                :mod:`bayes_simrmf.model`). It must cover every item in the model.
         """
         if self.method not in ("mf", *SIMILARITY_METHODS):
             raise ConfigError(f"method must be one of mf, simrmf, oracle; got {self.method!r}")
@@ -348,6 +373,20 @@ class SimRMF:
             self.items_ = np.concatenate([warm_items, extra_items])
         llm_codes = np.searchsorted(warm_llms, llm).astype(np.int32)
         item_codes = np.searchsorted(warm_items, item).astype(np.int32)
+        item_group_codes = None
+        self.item_group_labels_ = None
+        if item_groups is not None:
+            groups = pd.Series(item_groups).astype(str)
+            labels = groups.reindex(self.items_)
+            missing = labels.isna().to_numpy()
+            if missing.any():
+                raise ConfigError(
+                    f"item_groups has no group for {int(missing.sum())} item(s) in the model, e.g. "
+                    f"{self.items_[missing][:5].tolist()}"
+                )
+            item_group_codes, uniques = pd.factorize(labels.to_numpy(), sort=True)
+            self.item_group_labels_ = np.asarray(uniques, dtype=str)
+            model_config = dataclasses.replace(model_config, n_item_groups=len(uniques))
         similarity = None
         self.similarity_lambdas_ = {}
         if uses_potential:
@@ -376,6 +415,7 @@ class SimRMF:
             model_config,
             inference_config,
             similarity=similarity,
+            item_group=item_group_codes,
             seed=int(self.seed),
             description=f"fit {self.method} ({self.guide})",
         )
@@ -390,22 +430,14 @@ class SimRMF:
         self.n_warm_llms_ = len(warm_llms)
         self.n_warm_items_ = len(warm_items)
         self._fold_in_cache = None
-        self._fold_ins: list[tuple] = []
-        if kernel:
-            for kind, extra, ridge in (("item", extra_items, self.fold_in_ridge_items),
-                                       ("llm", extra_llms, self.fold_in_ridge_llms)):
-                known = self.items_ if kind == "item" else self.llms_
-                known_factor = side.rows_for(kind, known)
-                if len(extra) == 0 or known_factor is None:
-                    continue
-                factors_key, bias_key = (ITEM_FACTORS, ITEM_BIAS) if kind == "item" else (LLM_FACTORS, LLM_BIAS)
-                latent = _augmented(self.params_, factors_key, bias_key, len(known))
-                new_factor = side.rows_for(kind, extra)
-                folded = kernel_fold_in(latent, known_factor, new_factor, ridge)
-                self._append_entities(kind, extra, folded, factors_key, bias_key)
-                self._fold_ins.append((kind, extra, known_factor, new_factor, ridge, factors_key, bias_key))
         self.n_fitted_llms_, self.n_fitted_items_ = len(self.llms_), len(self.items_)
         self.inductive_ = {}
+        if kernel:
+            # Entities without data: the Gaussian-process conditional given the fitted ones (see fold_in).
+            for kind, extra in (("item", extra_items), ("llm", extra_llms)):
+                known = self.items_ if kind == "item" else self.llms_
+                if len(extra) and side.rows_for(kind, known) is not None:
+                    self.fold_in(kind, extra, side=side)
         return self
 
     def _append_entities(self, kind: str, ids: np.ndarray, latent: np.ndarray, factors_key: str, bias_key: str) -> None:
@@ -426,6 +458,7 @@ class SimRMF:
         side=None,
         prior: Literal["population", "model"] = "population",
         ridge: float | None = None,
+        temperature: float = 1.0,
         max_iter: int = 100,
     ) -> pd.DataFrame:
         """Add LLMs or items the fit never saw, without refitting: infer each one's latent
@@ -457,6 +490,10 @@ class SimRMF:
             side: side information for a similarity prior (``prior="population"`` only).
             prior: "population" or "model".
             ridge: the GP nugget; defaults to ``fold_in_ridge_items`` / ``fold_in_ridge_llms``.
+            temperature: τ ≥ 1 tempers the answers' likelihood (power 1/τ). With everything else
+                held fixed and the model misspecified, the untempered posterior is too sure once
+                there are many answers; choose τ on validation entities carved from the training
+                data (``experiments/kshot.py`` shows how), never on test ones.
             max_iter: Newton iterations at most.
         Returns:
             one row per new id: ``n_answers``, ``prior_sd_logit`` and ``posterior_sd_logit`` (sd of
@@ -467,6 +504,8 @@ class SimRMF:
             raise ConfigError(f"kind must be 'llm' or 'item', got {kind!r}")
         if prior not in ("population", "model"):
             raise ConfigError(f"prior must be 'population' or 'model', got {prior!r}")
+        if not (np.isfinite(temperature) and temperature > 0):
+            raise ConfigError(f"temperature must be a finite number > 0, got {temperature!r}")
         if side is not None and prior != "population":
             raise ConfigError("side information sets a population prior; pass prior='population' with side")
         ids = _as_id_array(ids, "ids")
@@ -522,7 +561,7 @@ class SimRMF:
             rows = partner_codes[own_codes == index]
             y = correct[own_codes == index].astype(np.float64)
             mean, cov, converged = _laplace_logistic(
-                prior_mean[index], prior_cov[index], design[rows], offsets[rows], y, max_iter
+                prior_mean[index], prior_cov[index], design[rows], offsets[rows], y, max_iter, float(temperature)
             )
             means[index], covs[index] = mean, cov
             average_partner = design[: n_fitted_partners].mean(axis=0)
@@ -555,31 +594,18 @@ class SimRMF:
             posterior_var[: self.dim] = np.mean(spread[factors_key][:n_warm] ** 2, axis=0)
         if bias_key in spread:
             posterior_var[-1] = np.mean(spread[bias_key][:n_warm] ** 2)
-        mean = latent.mean(axis=0)
-        centred = latent - mean
         if side is None:
-            cov = centred.T @ centred / len(latent) + np.diag(posterior_var)
+            mean = latent.mean(axis=0)
+            cov = np.cov(latent.T, bias=True).reshape(p, p) + np.diag(posterior_var)
             return np.broadcast_to(mean, (len(ids), p)).copy(), np.broadcast_to(cov, (len(ids), p, p)).copy()
         ridge = float(ridge if ridge is not None else (self.fold_in_ridge_items if kind == "item" else self.fold_in_ridge_llms))
-        if not ridge > 0:
-            raise ConfigError(f"the fold-in ridge must be > 0, got {ridge!r}")
         known_ids = (self.items_ if kind == "item" else self.llms_)[:n_warm]
         known_factor = side.rows_for(kind, known_ids)
         new_factor = side.rows_for(kind, ids)
         if known_factor is None or new_factor is None:
             raise ConfigError(f"the side information has no {kind} similarity")
-        known_factor = known_factor.astype(np.float64)
-        new_factor = new_factor.astype(np.float64)
-        gram = known_factor.T @ known_factor
-        inverse = np.linalg.inv(gram + ridge * np.eye(gram.shape[0]))
-        projected = known_factor.T @ centred
-        # Row covariance of the latent, Σ = (F−μ)ᵀ (W Wᵀ + ρI)⁻¹ (F−μ) / n  (Woodbury: r × r only).
-        sigma = (centred.T @ centred - projected.T @ inverse @ projected) / (ridge * len(latent)) + np.diag(posterior_var)
-        cond_mean = mean + new_factor @ inverse @ projected
-        # Conditional variance factor k(x,x) + ρ − k(x,K)(K+ρI)⁻¹k(K,x), per new entity.
-        explained = np.einsum("nr,rs,ns->n", new_factor, gram - gram @ inverse @ gram, new_factor) / ridge
-        factor = np.maximum(np.sum(new_factor**2, axis=1) + ridge - explained, 1e-6)
-        return cond_mean, factor[:, None, None] * sigma[None]
+        cond_mean, factor, row_cov = gp_conditional(latent, known_factor, new_factor, ridge)
+        return cond_mean, factor[:, None, None] * (row_cov + np.diag(posterior_var))[None]
 
     # prediction ------------------------------------------------------------------------------
     def _encode(self, ids: np.ndarray, known: np.ndarray, kind: str, unknown: str) -> np.ndarray:
@@ -792,9 +818,9 @@ class SimRMF:
         """Joint draws of every parameter from the fitted posterior, one row per entity in the model.
 
         Rows follow :attr:`llms_` / :attr:`items_`: fitted entities are drawn from the guide's
-        Gaussian; entities folded in by the kernel follow each draw of the fitted ones; entities
-        added by :meth:`fold_in` are drawn from their own (Laplace) posterior. The delta guide
-        gives ``n_draws`` copies of the MAP.
+        Gaussian; entities folded in (by the kernel mode of :meth:`fit` or by :meth:`fold_in`) from
+        their own Gaussian, independently of the fitted ones. The delta guide gives ``n_draws``
+        copies of the MAP for the fitted entities.
 
         Returns:
             site name (``bayes_simrmf.model`` constants) → ``(n_draws, *shape)`` float32.
@@ -803,17 +829,6 @@ class SimRMF:
         draws = self.posterior_.sample(n_draws, seed)
         for name, value in self.params_.items():
             draws.setdefault(name, np.broadcast_to(value, (n_draws, *np.shape(value))).astype(np.float32))
-        # Folded-in entities follow each draw of the fitted ones (the fold-in is linear in them).
-        for kind, extra, known_factor, new_factor, ridge, factors_key, bias_key in self._fold_ins:
-            n_known = known_factor.shape[0]
-            folded = []
-            for index in range(n_draws):
-                one = {key: draws[key][index][:n_known] for key in (factors_key, bias_key) if key in draws}
-                folded.append(kernel_fold_in(_augmented(one, factors_key, bias_key, n_known), known_factor, new_factor, ridge))
-            folded = np.stack(folded)
-            for key, part in ((factors_key, folded[..., : self.dim]), (bias_key, folded[..., -1])):
-                if key in draws:
-                    draws[key] = np.concatenate([draws[key], part.astype(np.float32)], axis=1)
         rng = np.random.default_rng([int(seed), 13])
         for kind, (mean, cov) in self.inductive_.items():
             factors_key, bias_key = (ITEM_FACTORS, ITEM_BIAS) if kind == "item" else (LLM_FACTORS, LLM_BIAS)
@@ -1019,14 +1034,12 @@ class SimRMF:
         state["n_pairs"] = np.asarray(self.n_pairs_)
         state["n_warm"] = np.asarray([self.n_warm_llms_, self.n_warm_items_])
         state["n_fitted"] = np.asarray([self.n_fitted_llms_, self.n_fitted_items_])
+        if getattr(self, "item_group_labels_", None) is not None:
+            state["item_group_labels"] = self.item_group_labels_.astype(str)
         state.update(self.posterior_.get_state())
         for kind, (mean, cov) in self.inductive_.items():
             state[f"inductive/{kind}/mean"] = mean
             state[f"inductive/{kind}/cov"] = cov
-        for index, (kind, extra, known_factor, new_factor, ridge, _, _) in enumerate(self._fold_ins):
-            state[f"kernel_fold_in/{index}/{kind}/known_factor"] = known_factor
-            state[f"kernel_fold_in/{index}/{kind}/new_factor"] = new_factor
-            state[f"kernel_fold_in/{index}/{kind}/ridge"] = np.asarray(ridge)
         return state
 
     def set_state(self, state: dict[str, np.ndarray]) -> SimRMF:
@@ -1040,21 +1053,12 @@ class SimRMF:
         fitted = state.get("n_fitted", [len(self.llms_), len(self.items_)])
         self.n_fitted_llms_, self.n_fitted_items_ = (int(v) for v in fitted)
         self.posterior_ = GaussianPosterior.from_state(state) or GaussianPosterior.point(self.params_)
+        labels = state.get("item_group_labels")
+        self.item_group_labels_ = None if labels is None else np.asarray(labels).astype(str)
         self.inductive_ = {
             kind: (np.asarray(state[f"inductive/{kind}/mean"]), np.asarray(state[f"inductive/{kind}/cov"]))
             for kind in ("llm", "item") if f"inductive/{kind}/mean" in state
         }
-        self._fold_ins = []
-        for key in sorted(k for k in state if k.startswith("kernel_fold_in/") and k.endswith("/ridge")):
-            prefix = key.rsplit("/", 1)[0]
-            kind = prefix.split("/")[2]
-            n_known = self.n_warm_items_ if kind == "item" else self.n_warm_llms_
-            known = self.items_ if kind == "item" else self.llms_
-            keys = (ITEM_FACTORS, ITEM_BIAS) if kind == "item" else (LLM_FACTORS, LLM_BIAS)
-            new_factor = np.asarray(state[f"{prefix}/new_factor"])
-            start = n_known + sum(len(entry[1]) for entry in self._fold_ins if entry[0] == kind)
-            self._fold_ins.append((kind, known[start : start + len(new_factor)], np.asarray(state[f"{prefix}/known_factor"]),
-                                   new_factor, float(state[key]), *keys))
         self._fold_in_cache = None
         self.svi_result_ = None
         return self

@@ -20,9 +20,11 @@ TEST_SPLITS = ("A", "B", "C", "D")
 METRIC_COLUMNS = ("rmse_p", "rmse_m", "rmse_x", "log_loss", "auc", "n_pairs")
 
 
-def fit_on_split(estimator, split: Split, side=None):
-    """Fit ``estimator`` on the split's training pairs (with side information, if given); returns it."""
+def fit_on_split(estimator, split: Split, side=None, item_groups=None):
+    """Fit ``estimator`` on the split's training pairs (with side information and item groups, e.g.
+    each question's benchmark, if given); returns it."""
     train = split.pairs["train"]
+    extra = {} if item_groups is None else {"item_groups": item_groups}
     return estimator.fit(
         split.llms[train.llm],
         split.items[train.item],
@@ -30,6 +32,7 @@ def fit_on_split(estimator, split: Split, side=None):
         llms=split.llms,
         items=split.items,
         side=side,
+        **extra,
     )
 
 

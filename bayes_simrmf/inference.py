@@ -33,6 +33,7 @@ from bayes_simrmf.model import (
     ITEM_BIAS,
     ITEM_BIAS_SCALE,
     ITEM_FACTORS,
+    ITEM_GROUP_MEAN,
     LLM_BIAS,
     LLM_BIAS_SCALE,
     LLM_FACTORS,
@@ -157,6 +158,8 @@ def initial_values(
         values[INTERCEPT] = np.float32(math.log(mean / (1 - mean)))
         values[LLM_BIAS] = np.zeros(n_llms, np.float32)
         values[ITEM_BIAS] = np.zeros(n_items, np.float32)
+        if model_config.n_item_groups:
+            values[ITEM_GROUP_MEAN] = np.zeros(model_config.n_item_groups, np.float32)
         if model_config.bias_scale is None:
             values[LLM_BIAS_SCALE] = np.float32(1.0)
             values[ITEM_BIAS_SCALE] = np.float32(1.0)
@@ -185,6 +188,7 @@ def run_svi(
     config: InferenceConfig,
     *,
     similarity: SimilarityInputs | None = None,
+    item_group: np.ndarray | None = None,
     seed: int = 0,
     description: str = "fit",
 ) -> SVIResult:
@@ -197,6 +201,7 @@ def run_svi(
         correct: ``(n_pairs,)`` 0/1 scores.
         model_config, config: model and inference settings.
         similarity: Gram-potential inputs (SimRMF), or None (MF).
+        item_group: ``(n_items,)`` group codes when ``model_config.n_item_groups > 0``.
         seed: seeds the initial factors and the ELBO's random draws.
     """
     llm = np.asarray(llm, dtype=np.int32)
@@ -222,6 +227,18 @@ def run_svi(
             f"{int((counts - 1).sum())} (llm, item) pairs are repeated, e.g. (llm, item) = "
             f"{[(int(llm[r]), int(item[r])) for r in repeated[:5]]}; each pair must be observed once"
         )
+    if model_config.n_item_groups:
+        if item_group is None or len(item_group) != n_items:
+            raise ConfigError(
+                f"n_item_groups={model_config.n_item_groups} needs one group code per item ({n_items}); got "
+                f"{None if item_group is None else len(item_group)}"
+            )
+        item_group = np.asarray(item_group, dtype=np.int32)
+        if item_group.min() < 0 or item_group.max() >= model_config.n_item_groups:
+            raise ConfigError(f"item group codes must lie in [0, {model_config.n_item_groups})")
+        item_group = jnp.asarray(item_group)
+    else:
+        item_group = None
     layout_name, n_block_llms, n_block_items = choose_layout(llm, item, config)
     if layout_name == "dense":
         mask = np.zeros((n_block_llms, n_block_items), dtype=bool)
@@ -240,9 +257,9 @@ def run_svi(
     elbo = Trace_ELBO(num_particles=1 if config.guide == "delta" else config.num_particles)
     svi = SVI(simrmf_model, guide, optimizer, loss=elbo)
     model_args = (n_llms, n_items, layout, model_config)
-    model_kwargs = {"correct": observed, "similarity": similarity}
+    model_kwargs = {"correct": observed, "similarity": similarity, "item_group": item_group}
     # Arrays enter the compiled step as arguments (see SimilarityInputs); sizes and configs stay static.
-    data = (layout, observed, similarity)
+    data = (layout, observed, similarity, item_group)
 
     start = time.perf_counter()
     rng_key = jax.random.PRNGKey(seed)
@@ -250,12 +267,12 @@ def run_svi(
 
     @functools.partial(jax.jit, static_argnums=2)
     def run_chunk(svi_state, data, length):
-        chunk_layout, chunk_observed, chunk_similarity = data
+        chunk_layout, chunk_observed, chunk_similarity, chunk_item_group = data
 
         def one_step(step_state, _):
             return svi.update(
                 step_state, n_llms, n_items, chunk_layout, model_config,
-                correct=chunk_observed, similarity=chunk_similarity,
+                correct=chunk_observed, similarity=chunk_similarity, item_group=chunk_item_group,
             )
 
         return jax.lax.scan(one_step, svi_state, None, length=length)

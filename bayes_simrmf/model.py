@@ -23,7 +23,11 @@ so that an LLM or item never seen is predicted as a draw from the population rat
 than as "bias 0"::
 
     logit_ik = intercept + llm_bias_i + item_bias_k + m_i · x_k
-    llm_bias_i  ~ Normal(0, llm_bias_scale),  item_bias_k ~ Normal(0, item_bias_scale)
+    llm_bias_i  ~ Normal(0, llm_bias_scale),  item_bias_k ~ Normal(μ_g(k), item_bias_scale)
+
+where ``g(k)`` is the item's group (its benchmark) when groups are given (``μ_g`` ~ Normal(0,
+``intercept_prior``), one per group), else ``μ = 0``: questions of a benchmark share a typical
+difficulty, so an item with few answers is shrunk towards its benchmark, not towards all items.
 
 Two layouts of the observed pairs give the same log density:
 
@@ -56,6 +60,7 @@ ITEM_BIAS = "item_bias"
 INTERCEPT = "intercept"
 LLM_BIAS_SCALE = "llm_bias_scale"
 ITEM_BIAS_SCALE = "item_bias_scale"
+ITEM_GROUP_MEAN = "item_group_mean"
 OBSERVED = "correct"
 
 
@@ -74,6 +79,7 @@ class ModelConfig:
             together, so the delta guide uses a fixed scale.
         bias_scale_prior: sd of the HalfNormal hyper-prior of a learnt bias scale (logit units).
         intercept_prior: sd of the Normal prior on the intercept (logit units).
+        n_item_groups: number of item groups (benchmarks) with their own mean item bias; 0 for none.
     """
 
     dim: int = 8
@@ -82,6 +88,7 @@ class ModelConfig:
     bias_scale: float | None = 2.0
     bias_scale_prior: float = 2.0
     intercept_prior: float = 3.0
+    n_item_groups: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.dim, (int, np.integer)) or self.dim < 0:
@@ -92,6 +99,10 @@ class ModelConfig:
                 raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
         if self.bias_scale is not None and not (np.isfinite(self.bias_scale) and self.bias_scale > 0):
             raise ConfigError(f"bias_scale must be a positive finite number or None, got {self.bias_scale!r}")
+        if not isinstance(self.n_item_groups, (int, np.integer)) or self.n_item_groups < 0:
+            raise ConfigError(f"n_item_groups must be a non-negative integer, got {self.n_item_groups!r}")
+        if self.n_item_groups and not self.biases:
+            raise ConfigError("item groups set the mean of the item biases; they need biases=True")
         if self.dim == 0 and not self.biases:
             raise ConfigError("dim=0 with biases=False leaves the model with no parameters")
 
@@ -210,6 +221,7 @@ def simrmf_model(
     config: ModelConfig,
     correct: jnp.ndarray | None = None,
     similarity: SimilarityInputs | None = None,
+    item_group: jnp.ndarray | None = None,
 ) -> None:
     """The SimRMF joint density (MF when ``similarity`` is None).
 
@@ -221,6 +233,8 @@ def simrmf_model(
         correct: observed 0/1 scores, ``(n_pairs,)`` for pairs or the block's shape for
             dense (values under a False mask are ignored). None simulates them.
         similarity: Gram-potential inputs (SimRMF); None for MF.
+        item_group: ``(n_items,)`` group code of each item in ``[0, config.n_item_groups)``; required
+            when ``config.n_item_groups > 0``.
     """
     factor_sd = config.factor_prior_sd
     params: dict[str, jnp.ndarray] = {}
@@ -238,9 +252,17 @@ def simrmf_model(
             params[LLM_FACTORS] = numpyro.sample(
                 LLM_FACTORS, dist.Normal(jnp.zeros(config.dim), factor_sd).to_event(1)
             )
+    item_bias_loc = 0.0
+    if config.biases and config.n_item_groups:
+        if item_group is None:
+            raise ConfigError(f"config.n_item_groups={config.n_item_groups} needs item_group codes")
+        group_mean = numpyro.sample(
+            ITEM_GROUP_MEAN, dist.Normal(jnp.zeros(config.n_item_groups), config.intercept_prior).to_event(1)
+        )
+        item_bias_loc = group_mean[item_group]
     with numpyro.plate("items", n_items, dim=-1):
         if config.biases:
-            params[ITEM_BIAS] = numpyro.sample(ITEM_BIAS, dist.Normal(0.0, item_bias_scale))
+            params[ITEM_BIAS] = numpyro.sample(ITEM_BIAS, dist.Normal(item_bias_loc, item_bias_scale))
         if config.dim:
             params[ITEM_FACTORS] = numpyro.sample(
                 ITEM_FACTORS, dist.Normal(jnp.zeros(config.dim), factor_sd).to_event(1)

@@ -193,3 +193,25 @@ def test_saved_model_keeps_its_posterior_and_fold_ins(tmp_path, data):
     after = loaded.predict_interval(llm, item, n_draws=50, seed=3)
     np.testing.assert_allclose(after.to_numpy(), before.to_numpy(), atol=1e-6)
     np.testing.assert_allclose(loaded.predict(llm, item), model.predict(llm, item), atol=1e-7)
+
+
+def test_tempering_widens_the_k_shot_posterior_but_not_the_prior():
+    rng = np.random.default_rng(5)
+    mean, cov = np.zeros(3), np.eye(3)
+    design = rng.normal(size=(300, 3))
+    y = (rng.random(300) < 1 / (1 + np.exp(-design @ np.array([0.5, -0.5, 1.0])))).astype(float)
+    _, plain, _ = _laplace_logistic(mean, cov, design, np.zeros(300), y)
+    _, tempered, _ = _laplace_logistic(mean, cov, design, np.zeros(300), y, temperature=4.0)
+    # Likelihood-dominated: the power 1/4 roughly doubles the posterior sd.
+    ratio = np.sqrt(np.diag(tempered) / np.diag(plain))
+    assert np.all((ratio > 1.7) & (ratio < 2.1)), ratio
+    _, prior_only, _ = _laplace_logistic(mean, cov, np.zeros((0, 3)), np.zeros(0), np.zeros(0), temperature=4.0)
+    np.testing.assert_allclose(prior_only, cov)
+    with pytest.raises(ConfigError, match="temperature"):
+        _fit_tiny().fold_in("llm", ["x"], temperature=0.0)
+
+
+def _fit_tiny():
+    dataset, _ = make_synthetic_dataset(20, 30, dim=2, seed_value=0)
+    responses = dataset.responses
+    return SimRMF(dim=2, max_steps=50, progress=False).fit(responses.llm, responses.item, responses.correct)

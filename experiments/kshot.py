@@ -1,0 +1,212 @@
+"""k-shot accuracy of a new LLM per benchmark, with intervals (issue 4, item 5).
+
+Setting (the one tinyBenchmarks reports on): the model is fitted on every answer of the training
+LLMs; each new LLM then answers k questions per benchmark, drawn at random, and we predict its
+accuracy on the whole benchmark. The new LLM is folded in without refitting
+(:meth:`SimRMF.fold_in`: Laplace posterior of its latent vector with everything else fixed); its
+benchmark accuracy is ``(answers seen + predicted answers on the rest) / benchmark size``, with a
+90% predictive interval whose draws include the posterior and the answers not yet seen.
+
+Compared estimates of the accuracy per benchmark:
+* ``sample mean``: the mean of the k answers (k > 0), what running k random questions gives;
+* ``population``: the mean accuracy of the training LLMs (no information about the new one);
+* ``fold-in``: the model, population prior (``SimRMF.fold_in``);
+* ``fold-in + metadata``: the same with the LLM-similarity prior from leaderboard metadata.
+
+Usage:
+    python experiments/kshot.py --data openllm-v2 --out experiments/results/kshot_openllm_v2
+    python experiments/kshot.py --data openllm-v2-mmlupro-math --out experiments/results/kshot_mmlupro
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayes_simrmf.data import load_dataset, shared_dataset_path
+from bayes_simrmf.estimators import SimRMF
+from bayes_simrmf.sideinfo import SideInformation, centre_rows
+from bayes_simrmf.similarity import llm_similarity, sqrt_psd_factor_from_dense
+
+
+def llm_side_information(dataset, llm_ids: np.ndarray) -> SideInformation:
+    table = dataset.llms.set_index("llm").reindex(list(llm_ids)).reset_index()
+    similarity, _ = llm_similarity(table, alpha=0.5)
+    factor, _ = sqrt_psd_factor_from_dense(similarity)
+    return SideInformation(llm_ids, centre_rows(factor), None, None)
+
+
+def kshot_rows(model: SimRMF, side: SideInformation | None, test: pd.DataFrame, new_llms: np.ndarray, ks, repeats: int,
+               temperature: float, n_draws: int, seed: int, tag: str, variants=("fold-in", "fold-in + metadata"),
+               population: pd.Series | None = None) -> list[dict]:
+    """Fold each new LLM in with k answers per benchmark; one row per (repeat, k, LLM, benchmark, estimate)."""
+    truth = test.groupby(["llm", "benchmark"]).correct.mean()
+    sizes = test.groupby(["llm", "benchmark"]).size()
+    rows = []
+    for repeat in range(repeats):
+        for k in ks:
+            # k random answered questions per benchmark for each new LLM.
+            shots = (test.sample(frac=1.0, random_state=seed * 1000 + repeat * 10 + k)
+                     .groupby(["llm", "benchmark"]).head(k))
+            rest = test.merge(shots[["llm", "item"]], how="left", indicator=True)
+            rest = rest[rest["_merge"] == "left_only"]
+            for variant in variants:
+                suffix = f"#{tag}r{repeat}k{k}{'m' if 'metadata' in variant else ''}"
+                rename = {llm: llm + suffix for llm in new_llms}
+                ids = np.array(list(rename.values()))
+                answers = shots.assign(llm=shots.llm.map(rename))
+                if variant == "fold-in":
+                    model.fold_in("llm", ids, answers=answers, temperature=temperature)
+                else:
+                    side_k = SideInformation(np.concatenate([side.llms, ids]),
+                                             np.concatenate([side.llm_factor, side.rows_for("llm", new_llms)]), None, None)
+                    model.fold_in("llm", ids, answers=answers, side=side_k, temperature=temperature)
+                # Questions not seen: predictive draws of their answers; seen ones count as answered.
+                renamed = rest.llm.map(rename)
+                group_ids, means, _ = model.group_draws(renamed.to_numpy(), rest.item.to_numpy(),
+                                                        by=renamed.str.cat(rest.benchmark, sep="|").to_numpy(),
+                                                        n_draws=n_draws, observed=True, seed=repeat)
+                draws = dict(zip(group_ids, means.T))
+                seen_sum = shots.assign(key=shots.llm.map(rename).str.cat(shots.benchmark, sep="|")).groupby("key").correct.sum()
+                for (llm, benchmark), actual in truth.items():
+                    key = f"{rename[llm]}|{benchmark}"
+                    n_total = int(sizes[(llm, benchmark)])
+                    n_seen = int(min(k, n_total))
+                    accuracy = (draws[key] * (n_total - n_seen) + seen_sum.get(key, 0.0)) / n_total
+                    lower, upper = np.quantile(accuracy, [0.05, 0.95])
+                    row = {"repeat": repeat, "k": k, "llm": llm, "benchmark": benchmark, "actual": actual,
+                           "variant": variant, "estimate": float(accuracy.mean()), "lower": lower, "upper": upper}
+                    rows.append(row)
+                    if variant == "fold-in" and population is not None:
+                        sample_mean = seen_sum.get(key, np.nan) / n_seen if n_seen else np.nan
+                        rows.append({**row, "variant": "sample mean", "estimate": sample_mean,
+                                     "lower": np.nan, "upper": np.nan})
+                        rows.append({**row, "variant": "population", "estimate": population[benchmark],
+                                     "lower": np.nan, "upper": np.nan})
+    return rows
+
+
+def score(rows: list[dict]) -> pd.DataFrame:
+    results = pd.DataFrame(rows)
+    results["abs_error"] = (results.estimate - results.actual).abs()
+    inside = (results.lower <= results.actual) & (results.actual <= results.upper)
+    results["covered"] = inside.astype(float).where(results.lower.notna())
+    results["width"] = results.upper - results.lower
+    return results
+
+
+def summarise(results: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return (results.groupby(keys).agg(mae=("abs_error", "mean"), cover90=("covered", "mean"),
+                                      width90=("width", "mean"), n=("abs_error", "size")).reset_index())
+
+
+def fit_mf(args, responses: pd.DataFrame) -> SimRMF:
+    model = SimRMF(method="mf", dim=args.dim, lambda_reg=args.lambda_reg, guide=args.guide,
+                   max_steps=args.max_steps, seed=args.seed)
+    model.fit(responses.llm, responses.item, responses.correct)
+    print(f"fit: {model.fit_seconds_:.0f} s, {len(model.losses_)} steps, converged={model.converged_}", flush=True)
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="openllm-v2")
+    parser.add_argument("--new-share", type=float, default=1 / 3, help="share of LLMs held out as new")
+    parser.add_argument("--validation-share", type=float, default=0.25,
+                        help="share of the training LLMs carved out to choose the temperature")
+    parser.add_argument("--temperatures", default="1,2,4,8,16")
+    parser.add_argument("--ks", default="0,10,30,100")
+    parser.add_argument("--repeats", type=int, default=3, help="random draws of the k questions")
+    parser.add_argument("--dim", type=int, default=8)
+    parser.add_argument("--lambda-reg", type=float, default=1.0)
+    parser.add_argument("--guide", default="normal")
+    parser.add_argument("--max-steps", type=int, default=1500)
+    parser.add_argument("--n-draws", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    started = time.time()
+    ks = [int(k) for k in args.ks.split(",")]
+    temperatures = [float(t) for t in args.temperatures.split(",")]
+
+    dataset = load_dataset(shared_dataset_path(args.data), unknown_entities="add", log=None)
+    responses = dataset.responses.merge(dataset.items[["item", "benchmark"]], on="item")
+    rng = np.random.default_rng(args.seed)
+    llms = np.sort(responses.llm.unique())
+    new_llms = np.sort(rng.choice(llms, int(round(args.new_share * len(llms))), replace=False))
+    train = responses[~responses.llm.isin(new_llms)]
+    test = responses[responses.llm.isin(new_llms) & responses.item.isin(train.item.unique())]
+    print(f"{args.data}: {len(llms) - len(new_llms)} training LLMs ({len(train):,} answers), {len(new_llms)} new LLMs")
+
+    # Temperature of the k-shot likelihood: chosen on training LLMs held out as if new (never on test LLMs),
+    # the one whose 90% intervals cover closest to 90% over k > 0.
+    train_llms = np.sort(train.llm.unique())
+    held = np.sort(rng.choice(train_llms, max(2, int(round(args.validation_share * len(train_llms)))), replace=False))
+    inner = train[~train.llm.isin(held)]
+    validation = train[train.llm.isin(held) & train.item.isin(inner.item.unique())]
+    inner_model = fit_mf(args, inner)
+    choice = []
+    for temperature in temperatures:
+        rows = kshot_rows(inner_model, None, validation, held, [k for k in ks if k > 0], 1, temperature,
+                          args.n_draws, args.seed + 1, f"v{temperature:g}", variants=("fold-in",))
+        covered = score(rows).covered.mean()
+        choice.append({"temperature": temperature, "validation_cover90": covered})
+        print(f"validation: temperature {temperature:g} covers {covered:.3f}", flush=True)
+    choice = pd.DataFrame(choice)
+    temperature = float(choice.temperature[(choice.validation_cover90 - 0.9).abs().idxmin()])
+    print(f"chosen temperature {temperature:g}", flush=True)
+
+    model = fit_mf(args, train)
+    side = llm_side_information(dataset, np.concatenate([model.llms_, new_llms]))
+    population = train.groupby(["llm", "benchmark"]).correct.mean().groupby("benchmark").mean()
+    results = score(
+        kshot_rows(model, side, test, new_llms, ks, args.repeats, temperature, args.n_draws, args.seed, "t",
+                   population=population)
+        + [{**row, "variant": row["variant"] + " (τ=1)"} for row in
+           kshot_rows(model, side, test, new_llms, ks, args.repeats, 1.0, args.n_draws, args.seed, "u",
+                      variants=("fold-in",))]
+    )
+    summary = summarise(results, ["benchmark", "k", "variant"])
+    overall = summarise(results, ["k", "variant"])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    summary.to_csv(args.out.with_suffix(".csv"), index=False)
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    lines = [
+        f"# k-shot accuracy of new LLMs per benchmark: {args.data}",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {platform.machine()}, JAX on CPU; wall time {time.time() - started:.0f} s. "
+        f"MF d={args.dim}, λ_reg={args.lambda_reg} (package defaults, not tuned), guide {args.guide}, fitted on every "
+        f"answer of {len(llms) - len(new_llms)} training LLMs ({len(train):,} answers, {model.fit_seconds_:.0f} s). "
+        f"{len(new_llms)} new LLMs (random {args.new_share:.0%}), k random answered questions per benchmark, "
+        f"{args.repeats} random draws of them; the target is the new LLM's accuracy on all of the benchmark's questions "
+        "in the fit. Intervals: 90%, answers not seen drawn per posterior draw. MAE in accuracy points (0–1).",
+        "",
+        f"Likelihood temperature τ = {temperature:g}, chosen on {len(held)} training LLMs held out as new (model "
+        f"refitted without them; k ∈ {[k for k in ks if k > 0]}, one draw): the τ whose 90% intervals covered closest "
+        "to 90%. Rows marked (τ=1) are the untempered fold-in, for comparison.",
+        "",
+        choice.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+        "",
+        "## All benchmarks",
+        "",
+        overall.to_string(index=False, float_format=lambda v: f"{v:.4f}"),
+        "",
+        "## Per benchmark",
+        "",
+        summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"),
+        "",
+    ]
+    args.out.with_suffix(".md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
