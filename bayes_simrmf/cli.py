@@ -120,6 +120,9 @@ def main() -> None:
 @click.option("--fold-in-ridge-items", type=float, default=1.0, help="GP nugget of the question fold-in (kernel mode).")
 @click.option("--fold-in-ridge-llms", type=float, default=1.0, help="GP nugget of the LLM fold-in (kernel mode).")
 @click.option("--alpha", type=float, default=0.5, help="Weight of metadata features vs lineage in the LLM similarity.")
+@click.option("--item-groups", default=None, metavar="COLUMN",
+              help="Column of the items table (e.g. benchmark) whose groups get their own mean question difficulty. "
+                   "[default: none]")
 @click.option("--embeddings", type=click.Path(dir_okay=False), default=None,
               help="Precomputed question embeddings (parquet: item, text_sha256_16, embedding). "
                    "[default: item_embeddings.<model>.parquet in --data if present, else computed]")
@@ -136,7 +139,7 @@ def main() -> None:
 @_friendly_errors
 def fit(data, unknown_entities, method, T, guide, dim, lambda_reg, n_known_llms, n_known_items, n_test_pairs, seed,
         learning_rate, max_steps, tol, similarity_weight_items, similarity_weight_llms, similarity_mode,
-        fold_in_ridge_items, fold_in_ridge_llms, alpha,
+        fold_in_ridge_items, fold_in_ridge_llms, alpha, item_groups,
         embeddings, embedding_model, hyper, out, overwrite, baseline, quiet):
     """Fit a model on a split of the data, evaluate it on splits A-D and save it.
 
@@ -176,8 +179,15 @@ def fit(data, unknown_entities, method, T, guide, dim, lambda_reg, n_known_llms,
             dataset, split.llms, split.items, kind="oracle" if method == "oracle" else "similarity", alpha=alpha,
             embeddings=embeddings, embedding_model=embedding_model, log=click.echo,
         )
+    groups = None
+    if item_groups is not None:
+        if item_groups not in dataset.items.columns:
+            raise ConfigError(
+                f"--item-groups {item_groups!r} is not a column of the items table; it has {list(dataset.items.columns)}"
+            )
+        groups = dataset.items.set_index("item")[item_groups].fillna("(none)").astype(str)
     estimator = make_estimator(method, **options)
-    fit_on_split(estimator, split, side=side)
+    fit_on_split(estimator, split, side=side, item_groups=groups)
     if method != "meanscore":
         steps = len(estimator.losses_)
         click.echo(

@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--guides", default="delta,normal,lowrank")
     parser.add_argument("--ridge-items", type=float, default=1.0, help="SimRMF fold-in nugget (questions)")
     parser.add_argument("--ridge-llms", type=float, default=1.0, help="SimRMF fold-in nugget (LLMs)")
+    parser.add_argument("--item-groups", action="store_true",
+                        help="give the model each question's benchmark (items share a mean difficulty per benchmark)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     started = time.time()
@@ -67,16 +69,19 @@ def main() -> None:
         dataset, log=None)
     rows = []
     side = None
+    item_groups = dataset.items.set_index("item")["benchmark"] if args.item_groups else None
     for method in args.methods.split(","):
         if method == "simrmf" and side is None:
             side = build_side_information(dataset, split.llms, split.items, log=None)
         for guide in args.guides.split(","):
             options = dict(method=method, guide=guide, dim=args.dim, lambda_reg=args.lambda_reg,
-                           learning_rate=0.02 if guide != "delta" else 0.05, max_steps=3000, seed=args.seed,
+                           learning_rate={"delta": 0.05, "normal": 0.02, "lowrank": 0.01}[guide], max_steps=3000,
+                           seed=args.seed,
                            progress=False)
             if method == "simrmf":
                 options.update(fold_in_ridge_items=args.ridge_items, fold_in_ridge_llms=args.ridge_llms)
-            model = fit_on_split(SimRMF(**options), split, side=side if method == "simrmf" else None)
+            model = fit_on_split(SimRMF(**options), split, side=side if method == "simrmf" else None,
+                                 item_groups=item_groups)
             print(f"{method} {guide}: fitted in {model.fit_seconds_:.0f} s, {len(model.losses_)} steps, "
                   f"converged {model.converged_}", flush=True)
             for name in TEST_SPLITS:
@@ -102,7 +107,7 @@ def main() -> None:
     frame.to_csv(args.out.with_suffix(".csv"), index=False)
     text = [
         f"# Calibration per method, guide and split: {args.data}, T={args.T}, seed {args.seed}, d={args.dim}, "
-        f"λ_reg={args.lambda_reg}" + (f", SimRMF fold-in nuggets {args.ridge_items} (questions), {args.ridge_llms} (LLMs)"
+        f"λ_reg={args.lambda_reg}" + (", item groups = benchmarks" if args.item_groups else "") + (f", SimRMF fold-in nuggets {args.ridge_items} (questions), {args.ridge_llms} (LLMs)"
                                       if "simrmf" in args.methods else ""),
         "",
         f"Command: `{shlex.join(['python', *sys.argv])}`  ",

@@ -279,3 +279,17 @@ def test_similarity_methods_fit_real_data_from_the_cli(runner, tmp_path, method)
         assert baseline.exit_code == 0
         mf_metrics = json.loads((tmp_path / "mf" / "metrics.json").read_text())
         assert metrics["B"]["rmse_x"] < mf_metrics["B"]["rmse_x"]
+
+
+def test_fit_with_item_groups_learns_a_mean_difficulty_per_group(runner, tmp_path):
+    folder = tmp_path / "grouped"
+    result = runner.invoke(main, ["fit", *SMALL_FIT, "--item-groups", "subtask", "--out", str(folder)])
+    assert result.exit_code == 0, result.output
+    from bayes_simrmf.saving import load_model
+
+    estimator = load_model(folder).estimator
+    # The synthetic demo's questions carry a topic ('subtask'): one mean difficulty per topic.
+    assert len(estimator.item_group_labels_) > 1
+    assert estimator.params_["item_group_mean"].shape == (len(estimator.item_group_labels_),)
+    bad = runner.invoke(main, ["fit", *SMALL_FIT, "--item-groups", "nope", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 1 and "not a column of the items table" in bad.stderr
