@@ -40,6 +40,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_simrmf.errors import ConfigError
+from bayes_simrmf.estimators import _check_pairs
 from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, OBSERVED
 
 __all__ = ["to_inference_data"]
@@ -47,30 +48,6 @@ __all__ = ["to_inference_data"]
 #: Extra group holding the SVI loss trace.
 FIT_GROUP = "fit"
 _DEFAULT_BATCH_PAIRS = 50_000
-
-
-def _ids(values, name: str) -> np.ndarray:
-    array = np.asarray(values, dtype=object)
-    if array.ndim != 1:
-        raise ConfigError(f"{name} must be a 1-D sequence of ids, got shape {array.shape}")
-    return array.astype(str)
-
-
-def _scores(correct, n_pairs: int) -> np.ndarray:
-    array = np.asarray(correct)
-    if array.ndim != 1 or len(array) != n_pairs:
-        raise ConfigError(f"correct must be 1-D with one 0/1 value per pair ({n_pairs}); got shape {array.shape}")
-    try:
-        values = array.astype(np.float64)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"correct must hold 0/1 values; got dtype {array.dtype} ({error})") from None
-    bad = np.flatnonzero(~np.isin(values, (0.0, 1.0)))  # NaN is not in (0, 1) either
-    if len(bad):
-        raise ConfigError(
-            f"correct must hold 0/1 values; {len(bad)} do not, e.g. rows {bad[:5].tolist()} "
-            f"with values {array[bad[:5]].tolist()}"
-        )
-    return values.astype(np.int8)
 
 
 def _codes(ids: np.ndarray, known: np.ndarray, kind: str) -> np.ndarray:
@@ -158,12 +135,9 @@ def to_inference_data(
             continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ConfigError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
-    llm, item = _ids(llm, "llm"), _ids(item, "item")
-    if len(llm) != len(item):
-        raise ConfigError(f"llm and item must have equal length; got {len(llm)} and {len(item)}")
-    correct = _scores(correct, len(llm))
-    if len(llm) == 0:
+    if len(np.asarray(llm)) == 0:
         raise ConfigError("no pairs to export: llm, item and correct are empty")
+    llm, item, correct = _check_pairs(llm, item, correct)
     llm_codes = _codes(llm, np.asarray(estimator.llms_).astype(str), "llm")
     item_codes = _codes(item, np.asarray(estimator.items_).astype(str), "item")
 

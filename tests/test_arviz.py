@@ -173,7 +173,7 @@ def test_max_pairs_takes_a_seeded_subset_in_order(model, train):
     "change, message",
     [
         (lambda l, i, c: (l[:-1], i, c), "equal length"),
-        (lambda l, i, c: (l, i, c[:-1]), "one 0/1 value per pair"),
+        (lambda l, i, c: (l, i, c[:-1]), "one value per pair"),
         (lambda l, i, c: (np.r_[l[:-1], ["nobody/llm-x"]], i, c), r"1 llm id\(s\).*nobody/llm-x"),
         (lambda l, i, c: (l, np.r_[["q/none", "q/none2"], i[2:]], c), r"2 item id\(s\).*q/none"),
         (lambda l, i, c: (l, i, np.r_[[2], c[1:]]), r"0/1 values; 1 do not.*rows \[0\]"),

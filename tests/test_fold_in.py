@@ -45,37 +45,26 @@ def test_laplace_matches_the_closed_form_gaussian_limit():
     assert np.all(np.linalg.eigvalsh(post) > 0) and np.trace(post) < np.trace(cov)
 
 
-def test_llm_fold_in_agrees_with_a_refit_that_included_it(data):
+@pytest.mark.parametrize("kind, new", [("llm", "synthetic/llm-00007"), ("item", "synthetic/item-000011")])
+def test_fold_in_agrees_with_a_refit_that_included_it(data, kind, new):
     responses, _ = data
-    new = "synthetic/llm-00007"
-    answers = responses[responses.llm == new]
-    without = _fit(responses[responses.llm != new])
+    answers = responses[responses[kind] == new]
+    without = _fit(responses[responses[kind] != new])
     with_it = _fit(responses)
-    report = without.fold_in("llm", [new], answers=answers, prior="model")
+    report = without.fold_in(kind, [new], answers=answers, prior="model")
     assert report.loc[new, "n_answers"] == len(answers) and report.loc[new, "converged"]
-    items = np.unique(responses.item)
-    folded = without.predict(np.full(len(items), new), items)
-    refit = with_it.predict(np.full(len(items), new), items)
-    # The refit also moves the other entities a little; the new LLM's predictions must agree closely.
+    partner = "item" if kind == "llm" else "llm"
+    partners = np.unique(responses[partner])
+    pairs = {kind: np.full(len(partners), new), partner: partners}
+    folded = without.predict(pairs["llm"], pairs["item"])
+    refit = with_it.predict(pairs["llm"], pairs["item"])
+    # The refit also moves the other entities a little; the new entity's predictions must agree closely.
     assert np.corrcoef(folded, refit)[0, 1] > 0.97
     assert np.mean(np.abs(folded - refit)) < 0.04
     # And much better than knowing nothing about it.
-    population = without.predict(np.full(len(items), "nobody"), items, unknown="population")
+    unknown = {kind: np.full(len(partners), "nobody"), partner: partners}
+    population = without.predict(unknown["llm"], unknown["item"], unknown="population")
     assert np.mean(np.abs(population - refit)) > 2 * np.mean(np.abs(folded - refit))
-
-
-def test_item_fold_in_agrees_with_a_refit_that_included_it(data):
-    responses, _ = data
-    new = "synthetic/item-000011"
-    answers = responses[responses.item == new]
-    without = _fit(responses[responses.item != new])
-    with_it = _fit(responses)
-    without.fold_in("item", [new], answers=answers, prior="model")
-    llms = np.unique(responses.llm)
-    folded = without.predict(llms, np.full(len(llms), new))
-    refit = with_it.predict(llms, np.full(len(llms), new))
-    assert np.corrcoef(folded, refit)[0, 1] > 0.97
-    assert np.mean(np.abs(folded - refit)) < 0.04
 
 
 def test_zero_shot_population_fold_in_matches_the_population_prediction(data):

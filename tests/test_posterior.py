@@ -73,3 +73,20 @@ def test_group_intervals_cover_the_observed_means_of_planted_data():
     delta = fit_on_split(SimRMF(guide="delta", dim=3, progress=False, max_steps=400), split)
     plug_in = delta.predict_group_interval(llm, item, by="llm", n_draws=100)
     assert (plug_in.upper > plug_in.lower).all()
+
+
+def test_predict_is_the_posterior_predictive_mean_for_posterior_guides(split):
+    model = fit_on_split(SimRMF(guide="normal", dim=3, progress=False, max_steps=800, learning_rate=0.02), split)
+    pairs = split.pairs["A"]
+    llm, item = split.llms[pairs.llm][:500], split.items[pairs.item][:500]
+    mean = model.predict(llm, item, n_draws=60, seed=4)
+    interval = model.predict_interval(llm, item, n_draws=60, seed=4)
+    np.testing.assert_allclose(mean, interval.prob.to_numpy(), atol=1e-6)
+    plug_in = model.predict(llm, item, n_draws=0)
+    # Averaging σ over the posterior pulls probabilities towards 1/2 relative to σ at the median.
+    far = np.abs(plug_in - 0.5) > 0.3
+    assert far.sum() > 20
+    shrunk = np.abs(mean[far] - 0.5) < np.abs(plug_in[far] - 0.5)
+    assert shrunk.mean() > 0.8, shrunk.mean()  # Monte Carlo noise of 60 draws aside
+    with pytest.raises(ConfigError, match="n_draws"):
+        model.predict(llm, item, n_draws=-1)
