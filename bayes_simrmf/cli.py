@@ -101,6 +101,7 @@ def main() -> None:
 @click.option("--T", "T", type=int, default=300, help="Training pairs per known LLM and per known item.")
 @click.option("--guide", type=click.Choice(["delta", "normal", "lowrank"]), default="delta",
               help="Variational family: delta = MAP (the paper's point estimate).")
+@click.option("--rank", "lowrank_rank", type=int, default=8, help="Rank of the low-rank guide's covariance (--guide lowrank).")
 @click.option("--dim", type=int, default=8, help="Latent dimension d.")
 @click.option("--lambda-reg", type=float, default=1.0, help="L2 weight (prior sd of factors = 1/sqrt(2*lambda_reg)).")
 @click.option("--n-known-llms", type=int, default=None, help="Known LLMs. [default: 1000, or 2/3 of the LLMs if fewer than 1500]")
@@ -137,7 +138,7 @@ def main() -> None:
 @click.option("--baseline/--no-baseline", default=True, help="Also score MeanScore on the same split for comparison.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def fit(data, unknown_entities, method, T, guide, dim, lambda_reg, n_known_llms, n_known_items, n_test_pairs, seed,
+def fit(data, unknown_entities, method, T, guide, lowrank_rank, dim, lambda_reg, n_known_llms, n_known_items, n_test_pairs, seed,
         learning_rate, max_steps, tol, similarity_weight_items, similarity_weight_llms, similarity_mode,
         fold_in_ridge_items, fold_in_ridge_llms, alpha, item_groups,
         embeddings, embedding_model, hyper, out, overwrite, baseline, quiet):
@@ -165,7 +166,7 @@ def fit(data, unknown_entities, method, T, guide, dim, lambda_reg, n_known_llms,
     click.echo(split.summary())
     options = {} if method == "meanscore" else dict(
         dim=dim, lambda_reg=lambda_reg, guide=guide, learning_rate=learning_rate, max_steps=max_steps, tol=tol,
-        seed=seed, progress=not quiet, similarity_weight_items=similarity_weight_items,
+        lowrank_rank=lowrank_rank, seed=seed, progress=not quiet, similarity_weight_items=similarity_weight_items,
         similarity_weight_llms=similarity_weight_llms, similarity_mode=similarity_mode,
         fold_in_ridge_items=fold_in_ridge_items, fold_in_ridge_llms=fold_in_ridge_llms,
     )

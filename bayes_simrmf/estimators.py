@@ -239,6 +239,7 @@ class SimRMF:
             data; "joint": the paper's Gram potential on all entities.
         fold_in_ridge_items, fold_in_ridge_llms: the GP nugget (noise variance relative to
             ``√S``) of the kernel fold-in: larger shrinks folded-in entities towards the average.
+        lowrank_rank: rank of the low-rank guide's covariance (``guide="lowrank"``).
     """
 
     def __init__(
@@ -262,6 +263,7 @@ class SimRMF:
         similarity_mode: Literal["kernel", "cold", "joint"] = "kernel",
         fold_in_ridge_items: float = 1.0,
         fold_in_ridge_llms: float = 1.0,
+        lowrank_rank: int = 8,
     ) -> None:
         self.method = method
         self.dim = dim
@@ -282,6 +284,7 @@ class SimRMF:
         self.similarity_mode = similarity_mode
         self.fold_in_ridge_items = fold_in_ridge_items
         self.fold_in_ridge_llms = fold_in_ridge_llms
+        self.lowrank_rank = lowrank_rank
 
     # configuration ---------------------------------------------------------------------------
     def model_config(self) -> ModelConfig:
@@ -297,6 +300,7 @@ class SimRMF:
             tol=float(self.tol),
             layout=self.layout,
             progress=bool(self.progress),
+            lowrank_rank=int(self.lowrank_rank),
         )
 
     def get_config(self) -> dict:
@@ -320,6 +324,7 @@ class SimRMF:
             "similarity_mode": self.similarity_mode,
             "fold_in_ridge_items": float(self.fold_in_ridge_items),
             "fold_in_ridge_llms": float(self.fold_in_ridge_llms),
+            "lowrank_rank": int(self.lowrank_rank),
         }
 
     # fitting ---------------------------------------------------------------------------------

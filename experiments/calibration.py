@@ -27,21 +27,56 @@ import pandas as pd
 from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.estimators import SimRMF
 from bayes_simrmf.evaluate import TEST_SPLITS, fit_on_split
-from bayes_simrmf.metrics import brier, ece, log_loss
+from bayes_simrmf.metrics import brier, ece, log_loss, reliability_table
 from bayes_simrmf.sideinfo import build_side_information
 from bayes_simrmf.splits import Protocol
 
 
-def coverage(model, split, name: str, by: str, n_draws: int, max_pairs: int, seed: int) -> tuple[float, float, int]:
+LEVELS = (0.5, 0.8, 0.9, 0.95)
+
+
+def coverage(model, split, name: str, by: str, n_draws: int, max_pairs: int, seed: int) -> dict[str, float]:
+    """Coverage of the 50/80/90/95% predictive intervals of each group's observed mean accuracy on a split,
+    the 90% interval's mean width and the centre's mean signed error (observed − predicted)."""
     pairs = split.pairs[name]
     rows = np.random.default_rng(seed).permutation(len(pairs))[:max_pairs]
     llm, item = split.llms[pairs.llm[rows]], split.items[pairs.item[rows]]
-    table = model.predict_group_interval(llm, item, by=by, n_draws=n_draws, level=0.9, unknown="population", seed=seed)
+    groups, means, _ = model.group_draws(llm, item, by=by, n_draws=n_draws, unknown="population", seed=seed)
     keys = llm if by == "llm" else item
-    observed = pd.Series(pairs.correct[rows].astype(float)).groupby(keys).mean().reindex(table.index)
-    inside = (table.lower <= observed) & (observed <= table.upper)
-    bias = float((observed - table["mean"]).mean())
-    return float(inside.mean()), float((table.upper - table.lower).mean()), len(table), bias
+    observed = pd.Series(pairs.correct[rows].astype(float)).groupby(keys).mean().reindex(groups).to_numpy()
+    result = {f"n_{by}s": len(groups), f"bias_{by}_mean": float(np.mean(observed - means.mean(axis=0)))}
+    for level in LEVELS:
+        lower, upper = np.quantile(means, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        result[f"cover{round(level * 100)}_{by}_mean"] = float(np.mean((lower <= observed) & (observed <= upper)))
+        if level == 0.9:
+            result[f"width_{by}_mean"] = float(np.mean(upper - lower))
+    return result
+
+
+def reliability_figure(reliability: dict[tuple[str, str, str], pd.DataFrame], path: Path, title: str) -> None:
+    """One panel per split: observed rate against mean predicted probability per bin (bins of ≥ 30 pairs), per
+    method and guide."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    splits = sorted({key[2] for key in reliability})
+    figure, axes = plt.subplots(1, len(splits), figsize=(4 * len(splits), 4), sharey=True)
+    for axis, split_name in zip(np.atleast_1d(axes), splits):
+        axis.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
+        for (method, guide, name), table in reliability.items():
+            if name == split_name:
+                used = table.n_pairs >= 30  # bins with fewer pairs are noise
+                axis.plot(table.mean_prob[used], table.observed[used], marker="o", markersize=3, label=f"{method} {guide}")
+        axis.set_title(f"split {split_name}")
+        axis.set_xlabel("predicted probability")
+    np.atleast_1d(axes)[0].set_ylabel("observed rate")
+    np.atleast_1d(axes)[-1].legend(fontsize=7)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def main() -> None:
@@ -68,6 +103,7 @@ def main() -> None:
     split = Protocol(args.n_known_llms, args.n_known_items, T=args.T, seed=args.seed, n_test_pairs=1_000_000).split(
         dataset, log=None)
     rows = []
+    reliability = {}
     side = None
     item_groups = dataset.items.set_index("item")["benchmark"] if args.item_groups else None
     for method in args.methods.split(","):
@@ -92,44 +128,47 @@ def main() -> None:
                 llm, item = split.llms[pairs.llm[sample]], split.items[pairs.item[sample]]
                 prob = model.predict(llm, item, unknown="population")
                 correct = pairs.correct[sample]
-                cov_llm, width_llm, n_llm, bias_llm = coverage(model, split, name, "llm", args.n_draws, args.max_pairs,
-                                                               args.seed)
-                cov_item, width_item, n_item, bias_item = coverage(model, split, name, "item", args.n_draws,
-                                                                   args.max_pairs, args.seed)
+                reliability[(method, guide, name)] = reliability_table(prob, correct)
                 rows.append({"method": method, "guide": guide, "split": name, "log_loss": log_loss(prob, correct),
-                             "brier": brier(prob, correct), "ece": ece(prob, correct), "cover90_llm_mean": cov_llm,
-                             "width_llm_mean": width_llm, "bias_llm_mean": bias_llm, "n_llms": n_llm,
-                             "cover90_item_mean": cov_item, "width_item_mean": width_item, "bias_item_mean": bias_item,
-                             "n_items": n_item})
+                             "brier": brier(prob, correct), "ece": ece(prob, correct),
+                             **coverage(model, split, name, "llm", args.n_draws, args.max_pairs, args.seed),
+                             **coverage(model, split, name, "item", args.n_draws, args.max_pairs, args.seed)})
                 print(rows[-1], flush=True)
     frame = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out.with_suffix(".csv"), index=False)
+    figure = args.out.with_name(args.out.name + "_reliability.png")
+    reliability_figure(reliability, figure, f"{args.data}, T={args.T}: reliability per split")
+    main_columns = ["method", "guide", "split", "log_loss", "brier", "ece", "cover90_llm_mean", "width_llm_mean",
+                    "bias_llm_mean", "n_llms", "cover90_item_mean", "width_item_mean", "bias_item_mean", "n_items"]
+    level_columns = ["method", "guide", "split"] + [f"cover{round(level * 100)}_{by}_mean" for by in ("llm", "item")
+                                                     for level in LEVELS]
     text = [
         f"# Calibration per method, guide and split: {args.data}, T={args.T}, seed {args.seed}, d={args.dim}, "
-        f"λ_reg={args.lambda_reg}" + (", item groups = benchmarks" if args.item_groups else "") + (f", SimRMF fold-in nuggets {args.ridge_items} (questions), {args.ridge_llms} (LLMs)"
-                                      if "simrmf" in args.methods else ""),
+        f"λ_reg={args.lambda_reg}" + (", item groups = benchmarks" if args.item_groups else "")
+        + (f", SimRMF fold-in nuggets {args.ridge_items} (questions), {args.ridge_llms} (LLMs)"
+           if "simrmf" in args.methods else ""),
         "",
         f"Command: `{shlex.join(['python', *sys.argv])}`  ",
         f"Machine: {platform.machine()}, JAX on CPU; wall time {time.time() - started:.0f} s. "
-        f"Intervals: 90%, {args.n_draws} draws, up to {args.max_pairs:,} pairs per split; the delta guide's are the "
-        "plug-in predictive (answer noise around the MAP). An LLM or item the fit never saw is, in each draw, a "
-        "random fitted one (`SimRMF.predict_group_interval`); intervals are for the observed mean accuracy "
-        "(answers drawn per draw). Coverage = share of LLMs (items) whose observed mean on the split lies in "
-        "its interval.",
+        f"Pair metrics use the posterior predictive mean (`SimRMF.predict`). Intervals: {args.n_draws} draws, up to "
+        f"{args.max_pairs:,} pairs per split; the delta guide's are the plug-in predictive (answer noise around the "
+        "MAP). An LLM or item the fit never saw is, in each draw, a random fitted one; one folded in from similarity "
+        "(SimRMF) is drawn from its Gaussian-process conditional. Intervals are for the observed mean accuracy "
+        "(answers drawn per draw). Coverage = share of LLMs (items) whose observed mean on the split lies in its "
+        "interval; bias = mean of observed − predicted centre. Reliability diagrams: "
+        f"`{figure.name}`.",
         "",
-        frame.to_markdown(index=False, floatfmt=".4f") if _has_tabulate() else frame.round(4).to_string(index=False),
+        "## 90% intervals, pair metrics",
+        "",
+        frame[main_columns].round(4).to_string(index=False),
+        "",
+        "## Coverage at 50 / 80 / 90 / 95%",
+        "",
+        frame[level_columns].round(3).to_string(index=False),
     ]
     args.out.with_suffix(".md").write_text("\n".join(text) + "\n")
     print("\n".join(text))
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 if __name__ == "__main__":
