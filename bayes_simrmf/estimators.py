@@ -145,11 +145,14 @@ def _laplace_logistic(
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """Laplace posterior of ``z`` in ``y ~ Bernoulli(σ(design z + offsets))``, ``z ~ N(prior_mean, prior_cov)``.
 
-    With ``temperature`` τ the likelihood enters to the power 1/τ (a tempered, or power, posterior).
-    Newton's method with step halving on the log posterior; returns the mode, the inverse
-    Hessian there and whether the step fell below 1e-8.
+    Newton's method with step halving on the log posterior; returns the mode, the covariance and
+    whether the step fell below 1e-8. The covariance is the inverse of ``H_prior + H_answers / τ``
+    at the mode: ``temperature`` τ > 1 discounts the curvature the answers contribute (as a power
+    posterior with likelihood^(1/τ) would) while keeping the mode, so the estimate is unchanged,
+    a prior-only posterior is unchanged, and the spread stops shrinking as fast as a model held
+    fixed and misspecified would claim.
     """
-    weight = 1.0 / temperature
+    weight = 1.0
     precision = np.linalg.inv(prior_cov)
     z = prior_mean.copy()
 
@@ -177,7 +180,7 @@ def _laplace_logistic(
             converged = True
             break
     prob = 1.0 / (1.0 + np.exp(-(design @ z + offsets)))
-    hessian = weight * design.T @ (design * (prob * (1 - prob))[:, None]) + precision
+    hessian = design.T @ (design * (prob * (1 - prob))[:, None]) / temperature + precision
     cov = np.linalg.inv(hessian)
     return z, (cov + cov.T) / 2, converged
 
@@ -495,10 +498,11 @@ class SimRMF:
             side: side information for a similarity prior (``prior="population"`` only).
             prior: "population" or "model".
             ridge: the GP nugget; defaults to ``fold_in_ridge_items`` / ``fold_in_ridge_llms``.
-            temperature: τ ≥ 1 tempers the answers' likelihood (power 1/τ). With everything else
-                held fixed and the model misspecified, the untempered posterior is too sure once
-                there are many answers; choose τ on validation entities carved from the training
-                data (``experiments/kshot.py`` shows how), never on test ones.
+            temperature: τ ≥ 1 divides the curvature the answers add to the posterior precision
+                (the mode is unchanged). With everything else held fixed and the model
+                misspecified, the untempered posterior is too sure once there are many answers;
+                choose τ on validation entities carved from the training data
+                (``experiments/kshot.py`` shows how), never on test ones.
             max_iter: Newton iterations at most.
         Returns:
             one row per new id: ``n_answers``, ``prior_sd_logit`` and ``posterior_sd_logit`` (sd of

@@ -7,6 +7,11 @@ accuracy on the whole benchmark. The new LLM is folded in without refitting
 benchmark accuracy is ``(answers seen + predicted answers on the rest) / benchmark size``, with a
 90% predictive interval whose draws include the posterior and the answers not yet seen.
 
+With every fitted parameter held at its point estimate, the fold-in posterior of a new LLM is too sure
+once it has many answers (the items' uncertainty and the model's misfit are not in it). ``fold_in``'s
+``temperature`` τ divides the curvature the answers add to the posterior precision, keeping the estimate;
+τ is chosen on training LLMs held out as if new (the model refitted without them), never on the test LLMs.
+
 Compared estimates of the accuracy per benchmark:
 * ``sample mean``: the mean of the k answers (k > 0), what running k random questions gives;
 * ``population``: the mean accuracy of the training LLMs (no information about the new one);
@@ -121,7 +126,7 @@ def main() -> None:
     parser.add_argument("--new-share", type=float, default=1 / 3, help="share of LLMs held out as new")
     parser.add_argument("--validation-share", type=float, default=0.25,
                         help="share of the training LLMs carved out to choose the temperature")
-    parser.add_argument("--temperatures", default="1,2,4,8,16")
+    parser.add_argument("--temperatures", default="1,2,4,8,16,32,64")
     parser.add_argument("--ks", default="0,10,30,100")
     parser.add_argument("--repeats", type=int, default=3, help="random draws of the k questions")
     parser.add_argument("--dim", type=int, default=8)
@@ -191,7 +196,8 @@ def main() -> None:
         "",
         f"Likelihood temperature τ = {temperature:g}, chosen on {len(held)} training LLMs held out as new (model "
         f"refitted without them; k ∈ {[k for k in ks if k > 0]}, one draw): the τ whose 90% intervals covered closest "
-        "to 90%. Rows marked (τ=1) are the untempered fold-in, for comparison.",
+        "to 90%. τ divides the curvature the answers add to the fold-in posterior's precision; the estimate is "
+        "the untempered one. Rows marked (τ=1) are the untempered fold-in, for comparison.",
         "",
         choice.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
         "",

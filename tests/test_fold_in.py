@@ -189,9 +189,10 @@ def test_tempering_widens_the_k_shot_posterior_but_not_the_prior():
     mean, cov = np.zeros(3), np.eye(3)
     design = rng.normal(size=(300, 3))
     y = (rng.random(300) < 1 / (1 + np.exp(-design @ np.array([0.5, -0.5, 1.0])))).astype(float)
-    _, plain, _ = _laplace_logistic(mean, cov, design, np.zeros(300), y)
-    _, tempered, _ = _laplace_logistic(mean, cov, design, np.zeros(300), y, temperature=4.0)
-    # Likelihood-dominated: the power 1/4 roughly doubles the posterior sd.
+    mode, plain, _ = _laplace_logistic(mean, cov, design, np.zeros(300), y)
+    tempered_mode, tempered, _ = _laplace_logistic(mean, cov, design, np.zeros(300), y, temperature=4.0)
+    np.testing.assert_allclose(tempered_mode, mode)  # the estimate does not move
+    # Likelihood-dominated: a quarter of the answers' curvature roughly doubles the posterior sd.
     ratio = np.sqrt(np.diag(tempered) / np.diag(plain))
     assert np.all((ratio > 1.7) & (ratio < 2.1)), ratio
     _, prior_only, _ = _laplace_logistic(mean, cov, np.zeros((0, 3)), np.zeros(0), np.zeros(0), temperature=4.0)
