@@ -19,9 +19,10 @@ dimension, number of draws and seed.
 
 The logit of a pair in a draw is ``intercept + llm_bias[l] + item_bias[i] + llm_factors[l] ·
 item_factors[i]``: the model's likelihood, for pairs between entities held in the model (the
-training pairs, or held-out pairs between fitted LLMs and items). Entities folded in without data
-(SimRMF's kernel fold-in) get their raw folded-in logit here, not the re-centred one that
-``SimRMF.predict`` uses for them. It is computed in batches of pairs,
+training pairs, or held-out pairs between fitted LLMs and items). Entities folded in
+(``SimRMF.fold_in``, or SimRMF's kernel mode) are drawn from their own Gaussian, as in
+``SimRMF.sample_posterior``; entities the "cold"/"joint" similarity modes hold without data get their
+raw logit here, not the re-centred one ``SimRMF.predict`` uses for them. It is computed in batches of pairs,
 so apart from the outputs at most about ``n_draws × batch_pairs`` values are held at once.
 
 The delta guide (MAP) gives ``n_draws`` identical draws: the export still works, but every
