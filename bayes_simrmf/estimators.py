@@ -475,9 +475,8 @@ class SimRMF:
         The new entity's prior is Gaussian:
 
         * ``prior="population"`` (default): the distribution of the fitted entities. Without
-          ``side`` it is their mean and covariance (point estimates' spread plus the average
-          posterior variance). With ``side`` (a :class:`~bayes_simrmf.sideinfo.SideInformation`
-          holding rows for the fitted entities and the new ones: metadata or question text), it is
+          ``side`` it is the mean and covariance of their point estimates. With ``side`` (a
+          :class:`~bayes_simrmf.sideinfo.SideInformation` holding rows for the fitted entities and the new ones: metadata or question text), it is
           the conditional of the matrix-normal Gaussian process whose row covariance is the
           similarity ``√S = W Wᵀ`` plus ``ridge·I`` (the same prior as the kernel fold-in of
           :meth:`fit`), so a new entity starts near the fitted entities it resembles, with a
@@ -597,15 +596,13 @@ class SimRMF:
             variances[-1] = float(self.bias_scale) ** 2 if self.bias_scale is not None else 1.0
             return np.zeros((len(ids), p)), np.broadcast_to(np.diag(variances), (len(ids), p, p)).copy()
         latent = _augmented(self.params_, factors_key, bias_key, len(self.items_ if kind == "item" else self.llms_))[:n_warm]
-        spread = self.posterior_.marginal_sd()
-        posterior_var = np.zeros(p)
-        if factors_key in spread:
-            posterior_var[: self.dim] = np.mean(spread[factors_key][:n_warm] ** 2, axis=0)
-        if bias_key in spread:
-            posterior_var[-1] = np.mean(spread[bias_key][:n_warm] ** 2)
+        # The spread of the fitted entities' point estimates only: adding their mean-field posterior
+        # variances (law of total variance) over-disperses the population, because those variances are
+        # mostly the factors' rotation and scale freedom, not uncertainty about logits; measured on
+        # openllm-v2-mmlupro-math it pushed new questions' predictions towards 1/2 (B bias −0.043).
         if side is None:
             mean = latent.mean(axis=0)
-            cov = np.cov(latent.T, bias=True).reshape(p, p) + np.diag(posterior_var)
+            cov = np.cov(latent.T, bias=True).reshape(p, p)
             return np.broadcast_to(mean, (len(ids), p)).copy(), np.broadcast_to(cov, (len(ids), p, p)).copy()
         ridge = float(ridge if ridge is not None else (self.fold_in_ridge_items if kind == "item" else self.fold_in_ridge_llms))
         known_ids = (self.items_ if kind == "item" else self.llms_)[:n_warm]
@@ -614,7 +611,7 @@ class SimRMF:
         if known_factor is None or new_factor is None:
             raise ConfigError(f"the side information has no {kind} similarity")
         cond_mean, factor, row_cov = gp_conditional(latent, known_factor, new_factor, ridge)
-        return cond_mean, factor[:, None, None] * (row_cov + np.diag(posterior_var))[None]
+        return cond_mean, factor[:, None, None] * row_cov[None]
 
     # prediction ------------------------------------------------------------------------------
     def _encode(self, ids: np.ndarray, known: np.ndarray, kind: str, unknown: str) -> np.ndarray:
