@@ -41,7 +41,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_simrmf.errors import ConfigError
-from bayes_simrmf.estimators import _check_pairs
+from bayes_simrmf.estimators import _check_pairs, encode_ids
 from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, OBSERVED
 
 __all__ = ["to_inference_data"]
@@ -49,17 +49,6 @@ __all__ = ["to_inference_data"]
 #: Extra group holding the SVI loss trace.
 FIT_GROUP = "fit"
 _DEFAULT_BATCH_PAIRS = 50_000
-
-
-def _codes(ids: np.ndarray, known: np.ndarray, kind: str) -> np.ndarray:
-    codes = pd.Index(known).get_indexer(ids)
-    if (codes < 0).any():
-        missing = pd.unique(ids[codes < 0])
-        raise ConfigError(
-            f"{len(missing)} {kind} id(s) are not in the fitted model, e.g. {missing[:5].tolist()}; "
-            f"the export scores pairs between entities the model holds (see estimator.{kind}s_)"
-        )
-    return codes
 
 
 def _check_estimator(estimator) -> None:
@@ -139,8 +128,8 @@ def to_inference_data(
     if len(np.asarray(llm)) == 0:
         raise ConfigError("no pairs to export: llm, item and correct are empty")
     llm, item, correct = _check_pairs(llm, item, correct)
-    llm_codes = _codes(llm, np.asarray(estimator.llms_).astype(str), "llm")
-    item_codes = _codes(item, np.asarray(estimator.items_).astype(str), "item")
+    llm_codes = encode_ids(llm, np.asarray(estimator.llms_).astype(str), "llm")
+    item_codes = encode_ids(item, np.asarray(estimator.items_).astype(str), "item")
 
     rows = np.arange(len(llm))
     if max_pairs is not None and len(rows) > max_pairs:

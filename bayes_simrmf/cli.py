@@ -1,4 +1,4 @@
-"""Command-line interface: ``bayes-simrmf fit``, ``bayes-simrmf evaluate``.
+"""Command-line interface: ``bayes-simrmf fit``, ``tune``, ``evaluate``, ``route``.
 
 Commands are verbs, every option shows its default in ``--help``, errors are one line a
 person can act on. Exit codes: 0 success, 1 a bayes-simrmf error (bad data, bad option
@@ -316,6 +316,164 @@ def evaluate(model_dir, data, unknown_entities, as_json):
         click.echo(json.dumps(results, indent=2, default=float))
     else:
         click.echo(format_metrics(results))
+
+
+def _read_table_file(path: str, what: str):
+    """A CSV or parquet file as a DataFrame (ConfigError naming the file otherwise)."""
+    import pandas as pd
+
+    from bayes_simrmf.errors import ConfigError
+
+    suffix = Path(path).suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{what} file {path} could not be read: {error}") from None
+    raise ConfigError(f"{what} file {path} must end in .csv or .parquet")
+
+
+def _route_items(path: str, model):
+    """Question ids from an items file; unknown ids stop with what to do about them."""
+    import numpy as np
+
+    from bayes_simrmf.errors import ConfigError, UnknownEntityError
+
+    frame = _read_table_file(path, "--items")
+    if "item" not in frame.columns:
+        raise ConfigError(f"--items {path}: needs an item column; has {list(frame.columns)}")
+    if frame["item"].isna().any():
+        rows = np.flatnonzero(frame["item"].isna().to_numpy())[:5].tolist()
+        raise ConfigError(f"--items {path}: item ids are missing in rows {rows}")
+    ids = frame["item"].astype(str).to_numpy()
+    repeated = frame["item"].astype(str).duplicated().to_numpy()
+    if repeated.any():
+        raise ConfigError(f"--items {path}: item ids repeat, e.g. {ids[repeated][:5].tolist()} "
+                          f"(rows {np.flatnonzero(repeated)[:5].tolist()})")
+    unknown = np.setdiff1d(ids, np.asarray(model.items_, dtype=str))
+    if len(unknown):
+        examples = unknown[:5].tolist()
+        if "text" in frame.columns:
+            raise ConfigError(
+                f"--items {path}: {len(unknown)} question(s) are not in the model, e.g. {examples}; folding new "
+                "questions in from their text is not yet wired into `route`. In Python: model.fold_in('item', ids, "
+                "side=build_side_information(...)) (bayes_simrmf.sideinfo), then routing.route(model, ...)"
+            )
+        raise UnknownEntityError(
+            f"--items {path}: {len(unknown)} question id(s) are not in the model, e.g. {examples}; route questions the "
+            "model holds (fitted, or folded in with SimRMF.fold_in)"
+        )
+    return frame["item"].astype(str)
+
+
+@main.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
+              help="Saved model folder (from `fit`); a posterior guide (normal, lowrank) gives uncertainty.")
+@click.option("--items", "items_file", required=True, type=click.Path(dir_okay=False, exists=True),
+              help="CSV/parquet with an `item` column: the questions to route (ids the model holds).")
+@click.option("--llms", "llms_file", required=True, type=click.Path(dir_okay=False, exists=True),
+              help="CSV/parquet with columns `llm` and `cost` (per call): the candidate LLMs.")
+@click.option("--policy", type=click.Choice(["greedy", "risk-averse", "thompson", "cost-aware", "threshold"]),
+              default="greedy",
+              help="greedy: highest mean; risk-averse: highest lower credible bound; thompson: best in one posterior "
+                   "draw; cost-aware: highest mean - lam*cost; threshold: cheapest LLM with "
+                   "P(p >= threshold) >= confidence.")
+@click.option("--level", type=float, default=0.9, help="Credible level of the intervals (and of risk-averse's bound).")
+@click.option("--lam", type=float, default=None,
+              help="Success probability traded per unit of cost (cost-aware, thompson). [default: 0]")
+@click.option("--threshold", type=float, default=None,
+              help="Success probability to clear: the threshold policy's bar; with another policy, questions whose "
+                   "chosen LLM does not clear it are abstained (or sent to --fallback). [default: none]")
+@click.option("--confidence", type=float, default=0.9,
+              help="Posterior probability with which --threshold must be cleared.")
+@click.option("--fallback", default=None, metavar="LLM",
+              help="Candidate to escalate to when no LLM clears --threshold. [default: abstain]")
+@click.option("--budget", type=float, default=None,
+              help="Total cost allowed for all questions: cost-aware's lam is chosen as the smallest that fits. "
+                   "[default: none]")
+@click.option("--n-draws", type=int, default=200, help="Posterior draws per question and LLM.")
+@click.option("--seed", type=int, default=0, help="Seed of the posterior draws and of Thompson sampling.")
+@click.option("--batch-items", type=int, default=1000, help="Questions per batch (memory: n_draws x batch x LLMs).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write the decisions to FILE.csv or FILE.parquet. [default: print only]")
+@click.option("--show", type=int, default=20, help="Rows of the decision table to print.")
+@_friendly_errors
+def route(model_dir, items_file, llms_file, policy, level, lam, threshold, confidence, fallback, budget, n_draws,
+          seed, batch_items, out, show):
+    """Choose an LLM for each question from the model's posterior, with costs.
+
+    Prints the chosen LLM per question with its predicted success probability and credible interval, and the
+    expected accuracy and total cost; --out writes the full table.
+
+    \b
+    Example:
+      bayes-simrmf route --model models/mmlupro-normal --items questions.csv --llms candidates.csv \\
+          --policy threshold --threshold 0.7 --confidence 0.9 --out routes.csv
+    """
+    import pandas as pd
+
+    from bayes_simrmf import routing
+    from bayes_simrmf.errors import ConfigError
+    from bayes_simrmf.saving import load_model
+
+    if out is not None and Path(out).suffix.lower() not in (".csv", ".parquet"):
+        raise ConfigError(f"--out {out} must end in .csv or .parquet")
+    if budget is not None and policy != "cost-aware":
+        raise ConfigError("--budget chooses cost-aware's lam; use it with --policy cost-aware")
+    if budget is not None and lam is not None:
+        raise ConfigError("--budget chooses lam itself; pass either --budget or --lam, not both")
+    if lam is not None and policy not in ("cost-aware", "thompson"):
+        raise ConfigError(f"--lam applies to cost-aware and thompson, not {policy}")
+    saved = load_model(model_dir)
+    model = saved.estimator
+    if not hasattr(model, "sample_posterior"):
+        raise ConfigError(f"{model_dir} holds a {saved.config['estimator'].get('method')} model; routing needs mf/simrmf")
+    items = _route_items(items_file, model)
+    candidates = routing.Candidates.from_frame(_read_table_file(llms_file, "--llms"), model=model,
+                                               source=f"--llms {llms_file}")
+    chosen = routing.make_policy(policy, level=level, lam=lam or 0.0, threshold=threshold, confidence=confidence,
+                                 fallback=fallback)
+    if budget is not None:
+        solved = routing.cost_aware_for_budget(model, items, candidates, budget, n_draws=n_draws, seed=seed,
+                                               batch_items=batch_items)
+        chosen = solved if threshold is None else routing.make_policy(
+            "cost-aware", lam=solved.lam, threshold=threshold, confidence=confidence, fallback=fallback)
+        click.echo(f"budget {budget:g}: lam = {solved.lam:.6g}")
+    if model.guide == "delta":
+        click.echo("note: the model has a delta guide (a point estimate): intervals are degenerate and risk-averse / "
+                   "thompson routing equals greedy, except for entities added by fold_in")
+    result = routing.route(model, items, candidates, chosen, n_draws=n_draws, level=level, seed=seed,
+                           batch_items=batch_items)
+    decisions = result.decisions
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        if Path(out).suffix.lower() == ".csv":
+            decisions.to_csv(out, index=False)
+        else:
+            decisions.to_parquet(out, index=False)
+    shown = decisions.head(max(show, 0)).copy()
+    shown["llm"] = shown["llm"].fillna("(abstain)")
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60,
+                           "display.float_format", "{:.3f}".format):
+        click.echo(f"policy {result.policy}, {len(candidates)} candidate LLMs, {len(decisions)} questions")
+        if len(shown):
+            click.echo(shown.to_string(index=False))
+        if len(decisions) > len(shown):
+            click.echo(f"... {len(decisions) - len(shown)} more rows" + (f" in {out}" if out else " (--out FILE writes all)"))
+    summary = result.summary()
+    percent = int(round(100 * level))
+    click.echo(
+        f"routed {summary['n_routed']} of {summary['n_questions']} questions (abstained {summary['abstain_rate']:.1%}); "
+        f"expected accuracy on routed {summary['expected_accuracy']:.3f} "
+        f"[{percent}% interval {summary['expected_accuracy_lower']:.3f}, {summary['expected_accuracy_upper']:.3f}]"
+    )
+    shares = ", ".join(f"{llm} {count}" for llm, count in result.share_by_llm().items())
+    click.echo(f"questions per LLM: {shares}")
+    click.echo(f"expected total cost {summary['total_cost']:.6g} (mean {summary['mean_cost']:.4g} per question)")
+    if out is not None:
+        click.echo(f"written to {out}")
 
 
 if __name__ == "__main__":  # pragma: no cover

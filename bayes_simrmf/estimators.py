@@ -131,6 +131,21 @@ def gp_conditional(
     return mean + new_factor @ inverse @ projected, factor, row_cov
 
 
+def encode_ids(ids: np.ndarray, known: np.ndarray, kind: str, also: str = "") -> np.ndarray:
+    """Row of each id in ``known``; :class:`UnknownEntityError` naming the ids the model does not hold
+    (with how to fold them in, and ``also`` appended to the message)."""
+    codes = pd.Index(known).get_indexer(ids)
+    missing = codes < 0
+    if missing.any():
+        unknown = pd.unique(np.asarray(ids)[missing])
+        raise UnknownEntityError(
+            f"{len(unknown)} {kind} id(s) are not in the fitted model, e.g. {unknown[:5].tolist()}; fold them in "
+            f"first with fold_in('{kind.lower()}', ids, answers=..., side=...) (metadata, text or a few answers)"
+            + also
+        )
+    return codes
+
+
 def kernel_fold_in(
     known_latent: np.ndarray, known_factor: np.ndarray, new_factor: np.ndarray, ridge: float
 ) -> np.ndarray:
@@ -617,16 +632,10 @@ class SimRMF:
     def _encode(self, ids: np.ndarray, known: np.ndarray, kind: str, unknown: str) -> np.ndarray:
         if unknown not in UNKNOWN_POLICIES:
             raise ConfigError(f"unknown must be one of {UNKNOWN_POLICIES}, got {unknown!r}")
-        codes = pd.Index(known).get_indexer(ids)
-        missing = codes < 0
-        if missing.any() and unknown == "error":
-            examples = pd.unique(ids[missing])[:5].tolist()
-            raise UnknownEntityError(
-                f"{int(pd.unique(ids[missing]).size)} {kind} id(s) are not in the fitted model, e.g. {examples}; "
-                f"fold them in first with fold_in('{kind.lower()}', ids, answers=..., side=...) (metadata, text or "
-                f"a few answers), or pass unknown='population' to predict them as an average fitted {kind}"
-            )
-        return codes
+        if unknown == "error":
+            return encode_ids(ids, known, kind, also=f", or pass unknown='population' to predict them as an average "
+                                                   f"fitted {kind}")
+        return pd.Index(known).get_indexer(ids)
 
     def predict(
         self,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bayes_simrmf.arviz_io import to_inference_data
-from bayes_simrmf.errors import ConfigError
+from bayes_simrmf.errors import BayesSimRMFError, ConfigError
 from bayes_simrmf.estimators import MeanScore, SimRMF
 from bayes_simrmf.evaluate import fit_on_split
 from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS
@@ -182,7 +182,7 @@ def test_max_pairs_takes_a_seeded_subset_in_order(model, train):
     ],
 )
 def test_bad_pairs_are_refused(model, train, change, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(BayesSimRMFError, match=message):
         to_inference_data(model, *change(*train), n_draws=5)
 
 
