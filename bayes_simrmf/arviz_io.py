@@ -42,7 +42,15 @@ import xarray as xr
 
 from bayes_simrmf.errors import ConfigError
 from bayes_simrmf.estimators import _check_pairs, encode_ids
-from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, OBSERVED
+from bayes_simrmf.model import (
+    INTERCEPT,
+    ITEM_BIAS,
+    ITEM_FACTORS,
+    LLM_BIAS,
+    LLM_FACTORS,
+    OBSERVED,
+    pair_logits_draws,
+)
 
 __all__ = ["to_inference_data"]
 
@@ -58,22 +66,6 @@ def _check_estimator(estimator) -> None:
         )
     if getattr(estimator, "llms_", None) is None or getattr(estimator, "items_", None) is None:
         raise ConfigError(f"this {type(estimator).__name__} is not fitted yet: call fit(...) before to_inference_data")
-
-
-def _pair_logits(draws: dict[str, np.ndarray], llm_codes: np.ndarray, item_codes: np.ndarray) -> np.ndarray:
-    """Logits ``(n_draws, n_pairs)`` (float64), one latent coordinate at a time (no ``(draws, pairs, d)`` array)."""
-    n_draws = next(iter(draws.values())).shape[0]
-    logits = np.zeros((n_draws, len(llm_codes)), dtype=np.float64)
-    if INTERCEPT in draws:
-        logits += draws[INTERCEPT].reshape(n_draws, 1)
-    if LLM_BIAS in draws:
-        logits += draws[LLM_BIAS][:, llm_codes]
-    if ITEM_BIAS in draws:
-        logits += draws[ITEM_BIAS][:, item_codes]
-    if LLM_FACTORS in draws and ITEM_FACTORS in draws:
-        for k in range(draws[LLM_FACTORS].shape[-1]):
-            logits += draws[LLM_FACTORS][:, llm_codes, k] * draws[ITEM_FACTORS][:, item_codes, k]
-    return logits
 
 
 def _assemble(groups: dict[str, xr.Dataset], attrs: dict[str, Any]):
@@ -169,7 +161,7 @@ def to_inference_data(
     rng = np.random.default_rng([int(seed), 2])
     for start in range(0, n_pairs, batch_pairs):
         block = slice(start, start + batch_pairs)
-        logits = _pair_logits(draws, llm_codes[block], item_codes[block])
+        logits = pair_logits_draws(draws, llm_codes[block], item_codes[block])
         # log σ(ℓ) for a 1, log σ(−ℓ) for a 0, without overflow.
         log_lik[:, block] = -np.logaddexp(0.0, np.where(correct[block] == 1, -logits, logits))
         # Uniforms drawn pair by pair (transposed), so the answers do not depend on batch_pairs.

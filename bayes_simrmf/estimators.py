@@ -85,14 +85,6 @@ def _augmented(params: dict, factors_key: str, bias_key: str, n: int) -> np.ndar
     return np.concatenate([factors, bias[:, None]], axis=1).astype(np.float64)
 
 
-def _append_rows(params: dict, latent: np.ndarray, factors_key: str, bias_key: str, dim: int) -> None:
-    """Append ``[factors, bias]`` rows of ``latent`` to the parameter arrays, in place."""
-    if factors_key in params:
-        params[factors_key] = np.concatenate([params[factors_key], latent[:, :dim]]).astype(np.float32)
-    if bias_key in params:
-        params[bias_key] = np.concatenate([params[bias_key], latent[:, -1]]).astype(np.float32)
-
-
 def gp_conditional(
     known_latent: np.ndarray, known_factor: np.ndarray, new_factor: np.ndarray, ridge: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -465,7 +457,10 @@ class SimRMF:
 
     def _append_entities(self, kind: str, ids: np.ndarray, latent: np.ndarray, factors_key: str, bias_key: str) -> None:
         """Add folded-in entities (rows ``[factors, bias]`` of ``latent``) after the fitted ones."""
-        _append_rows(self.params_, latent, factors_key, bias_key, self.dim)
+        if factors_key in self.params_:
+            self.params_[factors_key] = np.concatenate([self.params_[factors_key], latent[:, : self.dim]]).astype(np.float32)
+        if bias_key in self.params_:
+            self.params_[bias_key] = np.concatenate([self.params_[bias_key], latent[:, -1]]).astype(np.float32)
         if kind == "item":
             self.items_ = np.concatenate([self.items_, ids])
         else:

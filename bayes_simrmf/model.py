@@ -214,6 +214,30 @@ def logits_for_pairs(params: dict, llm: jnp.ndarray, item: jnp.ndarray, biases: 
     return logits
 
 
+def pair_logits_draws(draws: dict, llm: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """:func:`logits_for_pairs` for parameter draws with a leading draw axis (numpy).
+
+    Args:
+        draws: site name → ``(n_draws, *shape)``; sites the model lacks are absent.
+        llm, item: ``(n_pairs,)`` int rows of each pair.
+    Returns:
+        ``(n_draws, n_pairs)`` float64 logits, summed one latent coordinate at a time (no
+        ``(n_draws, n_pairs, d)`` array).
+    """
+    n_draws = len(next(iter(draws.values())))
+    logits = np.zeros((n_draws, len(llm)), dtype=np.float64)
+    if INTERCEPT in draws:
+        logits += np.asarray(draws[INTERCEPT], dtype=np.float64).reshape(n_draws, 1)
+    if LLM_BIAS in draws:
+        logits += draws[LLM_BIAS][:, llm]
+    if ITEM_BIAS in draws:
+        logits += draws[ITEM_BIAS][:, item]
+    if LLM_FACTORS in draws and ITEM_FACTORS in draws:
+        for k in range(draws[LLM_FACTORS].shape[-1]):
+            logits += draws[LLM_FACTORS][:, llm, k] * draws[ITEM_FACTORS][:, item, k]
+    return logits
+
+
 def simrmf_model(
     n_llms: int,
     n_items: int,

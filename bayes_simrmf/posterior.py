@@ -7,8 +7,7 @@ low-rank covariance shared by all sites. :class:`GaussianPosterior` holds it per
     draw = loc + Σₖ zₖ · cov_factor[k] + scale ⊙ ε,      z ~ N(0, I_r), ε ~ N(0, I),
 
 with one ``z`` shared across sites in a draw. Being arrays, it is saved with the model (so a
-loaded model still gives intervals), sliced and extended when entities are folded in, and
-sampled without the NumPyro guide or the training data.
+loaded model still gives intervals) and sampled without the NumPyro guide or the training data.
 """
 
 from __future__ import annotations
@@ -118,30 +117,6 @@ class GaussianPosterior:
             draws[name] = value
         return draws
 
-    def marginal_sd(self) -> dict[str, np.ndarray]:
-        """Marginal posterior sd of every entry, per site."""
-        return {
-            name: np.sqrt(self.scale[name] ** 2 + (np.sum(self.cov_factor[name] ** 2, axis=0) if name in self.cov_factor else 0.0))
-            for name in self.loc
-        }
-
-    def select_rows(self, name: str, rows: np.ndarray) -> None:
-        """Keep only ``rows`` (leading axis) of site ``name``, in place."""
-        self.loc[name] = self.loc[name][rows]
-        self.scale[name] = self.scale[name][rows]
-        if name in self.cov_factor:
-            self.cov_factor[name] = self.cov_factor[name][:, rows]
-
-    def append_rows(self, name: str, loc: np.ndarray, scale: np.ndarray | None = None) -> None:
-        """Append rows to site ``name`` (independent of the low-rank part), in place."""
-        loc = np.asarray(loc, dtype=np.float32)
-        scale = np.zeros_like(loc) if scale is None else np.asarray(scale, dtype=np.float32)
-        self.loc[name] = np.concatenate([self.loc[name], loc])
-        self.scale[name] = np.concatenate([self.scale[name], scale])
-        if name in self.cov_factor:
-            factor = self.cov_factor[name]
-            self.cov_factor[name] = np.concatenate([factor, np.zeros((factor.shape[0], *loc.shape), np.float32)], axis=1)
-
     def get_state(self) -> dict[str, np.ndarray]:
         state = {"posterior/guide": np.asarray(self.guide)}
         for part, values in (("loc", self.loc), ("scale", self.scale), ("cov_factor", self.cov_factor)):
@@ -162,11 +137,3 @@ class GaussianPosterior:
                     raise ModelFormatError(f"unknown posterior entry {key!r} in the saved state")
                 parts[part][name] = np.asarray(value)
         return cls(parts["loc"], parts["scale"], parts["cov_factor"], str(state["posterior/guide"]))
-
-    def copy(self) -> GaussianPosterior:
-        return GaussianPosterior(
-            {k: v.copy() for k, v in self.loc.items()},
-            {k: v.copy() for k, v in self.scale.items()},
-            {k: v.copy() for k, v in self.cov_factor.items()},
-            self.guide,
-        )

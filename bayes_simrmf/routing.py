@@ -51,8 +51,8 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.errors import ConfigError, UnknownEntityError
-from bayes_simrmf.estimators import encode_ids
-from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS
+from bayes_simrmf.estimators import _check_pairs, encode_ids
+from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, pair_logits_draws
 from bayes_simrmf.splits import Split
 
 POLICIES = ("greedy", "risk-averse", "thompson", "cost-aware", "threshold")
@@ -282,24 +282,15 @@ def pair_probability_draws(
     """
     _check_model(model)
     _check_draw_options(n_draws, batch_pairs, "batch_pairs")
-    llm = np.asarray(llm, dtype=object).astype(str)
-    item = np.asarray(item, dtype=object).astype(str)
-    if llm.ndim != 1 or llm.shape != item.shape:
-        raise ConfigError(f"llm and item must be 1-D of equal length; got shapes {llm.shape} and {item.shape}")
+    llm, item, _ = _check_pairs(llm, item)
     llm_codes = _entity_codes(model, "llm", llm)
     item_codes = _entity_codes(model, "item", item)
     sampled, item_rows, llm_rows = _sample_rows(model, n_draws, seed, item_codes, llm_codes)
+    sampled = {name: value for name, value in sampled.items() if value is not None}
     result = np.empty((n_draws, len(llm)), dtype=np.float32)
     for start in range(0, len(llm), batch_pairs):
         block = slice(start, start + batch_pairs)
-        logits = np.zeros((n_draws, len(llm_rows[block])), dtype=np.float64)
-        if model.dim:
-            llm_factors = sampled[LLM_FACTORS][:, llm_rows[block]]
-            logits += np.sum(llm_factors * sampled[ITEM_FACTORS][:, item_rows[block]], axis=-1)
-        if model.biases:
-            logits += np.asarray(sampled[INTERCEPT], dtype=np.float64)[:, None]
-            logits += sampled[LLM_BIAS][:, llm_rows[block]] + sampled[ITEM_BIAS][:, item_rows[block]]
-        result[:, block] = _sigmoid(logits)
+        result[:, block] = _sigmoid(pair_logits_draws(sampled, llm_rows[block], item_rows[block]))
     return result
 
 
