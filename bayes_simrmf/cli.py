@@ -210,7 +210,7 @@ def fit(data, unknown_entities, method, T, guide, lowrank_rank, dim, lambda_reg,
         data_fingerprint=dataset.fingerprint(),
         split=split,
         metrics=results[method],
-        extra_config={"data": dataset.name, "unknown_entities": unknown_entities, "alpha": alpha,
+        extra_config={"data": dataset.name, "data_source": dataset.source, "unknown_entities": unknown_entities, "alpha": alpha,
                       "embedding_model": embedding_model, "embeddings": embeddings},
         command=_invoked_command(),
         overwrite=overwrite,
@@ -336,7 +336,8 @@ def _read_table_file(path: str, what: str):
 
 
 def _route_items(path: str, model):
-    """Question ids from an items file; unknown ids stop with what to do about them."""
+    """The items file: question ids, and the rows of questions the model does not hold (to fold in from their
+    text; without a text column they stop with what to do)."""
     import numpy as np
 
     from bayes_simrmf.errors import ConfigError, UnknownEntityError
@@ -347,34 +348,82 @@ def _route_items(path: str, model):
     if frame["item"].isna().any():
         rows = np.flatnonzero(frame["item"].isna().to_numpy())[:5].tolist()
         raise ConfigError(f"--items {path}: item ids are missing in rows {rows}")
-    ids = frame["item"].astype(str).to_numpy()
-    repeated = frame["item"].astype(str).duplicated().to_numpy()
+    ids = frame["item"].astype(str)
+    repeated = ids.duplicated().to_numpy()
     if repeated.any():
-        raise ConfigError(f"--items {path}: item ids repeat, e.g. {ids[repeated][:5].tolist()} "
+        raise ConfigError(f"--items {path}: item ids repeat, e.g. {ids[repeated].head(5).tolist()} "
                           f"(rows {np.flatnonzero(repeated)[:5].tolist()})")
-    unknown = np.setdiff1d(ids, np.asarray(model.items_, dtype=str))
-    if len(unknown):
-        examples = unknown[:5].tolist()
-        if "text" in frame.columns:
-            raise ConfigError(
-                f"--items {path}: {len(unknown)} question(s) are not in the model, e.g. {examples}; folding new "
-                "questions in from their text is not yet wired into `route`. In Python: model.fold_in('item', ids, "
-                "side=build_side_information(...)) (bayes_simrmf.sideinfo), then routing.route(model, ...)"
-            )
+    new = ~ids.isin(np.asarray(model.items_, dtype=str)).to_numpy()
+    if new.any() and "text" not in frame.columns:
         raise UnknownEntityError(
-            f"--items {path}: {len(unknown)} question id(s) are not in the model, e.g. {examples}; route questions the "
-            "model holds (fitted, or folded in with SimRMF.fold_in)"
+            f"--items {path}: {int(new.sum())} question id(s) are not in the model, e.g. {ids[new].head(5).tolist()}; "
+            "add a text column to fold them in from their text, or route questions the model holds"
         )
-    return frame["item"].astype(str)
+    if new.any() and frame.loc[new, "text"].isna().any():
+        rows = np.flatnonzero(new & frame["text"].isna().to_numpy())[:5].tolist()
+        raise ConfigError(f"--items {path}: new questions need a text to be folded in; rows {rows} have none")
+    new_items = frame.loc[new].assign(item=ids[new].to_numpy()).reset_index(drop=True)
+    return ids, new_items
+
+
+def _new_llms(frame, model, dataset, path: str):
+    """Rows of the candidates the model does not hold, with metadata from the --llms file's own columns
+    (beyond llm and cost) or else from the dataset's llms table."""
+    import numpy as np
+
+    from bayes_simrmf.errors import UnknownEntityError
+
+    ids = frame["llm"].astype(str)
+    new = ~ids.isin(np.asarray(model.llms_, dtype=str)).to_numpy()
+    if not new.any():
+        return None
+    metadata_columns = [column for column in frame.columns if column not in ("llm", "cost")]
+    if metadata_columns:
+        return frame.loc[new, ["llm", *metadata_columns]].assign(llm=ids[new].to_numpy()).reset_index(drop=True)
+    if dataset is not None:
+        known = dataset.llms.assign(llm=dataset.llms["llm"].astype(str)).set_index("llm")
+        found = ids[new][ids[new].isin(known.index)]
+        if len(found) == new.sum():
+            return known.loc[found.to_numpy()].reset_index()
+    raise UnknownEntityError(
+        f"--llms {path}: {int(new.sum())} LLM id(s) are not in the model, e.g. {ids[new].head(5).tolist()}, and no "
+        "metadata was found for them; add leaderboard metadata columns (e.g. params_billions, architecture, "
+        "model_type, base_model) to the file to fold them in, or route among the model's LLMs"
+    )
+
+
+def _route_dataset(data: str | None, saved, what: str):
+    """The dataset the model was fitted on: --data, else the folder its config records, else the shared data
+    folder of that name."""
+    from bayes_simrmf.data import default_data_dir, load_dataset
+    from bayes_simrmf.errors import ConfigError
+
+    extra = saved.config.get("extra", {})
+    recorded = extra.get("data_source") or ""
+    name = extra.get("data") or ""
+    for candidate in ([data] if data else [recorded, str(default_data_dir() / name) if name else ""]):
+        if candidate and Path(candidate).is_dir():
+            return load_dataset(candidate, unknown_entities=extra.get("unknown_entities", "error"), log=None)
+    if data:
+        raise ConfigError(f"--data {data} is not a folder")
+    raise ConfigError(
+        f"{what} not in the model; they are folded in with the texts and metadata of the data the model was fitted "
+        f"on ({name or 'not recorded'}): pass that folder with --data DIR"
+    )
 
 
 @main.command()
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
               help="Saved model folder (from `fit`); a posterior guide (normal, lowrank) gives uncertainty.")
 @click.option("--items", "items_file", required=True, type=click.Path(dir_okay=False, exists=True),
-              help="CSV/parquet with an `item` column: the questions to route (ids the model holds).")
+              help="CSV/parquet with an `item` column: the questions to route. Questions the model does not hold "
+                   "are folded in from a `text` column.")
 @click.option("--llms", "llms_file", required=True, type=click.Path(dir_okay=False, exists=True),
-              help="CSV/parquet with columns `llm` and `cost` (per call): the candidate LLMs.")
+              help="CSV/parquet with columns `llm` and `cost` (per call): the candidate LLMs. LLMs the model does not "
+                   "hold are folded in from leaderboard metadata columns in the file, or from --data's llms table.")
+@click.option("--data", "data", default=None, metavar="DIR",
+              help="The dataset the model was fitted on, for folding in new questions / LLMs (their similarity to "
+                   "the fitted ones). [default: the folder recorded in the model, or the shared data folder of its name]")
 @click.option("--policy", type=click.Choice(["greedy", "risk-averse", "thompson", "cost-aware", "threshold"]),
               default="greedy",
               help="greedy: highest mean; risk-averse: highest lower credible bound; thompson: best in one posterior "
@@ -400,7 +449,7 @@ def _route_items(path: str, model):
               help="Write the decisions to FILE.csv or FILE.parquet. [default: print only]")
 @click.option("--show", type=int, default=20, help="Rows of the decision table to print.")
 @_friendly_errors
-def route(model_dir, items_file, llms_file, policy, level, lam, threshold, confidence, fallback, budget, n_draws,
+def route(model_dir, items_file, llms_file, data, policy, level, lam, threshold, confidence, fallback, budget, n_draws,
           seed, batch_items, out, show):
     """Choose an LLM for each question from the model's posterior, with costs.
 
@@ -412,6 +461,7 @@ def route(model_dir, items_file, llms_file, policy, level, lam, threshold, confi
       bayes-simrmf route --model models/mmlupro-normal --items questions.csv --llms candidates.csv \\
           --policy threshold --threshold 0.7 --confidence 0.9 --out routes.csv
     """
+    import numpy as np
     import pandas as pd
 
     from bayes_simrmf import routing
@@ -430,9 +480,32 @@ def route(model_dir, items_file, llms_file, policy, level, lam, threshold, confi
     model = saved.estimator
     if not hasattr(model, "sample_posterior"):
         raise ConfigError(f"{model_dir} holds a {saved.config['estimator'].get('method')} model; routing needs mf/simrmf")
-    items = _route_items(items_file, model)
-    candidates = routing.Candidates.from_frame(_read_table_file(llms_file, "--llms"), model=model,
-                                               source=f"--llms {llms_file}")
+    items, new_items = _route_items(items_file, model)
+    llms_frame = _read_table_file(llms_file, "--llms")
+    if "llm" not in llms_frame.columns:
+        raise ConfigError(f"--llms {llms_file}: needs columns llm and cost; has {list(llms_frame.columns)}")
+    if llms_frame["llm"].isna().any():
+        rows = np.flatnonzero(llms_frame["llm"].isna().to_numpy())[:5].tolist()
+        raise ConfigError(f"--llms {llms_file}: LLM ids are missing in rows {rows}")
+    dataset = None
+    unknown_llms = ~llms_frame["llm"].astype(str).isin(np.asarray(model.llms_, dtype=str))
+    if len(new_items) or unknown_llms.any():
+        from bayes_simrmf.sideinfo import fold_in_new_entities
+
+        new_ids = [f"{len(new_items)} question(s), e.g. {new_items['item'].head(3).tolist()}"] if len(new_items) else []
+        if unknown_llms.any():
+            new_ids.append(f"{int(unknown_llms.sum())} LLM(s), e.g. "
+                           f"{llms_frame['llm'][unknown_llms].astype(str).head(3).tolist()}")
+        dataset = _route_dataset(data, saved, " and ".join(new_ids) + (" is" if len(new_ids) == 1 else " are"))
+        extra = saved.config.get("extra", {})
+        fold_in_new_entities(
+            model, dataset, items=new_items if len(new_items) else None,
+            llms=_new_llms(llms_frame, model, dataset, llms_file),
+            alpha=extra.get("alpha", 0.5), embeddings=extra.get("embeddings"),
+            embedding_model=extra.get("embedding_model") or "all-MiniLM-L6-v2", log=click.echo,
+        )
+    candidates = routing.Candidates.from_frame(llms_frame[[c for c in ("llm", "cost") if c in llms_frame.columns]],
+                                               model=model, source=f"--llms {llms_file}")
     chosen = routing.make_policy(policy, level=level, lam=lam or 0.0, threshold=threshold, confidence=confidence,
                                  fallback=fallback)
     if budget is not None:

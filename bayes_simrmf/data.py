@@ -266,6 +266,42 @@ class Dataset:
             source=f"{self.source} [subset: {', '.join(described) or 'all'}]",
         )
 
+    def with_entities(self, items: pd.DataFrame | None = None, llms: pd.DataFrame | None = None) -> Dataset:
+        """A copy whose items / llms tables also hold these new rows (entities without responses, e.g.
+        questions to fold in from their text, or LLMs from their metadata).
+
+        The new rows need the id column (``item`` / ``llm``); other columns are matched by name and
+        missing ones left empty. ``source`` is kept, so files beside the data (precomputed embeddings)
+        are still found.
+
+        Raises:
+            DataError: an id column is missing or empty, an id repeats, or an id is already in the dataset.
+        """
+        tables = {"items": self.items, "llms": self.llms}
+        for table_name, id_column, extra in (("items", "item", items), ("llms", "llm", llms)):
+            if extra is None or len(extra) == 0:
+                continue
+            where = f"Dataset {self.name!r}: new {table_name}"
+            if id_column not in extra.columns:
+                raise DataError(f"{where} lack the {id_column!r} column; columns found: {list(extra.columns)}")
+            ids = extra[id_column]
+            if ids.isna().any():
+                raise DataError(f"{where}: {int(ids.isna().sum())} row(s) have no {id_column} id")
+            ids = _ids_as_str(ids)
+            repeated = pd.unique(ids[ids.duplicated()].to_numpy())
+            if len(repeated):
+                raise DataError(f"{where}: ids repeat: {_format_examples(repeated)}")
+            present = _positions_in(ids, self._llm_ids if id_column == "llm" else self._item_ids) >= 0
+            if present.any():
+                raise DataError(f"{where}: {int(present.sum())} id(s) are already in the dataset: "
+                                f"{_format_examples(ids.to_numpy()[present])}")
+            extra = extra.copy()
+            extra[id_column] = ids.to_numpy()
+            combined = pd.concat([tables[table_name], extra], ignore_index=True, sort=False)
+            tables[table_name] = combined.sort_values(id_column, kind="stable").reset_index(drop=True)
+        return Dataset(responses=self.responses, items=tables["items"], llms=tables["llms"], name=self.name,
+                       source=self.source)
+
     def _selection_mask(self, wanted: Iterable[str] | None, all_ids: np.ndarray, kind: str) -> np.ndarray:
         """Boolean mask over ``all_ids`` of the ids in ``wanted`` (all True for None)."""
         if wanted is None:

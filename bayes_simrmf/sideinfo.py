@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 
 from bayes_simrmf.data import Dataset
 from bayes_simrmf.embeddings import DEFAULT_EMBEDDING_MODEL, embed_texts, load_precomputed_embeddings
@@ -89,20 +90,55 @@ def item_embeddings(
 
     Uses, in order: the parquet file ``embeddings`` if given; the dataset folder's
     ``item_embeddings.<model>.parquet`` if present (checked against the texts); otherwise
-    embeds the item texts with ``model`` (cached on disk).
+    embeds the item texts with ``model`` (cached on disk). Items the file does not hold (e.g.
+    new questions added with :meth:`Dataset.with_entities`) are embedded with ``model``, so the
+    file must come from the same model.
     """
+    item_ids = np.asarray(item_ids).astype(str)
     texts = _item_texts(dataset, item_ids)
     path = Path(embeddings) if embeddings is not None else None
     if path is None and dataset.source and Path(dataset.source).is_dir():
         candidate = precomputed_embeddings_file(dataset.source, model)
         path = candidate if candidate.is_file() else None
-    if path is not None:
+    if path is None:
         if log:
-            log(f"item embeddings: {path}")
-        return load_precomputed_embeddings(path, list(item_ids), texts=texts)
+            log(f"item embeddings: embedding {len(texts)} texts with {model}")
+        return embed_texts(texts, model)
     if log:
-        log(f"item embeddings: embedding {len(texts)} texts with {model}")
-    return embed_texts(texts, model)
+        log(f"item embeddings: {path}")
+    try:
+        stored = pd.read_parquet(path, columns=["item"])["item"].astype(str)
+    except Exception:  # unreadable or without the column: the full loader says what is wrong
+        stored = None
+    covered = np.ones(len(item_ids), bool) if stored is None else np.isin(item_ids, stored.to_numpy())
+    if covered.all():
+        return load_precomputed_embeddings(path, list(item_ids), texts=texts)
+    texts = np.asarray(texts, dtype=object)
+    if log:
+        log(f"item embeddings: {int((~covered).sum())} item(s) not in {path.name}: embedding them with {model}")
+    fresh = embed_texts(texts[~covered].tolist(), model)
+    stored_vectors = (load_precomputed_embeddings(path, item_ids[covered].tolist(), texts=texts[covered].tolist())
+                      if covered.any() else np.zeros((0, fresh.shape[1]), np.float32))
+    if stored_vectors.shape[1] != fresh.shape[1]:
+        raise DataError(f"{path}: vectors have dimension {stored_vectors.shape[1]} but {model} gives "
+                        f"{fresh.shape[1]}; pass the embedding model the file was written with")
+    vectors = np.empty((len(item_ids), fresh.shape[1]), np.float32)
+    vectors[covered], vectors[~covered] = stored_vectors, fresh
+    return vectors
+
+
+def _item_factor(dataset, item_ids, embeddings, embedding_model, energy, log):
+    """``(W, report)`` with ``√S_X ≈ W Wᵀ`` from the items' text embeddings (uncentred)."""
+    vectors = item_embeddings(dataset, item_ids, embeddings=embeddings, model=embedding_model, log=log)
+    return sqrt_psd_factor_from_embeddings(vectors, energy=energy)
+
+
+def _llm_factor(dataset, llm_ids, alpha, energy):
+    """``(W, report)`` with ``√S_M ≈ W Wᵀ`` from the LLMs' metadata (uncentred)."""
+    llms_table = dataset.llms.set_index("llm").reindex(list(llm_ids)).reset_index()
+    sim_llms, llm_report = llm_similarity(llms_table, alpha=alpha)
+    llm_factor, llm_sqrt_report = sqrt_psd_factor_from_dense(sim_llms, energy=energy)
+    return llm_factor, {"llms": llm_report, "llms_sqrt": llm_sqrt_report}
 
 
 def _item_texts(dataset: Dataset, item_ids: np.ndarray) -> list[str]:
@@ -154,12 +190,9 @@ def build_side_information(
         )
         report["oracle"] = oracle_report
     elif kind == "similarity":
-        vectors = item_embeddings(dataset, item_ids, embeddings=embeddings, model=embedding_model, log=log)
-        item_factor, item_report = sqrt_psd_factor_from_embeddings(vectors, energy=energy)
-        llms_table = dataset.llms.set_index("llm").reindex(list(llm_ids)).reset_index()
-        sim_llms, llm_report = llm_similarity(llms_table, alpha=alpha)
-        llm_factor, llm_sqrt_report = sqrt_psd_factor_from_dense(sim_llms, energy=energy)
-        report.update(items=item_report, llms=llm_report, llms_sqrt=llm_sqrt_report, alpha=alpha)
+        item_factor, item_report = _item_factor(dataset, item_ids, embeddings, embedding_model, energy, log)
+        llm_factor, llm_report = _llm_factor(dataset, llm_ids, alpha, energy)
+        report.update(items=item_report, **llm_report, alpha=alpha)
     else:
         raise ConfigError(f"kind must be 'similarity' or 'oracle', got {kind!r}")
     if centre:
@@ -167,3 +200,61 @@ def build_side_information(
     if log:
         log(f"side information ({kind}): LLM factor {llm_factor.shape}, item factor {item_factor.shape}")
     return SideInformation(llm_ids, np.asarray(llm_factor, np.float32), item_ids, np.asarray(item_factor, np.float32), report)
+
+
+def fold_in_new_entities(
+    model,
+    dataset: Dataset,
+    *,
+    items=None,
+    llms=None,
+    alpha: float = 0.5,
+    embeddings: str | os.PathLike | None = None,
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+    log: Callable[[str], None] | None = print,
+) -> dict[str, "pd.DataFrame"]:
+    """Fold questions and LLMs the model has never seen into a fitted :class:`~bayes_simrmf.estimators.SimRMF`,
+    with the similarity prior of ``model.fold_in`` built from their text and metadata.
+
+    Args:
+        model: a fitted SimRMF (MF or SimRMF method: the prior needs only the fitted latents).
+        dataset: the data the model was fitted on (texts of its questions, metadata of its LLMs).
+        items: new questions, a DataFrame with ``item`` and ``text`` (other items-table columns optional).
+            Ids the dataset already holds keep the dataset's row (its text or metadata).
+        llms: new LLMs, a DataFrame with ``llm`` and leaderboard metadata columns (see
+            :func:`bayes_simrmf.similarity.llm_feature_matrix`).
+        alpha, embeddings, embedding_model: as for :func:`build_side_information`; pass the values the
+            model was fitted with.
+    Returns:
+        ``{"item": report, "llm": report}`` for the kinds folded in (``model.fold_in``'s reports).
+    Raises:
+        DataError: a new question has no text, an id is already in the dataset or the model, or the
+            dataset lacks texts / metadata for the model's own entities.
+    """
+    new = {kind: frame for kind, frame in (("item", items), ("llm", llms)) if frame is not None and len(frame)}
+    if not new:
+        return {}
+    if "item" in new:
+        if "text" not in new["item"].columns or new["item"]["text"].isna().any():
+            raise DataError("new questions need a text column without gaps: their similarity comes from the text")
+    # Entities the dataset already holds (e.g. its test questions, which an MF fit never saw) keep its rows.
+    unseen = {kind: frame[~frame[kind].astype(str).isin(dataset.item_ids() if kind == "item" else dataset.llm_ids())]
+              for kind, frame in new.items()}
+    extended = dataset.with_entities(items=unseen.get("item"), llms=unseen.get("llm"))
+    reports = {}
+    for kind, frame in new.items():
+        entity_ids = np.asarray(frame[kind]).astype(str)
+        known = np.asarray(model.items_ if kind == "item" else model.llms_, dtype=str)
+        all_ids = np.concatenate([known, entity_ids])
+        if kind == "item":
+            factor = _item_factor(extended, all_ids, embeddings, embedding_model, None, log)[0]
+            side = SideInformation(np.zeros(0, str), None, all_ids, centre_rows(factor))
+        else:
+            factor = _llm_factor(extended, all_ids, alpha, None)[0]
+            side = SideInformation(all_ids, centre_rows(factor), np.zeros(0, str), None)
+        reports[kind] = model.fold_in(kind, entity_ids, side=side)
+        if log:
+            report = reports[kind]
+            log(f"folded in {len(entity_ids)} new {kind}(s) from their {'text' if kind == 'item' else 'metadata'}: "
+                f"median logit sd {report['prior_sd_logit'].median():.3f}")
+    return reports

@@ -455,7 +455,12 @@ def test_cli_route_errors_are_one_line_naming_the_problem(saved, tmp_path):
     pd.DataFrame({"item": ["brand/new"], "text": ["What is 2 + 2?"]}).to_csv(texts, index=False)
     pd.DataFrame({"llm": [model.llms_[0]], "cost": [1]}).to_csv(llms_file, index=False)
     new_text = runner.invoke(main, [*base[:4], str(texts), *base[5:]])
-    assert new_text.exit_code == 1 and "not yet wired" in new_text.output and "brand/new" in new_text.output
+    # The model was saved without its data folder: folding the new question in needs the fitted questions' texts.
+    assert new_text.exit_code == 1 and "--data DIR" in new_text.output, new_text.output
+    no_text = tmp_path / "no_text.csv"
+    pd.DataFrame({"item": ["brand/new"]}).to_csv(no_text, index=False)
+    unknown_item = runner.invoke(main, [*base[:4], str(no_text), *base[5:]])
+    assert unknown_item.exit_code == 1 and "brand/new" in unknown_item.output and "text column" in unknown_item.output
 
     for extra, message in ((["--out", str(tmp_path / "x.txt")], "must end in .csv or .parquet"),
                            (["--budget", "3"], "use it with --policy cost-aware"),
@@ -463,3 +468,43 @@ def test_cli_route_errors_are_one_line_naming_the_problem(saved, tmp_path):
         failed = runner.invoke(main, [*base, *extra])
         assert failed.exit_code == 1 and message in failed.output, failed.output
     assert issubclass(UnknownEntityError, BayesSimRMFError)
+
+
+@pytest.mark.slow
+def test_cli_route_folds_in_new_questions_from_text_and_new_llms_from_metadata(tmp_path):
+    from bayes_simrmf.data import load_dataset, shared_dataset_path
+
+    path = shared_dataset_path("openllm-v2-mmlupro-math")
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent")
+    model_dir = tmp_path / "model"
+    fitted = CliRunner().invoke(main, [
+        "fit", "--data", str(path), "--method", "mf", "--guide", "normal", "--T", "30", "--n-known-llms", "60",
+        "--n-known-items", "120", "--dim", "3", "--max-steps", "300", "--no-baseline", "--quiet",
+        "--out", str(model_dir)])
+    assert fitted.exit_code == 0, fitted.output
+    model = load_model(model_dir).estimator
+    dataset = load_dataset(path, log=None)
+    texts = dataset.items.set_index("item")["text"]
+    # New questions: copies of two fitted questions' texts under new ids, beside one fitted question.
+    fitted_items = model.items_[:2]
+    items_file = tmp_path / "items.csv"
+    pd.DataFrame({"item": ["new/q1", "new/q2", model.items_[5]],
+                  "text": [texts[fitted_items[0]], texts[fitted_items[1]], None]}).to_csv(items_file, index=False)
+    # Candidates: two fitted LLMs and one the model never saw, whose metadata the data folder holds.
+    unseen = np.setdiff1d(dataset.llm_ids(), model.llms_)[0]
+    llms_file = tmp_path / "llms.csv"
+    pd.DataFrame({"llm": [model.llms_[0], model.llms_[1], unseen], "cost": [1.0, 2.0, 3.0]}).to_csv(llms_file, index=False)
+    out = tmp_path / "routes.csv"
+    routed = CliRunner().invoke(main, ["route", "--model", str(model_dir), "--items", str(items_file), "--llms",
+                                       str(llms_file), "--policy", "risk-averse", "--out", str(out)])
+    assert routed.exit_code == 0, routed.output
+    assert "folded in 2 new item(s) from their text" in routed.output
+    assert "folded in 1 new llm(s) from their metadata" in routed.output
+    decisions = pd.read_csv(out)
+    assert decisions["item"].tolist() == ["new/q1", "new/q2", model.items_[5]]
+    assert decisions["llm"].isin([model.llms_[0], model.llms_[1], unseen]).all()
+    assert ((decisions["lower"] < decisions["prob"]) & (decisions["prob"] < decisions["upper"])).all()
+    # A new question with a fitted question's text is uncertain, but less so than the population prior.
+    interval = decisions.set_index("item")
+    assert (interval.loc[["new/q1", "new/q2"], "upper"] - interval.loc[["new/q1", "new/q2"], "lower"]).min() > 0

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_simrmf.data import from_frames, load_dataset, shared_dataset_path
+from bayes_simrmf.data import Dataset, from_frames, load_dataset, shared_dataset_path
 from bayes_simrmf.errors import ConfigError, DataError
 from bayes_simrmf.estimators import SimRMF
 from bayes_simrmf.evaluate import evaluate_on_split, fit_on_split
@@ -164,3 +164,79 @@ def test_kernel_fold_in_recovers_new_item_difficulty_from_similarity():
     # Fitted entities are untouched by the fold-in: same predictions as MF.
     np.testing.assert_allclose(kernel.predict(split.llms[:5], split.items[:5]),
                                mf.predict(split.llms[:5], split.items[:5]), atol=1e-6)
+
+
+def _group_embedding(texts, model=None):
+    """A stand-in text embedding: one-hot of the group number a text names (tests need no model download)."""
+    return np.eye(4, dtype=np.float32)[[int(text.split()[-1]) for text in texts]]
+
+
+def test_item_embeddings_embed_what_the_precomputed_file_lacks(tmp_path, monkeypatch):
+    from bayes_simrmf import sideinfo
+    from bayes_simrmf.embeddings import text_sha256_16
+
+    dataset, _ = _similar_items_dataset()
+    extended = dataset.with_entities(items=pd.DataFrame({"item": ["new-a", "new-b"], "text": ["group 3", "group 0"]}))
+    stored_ids = dataset.item_ids()[:10]
+    texts = dataset.items.set_index("item")["text"]
+    stored = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
+    stored /= np.linalg.norm(stored, axis=1, keepdims=True)
+    path = tmp_path / "embeddings.parquet"
+    pd.DataFrame({"item": stored_ids, "text_sha256_16": [text_sha256_16(texts[i]) for i in stored_ids],
+                  "embedding": list(stored)}).to_parquet(path)
+    embedded = []
+    monkeypatch.setattr(sideinfo, "embed_texts", lambda batch, model: embedded.append(list(batch)) or _group_embedding(batch))
+    wanted = np.array(["new-a", stored_ids[3], "new-b", stored_ids[0]])
+    vectors = sideinfo.item_embeddings(extended, wanted, embeddings=path, log=None)
+    np.testing.assert_allclose(vectors[[1, 3]], stored[[3, 0]], atol=1e-6)  # from the file
+    np.testing.assert_allclose(vectors[[0, 2]], _group_embedding(["group 3", "group 0"]))  # embedded
+    assert embedded == [["group 3", "group 0"]]  # only what the file lacks
+    # A file from another model (other dimension) is refused, naming the file.
+    monkeypatch.setattr(sideinfo, "embed_texts", lambda batch, model: np.ones((len(batch), 7), np.float32))
+    with pytest.raises(DataError, match="embeddings.parquet.*dimension 4"):
+        sideinfo.item_embeddings(extended, wanted, embeddings=path, log=None)
+
+
+def test_dataset_with_entities_adds_rows_and_refuses_clashes():
+    dataset, _ = _similar_items_dataset()
+    extended = dataset.with_entities(items=pd.DataFrame({"item": ["zz-new"], "text": ["group 1"]}),
+                                     llms=pd.DataFrame({"llm": ["new/llm"], "params_billions": [3.0]}))
+    assert extended.n_items == dataset.n_items + 1 and extended.n_llms == dataset.n_llms + 1
+    assert extended.items.set_index("item").loc["zz-new", "text"] == "group 1"
+    assert extended.fingerprint() == dataset.fingerprint() or extended.n_responses == dataset.n_responses
+    assert extended.source == dataset.source
+    with pytest.raises(DataError, match="already in the dataset.*item-0001"):
+        dataset.with_entities(items=pd.DataFrame({"item": ["item-0001"], "text": ["x"]}))
+    with pytest.raises(DataError, match="repeat.*'a'"):
+        dataset.with_entities(llms=pd.DataFrame({"llm": ["a", "a"]}))
+    with pytest.raises(DataError, match="lack the 'item' column"):
+        dataset.with_entities(items=pd.DataFrame({"text": ["x"]}))
+
+
+def test_fold_in_new_entities_places_new_questions_by_their_text(monkeypatch):
+    from bayes_simrmf import sideinfo
+
+    monkeypatch.setattr(sideinfo, "embed_texts", lambda texts, model: _group_embedding(texts))
+    dataset, _ = _similar_items_dataset()
+    metadata = dict(model_type="fine-tuned", is_merged=False, is_moe=False, weight_type="Original",
+                    has_chat_template=True, architecture="LlamaForCausalLM", params_billions=7.0,
+                    base_model="org/base")
+    dataset = Dataset(dataset.responses, dataset.items, dataset.llms.assign(**metadata), name="groups")
+    llm, item, correct = dataset.codes()
+    model = SimRMF(dim=2, lambda_reg=1.0, max_steps=1500, progress=False, seed=0, fold_in_ridge_items=0.1).fit(
+        dataset.llm_ids()[llm], dataset.item_ids()[item], correct)
+    new_items = pd.DataFrame({"item": [f"new-{g}" for g in range(4)], "text": [f"group {g}" for g in range(4)]})
+    new_llms = pd.DataFrame({"llm": ["org/new-llm"], **{key: [value] for key, value in metadata.items()}})
+    reports = sideinfo.fold_in_new_entities(model, dataset, items=new_items, llms=new_llms, log=None)
+    assert set(reports) == {"item", "llm"} and list(reports["item"].index) == new_items["item"].tolist()
+    llms = dataset.llm_ids()
+    # Each new question behaves like the fitted questions of its group (difficulties −2, −0.5, 0.5, 2).
+    new_accuracy = [model.predict(llms, np.full(len(llms), f"new-{g}")).mean() for g in range(4)]
+    group = np.arange(dataset.n_items) % 4
+    fitted_accuracy = [model.predict(np.repeat(llms, 40), np.tile(dataset.item_ids()[group == g][:40], len(llms))).mean()
+                       for g in range(4)]
+    np.testing.assert_allclose(new_accuracy, fitted_accuracy, atol=0.05)
+    assert np.all(np.diff(new_accuracy) > 0.1)
+    assert 0 < model.predict(["org/new-llm"], ["new-2"])[0] < 1
+    with pytest.raises(DataError, match="need a text"):
+        sideinfo.fold_in_new_entities(model, dataset, items=pd.DataFrame({"item": ["other"]}), log=None)
