@@ -1,4 +1,4 @@
-"""Command-line interface: ``bayes-simrmf fit``, ``tune``, ``evaluate``, ``route``.
+"""Command-line interface: ``bayes-simrmf fit``, ``tune``, ``evaluate``, ``route``, ``data pull``.
 
 Commands are verbs, every option shows its default in ``--help``, errors are one line a
 person can act on. Exit codes: 0 success, 1 a bayes-simrmf error (bad data, bad option
@@ -547,6 +547,11 @@ def route(model_dir, items_file, llms_file, data, policy, level, lam, threshold,
     click.echo(f"expected total cost {summary['total_cost']:.6g} (mean {summary['mean_cost']:.4g} per question)")
     if out is not None:
         click.echo(f"written to {out}")
+
+
+from bayes_simrmf.cli_data import data  # noqa: E402  (the `data` command group lives in its own module)
+
+main.add_command(data)
 
 
 if __name__ == "__main__":  # pragma: no cover
