@@ -1,4 +1,4 @@
-"""Execute experiments/notebooks/diagnostics.ipynb (real data) and check the numbers it reports."""
+"""Execute the notebooks in experiments/notebooks (real data) and check the numbers they report."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from bayes_simrmf.data import shared_dataset_path  # noqa: E402
 from bayes_simrmf.errors import DataError  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-NOTEBOOK = REPO / "experiments" / "notebooks" / "diagnostics.ipynb"
+NOTEBOOKS = REPO / "experiments" / "notebooks"
+NOTEBOOK = NOTEBOOKS / "diagnostics.ipynb"
+ROUTING_NOTEBOOK = NOTEBOOKS / "routing.ipynb"
 
 
 def _summary_output(notebook) -> dict:
@@ -27,32 +29,41 @@ def _summary_output(notebook) -> dict:
     return json.loads(text)
 
 
-def test_committed_notebook_has_no_outputs():
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda path: path.name)
+def test_committed_notebook_has_no_outputs(path):
+    notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
         if cell.cell_type == "code":
             assert not cell.outputs and cell.execution_count is None, "clear the notebook's outputs before committing"
 
 
-@pytest.mark.slow
-def test_diagnostics_notebook_runs_and_reports_sane_numbers(monkeypatch):
-    try:
-        shared_dataset_path("openllm-v2-mmlupro-math")
-    except DataError as error:
-        pytest.skip(str(error))
+def _executed_summary(path: Path, monkeypatch) -> dict:
+    """Run a notebook top to bottom in a fresh kernel; the JSON its ``summary`` cell prints."""
     # The kernel inherits this environment: a non-interactive backend, and this checkout first on the path.
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
-        notebook, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+        notebook, kernel_name="python3", timeout=900, resources={"metadata": {"path": str(path.parent)}}
     )
     client.execute()  # raises CellExecutionError naming the failing cell
-
     errors = [output for cell in notebook.cells if cell.cell_type == "code"
               for output in cell.outputs if output.get("output_type") == "error"]
     assert not errors
-    summary = _summary_output(notebook)
+    return _summary_output(notebook)
+
+
+def _require_shared(name: str) -> None:
+    try:
+        shared_dataset_path(name)
+    except DataError as error:
+        pytest.skip(str(error))
+
+
+@pytest.mark.slow
+def test_diagnostics_notebook_runs_and_reports_sane_numbers(monkeypatch):
+    _require_shared("openllm-v2-mmlupro-math")
+    summary = _executed_summary(NOTEBOOK, monkeypatch)
 
     assert summary["n_steps"] > 100 and summary["loss_last"] < 0.5 * summary["loss_first"]
     assert -0.7 < summary["elpd_loo_per_pair"] < -0.1  # Bernoulli at ~22 % correct: the mean alone gives -0.53
@@ -67,3 +78,27 @@ def test_diagnostics_notebook_runs_and_reports_sane_numbers(monkeypatch):
         assert 0.5 <= summary["coverage"][name] <= 1.0
     assert summary["width_cold"] > summary["width_warm"] > 0
     assert all(math.isfinite(value) for value in (summary["width_cold"], summary["width_warm"], summary["seconds"]))
+
+
+@pytest.mark.slow
+def test_routing_notebook_runs_and_routes_better_than_chance(monkeypatch):
+    _require_shared("openllm-v2")
+    pytest.importorskip("sentence_transformers")  # the notebook embeds a question typed into it
+    summary = _executed_summary(ROUTING_NOTEBOOK, monkeypatch)
+
+    accuracy, cost = summary["accuracy"], summary["mean_cost"]
+    assert summary["n_candidates"] >= 5 and summary["n_questions"] >= 1000
+    full_routers = [name for name in accuracy if name not in ("oracle", "greedy + abstain")]
+    assert all(accuracy["oracle"] >= accuracy[name] for name in full_routers)
+    # Routing on the model beats routing at random by a wide margin (24 LLMs of very different strength).
+    assert accuracy["greedy"] > accuracy["random"] + 0.05
+    # The budgeted policy keeps to the best single LLM's cost (chosen from the model's expected cost).
+    assert cost["cost-aware @ best-single cost"] <= summary["best_single_cost"] * (1 + 1e-6)
+    # Abstaining on unsure questions raises the accuracy on those routed.
+    assert accuracy["greedy + abstain"] > accuracy["greedy"]
+    assert summary["selective_accuracy_first"] > accuracy["greedy"]
+    low, high = summary["curve_cost_range"]
+    assert 0 < low < high
+    new = summary["new_question"]
+    assert 0 < new["lower"] < new["prob"] < new["upper"] < 1 and new["cost"] > 0
+    assert summary["new_question_prior_sd"] > 0
