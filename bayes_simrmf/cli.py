@@ -417,7 +417,7 @@ def _route_dataset(data: str | None, saved, what: str):
               help="Saved model folder (from `fit`); a posterior guide (normal, lowrank) gives uncertainty.")
 @click.option("--items", "items_file", required=True, type=click.Path(dir_okay=False, exists=True),
               help="CSV/parquet with an `item` column: the questions to route. Questions the model does not hold "
-                   "are folded in from a `text` column.")
+                   "are folded in from a `text` column (in memory: the model folder is not changed).")
 @click.option("--llms", "llms_file", required=True, type=click.Path(dir_okay=False, exists=True),
               help="CSV/parquet with columns `llm` and `cost` (per call): the candidate LLMs. LLMs the model does not "
                    "hold are folded in from leaderboard metadata columns in the file, or from --data's llms table.")
