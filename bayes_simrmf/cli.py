@@ -111,6 +111,11 @@ def main() -> None:
 @click.option("--learning-rate", type=float, default=0.05, help="Adam step size.")
 @click.option("--max-steps", type=int, default=3000, help="Upper bound on SVI steps.")
 @click.option("--tol", type=float, default=1e-5, help="Stop when the relative loss change per 50 steps is below this.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Training pairs per SVI step (minibatch SVI, log-likelihood scaled by pairs / batch size) for "
+                   "observed sets too large for full-batch steps. [default: full batch]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
+              help="Where JAX runs the fit: auto = JAX's default backend (a GPU when a CUDA build of JAX sees one).")
 @click.option("--similarity-weight-items", type=float, default=1.0,
               help="kappa_X: question-similarity weight (lambda_X = kappa_X * pairs / items^2); simrmf/oracle.")
 @click.option("--similarity-weight-llms", type=float, default=1.0,
@@ -139,7 +144,7 @@ def main() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
 def fit(data, unknown_entities, method, T, guide, lowrank_rank, dim, lambda_reg, n_known_llms, n_known_items, n_test_pairs, seed,
-        learning_rate, max_steps, tol, similarity_weight_items, similarity_weight_llms, similarity_mode,
+        learning_rate, max_steps, tol, batch_size, device, similarity_weight_items, similarity_weight_llms, similarity_mode,
         fold_in_ridge_items, fold_in_ridge_llms, alpha, item_groups,
         embeddings, embedding_model, hyper, out, overwrite, baseline, quiet):
     """Fit a model on a split of the data, evaluate it on splits A-D and save it.
@@ -159,6 +164,12 @@ def fit(data, unknown_entities, method, T, guide, lowrank_rank, dim, lambda_reg,
         raise ConfigError("--guide applies to mf only; MeanScore has no posterior")
     if out is not None and Path(out).exists() and not overwrite:
         raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite")
+    import jax
+
+    from bayes_simrmf.inference import select_device
+
+    # Checked before loading data, so a missing GPU fails in a second, not after the split.
+    fit_device = select_device(device)
     dataset = _load_data(data, unknown_entities, seed)
     click.echo(dataset.summary())
     protocol = Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, n_test_pairs=n_test_pairs, seed=seed)
@@ -168,7 +179,7 @@ def fit(data, unknown_entities, method, T, guide, lowrank_rank, dim, lambda_reg,
         dim=dim, lambda_reg=lambda_reg, guide=guide, learning_rate=learning_rate, max_steps=max_steps, tol=tol,
         lowrank_rank=lowrank_rank, seed=seed, progress=not quiet, similarity_weight_items=similarity_weight_items,
         similarity_weight_llms=similarity_weight_llms, similarity_mode=similarity_mode,
-        fold_in_ridge_items=fold_in_ridge_items, fold_in_ridge_llms=fold_in_ridge_llms,
+        fold_in_ridge_items=fold_in_ridge_items, fold_in_ridge_llms=fold_in_ridge_llms, batch_size=batch_size,
     )
     if hyper is not None and method != "meanscore":
         options.update(_read_hyper(hyper, method))
@@ -188,7 +199,8 @@ def fit(data, unknown_entities, method, T, guide, lowrank_rank, dim, lambda_reg,
             )
         groups = dataset.items.set_index("item")[item_groups].fillna("(none)").astype(str)
     estimator = make_estimator(method, **options)
-    fit_on_split(estimator, split, side=side, item_groups=groups)
+    with jax.default_device(fit_device):
+        fit_on_split(estimator, split, side=side, item_groups=groups)
     if method != "meanscore":
         steps = len(estimator.losses_)
         click.echo(

@@ -118,7 +118,8 @@ def gp_conditional(
     inverse = np.linalg.inv(gram + ridge * np.eye(gram.shape[0]))
     projected = known_factor.T @ centred
     row_cov = (centred.T @ centred - projected.T @ inverse @ projected) / (ridge * len(known_latent))
-    explained = np.einsum("nr,rs,ns->n", new_factor, gram - gram @ inverse @ gram, new_factor) / ridge
+    # (W M) ⊙ W summed over columns: the three-operand einsum without a contraction order is ~30× slower.
+    explained = np.sum((new_factor @ (gram - gram @ inverse @ gram)) * new_factor, axis=1) / ridge
     factor = np.maximum(np.sum(new_factor**2, axis=1) + ridge - explained, 1e-6)
     return mean + new_factor @ inverse @ projected, factor, row_cov
 
@@ -250,6 +251,8 @@ class SimRMF:
         fold_in_ridge_items, fold_in_ridge_llms: the GP nugget (noise variance relative to
             ``√S``) of the kernel fold-in: larger shrinks folded-in entities towards the average.
         lowrank_rank: rank of the low-rank guide's covariance (``guide="lowrank"``).
+        batch_size: observed pairs per SVI step (minibatch SVI with the log-likelihood scaled by
+            n_pairs / batch_size; see :mod:`bayes_simrmf.inference`), or None for the full batch.
     """
 
     def __init__(
@@ -274,6 +277,7 @@ class SimRMF:
         fold_in_ridge_items: float = 1.0,
         fold_in_ridge_llms: float = 1.0,
         lowrank_rank: int = 8,
+        batch_size: int | None = None,
     ) -> None:
         self.method = method
         self.dim = dim
@@ -295,6 +299,7 @@ class SimRMF:
         self.fold_in_ridge_items = fold_in_ridge_items
         self.fold_in_ridge_llms = fold_in_ridge_llms
         self.lowrank_rank = lowrank_rank
+        self.batch_size = batch_size
 
     # configuration ---------------------------------------------------------------------------
     def model_config(self) -> ModelConfig:
@@ -311,6 +316,7 @@ class SimRMF:
             layout=self.layout,
             progress=bool(self.progress),
             lowrank_rank=int(self.lowrank_rank),
+            batch_size=self.batch_size,  # validated there, not cast here: 2.5 must fail, not become 2
         )
 
     def get_config(self) -> dict:
@@ -335,6 +341,7 @@ class SimRMF:
             "fold_in_ridge_items": float(self.fold_in_ridge_items),
             "fold_in_ridge_llms": float(self.fold_in_ridge_llms),
             "lowrank_rank": int(self.lowrank_rank),
+            "batch_size": None if self.batch_size is None else int(self.batch_size),
         }
 
     # fitting ---------------------------------------------------------------------------------
@@ -575,6 +582,7 @@ class SimRMF:
         means = np.empty((len(ids), p))
         covs = np.empty((len(ids), p, p))
         report = []
+        average_partner = design[: n_fitted_partners].mean(axis=0)
         for index in range(len(ids)):
             rows = partner_codes[own_codes == index]
             y = correct[own_codes == index].astype(np.float64)
@@ -582,7 +590,6 @@ class SimRMF:
                 prior_mean[index], prior_cov[index], design[rows], offsets[rows], y, max_iter, float(temperature)
             )
             means[index], covs[index] = mean, cov
-            average_partner = design[: n_fitted_partners].mean(axis=0)
             report.append({
                 kind: ids[index],
                 "n_answers": len(rows),

@@ -246,6 +246,7 @@ def simrmf_model(
     correct: jnp.ndarray | None = None,
     similarity: SimilarityInputs | None = None,
     item_group: jnp.ndarray | None = None,
+    likelihood_scale: float | None = None,
 ) -> None:
     """The SimRMF joint density (MF when ``similarity`` is None).
 
@@ -259,6 +260,10 @@ def simrmf_model(
         similarity: Gram-potential inputs (SimRMF); None for MF.
         item_group: ``(n_items,)`` group code of each item in ``[0, config.n_item_groups)``; required
             when ``config.n_item_groups > 0``.
+        likelihood_scale: multiplies the log-likelihood of the observed pairs only: a minibatch of
+            ``b`` of ``n`` pairs passes ``n / b`` so that its expectation is the full log-likelihood
+            (see :mod:`bayes_simrmf.inference`). Priors and similarity potentials are global terms
+            and never scaled. None (the default) leaves the density exactly as above.
     """
     factor_sd = config.factor_prior_sd
     params: dict[str, jnp.ndarray] = {}
@@ -309,6 +314,8 @@ def simrmf_model(
             )
 
     if isinstance(layout, DenseLayout):
+        if likelihood_scale is not None:
+            raise ConfigError("likelihood_scale (minibatches) needs a PairsLayout; got a DenseLayout")
         n_block_llms, n_block_items = layout.mask.shape
         logits = jnp.zeros((n_block_llms, n_block_items), dtype=jnp.float32)
         if config.dim:
@@ -325,4 +332,8 @@ def simrmf_model(
     else:
         logits = logits_for_pairs(params, layout.llm, layout.item, config.biases)
         with numpyro.plate("pairs", logits.shape[0], dim=-1):
-            numpyro.sample(OBSERVED, dist.Bernoulli(logits=logits), obs=correct)
+            if likelihood_scale is None:
+                numpyro.sample(OBSERVED, dist.Bernoulli(logits=logits), obs=correct)
+            else:
+                with numpyro.handlers.scale(scale=likelihood_scale):
+                    numpyro.sample(OBSERVED, dist.Bernoulli(logits=logits), obs=correct)
