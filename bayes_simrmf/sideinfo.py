@@ -110,7 +110,8 @@ def item_embeddings(
         stored = pd.read_parquet(path, columns=["item"])["item"].astype(str)
     except Exception:  # unreadable or without the column: the full loader says what is wrong
         stored = None
-    covered = np.ones(len(item_ids), bool) if stored is None else np.isin(item_ids, stored.to_numpy())
+    # A hash lookup: np.isin on object arrays of 20k ids takes tens of seconds.
+    covered = np.ones(len(item_ids), bool) if stored is None else pd.Series(item_ids).isin(stored).to_numpy()
     if covered.all():
         return load_precomputed_embeddings(path, list(item_ids), texts=texts)
     texts = np.asarray(texts, dtype=object)
