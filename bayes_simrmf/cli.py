@@ -347,6 +347,20 @@ def _read_table_file(path: str, what: str):
     raise ConfigError(f"{what} file {path} must end in .csv or .parquet")
 
 
+def _id_column(frame, where: str, column: str, requirement: str):
+    """``frame[column]`` as str ids; ConfigError naming ``where`` if the column is absent or has gaps."""
+    import numpy as np
+
+    from bayes_simrmf.errors import ConfigError
+
+    if column not in frame.columns:
+        raise ConfigError(f"{where}: {requirement}; has {list(frame.columns)}")
+    if frame[column].isna().any():
+        rows = np.flatnonzero(frame[column].isna().to_numpy())[:5].tolist()
+        raise ConfigError(f"{where}: {'LLM' if column == 'llm' else column} ids are missing in rows {rows}")
+    return frame[column].astype(str)
+
+
 def _route_items(path: str, model):
     """The items file: question ids, and the rows of questions the model does not hold (to fold in from their
     text; without a text column they stop with what to do)."""
@@ -355,12 +369,7 @@ def _route_items(path: str, model):
     from bayes_simrmf.errors import ConfigError, UnknownEntityError
 
     frame = _read_table_file(path, "--items")
-    if "item" not in frame.columns:
-        raise ConfigError(f"--items {path}: needs an item column; has {list(frame.columns)}")
-    if frame["item"].isna().any():
-        rows = np.flatnonzero(frame["item"].isna().to_numpy())[:5].tolist()
-        raise ConfigError(f"--items {path}: item ids are missing in rows {rows}")
-    ids = frame["item"].astype(str)
+    ids = _id_column(frame, f"--items {path}", "item", "needs an item column")
     repeated = ids.duplicated().to_numpy()
     if repeated.any():
         raise ConfigError(f"--items {path}: item ids repeat, e.g. {ids[repeated].head(5).tolist()} "
@@ -494,20 +503,16 @@ def route(model_dir, items_file, llms_file, data, policy, level, lam, threshold,
         raise ConfigError(f"{model_dir} holds a {saved.config['estimator'].get('method')} model; routing needs mf/simrmf")
     items, new_items = _route_items(items_file, model)
     llms_frame = _read_table_file(llms_file, "--llms")
-    if "llm" not in llms_frame.columns:
-        raise ConfigError(f"--llms {llms_file}: needs columns llm and cost; has {list(llms_frame.columns)}")
-    if llms_frame["llm"].isna().any():
-        rows = np.flatnonzero(llms_frame["llm"].isna().to_numpy())[:5].tolist()
-        raise ConfigError(f"--llms {llms_file}: LLM ids are missing in rows {rows}")
+    llm_ids = _id_column(llms_frame, f"--llms {llms_file}", "llm", "needs columns llm and cost")
     dataset = None
-    unknown_llms = ~llms_frame["llm"].astype(str).isin(np.asarray(model.llms_, dtype=str))
+    unknown_llms = ~llm_ids.isin(np.asarray(model.llms_, dtype=str))
     if len(new_items) or unknown_llms.any():
         from bayes_simrmf.sideinfo import fold_in_new_entities
 
         new_ids = [f"{len(new_items)} question(s), e.g. {new_items['item'].head(3).tolist()}"] if len(new_items) else []
         if unknown_llms.any():
             new_ids.append(f"{int(unknown_llms.sum())} LLM(s), e.g. "
-                           f"{llms_frame['llm'][unknown_llms].astype(str).head(3).tolist()}")
+                           f"{llm_ids[unknown_llms].head(3).tolist()}")
         dataset = _route_dataset(data, saved, " and ".join(new_ids) + (" is" if len(new_ids) == 1 else " are"))
         extra = saved.config.get("extra", {})
         fold_in_new_entities(
