@@ -41,7 +41,8 @@ import pandas as pd
 import xarray as xr
 
 from bayes_simrmf.errors import ConfigError
-from bayes_simrmf.estimators import _check_pairs, encode_ids
+from bayes_simrmf.estimators import encode_ids
+from bayes_simrmf.pairs import check_pairs as _check_pairs
 from bayes_simrmf.model import (
     INTERCEPT,
     ITEM_BIAS,

@@ -54,7 +54,7 @@ def _invoked_command() -> str:
     return shlex.join(words)
 
 
-def _read_hyper(path: str, method: str) -> dict:
+def _read_hyper(path: str, method: str, paper: bool = False) -> dict:
     """Chosen hyper-parameters from a `tune` JSON file, checked against the method."""
     from bayes_simrmf.errors import ConfigError
 
@@ -64,6 +64,9 @@ def _read_hyper(path: str, method: str) -> dict:
         raise ConfigError(f"{path} is not valid JSON: {error}") from None
     if payload.get("method") != method:
         raise ConfigError(f"{path} holds hyper-parameters for method {payload.get('method')!r}, not {method!r}")
+    if bool(payload.get("paper_form", False)) != bool(paper):
+        tuned = "with --paper" if payload.get("paper_form") else "without --paper"
+        raise ConfigError(f"{path} was tuned {tuned}; pass the same to fit ({'add' if payload.get('paper_form') else 'drop'} --paper)")
     click.echo(f"hyper-parameters from {path}: {payload['chosen']}")
     return dict(payload["chosen"])
 
@@ -123,6 +126,9 @@ def main() -> None:
 @click.option("--similarity-mode", type=click.Choice(["kernel", "cold", "joint"]), default="kernel",
               help="kernel: fold LLMs/questions without data in by GP regression on the similarity; cold: the Gram "
                    "potential moving only those; joint: the paper's Gram potential on all.")
+@click.option("--paper", is_flag=True,
+              help="SimRMF as the paper writes it (with --method simrmf/oracle): the joint Gram potential on the factors "
+                   "alone, uncentred similarity at scale 1 (overrides --similarity-mode); intercept and biases stay.")
 @click.option("--fold-in-ridge-items", type=float, default=1.0, help="GP nugget of the question fold-in (kernel mode).")
 @click.option("--fold-in-ridge-llms", type=float, default=1.0, help="GP nugget of the LLM fold-in (kernel mode).")
 @click.option("--alpha", type=float, default=0.5, help="Weight of metadata features vs lineage in the LLM similarity.")
@@ -145,7 +151,7 @@ def main() -> None:
 @_friendly_errors
 def fit(data, unknown_entities, method, T, guide, lowrank_rank, dim, lambda_reg, n_known_llms, n_known_items, n_test_pairs, seed,
         learning_rate, max_steps, tol, batch_size, device, similarity_weight_items, similarity_weight_llms, similarity_mode,
-        fold_in_ridge_items, fold_in_ridge_llms, alpha, item_groups,
+        paper, fold_in_ridge_items, fold_in_ridge_llms, alpha, item_groups,
         embeddings, embedding_model, hyper, out, overwrite, baseline, quiet):
     """Fit a model on a split of the data, evaluate it on splits A-D and save it.
 
@@ -155,13 +161,15 @@ def fit(data, unknown_entities, method, T, guide, lowrank_rank, dim, lambda_reg,
           --T 300 --guide delta --method mf --dim 8 --seed 0 --out models/mmlupro-mf
     """
     from bayes_simrmf.errors import ConfigError
-    from bayes_simrmf.estimators import MeanScore, make_estimator
+    from bayes_simrmf.estimators import PAPER_FORM, PAPER_SIDE, MeanScore, make_estimator
     from bayes_simrmf.evaluate import evaluate_on_split, fit_on_split, format_metrics
     from bayes_simrmf.saving import save_model
     from bayes_simrmf.splits import Protocol
 
     if method == "meanscore" and guide != "delta":
         raise ConfigError("--guide applies to mf only; MeanScore has no posterior")
+    if paper and method not in ("simrmf", "oracle"):
+        raise ConfigError(f"--paper applies to --method simrmf or oracle, not {method}")
     if out is not None and Path(out).exists() and not overwrite:
         raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite")
     import jax
@@ -181,15 +189,17 @@ def fit(data, unknown_entities, method, T, guide, lowrank_rank, dim, lambda_reg,
         similarity_weight_llms=similarity_weight_llms, similarity_mode=similarity_mode,
         fold_in_ridge_items=fold_in_ridge_items, fold_in_ridge_llms=fold_in_ridge_llms, batch_size=batch_size,
     )
+    if paper:
+        options.update({key: value for key, value in PAPER_FORM.items() if key != "method"})
     if hyper is not None and method != "meanscore":
-        options.update(_read_hyper(hyper, method))
+        options.update(_read_hyper(hyper, method, paper))
     side = None
     if method in ("simrmf", "oracle"):
         from bayes_simrmf.sideinfo import build_side_information
 
         side = build_side_information(
             dataset, split.llms, split.items, kind="oracle" if method == "oracle" else "similarity", alpha=alpha,
-            embeddings=embeddings, embedding_model=embedding_model, log=click.echo,
+            embeddings=embeddings, embedding_model=embedding_model, log=click.echo, **(PAPER_SIDE if paper else {}),
         )
     groups = None
     if item_groups is not None:
@@ -223,6 +233,7 @@ def fit(data, unknown_entities, method, T, guide, lowrank_rank, dim, lambda_reg,
         split=split,
         metrics=results[method],
         extra_config={"data": dataset.name, "data_source": dataset.source, "unknown_entities": unknown_entities, "alpha": alpha,
+                      "paper_form": bool(paper),
                       "embedding_model": embedding_model, "embeddings": embeddings},
         command=_invoked_command(),
         overwrite=overwrite,
@@ -242,10 +253,13 @@ def fit(data, unknown_entities, method, T, guide, lowrank_rank, dim, lambda_reg,
 @click.option("--alpha", type=float, default=0.5, help="As for fit.")
 @click.option("--embeddings", type=click.Path(dir_okay=False), default=None, help="As for fit.")
 @click.option("--embedding-model", default="all-MiniLM-L6-v2", help="As for fit.")
+@click.option("--paper", is_flag=True,
+              help="Tune SimRMF as the paper writes it (see fit --paper): d and lambda_reg, then lambda_X and lambda_M "
+                   "(kappa grids) on held-out questions and LLMs.")
 @click.option("--out", type=click.Path(dir_okay=False), default="hyper.json", help="Where to write the chosen values.")
 @_friendly_errors
 def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, share, alpha, embeddings,
-         embedding_model, out):
+         embedding_model, paper, out):
     """Choose hyper-parameters on validation pairs carved from the training pairs (never test pairs).
 
     Stages: d and lambda_reg with random training pairs held out; then (simrmf/oracle) the question-similarity
@@ -257,9 +271,13 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, s
       bayes-simrmf tune --data ../shared/data/openllm-v2-mmlupro-math --method simrmf --T 300 --out hyper.json
       bayes-simrmf fit --data ../shared/data/openllm-v2-mmlupro-math --method simrmf --T 300 --hyper hyper.json
     """
-    from bayes_simrmf.estimators import make_estimator
+    from bayes_simrmf.errors import ConfigError
+    from bayes_simrmf.estimators import PAPER_FORM, PAPER_SIDE, make_estimator
     from bayes_simrmf.splits import Protocol
-    from bayes_simrmf.tuning import DEFAULT_STAGES, staged_search
+    from bayes_simrmf.tuning import DEFAULT_STAGES, PAPER_STAGES, staged_search
+
+    if paper and method not in ("simrmf", "oracle"):
+        raise ConfigError(f"--paper applies to --method simrmf or oracle, not {method}")
 
     dataset = _load_data(data, unknown_entities, seed)
     split = Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, seed=seed).split(dataset, log=click.echo)
@@ -270,20 +288,22 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, s
 
         side = build_side_information(
             dataset, split.llms, split.items, kind="oracle" if method == "oracle" else "similarity", alpha=alpha,
-            embeddings=embeddings, embedding_model=embedding_model, log=click.echo,
+            embeddings=embeddings, embedding_model=embedding_model, log=click.echo, **(PAPER_SIDE if paper else {}),
         )
         fit_kwargs = {"side": side, "llms": split.llms, "items": split.items}
+    preset = {key: value for key, value in PAPER_FORM.items() if key != "method"} if paper else {}
 
     def build(method=method, **options):
-        return make_estimator(method, seed=seed, progress=False, **options)
+        return make_estimator(method, seed=seed, progress=False, **{**preset, **options})
 
     chosen, results = staged_search(
-        build, DEFAULT_STAGES[method], split.llms[train.llm], split.items[train.item], train.correct,
+        build, PAPER_STAGES if paper else DEFAULT_STAGES[method], split.llms[train.llm], split.items[train.item], train.correct,
         share=share, seed=seed, fit_kwargs=fit_kwargs, log=click.echo,
     )
     payload = {
         "method": method,
-        "chosen": chosen,
+        "paper_form": bool(paper),
+        "chosen": {**preset, **chosen},
         "data": dataset.name,
         "data_fingerprint": dataset.fingerprint(),
         "protocol": {"T": T, "n_known_llms": split.n_known_llms, "n_known_items": split.n_known_items, "seed": seed},

@@ -24,13 +24,26 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.errors import ConfigError, UnknownEntityError
+from bayes_simrmf.groups import GroupMap
 from bayes_simrmf.inference import InferenceConfig, SVIResult, run_svi
+from bayes_simrmf.pairs import as_id_array as _as_id_array
+from bayes_simrmf.pairs import check_pairs as _check_pairs
 from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, ModelConfig, SimilarityInputs
 from bayes_simrmf.posterior import GaussianPosterior
 
-METHODS = ("meanscore", "mf", "simrmf", "oracle")
+METHODS = ("meanscore", "counting", "mf", "simrmf", "oracle")
 SIMILARITY_METHODS = ("simrmf", "oracle")
 UNKNOWN_POLICIES = ("error", "population")
+
+#: SimRMF as PAPER.md writes it: the Gram potentials on all entities (joint), matching ``F Fᵀ`` of
+#: the factors alone to ``√S`` with the similarity's scale fixed at 1; side information is built
+#: uncentred (:data:`PAPER_SIDE`). What the likelihood needs beyond the paper's loss stays: an
+#: intercept and per-LLM / per-item biases outside the factors (a pure ``σ(m·x)`` gives a cold
+#: entity p = 1/2), λ written as ``κ · n_pairs / n²`` (κ tuned), and a cold entity's logits moved
+#: to the mean its partner shows against fitted entities (see ``SimRMF._predict_codes``).
+PAPER_FORM = {"method": "simrmf", "similarity_mode": "joint", "similarity_on": "factors", "profile_scale": False}
+#: Options of :func:`bayes_simrmf.sideinfo.build_side_information` for the paper's form.
+PAPER_SIDE = {"centre": False}
 
 # Gauss-Hermite nodes for E[σ(Normal(mean, var))]; 32 nodes are exact to float32 here.
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite.hermgauss(32)
@@ -49,35 +62,6 @@ _MAX_POPULATION = 2000
 _POPULATION_CHUNK = 1024
 
 
-def _as_id_array(values, name: str) -> np.ndarray:
-    array = np.asarray(values, dtype=object)
-    if array.ndim != 1:
-        raise ConfigError(f"{name} must be a 1-D sequence of ids, got shape {array.shape}")
-    return array.astype(str)
-
-
-def _check_pairs(llm, item, correct=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    llm = _as_id_array(llm, "llm")
-    item = _as_id_array(item, "item")
-    if len(llm) != len(item):
-        raise ConfigError(f"llm and item must have equal length; got {len(llm)} and {len(item)}")
-    if correct is None:
-        return llm, item, None
-    correct = np.asarray(correct)
-    if len(correct) != len(llm):
-        raise ConfigError(f"correct must have one value per pair; got {len(correct)} for {len(llm)} pairs")
-    if len(correct) == 0:
-        raise ConfigError("cannot fit on zero observed pairs")
-    finite = np.isfinite(correct.astype(float))
-    if not finite.all() or not np.isin(correct[finite], (0, 1)).all():
-        bad = np.flatnonzero(~finite | ~np.isin(correct, (0, 1)))
-        raise ConfigError(
-            f"correct must hold 0/1 values; {len(bad)} do not, e.g. rows {bad[:5].tolist()} "
-            f"with values {correct[bad[:5]].tolist()}"
-        )
-    return llm, item, correct.astype(np.int8)
-
-
 def _augmented(params: dict, factors_key: str, bias_key: str, n: int) -> np.ndarray:
     """``[factors, bias]`` rows ``(n, dim + 1)`` (zeros for a part the model lacks)."""
     factors = params.get(factors_key, np.zeros((n, 0), np.float32))
@@ -85,8 +69,33 @@ def _augmented(params: dict, factors_key: str, bias_key: str, n: int) -> np.ndar
     return np.concatenate([factors, bias[:, None]], axis=1).astype(np.float64)
 
 
+def group_means(
+    latent: np.ndarray, known_groups: np.ndarray | None, new_groups: np.ndarray | None, n_new: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prior means of fitted rows ``(n_known, p)`` and new rows ``(n_new, p)``: the mean of the
+    fitted rows of the row's group, or of all fitted rows where the group is unknown (code -1) or
+    not given (None)."""
+    overall = latent.mean(axis=0)
+    known_mean = np.broadcast_to(overall, latent.shape).copy()
+    new_mean = np.broadcast_to(overall, (n_new, latent.shape[1])).copy()
+    if known_groups is None or not (known_groups >= 0).any():
+        return known_mean, new_mean
+    for group in np.unique(known_groups[known_groups >= 0]):
+        members = known_groups == group
+        mean = latent[members].mean(axis=0)
+        known_mean[members] = mean
+        if new_groups is not None:
+            new_mean[new_groups == group] = mean
+    return known_mean, new_mean
+
+
 def gp_conditional(
-    known_latent: np.ndarray, known_factor: np.ndarray, new_factor: np.ndarray, ridge: float
+    known_latent: np.ndarray,
+    known_factor: np.ndarray,
+    new_factor: np.ndarray,
+    ridge: float,
+    known_groups: np.ndarray | None = None,
+    new_groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gaussian-process conditional of new entities' latent rows given the fitted ones.
 
@@ -99,6 +108,9 @@ def gp_conditional(
 
     with ``Σ = (F − μ)ᵀ (K + ridge·I)⁻¹ (F − μ) / n`` (its maximum-likelihood estimate; Woodbury,
     ``r × r`` again). Without similarity (``W = 0``) this is the fitted rows' mean and covariance.
+    With group codes (e.g. each question's benchmark), ``μ`` is each row's group mean
+    (:func:`group_means`): the GP models the deviations from the group, so a new entity starts at
+    its group's mean and the similarity only has to explain what the group does not.
 
     Args:
         known_latent: ``(n_known, p)`` fitted rows.
@@ -112,8 +124,8 @@ def gp_conditional(
     known_latent = np.asarray(known_latent, dtype=np.float64)
     known_factor = np.asarray(known_factor, dtype=np.float64)
     new_factor = np.asarray(new_factor, dtype=np.float64)
-    mean = known_latent.mean(axis=0)
-    centred = known_latent - mean
+    known_mean, new_mean = group_means(known_latent, known_groups, new_groups, len(new_factor))
+    centred = known_latent - known_mean
     gram = known_factor.T @ known_factor
     inverse = np.linalg.inv(gram + ridge * np.eye(gram.shape[0]))
     projected = known_factor.T @ centred
@@ -121,7 +133,7 @@ def gp_conditional(
     # (W M) ⊙ W summed over columns: the three-operand einsum without a contraction order is ~30× slower.
     explained = np.sum((new_factor @ (gram - gram @ inverse @ gram)) * new_factor, axis=1) / ridge
     factor = np.maximum(np.sum(new_factor**2, axis=1) + ridge - explained, 1e-6)
-    return mean + new_factor @ inverse @ projected, factor, row_cov
+    return new_mean + new_factor @ inverse @ projected, factor, row_cov
 
 
 def encode_ids(ids: np.ndarray, known: np.ndarray, kind: str, also: str = "") -> np.ndarray:
@@ -345,7 +357,7 @@ class SimRMF:
         }
 
     # fitting ---------------------------------------------------------------------------------
-    def fit(self, llm, item, correct, *, llms=None, items=None, side=None, item_groups=None) -> SimRMF:
+    def fit(self, llm, item, correct, *, llms=None, items=None, side=None, item_groups=None, llm_groups=None) -> SimRMF:
         """Fit to observed pairs.
 
         Args:
@@ -358,7 +370,12 @@ class SimRMF:
                 in the model; required by "simrmf" and "oracle".
             item_groups: optional mapping (dict or Series) item id → group label, e.g. the
                 benchmark: items of a group then share a mean difficulty (see
-                :mod:`bayes_simrmf.model`). It must cover every item in the model.
+                :mod:`bayes_simrmf.model`). It must cover every item in the model; it may
+                cover more (e.g. every question of the dataset): a new question of a known
+                group is then predicted from the fitted questions of its group.
+            llm_groups: optional mapping LLM id → group label (e.g. a family); no parameter of
+                the model, but a new LLM of a known group is predicted from the fitted LLMs of
+                its group (and folded in with that group's mean as its prior mean).
         """
         if self.method not in ("mf", *SIMILARITY_METHODS):
             raise ConfigError(f"method must be one of mf, simrmf, oracle; got {self.method!r}")
@@ -397,6 +414,8 @@ class SimRMF:
         item_codes = np.searchsorted(warm_items, item).astype(np.int32)
         item_group_codes = None
         self.item_group_labels_ = None
+        self.item_groups_ = GroupMap.from_mapping(item_groups, "item_groups")
+        self.llm_groups_ = GroupMap.from_mapping(llm_groups, "llm_groups")
         if item_groups is not None:
             groups = pd.Series(item_groups).astype(str)
             labels = groups.reindex(self.items_)
@@ -613,21 +632,27 @@ class SimRMF:
             variances[-1] = float(self.bias_scale) ** 2 if self.bias_scale is not None else 1.0
             return np.zeros((len(ids), p)), np.broadcast_to(np.diag(variances), (len(ids), p, p)).copy()
         latent = _augmented(self.params_, factors_key, bias_key, len(self.items_ if kind == "item" else self.llms_))[:n_warm]
+        known_ids = (self.items_ if kind == "item" else self.llms_)[:n_warm]
+        groups = getattr(self, f"{kind}_groups_", None) or GroupMap()
+        known_groups = new_groups = None
+        if groups:
+            new_groups, known_groups = groups.codes_against(ids, known_ids)
         # The spread of the fitted entities' point estimates only: adding their mean-field posterior
         # variances (law of total variance) over-disperses the population, because those variances are
         # mostly the factors' rotation and scale freedom, not uncertainty about logits; measured on
         # openllm-v2-mmlupro-math it pushed new questions' predictions towards 1/2 (B bias −0.043).
         if side is None:
-            mean = latent.mean(axis=0)
-            cov = np.cov(latent.T, bias=True).reshape(p, p)
-            return np.broadcast_to(mean, (len(ids), p)).copy(), np.broadcast_to(cov, (len(ids), p, p)).copy()
+            # The group's mean (if known) and the spread of the fitted rows around their group means.
+            known_mean, new_mean = group_means(latent, known_groups, new_groups, len(ids))
+            centred = latent - known_mean
+            cov = (centred.T @ centred / len(centred)).reshape(p, p)
+            return new_mean, np.broadcast_to(cov, (len(ids), p, p)).copy()
         ridge = float(ridge if ridge is not None else (self.fold_in_ridge_items if kind == "item" else self.fold_in_ridge_llms))
-        known_ids = (self.items_ if kind == "item" else self.llms_)[:n_warm]
         known_factor = side.rows_for(kind, known_ids)
         new_factor = side.rows_for(kind, ids)
         if known_factor is None or new_factor is None:
             raise ConfigError(f"the side information has no {kind} similarity")
-        cond_mean, factor, row_cov = gp_conditional(latent, known_factor, new_factor, ridge)
+        cond_mean, factor, row_cov = gp_conditional(latent, known_factor, new_factor, ridge, known_groups, new_groups)
         return cond_mean, factor[:, None, None] * row_cov[None]
 
     # prediction ------------------------------------------------------------------------------
@@ -647,6 +672,8 @@ class SimRMF:
         unknown: Literal["error", "population"] = "error",
         n_draws: int | None = None,
         seed: int = 0,
+        item_groups=None,
+        llm_groups=None,
     ) -> np.ndarray:
         """Predicted probability of a correct answer, ``(n_pairs,)`` in [0, 1].
 
@@ -654,7 +681,9 @@ class SimRMF:
         (normal, lowrank) the probability is the posterior predictive mean ``E[σ(logit)]`` over
         ``n_draws`` posterior draws (default 100; ``n_draws=0`` gives the plug-in ``σ`` at the
         posterior median). An unknown LLM or item (``unknown="population"``) is averaged over
-        the fitted population; an entity added by :meth:`fold_in` is averaged over its posterior.
+        the fitted population of its group (``item_groups`` / ``llm_groups`` given here or to
+        :meth:`fit`; all fitted entities where its group is unknown or has none fitted); an entity
+        added by :meth:`fold_in` is averaged over its posterior.
         """
         if unknown not in UNKNOWN_POLICIES:
             raise ConfigError(f"unknown must be one of {UNKNOWN_POLICIES}, got {unknown!r}")
@@ -665,11 +694,12 @@ class SimRMF:
             n_draws = 0 if self.posterior_.is_point else 100
         if n_draws < 0:
             raise ConfigError(f"n_draws must be >= 0, got {n_draws}")
+        pools = self._unknown_pools(llm, item, llm_codes, item_codes, llm_groups, item_groups)
         if n_draws == 0 or self.posterior_.is_point:
-            return self._predict_codes(llm_codes, item_codes)
+            return self._predict_codes(llm_codes, item_codes, pools)
         total = np.zeros(len(llm_codes))
         for draw in self._posterior_draws(n_draws, seed):
-            total += draw._predict_codes(llm_codes, item_codes)
+            total += draw._predict_codes(llm_codes, item_codes, pools)
         return total / n_draws
 
     def predict_interval(
@@ -682,6 +712,8 @@ class SimRMF:
         unknown: Literal["error", "population"] = "error",
         batch_pairs: int = 50_000,
         seed: int = 0,
+        item_groups=None,
+        llm_groups=None,
     ) -> pd.DataFrame:
         """Posterior predictive probability with sd and a central credible interval, per pair.
 
@@ -714,7 +746,8 @@ class SimRMF:
         draws = self._posterior_draws(n_draws, seed)
         tail = (1.0 - level) / 2.0
         columns = {name: np.empty(len(llm_codes)) for name in ("prob", "sd", "lower", "upper")}
-        for block, probs in self._draw_batches(draws, llm, item, llm_codes, item_codes, batch_pairs, seed):
+        pools = self._unknown_pools(llm, item, llm_codes, item_codes, llm_groups, item_groups)
+        for block, probs in self._draw_batches(draws, llm, item, llm_codes, item_codes, batch_pairs, seed, pools):
             columns["prob"][block] = probs.mean(axis=0)
             columns["sd"][block] = probs.std(axis=0, ddof=1)
             columns["lower"][block], columns["upper"][block] = np.quantile(probs, [tail, 1.0 - tail], axis=0)
@@ -732,6 +765,8 @@ class SimRMF:
         unknown: Literal["error", "population"] = "error",
         batch_pairs: int = 50_000,
         seed: int = 0,
+        item_groups=None,
+        llm_groups=None,
     ) -> pd.DataFrame:
         """Mean accuracy of each LLM (``by="llm"``), item (``by="item"``) or any grouping of the
         pairs (``by`` = one label per pair, e.g. LLM and benchmark) over the given pairs, with an
@@ -749,7 +784,8 @@ class SimRMF:
         if not 0 < level < 1:
             raise ConfigError(f"level must be in (0, 1), got {level!r}")
         group_ids, means, counts = self.group_draws(llm, item, by=by, n_draws=n_draws, observed=observed,
-                                                    unknown=unknown, batch_pairs=batch_pairs, seed=seed)
+                                                    unknown=unknown, batch_pairs=batch_pairs, seed=seed,
+                                                    item_groups=item_groups, llm_groups=llm_groups)
         tail = (1.0 - level) / 2.0
         lower, upper = np.quantile(means, [tail, 1.0 - tail], axis=0)
         name = by if isinstance(by, str) else "group"
@@ -769,6 +805,8 @@ class SimRMF:
         unknown: Literal["error", "population"] = "error",
         batch_pairs: int = 50_000,
         seed: int = 0,
+        item_groups=None,
+        llm_groups=None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Posterior predictive draws of each group's mean accuracy (see :meth:`predict_group_interval`).
 
@@ -794,18 +832,20 @@ class SimRMF:
         draws = [self] * n_draws if point else self._posterior_draws(n_draws, seed)
         rng = np.random.default_rng(seed)
         sums = np.zeros((n_draws, n_groups))
-        for block, probs in self._draw_batches(draws, llm, item, llm_codes, item_codes, batch_pairs, seed):
+        pools = self._unknown_pools(llm, item, llm_codes, item_codes, llm_groups, item_groups)
+        for block, probs in self._draw_batches(draws, llm, item, llm_codes, item_codes, batch_pairs, seed, pools):
             values = (rng.random(probs.shape) < probs).astype(float) if observed else probs
             for index in range(n_draws):
                 sums[index] += np.bincount(group_codes[block], weights=values[index], minlength=n_groups)
         counts = np.bincount(group_codes, minlength=n_groups)
         return np.asarray(group_ids, dtype=str), sums / counts, counts
 
-    def _draw_batches(self, draws, llm, item, llm_codes, item_codes, batch_pairs, seed):
+    def _draw_batches(self, draws, llm, item, llm_codes, item_codes, batch_pairs, seed, pools=None):
         """Yield ``(slice, probabilities (n_draws, batch))`` over batches of pairs.
 
-        An entity the fit never saw (code -1) is, in each draw, one fitted entity picked at
-        random (the same for all its pairs in that draw): a random member of the population, so
+        An entity the fit never saw (code -1) is, in each draw, one fitted entity of its group
+        (of all fitted ones where its group is unknown; see :meth:`_unknown_pools`) picked at
+        random, the same for all its pairs in that draw: a random member of the population, so
         the spread across draws includes how much entities differ, not only the uncertainty of
         the population's average.
         """
@@ -814,8 +854,17 @@ class SimRMF:
                                          ("item", item, item_codes, self.n_warm_items_)):
             unseen = codes < 0
             if unseen.any():
-                _, inverse = np.unique(ids[unseen], return_inverse=True)
-                picks = np.random.default_rng([seed, 7, kind == "llm"]).integers(0, n_warm, (len(draws), inverse.max() + 1))
+                unique_ids, first, inverse = np.unique(ids[unseen], return_index=True, return_inverse=True)
+                rng = np.random.default_rng([seed, 7, kind == "llm"])
+                uniform = rng.random((len(draws), len(unique_ids)))
+                picks = (uniform * n_warm).astype(np.int64)
+                if pools is not None and kind in pools:
+                    pair_group, groups = pools[kind]
+                    id_group = pair_group[np.flatnonzero(unseen)[first]]
+                    for code, pool in enumerate(groups):
+                        chosen = id_group == code
+                        if chosen.any():
+                            picks[:, chosen] = pool[(uniform[:, chosen] * len(pool)).astype(np.int64)]
                 members[kind] = (unseen, inverse, picks)
         for start in range(0, len(llm_codes), batch_pairs):
             block = slice(start, start + batch_pairs)
@@ -974,7 +1023,45 @@ class SimRMF:
                 variance[both] += np.einsum("npq,nqp->n", llm_block[both], item_block[both])
         return variance
 
-    def _predict_codes(self, llm_codes: np.ndarray, item_codes: np.ndarray) -> np.ndarray:
+    def _unknown_pools(self, llm, item, llm_codes, item_codes, llm_groups=None, item_groups=None):
+        """Where unknown entities come from: ``{kind: (pair_group (n_pairs,), pools)}``.
+
+        ``pools[g]`` holds the codes of the fitted (warm) entities of group ``g``; ``pair_group`` is
+        the group of each pair's unknown entity, ``-1`` where the entity is known, its group is not
+        known, or no fitted entity shares it (the whole population stands in). Kinds without
+        groups or without unknown entities are left out.
+        """
+        pools = {}
+        for kind, ids, codes, extra, n_warm in (
+            ("llm", llm, llm_codes, llm_groups, self.n_warm_llms_),
+            ("item", item, item_codes, item_groups, self.n_warm_items_),
+        ):
+            stored = getattr(self, f"{kind}_groups_", None) or GroupMap()
+            groups = stored.updated(extra, f"{kind}_groups")
+            unknown = codes < 0
+            if not groups or not unknown.any():
+                continue
+            warm_ids = (self.llms_ if kind == "llm" else self.items_)[:n_warm]
+            unknown_group, warm_group = groups.codes_against(ids[unknown], warm_ids)
+            pair_group = np.full(len(ids), -1, dtype=np.int64)
+            pair_group[unknown] = unknown_group
+            if (pair_group >= 0).any():
+                n_groups = int(warm_group.max()) + 1
+                pools[kind] = (pair_group, [np.flatnonzero(warm_group == g) for g in range(n_groups)])
+        return pools
+
+    def _group_population(self, kind: str, pools: dict | None, group: int) -> np.ndarray:
+        """Codes of the fitted entities standing in for an unknown one of ``group`` (-1: any group)."""
+        n_warm, salt = (self.n_warm_llms_, 1) if kind == "llm" else (self.n_warm_items_, 2)
+        if group < 0 or not pools or kind not in pools:
+            return self._population(n_warm, salt)
+        members = pools[kind][1][group]
+        if len(members) <= _MAX_POPULATION:
+            return members
+        rng = np.random.default_rng([int(self.seed), salt, group])
+        return np.sort(rng.choice(members, _MAX_POPULATION, replace=False))
+
+    def _predict_codes(self, llm_codes: np.ndarray, item_codes: np.ndarray, pools: dict | None = None) -> np.ndarray:
         """Probabilities for coded pairs; code -1 marks an entity the fit did not see.
 
         * Two fitted entities with data: the point estimate, ``σ(logit)``.
@@ -1025,20 +1112,35 @@ class SimRMF:
             if (~plain).any():
                 result[~plain] = expected_sigmoid(logits[~plain], extra_var[~plain])
             prob[both] = result
-        llm_population = self._population(self.n_warm_llms_, 1)
-        item_population = self._population(self.n_warm_items_, 2)
-        new_llm_only = ~known_llm & known_item
-        if new_llm_only.any():
-            items, inverse = np.unique(item_codes[new_llm_only], return_inverse=True)
-            prob[new_llm_only] = self._population_mean("item", items, llm_population)[inverse]
-        new_item_only = known_llm & ~known_item
-        if new_item_only.any():
-            llms, inverse = np.unique(llm_codes[new_item_only], return_inverse=True)
-            prob[new_item_only] = self._population_mean("llm", llms, item_population)[inverse]
+        self._predict_unknown(prob, llm_codes, item_codes, pools or {})
+        return prob
+
+    def _predict_unknown(self, prob: np.ndarray, llm_codes: np.ndarray, item_codes: np.ndarray, pools: dict) -> None:
+        """Fill ``prob`` for pairs with an unknown entity: the mean over the fitted population of
+        the entity's group (see :meth:`_unknown_pools`), in place."""
+        no_group = np.full(len(llm_codes), -1, dtype=np.int64)
+        llm_group = pools["llm"][0] if "llm" in pools else no_group
+        item_group = pools["item"][0] if "item" in pools else no_group
+        known_llm, known_item = llm_codes >= 0, item_codes >= 0
+        # axis "item": a new LLM against known items (its group's LLMs stand in); "llm": the reverse.
+        for mask, group_codes, axis in ((~known_llm & known_item, llm_group, "item"),
+                                        (known_llm & ~known_item, item_group, "llm")):
+            partner_codes = item_codes if axis == "item" else llm_codes
+            for group in np.unique(group_codes[mask]) if mask.any() else []:
+                rows = mask & (group_codes == group)
+                partners, inverse = np.unique(partner_codes[rows], return_inverse=True)
+                population = self._group_population("llm" if axis == "item" else "item", pools, int(group))
+                prob[rows] = self._population_mean(axis, partners, population)[inverse]
         neither = ~known_llm & ~known_item
         if neither.any():
-            prob[neither] = float(np.mean(self._population_mean("item", item_population, llm_population)))
-        return prob
+            combos, inverse = np.unique(np.stack([llm_group[neither], item_group[neither]], axis=1), axis=0,
+                                        return_inverse=True)
+            values = np.empty(len(combos))
+            for index, (group_l, group_i) in enumerate(combos):
+                llm_population = self._group_population("llm", pools, int(group_l))
+                item_population = self._group_population("item", pools, int(group_i))
+                values[index] = float(np.mean(self._population_mean("item", item_population, llm_population)))
+            prob[neither] = values[np.ravel(inverse)]
 
     # persistence -----------------------------------------------------------------------------
     def get_state(self) -> dict[str, np.ndarray]:
@@ -1054,6 +1156,8 @@ class SimRMF:
         if getattr(self, "item_group_labels_", None) is not None:
             state["item_group_labels"] = self.item_group_labels_.astype(str)
         state.update(self.posterior_.get_state())
+        for kind in ("llm", "item"):
+            state.update((getattr(self, f"{kind}_groups_", None) or GroupMap()).get_state(f"{kind}_groups"))
         for kind, (mean, cov) in self.inductive_.items():
             state[f"inductive/{kind}/mean"] = mean
             state[f"inductive/{kind}/cov"] = cov
@@ -1072,6 +1176,8 @@ class SimRMF:
         self.posterior_ = GaussianPosterior.from_state(state) or GaussianPosterior.point(self.params_)
         labels = state.get("item_group_labels")
         self.item_group_labels_ = None if labels is None else np.asarray(labels).astype(str)
+        self.item_groups_ = GroupMap.from_state(state, "item_groups")
+        self.llm_groups_ = GroupMap.from_state(state, "llm_groups")
         self.inductive_ = {
             kind: (np.asarray(state[f"inductive/{kind}/mean"]), np.asarray(state[f"inductive/{kind}/cov"]))
             for kind in ("llm", "item") if f"inductive/{kind}/mean" in state
@@ -1090,9 +1196,13 @@ class SimRMF:
 
 
 def make_estimator(method: str, **options):
-    """Build the estimator for ``method`` ("meanscore" or "mf") from keyword options."""
+    """Build the estimator for ``method`` (one of :data:`METHODS`) from keyword options."""
     if method == "meanscore":
         return MeanScore()
+    if method == "counting":
+        from bayes_simrmf.baselines import GroupAccuracy  # baselines imports pairs/groups only; no cycle
+
+        return GroupAccuracy(**{key: value for key, value in options.items() if key not in ("seed", "progress")})
     if method in ("mf", *SIMILARITY_METHODS):
         return SimRMF(method=method, **options)
     raise ConfigError(f"method must be one of {', '.join(METHODS)}; got {method!r}")

@@ -51,7 +51,8 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.errors import ConfigError, UnknownEntityError
-from bayes_simrmf.estimators import _check_pairs, encode_ids
+from bayes_simrmf.estimators import encode_ids
+from bayes_simrmf.pairs import check_pairs as _check_pairs
 from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, pair_logits_draws
 from bayes_simrmf.splits import Split
 

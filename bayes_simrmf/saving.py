@@ -189,6 +189,10 @@ def load_model(folder: str | os.PathLike, *, data_fingerprint: str | None = None
     try:
         if method == "meanscore":
             estimator = MeanScore().set_state(state)
+        elif method == "counting":
+            from bayes_simrmf.baselines import GroupAccuracy
+
+            estimator = GroupAccuracy.from_config(estimator_config).set_state(state)
         else:
             estimator = SimRMF.from_config(estimator_config).set_state(state)
     except KeyError as error:

@@ -147,6 +147,21 @@ DEFAULT_STAGES: dict[str, list[dict]] = {
     ],
 }
 DEFAULT_STAGES["oracle"] = DEFAULT_STAGES["simrmf"]
+#: The paper's form (``estimators.PAPER_FORM``): d and λ_reg as for MF, then the potentials' weights
+#: κ_X with whole questions held out and κ_M with whole LLMs held out (λ = κ · n_pairs / n²).
+PAPER_STAGES: list[dict] = [
+    DEFAULT_STAGES["simrmf"][0],
+    {"grid": {"similarity_weight_items": [0.1, 1.0, 10.0, 100.0]}, "holdout": "items"},
+    {"grid": {"similarity_weight_llms": [0.01, 0.1, 1.0, 10.0]}, "holdout": "llms"},
+]
+
+
+def _without_side(fit_kwargs: dict | None) -> dict | None:
+    """``fit_kwargs`` less the side information and the extra entities that only SimRMF uses."""
+    if not fit_kwargs:
+        return None
+    kept = {key: value for key, value in fit_kwargs.items() if key not in ("side", "llms", "items")}
+    return kept or None
 
 
 def staged_search(
@@ -192,7 +207,9 @@ def staged_search(
             holdout=holdout,
             share=share,
             seed=seed,
-            fit_kwargs=fit_kwargs if "method" not in stage else None,
+            # A stage that swaps the method (e.g. MF first) gets no side information, but keeps
+            # what every method takes (item groups).
+            fit_kwargs=fit_kwargs if "method" not in stage else _without_side(fit_kwargs),
             log=log,
         )
         chosen.update(result.best)

@@ -1,23 +1,35 @@
-"""Run the paper's evaluation protocol and write a Table 2 style result table.
+"""Run the paper's evaluation protocol and write a Table 2 style result table, one cached cell at a time.
 
-For each dataset and T: hyper-parameters of each tunable method are chosen once, on
-validation pairs carved from the training pairs of the seed-0 split (never on test
-pairs), then every method is fitted and scored on splits A-D for every seed. Results are
-written as a long CSV (one row per dataset, T, method, seed, split) and a Markdown table
-in the paper's layout (mean ± sd over seeds), with the command and chosen
-hyper-parameters above it.
+For every dataset × T × seed × method of a config, the runner draws the seed's split, tunes the
+method's hyper-parameters on validation pairs carved from *that seed's* training pairs (never on
+test pairs, never on another seed's pairs), fits, scores splits A-D and writes one JSON cell:
+
+    <cells>/<dataset>/T<T>/seed<seed>/<method>.json   metrics per split, chosen hyper-parameters,
+                                                       tuning table, fit seconds, embedding model
+    <cells>/<dataset>/T<T>/seed<seed>/split.json       known counts and the training-degree report
+
+A cell that exists is not recomputed, so a large table fills over several sessions (commit the
+cells as they finish); ``--max-minutes`` stops cleanly after the cell in progress. The tables
+(``PREFIX.csv``, ``PREFIX.md``) are rebuilt from every cell on disk at the end of each run, or
+alone with ``--aggregate-only``.
+
+Config keys per method: ``method`` (meanscore, counting, mf, simrmf, oracle), ``fixed`` options,
+``paper: true`` (SimRMF as the paper writes it: :data:`bayes_simrmf.estimators.PAPER_FORM`, side
+information uncentred), ``side`` ("similarity" / "oracle"), ``item_groups`` (an items column,
+e.g. "benchmark": the model gets each question's group and new questions are predicted from
+their group), ``inherit`` (start from another method's choice for the same seed) and ``tune`` (a
+grid) or ``stages`` (grids with their own hold-outs; see :func:`bayes_simrmf.tuning.staged_search`).
 
 Usage:
-    python experiments/run_protocol.py --config experiments/configs/table2_mf.json \
-        --out experiments/results/table2_mf
+    python experiments/run_protocol.py --config experiments/configs/table2.json \
+        --out experiments/results/table2 [--datasets openllm-v1-tiny] [--max-minutes 60]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
-import platform
 import shlex
 import sys
 import time
@@ -27,165 +39,217 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path
-from bayes_simrmf.estimators import make_estimator
+from bayes_simrmf.embeddings import DEFAULT_EMBEDDING_MODEL
+from bayes_simrmf.estimators import PAPER_FORM, make_estimator
 from bayes_simrmf.evaluate import TEST_SPLITS, evaluate_on_split, fit_on_split
-from bayes_simrmf.sideinfo import build_side_information
+from bayes_simrmf.sideinfo import build_side_information, centre_rows
 from bayes_simrmf.splits import Protocol
 from bayes_simrmf.tuning import staged_search
 
-METRICS = ("rmse_p", "rmse_m", "rmse_x")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from protocol_tables import write_tables  # noqa: E402  (experiments/ is not a package)
+
+CELL_FORMAT = 1
+
+
+def method_options(spec: dict, seed: int, chosen: dict | None) -> dict:
+    """Constructor options of a config method for one seed: paper preset, fixed, then tuned."""
+    options = {**(PAPER_FORM if spec.get("paper") else {}), **spec.get("fixed", {}), **(chosen or {})}
+    method = options.pop("method", spec["method"])
+    if method not in ("meanscore", "counting"):
+        options.setdefault("seed", seed)
+        options.setdefault("progress", False)
+    return {"method": method, **options}
 
 
 def build(spec: dict, seed: int, chosen: dict | None):
-    options = {**spec.get("fixed", {}), **(chosen or {})}
-    options.pop("side", None)
-    if spec["method"] != "meanscore":
-        options.setdefault("seed", seed)
-        options.setdefault("progress", False)
-    return make_estimator(spec["method"], **options)
+    options = method_options(spec, seed, chosen)
+    return make_estimator(options.pop("method"), **options)
 
 
-def run(config: dict, log=print, checkpoint=None) -> tuple[pd.DataFrame, dict]:
-    rows, chosen_all = [], {}
-    for dataset_name, dataset_options in config["datasets"].items():
-        dataset = load_dataset(
-            shared_dataset_path(dataset_name), unknown_entities=dataset_options.get("unknown_entities", "error"), log=None
+def side_key(spec: dict) -> tuple[str, bool] | None:
+    kind = spec.get("side")
+    return None if not kind else (kind, bool(spec.get("paper")))
+
+
+class SeedContext:
+    """One dataset × T × seed: its split, side information (built on first use), item groups."""
+
+    def __init__(self, dataset, options: dict, T: int, seed: int, n_test_pairs: int, side_cache: dict) -> None:
+        self.dataset = dataset
+        self.side_cache = side_cache
+        protocol = Protocol(n_known_llms=options.get("n_known_llms"), n_known_items=options.get("n_known_items"),
+                            T=T, n_test_pairs=n_test_pairs, seed=seed)
+        lines: list[str] = []
+        self.split = protocol.split(dataset, log=lines.append)
+        self.split_log = lines
+        self.seed = seed
+
+    def side(self, spec: dict):
+        """Side information for every LLM and item of the split. It does not depend on the seed or T
+        (a split holds every entity of the dataset, known or new), so it is built once per dataset,
+        uncentred, and centred per use unless the method is the paper's form."""
+        key = side_key(spec)
+        if key is None:
+            return None
+        kind, paper = key
+        alpha = spec.get("alpha", 0.5)
+        if (kind, alpha) not in self.side_cache:
+            self.side_cache[(kind, alpha)] = build_side_information(
+                self.dataset, np.sort(self.split.llms), np.sort(self.split.items), kind=kind, alpha=alpha,
+                log=None, centre=False)
+        side = self.side_cache[(kind, alpha)]
+        if paper:
+            return side  # PAPER_SIDE: the paper's similarity as it is, uncentred
+        return dataclasses.replace(
+            side,
+            llm_factor=None if side.llm_factor is None else centre_rows(side.llm_factor),
+            item_factor=None if side.item_factor is None else centre_rows(side.item_factor),
         )
-        log(dataset.summary())
+
+    def item_groups(self, spec: dict):
+        column = spec.get("item_groups")
+        if not column:
+            return None
+        items = self.dataset.items
+        if column not in items.columns:
+            raise SystemExit(f"item_groups {column!r} is not a column of {self.dataset.name}'s items table")
+        return items.set_index("item")[column].fillna("(none)").astype(str)
+
+
+def run_cell(context: SeedContext, label: str, spec: dict, config: dict, inherited: dict) -> dict:
+    """Tune (on this seed's training pairs), fit, score; the cell's JSON content."""
+    split, seed = context.split, context.seed
+    train = split.pairs["train"]
+    side = context.side(spec)
+    groups = context.item_groups(spec)
+    fit_kwargs = {}
+    if side is not None:
+        fit_kwargs.update(side=side, llms=split.llms, items=split.items)
+    if groups is not None:
+        fit_kwargs["item_groups"] = groups
+    chosen, tuning = dict(inherited), []
+    stages = spec.get("stages", [{"grid": spec["tune"]}] if "tune" in spec else [])
+    started = time.perf_counter()
+    if stages:
+        stages = [{"holdout": config["tuning"]["holdout"], **stage} for stage in stages]
+        chosen, results = staged_search(
+            lambda **options: build(spec, seed, options), stages,
+            split.llms[train.llm], split.items[train.item], train.correct,
+            base=chosen, metric=config["tuning"]["metric"], share=config["tuning"]["share"], seed=seed,
+            fit_kwargs=fit_kwargs or None, log=None)
+        tuning = [{"holdout": r.holdout, "metric": r.metric, "table": r.table.to_dict(orient="records")}
+                  for r in results]
+    tune_seconds = time.perf_counter() - started
+    start = time.perf_counter()
+    estimator = fit_on_split(build(spec, seed, chosen), split, side=side, item_groups=groups)
+    fit_seconds = time.perf_counter() - start
+    scores = evaluate_on_split(estimator, split)
+    return {
+        "format": CELL_FORMAT,
+        "method": label,
+        "options": {k: v for k, v in method_options(spec, seed, chosen).items() if k not in ("progress",)},
+        "paper_form": bool(spec.get("paper")),
+        "side": spec.get("side"),
+        "item_groups": spec.get("item_groups"),
+        "embedding_model": DEFAULT_EMBEDDING_MODEL if spec.get("side") == "similarity" else None,
+        "chosen": chosen,
+        "tuning": tuning,
+        "tune_seconds": tune_seconds,
+        "fit_seconds": fit_seconds,
+        "converged": bool(getattr(estimator, "converged_", True)),
+        "n_train": len(train),
+        "scores": scores,
+    }
+
+
+def noise_floor(split) -> dict:
+    """Per test split, the RMSE_m / RMSE_x that even the true per-pair probabilities would show:
+    binomial noise of each LLM's (item's) observed mean, ``sqrt(mean a(1-a)/n)`` over entities."""
+    floors = {}
+    for name in TEST_SPLITS:
+        pairs = split.pairs[name]
+        if not len(pairs):
+            floors[name] = {"floor_m": float("nan"), "floor_x": float("nan")}
+            continue
+        frame = pd.DataFrame({"llm": pairs.llm, "item": pairs.item, "correct": pairs.correct.astype(float)})
+        out = {}
+        for key, column in (("floor_m", "llm"), ("floor_x", "item")):
+            stats = frame.groupby(column)["correct"].agg(["mean", "count"])
+            out[key] = float(np.sqrt(np.mean(stats["mean"] * (1 - stats["mean"]) / stats["count"])))
+        floors[name] = out
+    return floors
+
+
+def write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(payload, indent=1, default=float))
+    temporary.replace(path)
+
+
+def run(config: dict, cells: Path, datasets: list[str] | None, deadline: float, log=print) -> bool:
+    """Fill missing cells; False if the deadline stopped it before every cell was done."""
+    for dataset_name, options in config["datasets"].items():
+        if datasets and dataset_name not in datasets:
+            continue
+        dataset, side_cache = None, {}
         for T in config["T"]:
-            chosen: dict[str, dict] = {}
             for seed in config["seeds"]:
-                protocol = Protocol(
-                    n_known_llms=dataset_options.get("n_known_llms"),
-                    n_known_items=dataset_options.get("n_known_items"),
-                    T=T,
-                    n_test_pairs=config["n_test_pairs"],
-                    seed=seed,
-                )
-                split = protocol.split(dataset, log=None)
-                train = split.pairs["train"]
-                sides: dict[str, object] = {}
+                folder = cells / dataset_name / f"T{T}" / f"seed{seed}"
+                todo = [label for label in config["methods"] if not (folder / f"{label}.json").is_file()]
+                if not todo:
+                    continue
+                if time.time() > deadline:
+                    log("time budget spent; rerun to continue")
+                    return False
+                if dataset is None:
+                    dataset = load_dataset(shared_dataset_path(dataset_name),
+                                           unknown_entities=options.get("unknown_entities", "error"), log=None)
+                context = SeedContext(dataset, options, T, seed, config["n_test_pairs"], side_cache)
+                split = context.split
+                write_json(folder / "split.json", {
+                    "n_known_llms": split.n_known_llms, "n_known_items": split.n_known_items,
+                    "counts": {name: len(p) for name, p in split.pairs.items()},
+                    "degree_report": split.degree_report, "log": context.split_log,
+                    "noise_floor": noise_floor(split)})
                 for label, spec in config["methods"].items():
-                    kind = spec.get("side")
-                    if kind and kind not in sides:
-                        sides[kind] = build_side_information(
-                            dataset, split.llms, split.items, kind=kind, alpha=spec.get("alpha", 0.5), log=None
-                        )
-                    side = sides.get(kind) if kind else None
-                    if label not in chosen and ("tune" in spec or "stages" in spec or "inherit" in spec):
-                        base = dict(chosen.get(spec["inherit"], {})) if "inherit" in spec else {}
-                        stages = spec.get("stages", [{"grid": spec["tune"]}] if "tune" in spec else [])
-                        stages = [{"holdout": config["tuning"]["holdout"], **stage} for stage in stages]
-                        log(f"[{dataset_name} T={T}] tuning {label} on seed-{seed} training pairs")
-                        chosen[label], _ = staged_search(
-                            lambda **kw: build(spec, seed, kw),
-                            stages,
-                            split.llms[train.llm],
-                            split.items[train.item],
-                            train.correct,
-                            base=base,
-                            metric=config["tuning"]["metric"],
-                            share=config["tuning"]["share"],
-                            seed=config["tuning"]["seed"],
-                            fit_kwargs={"side": side, "llms": split.llms, "items": split.items} if side else None,
-                            log=None,
-                        )
-                        log(f"  chosen {chosen[label]}")
-                    start = time.perf_counter()
-                    estimator = fit_on_split(build(spec, seed, chosen.get(label)), split, side=side)
-                    fit_seconds = time.perf_counter() - start
-                    scores = evaluate_on_split(estimator, split)
-                    for split_name, metrics in scores.items():
-                        rows.append(
-                            {"dataset": dataset_name, "T": T, "method": label, "seed": seed, "split": split_name,
-                             "n_known_llms": split.n_known_llms, "n_known_items": split.n_known_items,
-                             "n_train": len(train), "fit_seconds": fit_seconds, **metrics}
-                        )
-                    log(
-                        f"[{dataset_name} T={T} seed={seed}] {label}: "
+                    path = folder / f"{label}.json"
+                    if path.is_file():
+                        continue
+                    if time.time() > deadline:
+                        log("time budget spent; rerun to continue")
+                        return False
+                    inherited = {}
+                    if "inherit" in spec:
+                        parent = folder / f"{spec['inherit']}.json"
+                        inherited = json.loads(parent.read_text())["chosen"]
+                    cell = run_cell(context, label, spec, config, inherited)
+                    write_json(path, cell)
+                    scores = cell["scores"]
+                    log(f"[{dataset_name} T={T} seed={seed}] {label}: "
                         + "  ".join(f"{s} {scores[s]['rmse_p']:.4f}/{scores[s]['rmse_m']:.4f}/{scores[s]['rmse_x']:.4f}"
                                     for s in TEST_SPLITS)
-                        + f"  ({fit_seconds:.1f} s)"
-                    )
-            chosen_all[f"{dataset_name} T={T}"] = chosen
-            if checkpoint is not None:
-                checkpoint(pd.DataFrame(rows), chosen_all)
-    return pd.DataFrame(rows), chosen_all
-
-
-def markdown_table(frame: pd.DataFrame, dataset: str) -> str:
-    """Paper layout: rows T × method, columns split × RMSE_p/m/x, cells mean ± sd over seeds."""
-    part = frame[frame["dataset"] == dataset]
-    methods = list(dict.fromkeys(part["method"]))
-    header = ["T", "method"] + [f"{s} {m.replace('rmse_', 'RMSE_')}" for s in TEST_SPLITS for m in METRICS]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for T in sorted(part["T"].unique()):
-        for method in methods:
-            cells = [str(T), method]
-            for split_name in TEST_SPLITS:
-                sel = part[(part["T"] == T) & (part["method"] == method) & (part["split"] == split_name)]
-                for metric in METRICS:
-                    values = sel[metric].dropna().to_numpy()
-                    cells.append("—" if len(values) == 0 else f"{values.mean():.4f} ± {values.std(ddof=1) if len(values) > 1 else 0:.4f}")
-            lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+                        + f"  (tune {cell['tune_seconds']:.0f} s, fit {cell['fit_seconds']:.1f} s) {cell['chosen']}")
+    return True
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("--out", required=True, type=Path, help="output prefix: writes PREFIX.csv and PREFIX.md")
+    parser.add_argument("--out", required=True, type=Path, help="output prefix: PREFIX.csv, PREFIX.md, PREFIX_cells/")
+    parser.add_argument("--datasets", nargs="*", help="only these datasets of the config")
+    parser.add_argument("--max-minutes", type=float, default=None, help="start no new cell after this long")
+    parser.add_argument("--aggregate-only", action="store_true", help="rebuild the tables from the cells on disk")
     args = parser.parse_args()
     config = json.loads(args.config.read_text())
-    started = time.time()
-    command = shlex.join(["python", *sys.argv])
-
-    def write(frame: pd.DataFrame, chosen: dict, final: bool = False) -> None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(args.out.with_suffix(".csv"), index=False)
-        args.out.with_suffix(".md").write_text(report(config, frame, chosen, command, time.time() - started, final))
-
-    frame, chosen = run(config, checkpoint=write)
-    write(frame, chosen, final=True)
+    cells = args.out.parent / f"{args.out.name}_cells"
+    deadline = time.time() + 60 * args.max_minutes if args.max_minutes else float("inf")
+    if not args.aggregate_only:
+        run(config, cells, args.datasets, deadline)
+    command = shlex.join(["python", "experiments/run_protocol.py", "--config", str(args.config), "--out", str(args.out)])
+    write_tables(config, cells, args.out, command)
     print(args.out.with_suffix(".md").read_text())
-
-
-def report(config: dict, frame: pd.DataFrame, chosen: dict, command: str, seconds: float, final: bool) -> str:
-    sections = [
-        f"# {config.get('description', 'Protocol results')}",
-        "",
-        f"Command: `{command}`  ",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, JAX on CPU; wall time {seconds:.0f} s"
-        f"{'' if final else ' so far (PARTIAL: the run had not finished when this was written)'}.  ",
-        f"Cells: mean ± sd over seeds {config['seeds']}; test splits sampled up to {config['n_test_pairs']:,} pairs.  ",
-        "Hyper-parameters chosen on validation pairs carved from the seed-0 training pairs "
-        f"({config['tuning']}; per-stage hold-outs in the config), never on test pairs:",
-        "",
-        "```json",
-        json.dumps(chosen, indent=1),
-        "```",
-        "",
-        "Methods (options fixed by the config; tuned ones above override them):",
-        "",
-        *[f"- {label}: `{json.dumps({'method': spec['method'], **spec.get('fixed', {})})}`"
-          + (f", side information `{spec['side']}`" if spec.get("side") else "")
-          for label, spec in config["methods"].items()],
-    ]
-    for dataset in dict.fromkeys(frame["dataset"]):
-        sub = frame[frame["dataset"] == dataset].iloc[0]
-        pair_counts = (frame[(frame["dataset"] == dataset) & (frame["seed"] == frame["seed"].min())]
-                       .groupby(["T", "split"])["n_pairs"].first().unstack())
-        sections += [
-            "",
-            f"## {dataset} ({int(sub['n_known_llms'])} known LLMs × {int(sub['n_known_items'])} known items)",
-            "",
-            markdown_table(frame, dataset),
-            "",
-            "Test pairs per split (seed 0): " + "; ".join(
-                f"T={T}: " + ", ".join(f"{s} {int(row[s]):,}" for s in TEST_SPLITS) for T, row in pair_counts.iterrows()
-            ),
-        ]
-    return "\n".join(sections) + "\n"
 
 
 if __name__ == "__main__":

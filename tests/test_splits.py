@@ -34,9 +34,13 @@ class SyntheticData:
 
     def __init__(self, n_llms: int, n_items: int, missing: float = 0.0, seed: int = 0) -> None:
         rng = np.random.default_rng(seed)
+        self._set_cells(rng.random((n_llms, n_items)) >= missing, rng)
+
+    def _set_cells(self, observed: np.ndarray, rng: np.random.Generator) -> None:
+        """Ids, random scores and pair arrays for a bool ``(n_llms, n_items)`` observed pattern."""
+        n_llms, n_items = observed.shape
         self.llm_ids = np.array([f"llm-{index:04d}" for index in range(n_llms)])
         self.item_ids = np.array([f"item-{index:05d}" for index in range(n_items)])
-        observed = rng.random((n_llms, n_items)) >= missing
         self.truth = np.where(observed, rng.integers(0, 2, (n_llms, n_items)), -1).astype(np.int8)
         self.llm_idx, self.item_idx = (codes.astype(np.int32) for codes in np.nonzero(observed))
         self.correct = self.truth[self.llm_idx, self.item_idx]
@@ -142,16 +146,18 @@ def test_infeasible_targets_reach_the_maximum_possible() -> None:
     assert llm_degree.max() <= 56 and item_degree.max() <= 56
     assert report["llm_degree"]["min"] == llm_degree.min()
     assert report["item_degree"]["min"] == item_degree.min()
-    assert report["shortfall_pairs"] == 60 * 56 - len(split.pairs["train"]) > 0
+    # Targets are T capped at each known LLM's answered known items (the new rule; before, a flat T).
+    known_llms = np.searchsorted(data.llm_ids, split.known_llms.astype(str))
+    known_items = np.searchsorted(data.item_ids, split.known_items.astype(str))
+    observed = data.truth[np.ix_(known_llms, known_items)] >= 0
+    assert report["n_target_pairs"] == np.minimum(observed.sum(axis=1), 56).sum()
+    assert report["shortfall_pairs"] == report["n_target_pairs"] - len(split.pairs["train"]) > 0
     assert any("unfilled" in message for message in messages)
     assert llm_degree.mean() > 0.95 * 56
 
     csgraph = pytest.importorskip("scipy.sparse.csgraph")
     sparse = pytest.importorskip("scipy.sparse")
     # Max flow source -> known LLM (cap 56) -> observed cell (cap 1) -> known item (cap 56) -> sink.
-    known_llms = np.searchsorted(data.llm_ids, split.known_llms.astype(str))
-    known_items = np.searchsorted(data.item_ids, split.known_items.astype(str))
-    observed = data.truth[np.ix_(known_llms, known_items)] >= 0
     rows, cols = np.nonzero(observed)
     source, sink = 120, 121
     graph = sparse.csr_matrix(
@@ -322,7 +328,10 @@ def test_default_known_counts() -> None:
     assert Protocol().resolve(1704, 21065, log=messages.append) == (1000, 1000)
     assert Protocol().resolve(755, 1351, log=messages.append) == (503, 901)
     assert any("round(2/3 * 755)" in message for message in messages)
-    assert Protocol().resolve(1500, 3, log=None) == (1000, 2)
+    # The larger side's default is capped at max_known_ratio (10) x the smaller side's count
+    # (before the cap this gave (1000, 2): 1,000 LLMs sharing 2 * T training pairs).
+    assert Protocol().resolve(1500, 3, log=None) == (20, 2)
+    assert Protocol(max_known_ratio=1000.0).resolve(1500, 3, log=None) == (1000, 2)
     assert Protocol(n_known_llms=500).resolve(755, 1351, log=None) == (500, 901)
 
 
@@ -338,6 +347,15 @@ def test_default_known_counts() -> None:
         ({"n_known_items": -5}, "n_known_items"),
         ({"n_test_pairs": -1}, "n_test_pairs"),
         ({"seed": -1}, "seed"),
+        ({"min_answer_share": 0}, "min_answer_share"),
+        ({"min_answer_share": -0.1}, "min_answer_share"),
+        ({"min_answer_share": 1.5}, "min_answer_share"),
+        ({"min_answer_share": float("nan")}, "min_answer_share"),
+        ({"min_answer_share": "0.3"}, "min_answer_share"),
+        ({"min_answer_share": True}, "min_answer_share"),
+        ({"max_known_ratio": 0.5}, "max_known_ratio"),
+        ({"max_known_ratio": float("inf")}, "max_known_ratio"),
+        ({"max_known_ratio": None}, "max_known_ratio"),
     ],
 )
 def test_bad_protocol_arguments_raise_config_error(arguments: dict, named: str) -> None:
@@ -450,6 +468,323 @@ def test_pairs_validate_their_arrays() -> None:
     assert len(Pairs.empty()) == 0
 
 
+# ------------------------------------------------------------------------------------------ benchmark blocks
+
+BENCHMARKS = ("A", "B", "C")
+
+
+class BenchmarkData(SyntheticData):
+    """60 LLMs x 610 items in three benchmarks with benchmark-block missingness.
+
+    Benchmark A (300 items) is answered by half of the LLMs, B (200) by 50 of 60, C (110) by all but
+    three. Three LLMs answered only B (eligible: 200/610 >= 25 %), four only C (not eligible:
+    110/610 < 25 %); ten C items were answered by only 8 LLMs (not eligible: 8/60 < 25 %). On top,
+    ``missing`` of the cells of an answered benchmark are missing at random.
+
+    ``roles``: bool ``(60, 3)`` benchmarks each LLM answered; ``groups``: str ``(610,)`` benchmark of
+    each item; ``rare``: bool ``(610,)`` the ten rarely answered items.
+    """
+
+    def __init__(self, missing: float = 0.05, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        roles = np.zeros((60, 3), dtype=bool)
+        roles[0:4, 2] = True  # only C
+        roles[4:7, 1] = True  # only B
+        roles[7:37, 0] = True  # A: half of the LLMs
+        roles[7:31, 1] = True
+        roles[7:37, 2] = True
+        roles[37:60, 1:] = True  # B and C
+        self.roles = roles[rng.permutation(60)]
+        self.groups = np.repeat(np.array(BENCHMARKS), [300, 200, 110])[rng.permutation(610)]
+        answered_benchmark = self.roles[:, np.searchsorted(BENCHMARKS, self.groups)]
+        observed = answered_benchmark & (rng.random((60, 610)) >= missing)
+        self.rare = np.zeros(610, dtype=bool)
+        self.rare[np.flatnonzero(self.groups == "C")[:10]] = True
+        observed[:, self.rare] = False
+        for item in np.flatnonzero(self.rare):
+            observed[rng.choice(60, 8, replace=False), item] = True
+        self._set_cells(observed, rng)
+
+    def split(self, protocol: Protocol, **kwargs) -> Split:
+        kwargs.setdefault("item_groups", self.groups)
+        return super().split(protocol, **kwargs)
+
+
+def known_codes(split: Split, data: SyntheticData) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into the data's own ids of the known LLMs ``(n_known_llms,)`` and items."""
+    return (
+        np.searchsorted(data.llm_ids, split.known_llms.astype(str)),
+        np.searchsorted(data.item_ids, split.known_items.astype(str)),
+    )
+
+
+def per_benchmark_counts(split: Split, data: BenchmarkData) -> tuple[np.ndarray, np.ndarray]:
+    """Answered known items and training pairs per known LLM and benchmark, each ``(n_known_llms, 3)``."""
+    known_llms, known_items = known_codes(split, data)
+    observed = data.truth[np.ix_(known_llms, known_items)] >= 0
+    item_benchmark = np.searchsorted(BENCHMARKS, data.groups[known_items])
+    train = split.pairs["train"]
+    answered = np.stack([observed[:, item_benchmark == code].sum(axis=1) for code in range(3)], axis=1)
+    trained = np.zeros((split.n_known_llms, 3), dtype=np.int64)
+    np.add.at(trained, (train.llm, item_benchmark[train.item]), 1)
+    return answered, trained
+
+
+@pytest.fixture(scope="module")
+def benchmark_data() -> BenchmarkData:
+    return BenchmarkData()
+
+
+@pytest.fixture(scope="module")
+def benchmark_split(benchmark_data: BenchmarkData) -> Split:
+    return benchmark_data.split(Protocol(n_known_llms=40, n_known_items=300, T=60, seed=0))
+
+
+@pytest.mark.parametrize("T", [20, 60])
+def test_benchmark_blocks_every_known_llm_trains_on_each_benchmark_in_proportion(
+    benchmark_data: BenchmarkData, T: int
+) -> None:
+    split = benchmark_data.split(Protocol(n_known_llms=40, n_known_items=300, T=T, seed=0))
+    llm_degree, item_degree = train_degrees(split)
+    assert (llm_degree > 0).all() and (item_degree > 0).all()
+    answered, trained = per_benchmark_counts(split, benchmark_data)
+    # Every known LLM (the smaller side) gets T, or all it answered where that is fewer.
+    assert np.array_equal(llm_degree, np.minimum(T, answered.sum(axis=1)))
+    exact = llm_degree[:, None] * answered / answered.sum(axis=1, keepdims=True)
+    assert np.abs(trained - exact).max() <= 2, "training pairs per benchmark not proportional"
+    assert (trained[exact >= 1] > 0).all(), "a known LLM gets no pair in a benchmark it answered"
+    assert split.degree_report["n_demoted_llms"] == split.degree_report["n_demoted_items"] == 0
+
+
+def test_item_degrees_within_a_complete_benchmark_differ_by_at_most_one() -> None:
+    data = BenchmarkData(missing=0.0, seed=1)
+    split = data.split(Protocol(n_known_llms=40, n_known_items=300, T=60, seed=1))
+    _, item_degree = train_degrees(split)
+    _, known_items = known_codes(split, data)
+    for name in BENCHMARKS:
+        degrees = item_degree[data.groups[known_items] == name]
+        assert degrees.max() - degrees.min() <= 1, name
+
+
+def test_per_benchmark_report_rows_agree_with_the_pairs(
+    benchmark_data: BenchmarkData, benchmark_split: Split
+) -> None:
+    split, data = benchmark_split, benchmark_data
+    known_llms, known_items = known_codes(split, data)
+    observed = data.truth[np.ix_(known_llms, known_items)] >= 0
+    selected = np.zeros(observed.shape, dtype=bool)
+    selected[split.pairs["train"].llm, split.pairs["train"].item] = True
+    table = split.degree_table()
+    assert list(table["benchmark"]) == list(BENCHMARKS)
+    for row in table.to_dict("records"):
+        columns = data.groups[known_items] == row["benchmark"]
+        answering = observed[:, columns].any(axis=1)
+        chosen = selected[:, columns]
+        llm_degree, item_degree = chosen[answering].sum(axis=1), chosen.sum(axis=0)
+        assert row["n_known_items"] == columns.sum()
+        assert row["n_known_llms_answering"] == answering.sum()
+        assert (row["llm_degree_min"], row["llm_degree_max"]) == (llm_degree.min(), llm_degree.max())
+        assert row["llm_degree_mean"] == pytest.approx(llm_degree.mean())
+        assert (row["item_degree_min"], row["item_degree_max"]) == (item_degree.min(), item_degree.max())
+        assert row["item_degree_mean"] == pytest.approx(item_degree.mean())
+        assert row["achieved_pairs"] == selected[:, columns].sum()
+    assert table["achieved_pairs"].sum() == len(split.pairs["train"])
+    assert table["target_pairs"].sum() == split.degree_report["n_target_pairs"]
+    json.dumps(split.degree_report)  # saved with the split: must stay JSON-serialisable
+    text = split.summary()
+    assert "per benchmark" in text and "not T-regular" in text
+
+
+def test_not_t_regular_is_reported_and_logged(benchmark_data: BenchmarkData) -> None:
+    messages: list[str] = []
+    protocol = Protocol(n_known_llms=40, n_known_items=300, T=60, seed=0)
+    split = benchmark_data.split(protocol, log=messages.append)
+    assert split.degree_report["t_regular"] is False
+    (line,) = [message for message in messages if "not T-regular" in message]
+    assert "T_used=60" in line
+    for name in BENCHMARKS:  # then one line per benchmark with its degree ranges
+        assert any(message.startswith(f"  {name}: ") and "item degree" in message for message in messages)
+
+
+@pytest.mark.parametrize(
+    ("n_known_llms", "n_known_items", "T", "llm_range", "item_range"),
+    [
+        (30, 60, 20, (20, 20), (10, 10)),  # LLMs the smaller side: they get T, items T*30/60
+        (40, 60, 10, (10, 10), (6, 7)),  # items' share 6.67: floor or ceil
+        (60, 25, 12, (5, 5), (12, 12)),  # items the smaller side (targets fitted per benchmark)
+        (50, 40, 15, (12, 12), (15, 15)),
+        (45, 45, 9, (9, 9), (9, 9)),
+    ],
+)
+def test_complete_block_with_benchmarks_is_t_regular(
+    n_known_llms: int, n_known_items: int, T: int, llm_range: tuple, item_range: tuple
+) -> None:
+    data = SyntheticData(80, 90)
+    groups = np.random.default_rng(0).choice(["x", "y", "z"], size=90, p=[0.5, 0.3, 0.2])
+    messages: list[str] = []
+    split = data.split(
+        Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, seed=3),
+        item_groups=groups,
+        log=messages.append,
+    )
+    llm_degree, item_degree = train_degrees(split)
+    assert (llm_degree.min(), llm_degree.max()) == llm_range
+    assert (item_degree.min(), item_degree.max()) == item_range
+    assert split.degree_report["t_regular"] is True
+    assert any(message.endswith("; T-regular") for message in messages)
+    assert not any("not T-regular" in message for message in messages)
+
+
+def test_known_items_without_training_pairs_move_to_the_new_side(benchmark_data: BenchmarkData) -> None:
+    # T=10: benchmark A's 24 answering known LLMs want ~140 pairs for its ~150 known items.
+    messages: list[str] = []
+    protocol = Protocol(n_known_llms=40, n_known_items=300, T=10, seed=0)
+    split = benchmark_data.split(protocol, log=messages.append)
+    report = split.degree_report
+    assert report["n_demoted_items"] > 0 and report["n_demoted_llms"] == 0
+    assert split.n_known_items == 300 - report["n_demoted_items"]
+    assert any(f"moved 0 known LLMs and {report['n_demoted_items']} known items" in m for m in messages)
+    llm_degree, item_degree = train_degrees(split)
+    assert (llm_degree > 0).all() and (item_degree > 0).all()
+    assert report["t_regular"] is False
+    # Every observed cell is still in exactly one split; the demoted items' cells are in B or D.
+    cells = np.concatenate(
+        [
+            llm.astype(np.int64) * 610 + item
+            for llm, item in (original_codes(split, benchmark_data, name) for name in SPLIT_NAMES)
+        ]
+    )
+    assert len(np.unique(cells)) == len(cells) == len(benchmark_data.correct)
+    same_draw = benchmark_data.split(Protocol(n_known_llms=40, n_known_items=300, T=60, seed=0))
+    demoted = set(same_draw.known_items.astype(str)) - set(split.known_items.astype(str))
+    assert len(demoted) == report["n_demoted_items"] and demoted <= set(split.new_items.astype(str))
+    assert set(split.known_items.astype(str)) <= set(same_draw.known_items.astype(str))
+
+
+def test_eligibility_excludes_rarely_answering_llms_and_rarely_answered_items(
+    benchmark_data: BenchmarkData, benchmark_split: Split
+) -> None:
+    data = benchmark_data
+    only_c = np.flatnonzero((data.roles == [False, False, True]).all(axis=1))
+    known_llms, known_items = known_codes(benchmark_split, data)
+    assert not np.isin(only_c, known_llms).any()
+    assert not data.rare[known_items].any()
+    report = benchmark_split.degree_report
+    assert (report["n_eligible_llms"], report["n_eligible_items"]) == (56, 600)
+    # Ineligible LLMs are new: their answers are scored in C and D.
+    new_llm_codes = np.searchsorted(data.llm_ids, benchmark_split.new_llms.astype(str))
+    assert np.isin(only_c, new_llm_codes).all()
+
+    messages: list[str] = []
+    split = data.split(Protocol(T=20, seed=0), log=messages.append)
+    assert any("56 of 60 LLMs" in message and "600 of 610 items" in message for message in messages)
+    assert split.n_known_llms == round(2 / 3 * 56)  # the default counts the eligible ones
+    lenient = data.split(Protocol(n_known_llms=40, n_known_items=300, T=20, min_answer_share=0.1))
+    assert (lenient.degree_report["n_eligible_llms"], lenient.degree_report["n_eligible_items"]) == (60, 610)
+
+
+def test_explicit_count_above_the_eligible_count_raises_config_error(benchmark_data: BenchmarkData) -> None:
+    with pytest.raises(ConfigError, match=r"n_known_llms=58 exceeds the 56 eligible llms.*min_answer_share"):
+        benchmark_data.split(Protocol(n_known_llms=58, n_known_items=300))
+    with pytest.raises(ConfigError, match=r"n_known_items=605 exceeds the 600 eligible items.*min_answer"):
+        benchmark_data.split(Protocol(n_known_llms=40, n_known_items=605))
+
+
+def test_default_known_count_is_capped_by_max_known_ratio() -> None:
+    messages: list[str] = []
+    assert Protocol().resolve(30, 700, log=messages.append) == (20, 200)  # 467 capped at 10 x 20
+    assert any("max_known_ratio=10" in message and "= 200" in message for message in messages)
+    assert Protocol(max_known_ratio=2.5).resolve(30, 700, log=None) == (20, 50)
+    assert Protocol(n_known_items=400).resolve(30, 700, log=None) == (20, 400)  # explicit: unchanged
+    assert Protocol(n_known_llms=5).resolve(30, 700, log=None) == (5, 50)
+    split = SyntheticData(30, 700).split(Protocol(T=20))
+    assert (split.n_known_llms, split.n_known_items) == (20, 200)
+
+
+def test_same_seed_same_split_with_benchmarks(benchmark_data: BenchmarkData, benchmark_split: Split) -> None:
+    protocol = benchmark_split.protocol
+    assert_splits_equal(benchmark_data.split(protocol), benchmark_split)
+    shuffle = np.random.default_rng(1).permutation(len(benchmark_data.correct))
+    shuffled = protocol.split_arrays(
+        benchmark_data.llm_ids,
+        benchmark_data.item_ids,
+        benchmark_data.llm_idx[shuffle],
+        benchmark_data.item_idx[shuffle],
+        benchmark_data.correct[shuffle],
+        item_groups=benchmark_data.groups,
+        log=None,
+    )
+    assert_splits_equal(shuffled, benchmark_split)
+
+
+def test_changing_T_keeps_the_known_sets_with_benchmarks(
+    benchmark_data: BenchmarkData, benchmark_split: Split
+) -> None:
+    other = benchmark_data.split(Protocol(n_known_llms=40, n_known_items=300, T=30, seed=0))
+    assert np.array_equal(other.llms, benchmark_split.llms)
+    assert np.array_equal(other.items, benchmark_split.items)
+    assert other.pairs["B"].equals(benchmark_split.pairs["B"])
+
+
+def test_items_as_the_smaller_side_get_T_in_every_benchmark(benchmark_data: BenchmarkData) -> None:
+    split = benchmark_data.split(Protocol(n_known_llms=50, n_known_items=40, T=20, seed=3))
+    llm_degree, item_degree = train_degrees(split)
+    assert (item_degree == 20).all()
+    assert (llm_degree > 0).all() and llm_degree.sum() == 40 * 20
+
+
+def test_item_groups_must_match_the_item_ids(benchmark_data: BenchmarkData) -> None:
+    with pytest.raises(DataError, match="item_groups"):
+        benchmark_data.split(
+            Protocol(n_known_llms=40, n_known_items=300), item_groups=benchmark_data.groups[:-1]
+        )
+
+
+def test_split_of_a_dataset_groups_items_by_their_benchmark_column(benchmark_data: BenchmarkData) -> None:
+    data = benchmark_data
+    items_table = pd.DataFrame({"item": data.item_ids, "benchmark": data.groups}).iloc[::-1]  # any row order
+
+    class FakeDataset:
+        items = items_table
+
+        def llm_ids(self) -> np.ndarray:
+            return data.llm_ids
+
+        def item_ids(self) -> np.ndarray:
+            return data.item_ids
+
+        def codes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            return data.llm_idx, data.item_idx, data.correct
+
+        def fingerprint(self) -> str:
+            return "f"
+
+    protocol = Protocol(n_known_llms=40, n_known_items=300, T=30, seed=2)
+    split = protocol.split(FakeDataset(), log=None)
+    assert_splits_equal(split, data.split(protocol, data_fingerprint="f"))
+    FakeDataset.items = items_table.drop(columns="benchmark")
+    assert list(protocol.split(FakeDataset(), log=None).degree_table()["benchmark"]) == ["(none)"]
+
+
+def test_degree_report_round_trips_and_old_reports_still_load(tmp_path: Path, benchmark_split: Split) -> None:
+    benchmark_split.save(tmp_path / "new")
+    loaded = Split.load(tmp_path / "new")
+    assert_splits_equal(loaded, benchmark_split)
+    pd.testing.assert_frame_equal(loaded.degree_table(), benchmark_split.degree_table())
+    # A split saved before the per-benchmark report: no t_regular, per_benchmark, ... keys.
+    meta = json.loads((tmp_path / "new" / "split.json").read_text(encoding="utf-8"))
+    old_keys = {
+        "T_requested", "T_used", "target_llm_degree", "target_item_degree", "llm_degree", "item_degree",
+        "n_target_pairs", "n_train_pairs", "shortfall_pairs", "n_llms_below_target", "n_items_below_target",
+    }
+    meta["degree_report"] = {key: meta["degree_report"][key] for key in old_keys}
+    del meta["protocol"]["min_answer_share"], meta["protocol"]["max_known_ratio"]
+    (tmp_path / "new" / "split.json").write_text(json.dumps(meta), encoding="utf-8")
+    old = Split.load(tmp_path / "new")
+    assert old.degree_table().empty and list(old.degree_table().columns)[0] == "benchmark"
+    assert "train degree" in old.summary() and "per benchmark" not in old.summary()
+
+
 # ------------------------------------------------------------------------------------------ speed, real data
 
 
@@ -493,3 +828,35 @@ def test_openllm_mmlupro_math_paper_like_split() -> None:
     assert len(split.pairs["B"]) == int((pair_llm_known & ~pair_item_known).sum())
     assert len(split.pairs["C"]) == int((~pair_llm_known & pair_item_known).sum())
     assert sum(len(pairs) for pairs in split.pairs.values()) == len(responses)
+
+
+@pytest.mark.slow
+def test_openllm_v2_every_known_llm_trains_on_mmlu_pro_and_the_rest() -> None:
+    """openllm-v2: MMLU-Pro answered by 37 of 78 LLMs, the other benchmarks by all (the issue's case)."""
+    folder = DATA_DIR / "openllm-v2"
+    if not (folder / "responses.parquet").is_file():
+        pytest.skip(f"{folder} not available")
+    from bayes_simrmf.data import load_dataset
+
+    dataset = load_dataset(folder, unknown_entities="add", log=None)
+    messages: list[str] = []
+    split = Protocol(T=300, seed=0).split(dataset, log=messages.append)
+    assert (split.n_known_llms, split.n_known_items) == (52, 520)  # 1,000 items capped at 10 x 52
+    llm_degree, item_degree = train_degrees(split)
+    assert (llm_degree > 0).all() and (item_degree > 0).all()
+    benchmark = dataset.items.set_index("item")["benchmark"].astype(str)
+    item_is_mmlu_pro = (benchmark.reindex(split.known_items.astype(str)) == "MMLU-Pro").to_numpy()
+    train = split.pairs["train"]
+    mmlu_pairs = np.bincount(train.llm[item_is_mmlu_pro[train.item]], minlength=split.n_known_llms)
+    other_pairs = np.bincount(train.llm[~item_is_mmlu_pro[train.item]], minlength=split.n_known_llms)
+    llm_idx, item_idx, _ = dataset.codes()
+    answered_mmlu_pro = np.zeros(dataset.n_llms, dtype=bool)
+    all_items_mmlu_pro = (benchmark.reindex(dataset.item_ids()) == "MMLU-Pro").to_numpy()
+    answered_mmlu_pro[llm_idx[all_items_mmlu_pro[item_idx]]] = True
+    known_answered = answered_mmlu_pro[np.searchsorted(dataset.llm_ids(), split.known_llms.astype(str))]
+    assert known_answered.any() and not known_answered.all()
+    assert (mmlu_pairs[known_answered] > 0).all(), "a known LLM that answered MMLU-Pro has no MMLU-Pro pair"
+    assert (other_pairs > 0).all(), "a known LLM has no pair outside MMLU-Pro"
+    table = split.degree_table().set_index("benchmark")
+    assert table.loc["MMLU-Pro", "n_known_llms_answering"] == known_answered.sum()
+    assert split.degree_report["t_regular"] is False and any("not T-regular" in m for m in messages)

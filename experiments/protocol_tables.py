@@ -1,0 +1,205 @@
+"""Tables from the cached cells of ``run_protocol.py``: mean ± sd over seeds, noise floors, and
+paired differences against a reference method with 95% intervals over seeds.
+
+Used by ``run_protocol.py`` after each run; ``load_cells`` is also what the README generator and
+its test read, so a number in the README always comes from the cells.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+SPLITS = ("A", "B", "C", "D")
+METRICS = ("rmse_p", "rmse_m", "rmse_x")
+DEFAULT_PAIRED = ("B rmse_m", "B rmse_x", "C rmse_m", "C rmse_x", "A rmse_p")
+
+
+def load_cells(cells: Path, config: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(scores, splits)``: one row per dataset × T × seed × method × split, and one per
+    dataset × T × seed with the split's known counts, degrees and noise floors."""
+    rows, split_rows = [], []
+    for path in sorted(cells.glob("*/T*/seed*/*.json")):
+        dataset, t_part, seed_part = path.parts[-4:-1]
+        key = {"dataset": dataset, "T": int(t_part[1:]), "seed": int(seed_part[4:])}
+        payload = json.loads(path.read_text())
+        if path.name == "split.json":
+            report = payload.get("degree_report", {})
+            floors = payload.get("noise_floor", {})
+            split_rows.append({**key, "n_known_llms": payload["n_known_llms"], "n_known_items": payload["n_known_items"],
+                               "llm_degree_min": report.get("llm_degree", {}).get("min"),
+                               "llm_degree_max": report.get("llm_degree", {}).get("max"),
+                               "item_degree_min": report.get("item_degree", {}).get("min"),
+                               "item_degree_max": report.get("item_degree", {}).get("max"),
+                               "t_regular": report.get("t_regular"),
+                               **{f"{s}_{k}": v for s, values in floors.items() for k, v in values.items()}})
+            continue
+        if config is not None and payload["method"] not in config["methods"]:
+            continue
+        for split_name, metrics in payload["scores"].items():
+            rows.append({**key, "method": payload["method"], "split": split_name, **metrics,
+                         "paper_form": payload.get("paper_form", False), "embedding_model": payload.get("embedding_model"),
+                         "fit_seconds": payload["fit_seconds"], "tune_seconds": payload["tune_seconds"],
+                         "converged": payload.get("converged", True), "chosen": json.dumps(payload["chosen"], sort_keys=True)})
+    return pd.DataFrame(rows), pd.DataFrame(split_rows)
+
+
+def mean_sd(values: np.ndarray) -> str:
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return "—"
+    sd = values.std(ddof=1) if len(values) > 1 else 0.0
+    return f"{values.mean():.4f} ± {sd:.4f}"
+
+
+def paired_difference(frame: pd.DataFrame, method: str, reference: str, split: str, metric: str) -> dict | None:
+    """Mean of ``method − reference`` over the seeds both have, its 95% t interval, and the
+    relative change of the means."""
+    part = frame[frame["split"] == split].pivot_table(index="seed", columns="method", values=metric)
+    if method not in part or reference not in part:
+        return None
+    pair = part[[method, reference]].dropna()
+    if len(pair) < 2:
+        return None
+    diff = (pair[method] - pair[reference]).to_numpy()
+    half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+    base = pair[reference].mean()
+    return {"n": len(diff), "diff": diff.mean(), "lower": diff.mean() - half, "upper": diff.mean() + half,
+            "relative": diff.mean() / base if base else np.nan, "wins": int((diff < 0).sum())}
+
+
+def results_table(part: pd.DataFrame, methods: list[str], floors: pd.DataFrame) -> list[str]:
+    header = ["T", "method", "seeds"] + [f"{s} {m.replace('rmse_', 'RMSE_')}" for s in SPLITS for m in METRICS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for T in sorted(part["T"].unique()):
+        for method in methods:
+            sel = part[(part["T"] == T) & (part["method"] == method)]
+            if sel.empty:
+                continue
+            cells = [str(T), method, str(sel["seed"].nunique())]
+            for split in SPLITS:
+                sub = sel[sel["split"] == split]
+                cells += [mean_sd(sub[metric].to_numpy(dtype=float)) for metric in METRICS]
+            lines.append("| " + " | ".join(cells) + " |")
+        floor = floors[floors["T"] == T]
+        if not floor.empty:
+            cells = [str(T), "*noise floor*", str(len(floor))]
+            for split in SPLITS:
+                cells += ["—"] + [f"{floor[f'{split}_{k}'].mean():.4f}" if f"{split}_{k}" in floor else "—"
+                                  for k in ("floor_m", "floor_x")]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def log_loss_table(part: pd.DataFrame, methods: list[str]) -> list[str]:
+    lines = ["| T | method | " + " | ".join(f"{s} log loss" for s in SPLITS) + " | fit s |", "|---|---|" + "---|" * 5]
+    for T in sorted(part["T"].unique()):
+        for method in methods:
+            sel = part[(part["T"] == T) & (part["method"] == method)]
+            if sel.empty:
+                continue
+            cells = [mean_sd(sel[sel["split"] == s]["log_loss"].to_numpy(dtype=float)) for s in SPLITS]
+            fit = sel.drop_duplicates("seed")["fit_seconds"].mean()
+            lines.append(f"| {T} | {method} | " + " | ".join(cells) + f" | {fit:.1f} |")
+    return lines
+
+
+def paired_table(part: pd.DataFrame, config: dict) -> list[str]:
+    reference = config.get("reference")
+    compare = [m for m in config.get("compare", []) if m in set(part["method"])]
+    if not reference or reference not in set(part["method"]) or not compare:
+        return []
+    paired = config.get("paired", DEFAULT_PAIRED)
+    lines = [f"Paired differences against **{reference}** (method − {reference}, mean over seeds, 95% t interval; "
+             "negative is better; *wins* = seeds where the method is lower):", "",
+             "| T | method | " + " | ".join(paired) + " |", "|---|---|" + "---|" * len(paired)]
+    for T in sorted(part["T"].unique()):
+        sub = part[part["T"] == T]
+        for method in compare:
+            cells = []
+            for entry in paired:
+                split, metric = entry.split()
+                result = paired_difference(sub, method, reference, split, metric)
+                if result is None:
+                    cells.append("—")
+                    continue
+                flag = "**" if result["upper"] < 0 or result["lower"] > 0 else ""
+                cells.append(f"{flag}{100 * result['relative']:+.1f}%{flag} ({result['diff']:+.4f} "
+                             f"[{result['lower']:+.4f}, {result['upper']:+.4f}], {result['wins']}/{result['n']})")
+            lines.append(f"| {T} | {method} | " + " | ".join(cells) + " |")
+    lines += ["", "Bold: the 95% interval excludes zero."]
+    return lines
+
+
+def losses_to_baseline(part: pd.DataFrame, config: dict) -> list[str]:
+    """Where a factor model is worse than the counting baseline (mean over shared seeds)."""
+    baseline = config.get("counting_baseline")
+    if not baseline or baseline not in set(part["method"]):
+        return []
+    factor_methods = [m for m in config.get("factor_methods", []) if m in set(part["method"])]
+    losses = []
+    for T in sorted(part["T"].unique()):
+        sub = part[part["T"] == T]
+        for method in factor_methods:
+            for split in SPLITS:
+                for metric in METRICS:
+                    result = paired_difference(sub, method, baseline, split, metric)
+                    if result is not None and result["diff"] > 0:
+                        significant = " (95% interval excludes 0)" if result["lower"] > 0 else ""
+                        losses.append(f"T={T} {method} {split} {metric.replace('rmse_', 'RMSE_')}: "
+                                      f"{result['diff']:+.4f} ({100 * result['relative']:+.1f}%){significant}")
+    header = f"Where a factor model is worse than {baseline} (mean over seeds):"
+    return [header, ""] + ([f"- {line}" for line in losses] or ["- nowhere"])
+
+
+def write_tables(config: dict, cells: Path, out: Path, command: str) -> None:
+    scores, splits = load_cells(cells, config)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scores.to_csv(out.with_suffix(".csv"), index=False)
+    methods = list(config["methods"])
+    expected = len(config["T"]) * len(config["seeds"]) * len(methods)
+    sections = [f"# {config.get('description', 'Protocol results')}", "",
+                f"Command: `{command}` (resumable: one cached cell per dataset × T × seed × method in "
+                f"`{cells.as_posix()}`)  ",
+                f"Machine of the last aggregation: {platform.machine()}, {os.cpu_count()} cores, JAX on CPU.  ",
+                "Cells: mean ± sd over the seeds done; hyper-parameters tuned per seed on validation pairs carved from "
+                f"that seed's own training pairs ({config['tuning']}), never on test pairs.  ",
+                f"Question embeddings: {_embedding_note(scores)} (the paper's multilingual E5 is not reachable here).  ",
+                "Noise floor: RMSE_m / RMSE_x that the true per-pair probabilities would still show, from the binomial "
+                "variance of each LLM's / item's observed mean on the split.", "", "Methods:", ""]
+    for label, spec in config["methods"].items():
+        form = "the paper's form" if spec.get("paper") else ("ours" if spec["method"] in ("simrmf", "oracle") else "baseline")
+        sections.append(f"- {label} ({form}): `{json.dumps({k: v for k, v in spec.items() if k not in ('tune', 'stages')})}`"
+                        + (f"; tuned over `{json.dumps(spec.get('tune') or [s['grid'] for s in spec.get('stages', [])])}`"
+                           if spec.get("tune") or spec.get("stages") else ""))
+    for dataset in config["datasets"]:
+        part = scores[scores["dataset"] == dataset] if not scores.empty else scores
+        if part.empty:
+            sections += ["", f"## {dataset}", "", "No cells yet."]
+            continue
+        done = part.drop_duplicates(["T", "seed", "method"]).shape[0]
+        floors = splits[splits["dataset"] == dataset]
+        known = floors.iloc[0]
+        sections += ["", f"## {dataset} ({int(known['n_known_llms'])} known LLMs × {int(known['n_known_items'])} known items, "
+                         f"seed {int(known['seed'])})", "",
+                     f"Cells done: {done} of {expected}{'' if done == expected else ' (PARTIAL)'}.  ",
+                     "Training degrees (min–max over seeds): " + "; ".join(
+                         f"T={T}: LLM {int(g['llm_degree_min'].min())}–{int(g['llm_degree_max'].max())}, "
+                         f"item {int(g['item_degree_min'].min())}–{int(g['item_degree_max'].max())}"
+                         + ("" if g["t_regular"].isna().all() else f", T-regular in {int(g['t_regular'].fillna(False).sum())}/{len(g)} seeds")
+                         for T, g in floors.groupby("T")), "",
+                     *results_table(part, methods, floors), "", *log_loss_table(part, methods), ""]
+        sections += paired_table(part, config) + [""] + losses_to_baseline(part, config)
+    out.with_suffix(".md").write_text("\n".join(sections) + "\n")
+
+
+def _embedding_note(scores: pd.DataFrame) -> str:
+    if scores.empty or scores["embedding_model"].dropna().empty:
+        return "none used"
+    return ", ".join(sorted(set(scores["embedding_model"].dropna())))
