@@ -9,17 +9,25 @@ chunk, not per step); a progress bar shows the loss; the run stops at ``max_step
 the relative change of the chunk-mean loss falls below ``tol``. A NaN or infinite loss
 stops the run with :class:`~bayes_simrmf.errors.FitError` naming the step.
 
+Noisy losses. The Gaussian guides (``normal``, ``lowrank``) estimate the ELBO from a draw per step,
+and minibatches estimate the likelihood from a sample of pairs; either way the step loss is noisy,
+a constant-rate run jitters around the optimum, and a plain relative-change test never passes
+(the calibration runs of the Gaussian guides ended unconverged at the step cap). Both rules below
+therefore apply to every noisy run, not only to minibatches.
+
 Minibatches (``InferenceConfig.batch_size``). For observed sets too large for a full-batch step
 (10^7 pairs), each step draws ``batch_size`` of the ``n_pairs`` observed pairs uniformly at random
 (with replacement, inside the compiled scan, from a key derived from the seed) and scales their
 Bernoulli log-likelihood by ``n_pairs / batch_size``, so the step's loss and gradient are unbiased
 estimates of the full-batch ones; priors and similarity potentials are global terms, computed once
-per step and never scaled. Two rules change because the minibatch loss is noisy:
+per step and never scaled. Two rules change because the loss is noisy (minibatch or Gaussian guide):
 
-* learning rate: the minibatch gradient's noise keeps a constant-rate run jittering around the
-  optimum (2-3 % above the full-batch loss in experiments/results/bench_minibatch.md), so by default
+* learning rate: the gradient's noise keeps a constant-rate run jittering around the optimum (2-3 %
+  above the full-batch loss in experiments/results/bench_minibatch.md), so by default
   (``lr_decay=None``) the rate decays exponentially to 1 % of ``learning_rate`` at ``max_steps``
-  (``optax.exponential_decay``); full batch keeps a constant rate unless ``lr_decay`` is set.
+  (``optax.exponential_decay``; a Gaussian guide in full batch holds the rate for the first half of
+  the run, see :func:`learning_rate_schedule`); a full-batch MAP (delta guide) keeps a constant rate
+  unless ``lr_decay`` is set.
 * stopping: the smoothed loss is the mean over each chunk of steps, with standard error
   ``sd / sqrt(chunk)``. The run stops early only when the change between two chunk means plus
   twice its standard error is below ``tol`` times the loss (so noise cannot stop it by chance);
@@ -96,7 +104,8 @@ class InferenceConfig:
         batch_size: observed pairs per step (minibatch SVI, pairs layout), or None for the full
             batch. Not smaller than the number of pairs: full batch, with a warning.
         lr_decay: the learning rate decays exponentially to ``learning_rate * lr_decay`` at
-            ``max_steps``; None means 0.01 with minibatches and a constant rate in full batch.
+            ``max_steps``; None means 0.01 for a noisy loss (minibatches, Gaussian guides) and a
+            constant rate for a full-batch MAP.
     """
 
     guide: Literal["delta", "normal", "lowrank"] = "delta"
@@ -142,11 +151,15 @@ class InferenceConfig:
         if self.lr_decay is not None and not (0 < self.lr_decay <= 1):
             raise ConfigError(f"lr_decay must be in (0, 1] or None, got {self.lr_decay!r}")
 
+    def noisy_loss(self, minibatch: bool) -> bool:
+        """Whether the step losses are stochastic estimates: minibatches or a Gaussian guide's draws."""
+        return minibatch or self.guide != "delta"
+
     def effective_lr_decay(self, minibatch: bool) -> float:
-        """The decay factor used: ``lr_decay``, or its default (0.01 with minibatches, else 1: constant)."""
+        """The decay factor used: ``lr_decay``, or its default (0.01 for a noisy loss, else 1: constant)."""
         if self.lr_decay is not None:
             return float(self.lr_decay)
-        return MINIBATCH_LR_DECAY if minibatch else 1.0
+        return MINIBATCH_LR_DECAY if self.noisy_loss(minibatch) else 1.0
 
 
 @dataclass
@@ -270,13 +283,34 @@ def draw_minibatch(
     return PairsLayout(llm=layout.llm[rows], item=layout.item[rows]), correct[rows]
 
 
+def learning_rate_schedule(config: InferenceConfig, minibatch: bool):
+    """Adam's step size: constant for a full-batch MAP; for a noisy loss it decays exponentially to
+    ``learning_rate * lr_decay`` at ``max_steps`` (a constant rate keeps jittering around the optimum).
+
+    A Gaussian guide (full batch) holds the rate for the first half of the run and decays over the
+    second: its scales start small and must first travel to the posterior's spread; decaying from
+    the first step froze them early (intervals of a short fit came out too narrow).
+    """
+    decay = config.effective_lr_decay(minibatch)
+    if decay == 1.0:
+        return config.learning_rate
+    if minibatch or config.guide == "delta":
+        return optax.exponential_decay(config.learning_rate, config.max_steps, decay)
+    hold = config.max_steps // 2
+    return optax.join_schedules(
+        [optax.constant_schedule(config.learning_rate),
+         optax.exponential_decay(config.learning_rate, max(config.max_steps - hold, 1), decay)],
+        [hold],
+    )
+
+
 def _stop_rule(previous: np.ndarray, current: np.ndarray, tol: float, noisy: bool, final: bool) -> bool:
     """Whether two consecutive chunks of step losses show convergence (see the module docstring).
 
     Args:
         previous, current: ``(chunk,)`` losses of two consecutive chunks.
         tol: relative tolerance on the change of the chunk-mean loss.
-        noisy: the losses are minibatch estimates (add their sampling noise to the test).
+        noisy: the losses are stochastic estimates (minibatch or Gaussian guide): add their noise to the test.
         final: the run reached ``max_steps`` (minibatch: converged if the change is within its noise).
     """
     change = abs(float(np.mean(previous)) - float(np.mean(current)))
@@ -412,12 +446,7 @@ def run_svi(
 
     init = initial_values(n_llms, n_items, model_config, correct, config.init_scale, seed)
     guide = make_guide(config, init)
-    lr_decay = config.effective_lr_decay(minibatch=batch_size is not None)
-    if lr_decay == 1.0:
-        optimizer = optax.adam(config.learning_rate)
-    else:
-        # Minibatch noise keeps a constant-rate run jittering around the optimum; a decaying rate settles it.
-        optimizer = optax.adam(optax.exponential_decay(config.learning_rate, config.max_steps, lr_decay))
+    optimizer = optax.adam(learning_rate_schedule(config, minibatch=batch_size is not None))
     elbo = Trace_ELBO(num_particles=1 if config.guide == "delta" else config.num_particles)
     svi = SVI(simrmf_model, guide, optimizer, loss=elbo)
     model_args = (n_llms, n_items, layout, model_config)
@@ -490,7 +519,8 @@ def run_svi(
             bar.set_postfix(loss=f"{float(np.mean(chunk_losses)):.4g}")
             if len(losses) > 1:
                 final = chunk_index == len(chunk_lengths) - 1
-                if _stop_rule(losses[-2], chunk_losses, config.tol, noisy=batch_size is not None, final=final):
+                if _stop_rule(losses[-2], chunk_losses, config.tol, noisy=config.noisy_loss(batch_size is not None),
+                              final=final):
                     converged = True
                     break
     finally:

@@ -195,7 +195,7 @@ def test_candidates_refuse_bad_tables_naming_the_rows_and_ids(fitted):
 
 def test_route_reports_the_posterior_of_the_chosen_pair_as_predict_interval_does(fitted, candidates):
     model, _ = fitted
-    items = model.items_[:20]
+    items = model.items_  # all 80: enough for the two policies to disagree somewhere
     results = routing.route_many(model, items, candidates, [Greedy(), RiskAverse(0.8)], level=0.8, seed=4)
     for result in results.values():
         decisions = result.decisions

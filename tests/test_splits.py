@@ -390,10 +390,11 @@ def test_bad_input_arrays_raise_data_error() -> None:
         protocol.split_arrays(repeated_llm_ids, item_ids, llm_idx, item_idx, correct, log=None)
 
 
-def test_split_of_a_dataset_uses_its_codes_and_fingerprint() -> None:
-    data = SyntheticData(20, 25, missing=0.2)
+def fake_dataset(data: SyntheticData, fingerprint: str, items: pd.DataFrame | None = None):
+    """The duck-typed part of bayes_simrmf.data.Dataset that splits use (a fresh class per call,
+    so a test may change its ``items`` attribute)."""
 
-    class FakeDataset:  # the duck-typed part of bayes_simrmf.data.Dataset that splits use
+    class FakeDataset:
         def llm_ids(self) -> np.ndarray:
             return data.llm_ids
 
@@ -404,10 +405,18 @@ def test_split_of_a_dataset_uses_its_codes_and_fingerprint() -> None:
             return data.llm_idx, data.item_idx, data.correct
 
         def fingerprint(self) -> str:
-            return "abc123"
+            return fingerprint
+
+    if items is not None:
+        FakeDataset.items = items
+    return FakeDataset()
+
+
+def test_split_of_a_dataset_uses_its_codes_and_fingerprint() -> None:
+    data = SyntheticData(20, 25, missing=0.2)
 
     protocol = Protocol(n_known_llms=12, n_known_items=15, T=5, seed=9)
-    split = protocol.split(FakeDataset(), log=None)
+    split = protocol.split(fake_dataset(data, "abc123"), log=None)
     assert split.data_fingerprint == "abc123"
     expected = data.split(protocol, data_fingerprint="abc123")
     assert_splits_equal(split, expected)
@@ -744,21 +753,7 @@ def test_split_of_a_dataset_groups_items_by_their_benchmark_column(benchmark_dat
     data = benchmark_data
     items_table = pd.DataFrame({"item": data.item_ids, "benchmark": data.groups}).iloc[::-1]  # any row order
 
-    class FakeDataset:
-        items = items_table
-
-        def llm_ids(self) -> np.ndarray:
-            return data.llm_ids
-
-        def item_ids(self) -> np.ndarray:
-            return data.item_ids
-
-        def codes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            return data.llm_idx, data.item_idx, data.correct
-
-        def fingerprint(self) -> str:
-            return "f"
-
+    FakeDataset = type(fake_dataset(data, "f", items_table))
     protocol = Protocol(n_known_llms=40, n_known_items=300, T=30, seed=2)
     split = protocol.split(FakeDataset(), log=None)
     assert_splits_equal(split, data.split(protocol, data_fingerprint="f"))
