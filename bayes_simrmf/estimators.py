@@ -263,6 +263,13 @@ class SimRMF:
         fold_in_ridge_items, fold_in_ridge_llms: the GP nugget (noise variance relative to
             ``√S``) of the kernel fold-in: larger shrinks folded-in entities towards the average.
         lowrank_rank: rank of the low-rank guide's covariance (``guide="lowrank"``).
+        population_draws: how a posterior draw treats the population that stands in for entities
+            the fit never saw (``unknown="population"``): "fixed" (default) draws every unseen entity
+            from the same fitted population, whose mean is then certain; "bootstrap" resamples the
+            fitted members of each group per draw, so a mean over many unseen entities also carries
+            the uncertainty of a population known from finitely many members. On validation
+            questions and LLMs carved from training pairs the two gave the same coverage
+            (``experiments/results/population_draws.md``), so the default stays as it was.
         batch_size: observed pairs per SVI step (minibatch SVI with the log-likelihood scaled by
             n_pairs / batch_size; see :mod:`bayes_simrmf.inference`), or None for the full batch.
     """
@@ -289,6 +296,7 @@ class SimRMF:
         fold_in_ridge_items: float = 1.0,
         fold_in_ridge_llms: float = 1.0,
         lowrank_rank: int = 8,
+        population_draws: Literal["fixed", "bootstrap"] = "fixed",
         batch_size: int | None = None,
     ) -> None:
         self.method = method
@@ -311,6 +319,7 @@ class SimRMF:
         self.fold_in_ridge_items = fold_in_ridge_items
         self.fold_in_ridge_llms = fold_in_ridge_llms
         self.lowrank_rank = lowrank_rank
+        self.population_draws = population_draws
         self.batch_size = batch_size
 
     # configuration ---------------------------------------------------------------------------
@@ -353,6 +362,7 @@ class SimRMF:
             "fold_in_ridge_items": float(self.fold_in_ridge_items),
             "fold_in_ridge_llms": float(self.fold_in_ridge_llms),
             "lowrank_rank": int(self.lowrank_rank),
+            "population_draws": self.population_draws,
             "batch_size": None if self.batch_size is None else int(self.batch_size),
         }
 
@@ -381,6 +391,8 @@ class SimRMF:
             raise ConfigError(f"method must be one of mf, simrmf, oracle; got {self.method!r}")
         if self.similarity_on not in ("augmented", "factors"):
             raise ConfigError(f"similarity_on must be 'augmented' or 'factors', got {self.similarity_on!r}")
+        if self.population_draws not in ("bootstrap", "fixed"):
+            raise ConfigError(f"population_draws must be 'bootstrap' or 'fixed', got {self.population_draws!r}")
         if self.similarity_mode not in ("kernel", "cold", "joint"):
             raise ConfigError(f"similarity_mode must be 'kernel', 'cold' or 'joint', got {self.similarity_mode!r}")
         for name in ("similarity_weight_items", "similarity_weight_llms", "fold_in_ridge_items", "fold_in_ridge_llms"):
@@ -857,14 +869,16 @@ class SimRMF:
                 unique_ids, first, inverse = np.unique(ids[unseen], return_index=True, return_inverse=True)
                 rng = np.random.default_rng([seed, 7, kind == "llm"])
                 uniform = rng.random((len(draws), len(unique_ids)))
-                picks = (uniform * n_warm).astype(np.int64)
+                id_group = np.full(len(unique_ids), -1, dtype=np.int64)
+                groups = [np.arange(n_warm)]
                 if pools is not None and kind in pools:
-                    pair_group, groups = pools[kind]
+                    pair_group, groups = pools[kind][0], [np.arange(n_warm), *pools[kind][1]]
                     id_group = pair_group[np.flatnonzero(unseen)[first]]
-                    for code, pool in enumerate(groups):
-                        chosen = id_group == code
-                        if chosen.any():
-                            picks[:, chosen] = pool[(uniform[:, chosen] * len(pool)).astype(np.int64)]
+                picks = np.empty((len(draws), len(unique_ids)), dtype=np.int64)
+                for code, pool in enumerate(groups, start=-1):
+                    chosen = id_group == code
+                    if chosen.any():
+                        picks[:, chosen] = self._population_picks(pool, uniform[:, chosen], rng)
                 members[kind] = (unseen, inverse, picks)
         for start in range(0, len(llm_codes), batch_pairs):
             block = slice(start, start + batch_pairs)
@@ -879,6 +893,16 @@ class SimRMF:
                     codes_in_draw.append(codes[block])
                 rows.append(draw._predict_codes(*codes_in_draw))
             yield block, np.stack(rows)
+
+    def _population_picks(self, pool: np.ndarray, uniform: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Codes ``(n_draws, n_entities)`` of the fitted members standing in for unseen entities: per
+        draw, each picks a member of ``pool`` at random, from a bootstrap resample of the pool under
+        ``population_draws="bootstrap"`` (see the constructor)."""
+        slots = (uniform * len(pool)).astype(np.int64)
+        if getattr(self, "population_draws", "fixed") != "bootstrap":
+            return pool[slots]
+        resample = rng.integers(0, len(pool), (uniform.shape[0], len(pool)))
+        return pool[np.take_along_axis(resample, slots, axis=1)]
 
     def sample_posterior(self, n_draws: int = 200, seed: int = 0) -> dict[str, np.ndarray]:
         """Joint draws of every parameter from the fitted posterior, one row per entity in the model.

@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--n-draws", type=int, default=100)
     parser.add_argument("--max-pairs", type=int, default=100_000, help="pairs sampled per split for the intervals")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-steps", type=int, default=3000, help="SVI step cap of every fit")
     parser.add_argument("--methods", default="mf")
     parser.add_argument("--guides", default="delta,normal,lowrank")
     parser.add_argument("--ridge-items", type=float, default=1.0, help="SimRMF fold-in nugget (questions)")
@@ -111,7 +112,7 @@ def main() -> None:
             side = build_side_information(dataset, split.llms, split.items, log=None)
         for guide in args.guides.split(","):
             options = dict(method=method, guide=guide, dim=args.dim, lambda_reg=args.lambda_reg,
-                           learning_rate={"delta": 0.05, "normal": 0.02, "lowrank": 0.01}[guide], max_steps=3000,
+                           learning_rate={"delta": 0.05, "normal": 0.02, "lowrank": 0.01}[guide], max_steps=args.max_steps,
                            seed=args.seed,
                            progress=False)
             if method == "simrmf":
@@ -129,7 +130,8 @@ def main() -> None:
                 prob = model.predict(llm, item, unknown="population")
                 correct = pairs.correct[sample]
                 reliability[(method, guide, name)] = reliability_table(prob, correct)
-                rows.append({"method": method, "guide": guide, "split": name, "log_loss": log_loss(prob, correct),
+                rows.append({"method": method, "guide": guide, "split": name, "steps": len(model.losses_),
+                             "converged": bool(model.converged_), "log_loss": log_loss(prob, correct),
                              "brier": brier(prob, correct), "ece": ece(prob, correct),
                              **coverage(model, split, name, "llm", args.n_draws, args.max_pairs, args.seed),
                              **coverage(model, split, name, "item", args.n_draws, args.max_pairs, args.seed)})
@@ -139,7 +141,7 @@ def main() -> None:
     frame.to_csv(args.out.with_suffix(".csv"), index=False)
     figure = args.out.with_name(args.out.name + "_reliability.png")
     reliability_figure(reliability, figure, f"{args.data}, T={args.T}: reliability per split")
-    main_columns = ["method", "guide", "split", "log_loss", "brier", "ece", "cover90_llm_mean", "width_llm_mean",
+    main_columns = ["method", "guide", "split", "steps", "converged", "log_loss", "brier", "ece", "cover90_llm_mean", "width_llm_mean",
                     "bias_llm_mean", "n_llms", "cover90_item_mean", "width_item_mean", "bias_item_mean", "n_items"]
     level_columns = ["method", "guide", "split"] + [f"cover{round(level * 100)}_{by}_mean" for by in ("llm", "item")
                                                      for level in LEVELS]

@@ -22,7 +22,7 @@ grid) or ``stages`` (grids with their own hold-outs; see :func:`bayes_simrmf.tun
 
 Usage:
     python experiments/run_protocol.py --config experiments/configs/table2.json \
-        --out experiments/results/table2 [--datasets openllm-v1-tiny] [--max-minutes 60]
+        --out experiments/results/table2 [--datasets openllm-v1-tiny] [--T 100] [--max-minutes 60]
 """
 
 from __future__ import annotations
@@ -188,13 +188,17 @@ def write_json(path: Path, payload: dict) -> None:
     temporary.replace(path)
 
 
-def run(config: dict, cells: Path, datasets: list[str] | None, deadline: float, log=print) -> bool:
-    """Fill missing cells; False if the deadline stopped it before every cell was done."""
+def run(config: dict, cells: Path, datasets: list[str] | None, deadline: float, log=print,
+        t_values: list[int] | None = None) -> bool:
+    """Fill missing cells (of ``datasets`` and ``t_values`` only, if given); False if the deadline
+    stopped it before every cell was done."""
     for dataset_name, options in config["datasets"].items():
         if datasets and dataset_name not in datasets:
             continue
         dataset, side_cache = None, {}
         for T in config["T"]:
+            if t_values and T not in t_values:
+                continue
             for seed in config["seeds"]:
                 folder = cells / dataset_name / f"T{T}" / f"seed{seed}"
                 todo = [label for label in config["methods"] if not (folder / f"{label}.json").is_file()]
@@ -239,6 +243,7 @@ def main() -> None:
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path, help="output prefix: PREFIX.csv, PREFIX.md, PREFIX_cells/")
     parser.add_argument("--datasets", nargs="*", help="only these datasets of the config")
+    parser.add_argument("--T", type=int, nargs="*", dest="t_values", help="only these T of the config")
     parser.add_argument("--max-minutes", type=float, default=None, help="start no new cell after this long")
     parser.add_argument("--aggregate-only", action="store_true", help="rebuild the tables from the cells on disk")
     args = parser.parse_args()
@@ -246,7 +251,7 @@ def main() -> None:
     cells = args.out.parent / f"{args.out.name}_cells"
     deadline = time.time() + 60 * args.max_minutes if args.max_minutes else float("inf")
     if not args.aggregate_only:
-        run(config, cells, args.datasets, deadline)
+        run(config, cells, args.datasets, deadline, t_values=args.t_values)
     command = shlex.join(["python", "experiments/run_protocol.py", "--config", str(args.config), "--out", str(args.out)])
     write_tables(config, cells, args.out, command)
     print(args.out.with_suffix(".md").read_text())

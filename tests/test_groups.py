@@ -181,3 +181,18 @@ def test_group_map_refuses_conflicting_labels_and_fills_missing():
     assert list(groups.labels_of(["x", "y", "z"])) == ["g1", NO_GROUP, NO_GROUP]
     with pytest.raises(ConfigError, match="item_groups must be a dict"):
         GroupMap.from_mapping(["g1"], "item_groups")
+
+
+def test_bootstrap_population_widens_means_over_many_unseen_entities(data):
+    train = data["train"]
+    widths = {}
+    for draws in ("fixed", "bootstrap"):
+        model = SimRMF(dim=2, max_steps=300, guide="normal", progress=False, population_draws=draws).fit(
+            data["llm"][train], data["item"][train], data["correct"][train])
+        unseen = [f"unseen-{k}" for k in range(300)]
+        frame = model.predict_group_interval(["llm0"] * 300, unseen, by="llm", n_draws=80, observed=False,
+                                             unknown="population")
+        widths[draws] = float(frame["upper"].iloc[0] - frame["lower"].iloc[0])
+    assert widths["bootstrap"] > 1.2 * widths["fixed"], widths
+    with pytest.raises(ConfigError, match="population_draws"):
+        SimRMF(population_draws="resample").fit(["a"], ["x"], [1])

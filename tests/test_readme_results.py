@@ -41,3 +41,25 @@ def test_a_changed_cell_makes_the_check_fail(tmp_path):
     cell_files[0].write_text(json.dumps(payload))
     text = module.README.read_text()
     assert module.replace_block(text, module.render(config, cells)) != text
+
+
+def test_paired_difference_is_the_mean_over_seeds_with_a_t_interval():
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+
+    load_script()  # puts experiments/ on sys.path
+    from protocol_tables import paired_difference
+
+    ours = [0.10, 0.12, 0.11]
+    reference = [0.12, 0.13, 0.14]
+    frame = pd.DataFrame({"seed": [0, 1, 2] * 2, "method": ["ours"] * 3 + ["ref"] * 3, "split": "B",
+                          "rmse_m": ours + reference})
+    result = paired_difference(frame, "ours", "ref", "B", "rmse_m")
+    diff = np.subtract(ours, reference)
+    half = stats.t.ppf(0.975, 2) * diff.std(ddof=1) / np.sqrt(3)
+    assert result["n"] == 3 and result["wins"] == 3
+    np.testing.assert_allclose([result["diff"], result["lower"], result["upper"]],
+                               [diff.mean(), diff.mean() - half, diff.mean() + half])
+    np.testing.assert_allclose(result["relative"], diff.mean() / np.mean(reference))
+    assert paired_difference(frame[frame["seed"] == 0], "ours", "ref", "B", "rmse_m") is None  # one seed: no interval
