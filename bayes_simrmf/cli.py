@@ -98,17 +98,23 @@ def main() -> None:
               help="Dataset folder (responses, items, llms as parquet/CSV) or 'synthetic'. [default: synthetic demo]")
 @click.option("--unknown-entities", type=click.Choice(["error", "drop", "add"]), default="error",
               help="Responses whose LLM/item is missing from llms/items: fail, drop them, or add the id without metadata.")
-@click.option("--method", type=click.Choice(["mf", "simrmf", "oracle", "meanscore"]), default="mf",
+@click.option("--method", type=click.Choice(["mf", "simrmf", "oracle", "meanscore", "counting"]), default="mf",
               help="mf: factorisation; simrmf: plus similarity from question texts and LLM metadata; "
-                   "oracle: plus the ideal similarity from the true scores (an upper bound, uses test data).")
+                   "oracle: plus the ideal similarity from the true scores (an upper bound, uses test data); "
+                   "counting: each LLM's training accuracy per --item-groups group, shrunk to the group mean.")
+@click.option("--shrinkage", type=float, default=10.0, help="Pseudo-count of --method counting's shrinkage.")
 @click.option("--T", "T", type=int, default=300, help="Training pairs per known LLM and per known item.")
 @click.option("--guide", type=click.Choice(["delta", "normal", "lowrank"]), default="delta",
               help="Variational family: delta = MAP (the paper's point estimate).")
 @click.option("--rank", "lowrank_rank", type=int, default=8, help="Rank of the low-rank guide's covariance (--guide lowrank).")
 @click.option("--dim", type=int, default=8, help="Latent dimension d.")
 @click.option("--lambda-reg", type=float, default=1.0, help="L2 weight (prior sd of factors = 1/sqrt(2*lambda_reg)).")
-@click.option("--n-known-llms", type=int, default=None, help="Known LLMs. [default: 1000, or 2/3 of the LLMs if fewer than 1500]")
-@click.option("--n-known-items", type=int, default=None, help="Known items. [default: 1000, or 2/3 of the items if fewer than 1500]")
+@click.option("--n-known-llms", type=int, default=None,
+              help="Known LLMs, drawn among those that answered at least a quarter of the items. [default: 1000, or "
+                   "2/3 of the eligible LLMs if fewer than 1500, at most 10x the known items]")
+@click.option("--n-known-items", type=int, default=None,
+              help="Known items, drawn among those answered by at least a quarter of the LLMs. [default: 1000, or "
+                   "2/3 of the eligible items if fewer than 1500, at most 10x the known LLMs]")
 @click.option("--n-test-pairs", type=int, default=1_000_000, help="At most this many pairs per test split.")
 @click.option("--seed", type=int, default=0, help="Seed of the split and of the fit.")
 @click.option("--learning-rate", type=float, default=0.05, help="Adam step size.")
@@ -149,7 +155,7 @@ def main() -> None:
 @click.option("--baseline/--no-baseline", default=True, help="Also score MeanScore on the same split for comparison.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def fit(data, unknown_entities, method, T, guide, lowrank_rank, dim, lambda_reg, n_known_llms, n_known_items, n_test_pairs, seed,
+def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, lambda_reg, n_known_llms, n_known_items, n_test_pairs, seed,
         learning_rate, max_steps, tol, batch_size, device, similarity_weight_items, similarity_weight_llms, similarity_mode,
         paper, fold_in_ridge_items, fold_in_ridge_llms, alpha, item_groups,
         embeddings, embedding_model, hyper, out, overwrite, baseline, quiet):
@@ -166,8 +172,9 @@ def fit(data, unknown_entities, method, T, guide, lowrank_rank, dim, lambda_reg,
     from bayes_simrmf.saving import save_model
     from bayes_simrmf.splits import Protocol
 
-    if method == "meanscore" and guide != "delta":
-        raise ConfigError("--guide applies to mf only; MeanScore has no posterior")
+    baseline_method = method in ("meanscore", "counting")
+    if baseline_method and guide != "delta":
+        raise ConfigError(f"--guide applies to mf, simrmf and oracle; --method {method} has no posterior")
     if paper and method not in ("simrmf", "oracle"):
         raise ConfigError(f"--paper applies to --method simrmf or oracle, not {method}")
     if out is not None and Path(out).exists() and not overwrite:
@@ -183,7 +190,7 @@ def fit(data, unknown_entities, method, T, guide, lowrank_rank, dim, lambda_reg,
     protocol = Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, n_test_pairs=n_test_pairs, seed=seed)
     split = protocol.split(dataset, log=click.echo)
     click.echo(split.summary())
-    options = {} if method == "meanscore" else dict(
+    options = {"shrinkage": shrinkage} if method == "counting" else {} if method == "meanscore" else dict(
         dim=dim, lambda_reg=lambda_reg, guide=guide, learning_rate=learning_rate, max_steps=max_steps, tol=tol,
         lowrank_rank=lowrank_rank, seed=seed, progress=not quiet, similarity_weight_items=similarity_weight_items,
         similarity_weight_llms=similarity_weight_llms, similarity_mode=similarity_mode,
@@ -191,7 +198,7 @@ def fit(data, unknown_entities, method, T, guide, lowrank_rank, dim, lambda_reg,
     )
     if paper:
         options.update({key: value for key, value in PAPER_FORM.items() if key != "method"})
-    if hyper is not None and method != "meanscore":
+    if hyper is not None and not baseline_method:
         options.update(_read_hyper(hyper, method, paper))
     side = None
     if method in ("simrmf", "oracle"):
@@ -208,10 +215,12 @@ def fit(data, unknown_entities, method, T, guide, lowrank_rank, dim, lambda_reg,
                 f"--item-groups {item_groups!r} is not a column of the items table; it has {list(dataset.items.columns)}"
             )
         groups = dataset.items.set_index("item")[item_groups].fillna("(none)").astype(str)
+    if method == "counting" and groups is None:
+        click.echo("note: --method counting without --item-groups puts every item in one group (each LLM's overall accuracy)")
     estimator = make_estimator(method, **options)
     with jax.default_device(fit_device):
         fit_on_split(estimator, split, side=side, item_groups=groups)
-    if method != "meanscore":
+    if not baseline_method:
         steps = len(estimator.losses_)
         click.echo(
             f"fitted {method} ({guide}) in {estimator.fit_seconds_:.1f} s: {steps} steps, "

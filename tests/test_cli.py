@@ -293,3 +293,21 @@ def test_fit_with_item_groups_learns_a_mean_difficulty_per_group(runner, tmp_pat
     assert estimator.params_["item_group_mean"].shape == (len(estimator.item_group_labels_),)
     bad = runner.invoke(main, ["fit", *SMALL_FIT, "--item-groups", "nope", "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 1 and "not a column of the items table" in bad.stderr
+
+
+def test_fit_counting_baseline_saves_and_evaluates(runner, tmp_path):
+    folder = tmp_path / "counting"
+    result = runner.invoke(main, ["fit", *SMALL_FIT, "--method", "counting", "--shrinkage", "3", "--out", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "every item in one group" in result.output
+    again = runner.invoke(main, ["evaluate", str(folder), "--json"])
+    assert again.exit_code == 0, again.output
+    metrics = json.loads(again.output)["counting"]
+    assert set(metrics) == set(SPLITS) and all(0 < metrics[s]["rmse_p"] < 0.6 for s in SPLITS)
+    refused = runner.invoke(main, ["fit", *SMALL_FIT, "--method", "counting", "--guide", "normal"])
+    assert refused.exit_code != 0 and "no posterior" in refused.output
+
+
+def test_fit_paper_needs_a_similarity_method(runner):
+    result = runner.invoke(main, ["fit", *SMALL_FIT, "--paper"])
+    assert result.exit_code != 0 and "--paper applies to --method simrmf or oracle" in result.output

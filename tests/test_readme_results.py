@@ -63,3 +63,21 @@ def test_paired_difference_is_the_mean_over_seeds_with_a_t_interval():
                                [diff.mean(), diff.mean() - half, diff.mean() + half])
     np.testing.assert_allclose(result["relative"], diff.mean() / np.mean(reference))
     assert paired_difference(frame[frame["seed"] == 0], "ours", "ref", "B", "rmse_m") is None  # one seed: no interval
+
+
+def test_every_figure_in_the_readme_prose_is_in_a_result_file():
+    """Outside code and the generated block, each decimal, percentage, ratio or duration the README states
+    must appear verbatim in a committed result file (experiments/results/*.md or docs/*.md)."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    text = re.sub(r"<!-- results:table2:begin -->.*?<!-- results:table2:end -->", "", text, flags=re.S)
+    sources = [*(ROOT / "experiments" / "results").glob("*.md"), *(ROOT / "experiments" / "results").glob("*.csv"),
+               *(ROOT / "docs").glob("*.md")]
+    corpus = "\n".join(path.read_text() for path in sources)
+    patterns = (r"(?<![\w.])\d+\.\d+(?![\w.])", r"\d+(?:\.\d+)?\s?%", r"\d+(?:\.\d+)?[×x](?![\w])",
+                r"\d[\d,]*(?:\.\d+)?\s(?:s|ms|MiB|GiB|GB|min)\b")
+    missing = sorted({figure for pattern in patterns for figure in re.findall(pattern, text)
+                      if figure not in corpus and figure.replace(" ", "") not in corpus})
+    assert not missing, f"README figures not found in any result file: {missing}"
