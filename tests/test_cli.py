@@ -66,13 +66,19 @@ def test_fit_help_shows_defaults_and_an_example(runner):
         assert expected in text, expected
     # Every option that takes a value shows its default: cut the Options section into one entry per option
     # (they are listed in declaration order) and look for "[default:" in each.
+    # An entry starts on its own line ("  --name ..."), so a mention of another option inside a help text
+    # is not taken for its entry.
     options = [p for p in main.commands["fit"].params if isinstance(p, click.Option)]
-    section = text[text.index("Options:"):]
-    starts = [section.index(f" {option.opts[0]} ") for option in options]
+    section = result.output[result.output.index("Options:"):]
+    starts = []
+    for option in options:
+        match = re.search(rf"^\s+{re.escape(option.opts[0])}[ ,=\n]", section, flags=re.MULTILINE)
+        assert match is not None, option.name
+        starts.append(match.start())
     assert starts == sorted(starts)
     for option, start, end in zip(options, starts, [*starts[1:], len(section)]):
         if not option.is_flag:
-            assert "[default:" in section[start:end], option.name
+            assert "[default:" in " ".join(section[start:end].split()), option.name
 
 
 def test_evaluate_help_shows_an_example_and_the_json_option(runner):
