@@ -174,7 +174,9 @@ def write_tables(config: dict, cells: Path, out: Path, command: str) -> None:
                 "Noise floor: RMSE_m / RMSE_x that the true per-pair probabilities would still show, from the binomial "
                 "variance of each LLM's / item's observed mean on the split.", "", "Methods:", ""]
     for label, spec in config["methods"].items():
-        form = "the paper's form" if spec.get("paper") else ("ours" if spec["method"] in ("simrmf", "oracle") else "baseline")
+        form = ("the paper's form" if spec.get("paper") else "ours" if spec["method"] in ("simrmf", "oracle")
+                else f"peer: {spec['peer']}, features = our similarity factors + benchmark indicators"
+                if spec["method"] == "peer" else "baseline")
         sections.append(f"- {label} ({form}): `{json.dumps({k: v for k, v in spec.items() if k not in ('tune', 'stages')})}`"
                         + (f"; tuned over `{json.dumps(spec.get('tune') or [s['grid'] for s in spec.get('stages', [])])}`"
                            if spec.get("tune") or spec.get("stages") else ""))

@@ -13,7 +13,9 @@ cells as they finish); ``--max-minutes`` stops cleanly after the cell in progres
 (``PREFIX.csv``, ``PREFIX.md``) are rebuilt from every cell on disk at the end of each run, or
 alone with ``--aggregate-only``.
 
-Config keys per method: ``method`` (meanscore, counting, mf, simrmf, oracle), ``fixed`` options,
+Config keys per method: ``method`` (meanscore, counting, mf, simrmf, oracle, or ``peer`` with ``peer``:
+"smurff" / "cmfrec", see ``experiments/peers.py``; a peer that is not installed is skipped with a
+message, its cells stay missing), ``fixed`` options,
 ``paper: true`` (SimRMF as the paper writes it: :data:`bayes_simrmf.estimators.PAPER_FORM`, side
 information uncentred), ``side`` ("similarity" / "oracle"), ``item_groups`` (an items column,
 e.g. "benchmark": the model gets each question's group and new questions are predicted from
@@ -47,7 +49,8 @@ from bayes_simrmf.splits import Protocol
 from bayes_simrmf.tuning import staged_search
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from protocol_tables import write_tables  # noqa: E402  (experiments/ is not a package)
+from peers import PeerEstimator, missing_peers  # noqa: E402  (experiments/ is not a package)
+from protocol_tables import write_tables  # noqa: E402
 
 CELL_FORMAT = 1
 
@@ -56,7 +59,10 @@ def method_options(spec: dict, seed: int, chosen: dict | None) -> dict:
     """Constructor options of a config method for one seed: paper preset, fixed, then tuned."""
     options = {**(PAPER_FORM if spec.get("paper") else {}), **spec.get("fixed", {}), **(chosen or {})}
     method = options.pop("method", spec["method"])
-    if method not in ("meanscore", "counting"):
+    if method == "peer":
+        options.setdefault("peer", spec["peer"])
+        options.setdefault("seed", seed)
+    elif method not in ("meanscore", "counting"):
         options.setdefault("seed", seed)
         options.setdefault("progress", False)
     return {"method": method, **options}
@@ -64,7 +70,10 @@ def method_options(spec: dict, seed: int, chosen: dict | None) -> dict:
 
 def build(spec: dict, seed: int, chosen: dict | None):
     options = method_options(spec, seed, chosen)
-    return make_estimator(options.pop("method"), **options)
+    method = options.pop("method")
+    if method == "peer":
+        return PeerEstimator(**options)
+    return make_estimator(method, **options)
 
 
 def side_key(spec: dict) -> tuple[str, bool] | None:
@@ -189,9 +198,14 @@ def write_json(path: Path, payload: dict) -> None:
 
 
 def run(config: dict, cells: Path, datasets: list[str] | None, deadline: float, log=print,
-        t_values: list[int] | None = None) -> bool:
-    """Fill missing cells (of ``datasets`` and ``t_values`` only, if given); False if the deadline
-    stopped it before every cell was done."""
+        t_values: list[int] | None = None, methods: list[str] | None = None) -> bool:
+    """Fill missing cells (of ``datasets``, ``t_values`` and ``methods`` only, if given); False if the
+    deadline stopped it before every cell was done."""
+    unknown = sorted(set(methods or []) - set(config["methods"]))
+    if unknown:
+        raise SystemExit(f"--methods: {unknown} not in the config's methods {list(config['methods'])}")
+    selected = [label for label in config["methods"] if not methods or label in methods]
+    skipped: set[str] = set()
     for dataset_name, options in config["datasets"].items():
         if datasets and dataset_name not in datasets:
             continue
@@ -201,7 +215,8 @@ def run(config: dict, cells: Path, datasets: list[str] | None, deadline: float, 
                 continue
             for seed in config["seeds"]:
                 folder = cells / dataset_name / f"T{T}" / f"seed{seed}"
-                todo = [label for label in config["methods"] if not (folder / f"{label}.json").is_file()]
+                todo = [label for label in selected
+                        if label not in skipped and not (folder / f"{label}.json").is_file()]
                 if not todo:
                     continue
                 if time.time() > deadline:
@@ -217,9 +232,14 @@ def run(config: dict, cells: Path, datasets: list[str] | None, deadline: float, 
                     "counts": {name: len(p) for name, p in split.pairs.items()},
                     "degree_report": split.degree_report, "log": context.split_log,
                     "noise_floor": noise_floor(split)})
-                for label, spec in config["methods"].items():
+                for label in selected:
+                    spec = config["methods"][label]
                     path = folder / f"{label}.json"
-                    if path.is_file():
+                    if path.is_file() or label in skipped:
+                        continue
+                    if spec["method"] == "peer" and missing_peers([spec["peer"]]):
+                        skipped.add(label)
+                        log(f"{label}: {spec['peer']} is not installed (pip install -e \".[peers]\"); its cells are skipped")
                         continue
                     if time.time() > deadline:
                         log("time budget spent; rerun to continue")
@@ -227,6 +247,9 @@ def run(config: dict, cells: Path, datasets: list[str] | None, deadline: float, 
                     inherited = {}
                     if "inherit" in spec:
                         parent = folder / f"{spec['inherit']}.json"
+                        if not parent.is_file():
+                            raise SystemExit(f"{label} inherits from {spec['inherit']}, whose cell {parent} is "
+                                             "not done; run it first (or select it with --methods)")
                         inherited = json.loads(parent.read_text())["chosen"]
                     cell = run_cell(context, label, spec, config, inherited)
                     write_json(path, cell)
@@ -244,6 +267,8 @@ def main() -> None:
     parser.add_argument("--out", required=True, type=Path, help="output prefix: PREFIX.csv, PREFIX.md, PREFIX_cells/")
     parser.add_argument("--datasets", nargs="*", help="only these datasets of the config")
     parser.add_argument("--T", type=int, nargs="*", dest="t_values", help="only these T of the config")
+    parser.add_argument("--methods", nargs="*", help="only these methods of the config (a method's 'inherit' "
+                        "parent must be done or selected too)")
     parser.add_argument("--max-minutes", type=float, default=None, help="start no new cell after this long")
     parser.add_argument("--aggregate-only", action="store_true", help="rebuild the tables from the cells on disk")
     args = parser.parse_args()
@@ -251,7 +276,7 @@ def main() -> None:
     cells = args.out.parent / f"{args.out.name}_cells"
     deadline = time.time() + 60 * args.max_minutes if args.max_minutes else float("inf")
     if not args.aggregate_only:
-        run(config, cells, args.datasets, deadline, t_values=args.t_values)
+        run(config, cells, args.datasets, deadline, t_values=args.t_values, methods=args.methods)
     command = shlex.join(["python", "experiments/run_protocol.py", "--config", str(args.config), "--out", str(args.out)])
     write_tables(config, cells, args.out, command)
     print(args.out.with_suffix(".md").read_text())

@@ -205,3 +205,23 @@ def _fit_tiny():
     dataset, _ = make_synthetic_dataset(20, 30, dim=2, seed_value=0)
     responses = dataset.responses
     return SimRMF(dim=2, max_steps=50, progress=False).fit(responses.llm, responses.item, responses.correct)
+
+
+def test_fold_in_spread_changes_only_pairs_with_an_entity_without_data(data):
+    responses, _ = data
+    new_item = "synthetic/item-000007"
+    model = _fit(responses[responses.item != new_item], max_steps=600)
+    model.fold_in("item", [new_item])
+    llms = np.unique(responses.llm)
+    known_item = np.full(len(llms), "synthetic/item-000001")
+    gaussian = {"new": model.predict(llms, np.full(len(llms), new_item)), "known": model.predict(llms, known_item)}
+    model.fold_in_spread = "empirical"
+    empirical = {"new": model.predict(llms, np.full(len(llms), new_item)), "known": model.predict(llms, known_item)}
+    np.testing.assert_array_equal(empirical["known"], gaussian["known"])
+    assert np.all((empirical["new"] > 0) & (empirical["new"] < 1))
+    # Synthetic logits are close to normal, so the two spreads agree closely but not exactly.
+    difference = np.abs(empirical["new"] - gaussian["new"])
+    assert difference.max() > 1e-6 and difference.mean() < 0.02, (difference.max(), difference.mean())
+    assert model.get_config()["fold_in_spread"] == "empirical"
+    with pytest.raises(ConfigError, match="fold_in_spread"):
+        SimRMF(fold_in_spread="uniform").fit(["a"], ["x"], [1])
