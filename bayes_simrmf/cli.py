@@ -109,6 +109,9 @@ def main() -> None:
 @click.option("--rank", "lowrank_rank", type=int, default=8, help="Rank of the low-rank guide's covariance (--guide lowrank).")
 @click.option("--dim", type=int, default=8, help="Latent dimension d.")
 @click.option("--lambda-reg", type=float, default=1.0, help="L2 weight (prior sd of factors = 1/sqrt(2*lambda_reg)).")
+@click.option("--bias-scale", type=float, default=2.0, help="Prior sd of the LLM and item biases (logit units).")
+@click.option("--llm-bias-scale", type=float, default=None,
+              help="Prior sd of the LLM biases alone; smaller when each LLM has few training answers. [default: --bias-scale]")
 @click.option("--n-known-llms", type=int, default=None,
               help="Known LLMs, drawn among those that answered at least a quarter of the items. [default: 1000, or "
                    "2/3 of the eligible LLMs if fewer than 1500, at most 10x the known items]")
@@ -155,7 +158,7 @@ def main() -> None:
 @click.option("--baseline/--no-baseline", default=True, help="Also score MeanScore on the same split for comparison.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, lambda_reg, n_known_llms, n_known_items, n_test_pairs, seed,
+def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, lambda_reg, bias_scale, llm_bias_scale, n_known_llms, n_known_items, n_test_pairs, seed,
         learning_rate, max_steps, tol, batch_size, device, similarity_weight_items, similarity_weight_llms, similarity_mode,
         paper, fold_in_ridge_items, fold_in_ridge_llms, alpha, item_groups,
         embeddings, embedding_model, hyper, out, overwrite, baseline, quiet):
@@ -191,8 +194,8 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
     split = protocol.split(dataset, log=click.echo)
     click.echo(split.summary())
     options = {"shrinkage": shrinkage} if method == "counting" else {} if method == "meanscore" else dict(
-        dim=dim, lambda_reg=lambda_reg, guide=guide, learning_rate=learning_rate, max_steps=max_steps, tol=tol,
-        lowrank_rank=lowrank_rank, seed=seed, progress=not quiet, similarity_weight_items=similarity_weight_items,
+        dim=dim, lambda_reg=lambda_reg, bias_scale=bias_scale, llm_bias_scale=llm_bias_scale, guide=guide,
+        learning_rate=learning_rate, max_steps=max_steps, tol=tol, lowrank_rank=lowrank_rank, seed=seed, progress=not quiet, similarity_weight_items=similarity_weight_items,
         similarity_weight_llms=similarity_weight_llms, similarity_mode=similarity_mode,
         fold_in_ridge_items=fold_in_ridge_items, fold_in_ridge_llms=fold_in_ridge_llms, batch_size=batch_size,
     )

@@ -250,6 +250,11 @@ class SimRMF:
         biases: intercept plus per-LLM and per-item biases (see :mod:`bayes_simrmf.model`).
         bias_scale: prior sd of every bias (logit units); smaller shrinks LLM abilities and item
             difficulties estimated from few answers harder towards the average.
+        llm_bias_scale: prior sd of the LLM biases alone, or None (default) for ``bias_scale``.
+            Where each LLM has few training answers but each question many (e.g. 1,000 LLMs ×
+            167 questions at T=100), a smaller LLM scale stops per-LLM abilities from fitting
+            answer noise without shrinking item difficulties; tune it on validation
+            (``experiments/configs/table2.json``, rows ``+llmbias``).
         guide: "delta" (MAP, the paper), "normal" or "lowrank".
         learning_rate, max_steps, tol, layout, progress: inference settings (:class:`InferenceConfig`).
         seed: seeds initial values and SVI draws; the same seed gives the same fit.
@@ -296,6 +301,7 @@ class SimRMF:
         lambda_reg: float = 1.0,
         biases: bool = True,
         bias_scale: float = 2.0,
+        llm_bias_scale: float | None = None,
         guide: Literal["delta", "normal", "lowrank"] = "delta",
         learning_rate: float = 0.05,
         max_steps: int = 3000,
@@ -320,6 +326,7 @@ class SimRMF:
         self.lambda_reg = lambda_reg
         self.biases = biases
         self.bias_scale = bias_scale
+        self.llm_bias_scale = llm_bias_scale
         self.guide = guide
         self.learning_rate = learning_rate
         self.max_steps = max_steps
@@ -342,7 +349,8 @@ class SimRMF:
     # configuration ---------------------------------------------------------------------------
     def model_config(self) -> ModelConfig:
         return ModelConfig(
-            dim=int(self.dim), lambda_reg=float(self.lambda_reg), biases=bool(self.biases), bias_scale=float(self.bias_scale)
+            dim=int(self.dim), lambda_reg=float(self.lambda_reg), biases=bool(self.biases), bias_scale=float(self.bias_scale),
+            llm_bias_scale=None if getattr(self, "llm_bias_scale", None) is None else float(self.llm_bias_scale),
         )
 
     def inference_config(self) -> InferenceConfig:
@@ -365,6 +373,7 @@ class SimRMF:
             "lambda_reg": float(self.lambda_reg),
             "biases": bool(self.biases),
             "bias_scale": float(self.bias_scale),
+            "llm_bias_scale": None if getattr(self, "llm_bias_scale", None) is None else float(self.llm_bias_scale),
             "guide": self.guide,
             "learning_rate": float(self.learning_rate),
             "max_steps": int(self.max_steps),
@@ -661,7 +670,10 @@ class SimRMF:
         p = self.dim + 1
         if prior == "model":
             variances = np.full(p, self.model_config().factor_prior_sd ** 2)
-            variances[-1] = float(self.bias_scale) ** 2 if self.bias_scale is not None else 1.0
+            scale = self.bias_scale
+            if kind == "llm" and getattr(self, "llm_bias_scale", None) is not None:
+                scale = self.llm_bias_scale
+            variances[-1] = float(scale) ** 2 if scale is not None else 1.0
             return np.zeros((len(ids), p)), np.broadcast_to(np.diag(variances), (len(ids), p, p)).copy()
         latent = _augmented(self.params_, factors_key, bias_key, len(self.items_ if kind == "item" else self.llms_))[:n_warm]
         known_ids = (self.items_ if kind == "item" else self.llms_)[:n_warm]

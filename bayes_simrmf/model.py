@@ -77,6 +77,9 @@ class ModelConfig:
             scales suit posterior guides; under MAP (delta guide) they collapse towards 0,
             since the joint density grows without bound as a scale and its biases shrink
             together, so the delta guide uses a fixed scale.
+        llm_bias_scale: sd of the LLM biases' prior where it should differ from the items' (LLMs
+            with few answers each need more shrinkage than items with many), or None for
+            ``bias_scale`` on both sides; needs a fixed ``bias_scale``.
         bias_scale_prior: sd of the HalfNormal hyper-prior of a learnt bias scale (logit units).
         intercept_prior: sd of the Normal prior on the intercept (logit units).
         n_item_groups: number of item groups (benchmarks) with their own mean item bias; 0 for none.
@@ -87,6 +90,7 @@ class ModelConfig:
     biases: bool = True
     bias_scale: float | None = 2.0
     bias_scale_prior: float = 2.0
+    llm_bias_scale: float | None = None
     intercept_prior: float = 3.0
     n_item_groups: int = 0
 
@@ -99,6 +103,12 @@ class ModelConfig:
                 raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
         if self.bias_scale is not None and not (np.isfinite(self.bias_scale) and self.bias_scale > 0):
             raise ConfigError(f"bias_scale must be a positive finite number or None, got {self.bias_scale!r}")
+        if self.llm_bias_scale is not None:
+            if self.bias_scale is None:
+                raise ConfigError("llm_bias_scale sets the LLM side of a fixed bias_scale; with bias_scale=None "
+                                  "both scales are learnt, so leave llm_bias_scale at None")
+            if not (np.isfinite(self.llm_bias_scale) and self.llm_bias_scale > 0):
+                raise ConfigError(f"llm_bias_scale must be a positive finite number or None, got {self.llm_bias_scale!r}")
         if not isinstance(self.n_item_groups, (int, np.integer)) or self.n_item_groups < 0:
             raise ConfigError(f"n_item_groups must be a non-negative integer, got {self.n_item_groups!r}")
         if self.n_item_groups and not self.biases:
@@ -273,7 +283,8 @@ def simrmf_model(
             llm_bias_scale = numpyro.sample(LLM_BIAS_SCALE, dist.HalfNormal(config.bias_scale_prior))
             item_bias_scale = numpyro.sample(ITEM_BIAS_SCALE, dist.HalfNormal(config.bias_scale_prior))
         else:
-            llm_bias_scale = item_bias_scale = config.bias_scale
+            item_bias_scale = config.bias_scale
+            llm_bias_scale = config.bias_scale if config.llm_bias_scale is None else config.llm_bias_scale
     with numpyro.plate("llms", n_llms, dim=-1):
         if config.biases:
             params[LLM_BIAS] = numpyro.sample(LLM_BIAS, dist.Normal(0.0, llm_bias_scale))

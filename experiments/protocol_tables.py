@@ -74,6 +74,13 @@ def paired_difference(frame: pd.DataFrame, method: str, reference: str, split: s
             "relative": diff.mean() / base if base else np.nan, "wins": int((diff < 0).sum())}
 
 
+def reference_of(method: str, config: dict) -> str:
+    """The method a compared method is paired against: ``config["references"][method]`` where the
+    config names one (a variant against the baseline given the same extra tuning), else
+    ``config["reference"]``."""
+    return config.get("references", {}).get(method, config.get("reference"))
+
+
 def results_table(part: pd.DataFrame, methods: list[str], floors: pd.DataFrame) -> list[str]:
     header = ["T", "method", "seeds"] + [f"{s} {m.replace('rmse_', 'RMSE_')}" for s in SPLITS for m in METRICS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -112,28 +119,109 @@ def log_loss_table(part: pd.DataFrame, methods: list[str]) -> list[str]:
 
 def paired_table(part: pd.DataFrame, config: dict) -> list[str]:
     reference = config.get("reference")
-    compare = [m for m in config.get("compare", []) if m in set(part["method"])]
-    if not reference or reference not in set(part["method"]) or not compare:
+    present = set(part["method"])
+    compare = [m for m in config.get("compare", []) if m in present and reference_of(m, config) in present]
+    if not reference or not compare:
         return []
     paired = config.get("paired", DEFAULT_PAIRED)
-    lines = [f"Paired differences against **{reference}** (method − {reference}, mean over seeds, 95% t interval; "
-             "negative is better; *wins* = seeds where the method is lower):", "",
+    lines = [f"Paired differences against **{reference}** (method − {reference}, or against the method named in "
+             "brackets; mean over seeds, 95% t interval; negative is better; *wins* = seeds where the method is lower):", "",
              "| T | method | " + " | ".join(paired) + " |", "|---|---|" + "---|" * len(paired)]
     for T in sorted(part["T"].unique()):
         sub = part[part["T"] == T]
         for method in compare:
+            against = reference_of(method, config)
             cells = []
             for entry in paired:
                 split, metric = entry.split()
-                result = paired_difference(sub, method, reference, split, metric)
+                result = paired_difference(sub, method, against, split, metric)
                 if result is None:
                     cells.append("—")
                     continue
                 flag = "**" if result["upper"] < 0 or result["lower"] > 0 else ""
                 cells.append(f"{flag}{100 * result['relative']:+.1f}%{flag} ({result['diff']:+.4f} "
                              f"[{result['lower']:+.4f}, {result['upper']:+.4f}], {result['wins']}/{result['n']})")
-            lines.append(f"| {T} | {method} | " + " | ".join(cells) + " |")
+            if all(cell == "—" for cell in cells):
+                continue
+            label = method if against == reference else f"{method} (− {against})"
+            lines.append(f"| {T} | {label} | " + " | ".join(cells) + " |")
     lines += ["", "Bold: the 95% interval excludes zero."]
+    return lines
+
+
+def goal_rows(part: pd.DataFrame, floors: pd.DataFrame, config: dict) -> list[dict]:
+    """The paper's headline goal, checked per T × method against ``config["reference"]``.
+
+    ``config["goal"]`` maps "split metric" to the largest allowed relative change (e.g. -0.20:
+    at least 20% lower, with the 95% interval excluding zero; +0.01: at most 1% higher). Beside each
+    change stand two measured limits on what any method could reach: the *headroom* (how far the
+    reference is above the noise floor, as a share of the reference: a larger reduction is
+    impossible for any predictor of the per-pair probabilities) and the change the
+    ``config["goal_bound"]`` method (the oracle similarity) reaches.
+    """
+    goal, bound = config.get("goal", {}), config.get("goal_bound")
+    present = set(part["method"])
+    methods = [m for m in config.get("goal_methods", []) if m in present and reference_of(m, config) in present]
+    if not goal or not methods:
+        return []
+    rows = []
+    for T in sorted(part["T"].unique()):
+        sub, floor = part[part["T"] == T], floors[floors["T"] == T]
+        for method in methods:
+            reference = reference_of(method, config)
+            row = {"T": int(T), "method": method, "reference": reference}
+            met_all = True
+            for entry, limit in goal.items():
+                split, metric = entry.split()
+                result = paired_difference(sub, method, reference, split, metric)
+                if result is None:
+                    met_all = False
+                    row[entry] = None
+                    continue
+                if limit < 0:
+                    met = result["relative"] <= limit and result["upper"] < 0
+                else:
+                    met = result["relative"] <= limit
+                met_all &= met
+                ref = sub[(sub["method"] == reference) & (sub["split"] == split)].set_index("seed")[metric]
+                column = f"{split}_floor_{metric[-1]}"
+                headroom = None
+                if metric != "rmse_p" and column in floor:
+                    per_seed = floor.set_index("seed")[column].reindex(ref.index)
+                    headroom = float(np.nanmean(1 - per_seed / ref))
+                bound_result = paired_difference(sub, bound, reference, split, metric) if bound else None
+                row[entry] = {**result, "met": met, "limit": limit, "headroom": headroom,
+                              "bound": None if bound_result is None else bound_result["relative"]}
+            row["met"] = met_all
+            if any(row[entry] is not None for entry in goal):
+                rows.append(row)
+    return rows
+
+
+def goal_table(part: pd.DataFrame, floors: pd.DataFrame, config: dict) -> list[str]:
+    rows = goal_rows(part, floors, config)
+    if not rows:
+        return []
+    goal, bound = config["goal"], config.get("goal_bound")
+    lines = [f"Goal (the paper's headline) against **{config['reference']}** (or the method in brackets): "
+             + "; ".join(f"{k.replace('rmse_', 'RMSE_')} {100 * v:+.0f}%" + (" or lower, 95% interval below 0" if v < 0 else " or lower")
+                         for k, v in goal.items())
+             + f". *headroom*: the reference's distance above the noise floor as a share of it (no predictor of the "
+             f"per-pair probabilities can reduce the metric by more); *bound*: the change {bound} reaches.", "",
+             "| T | method | " + " | ".join(k.replace("rmse_", "RMSE_") for k in goal) + " | met |",
+             "|---|---|" + "---|" * (len(goal) + 1)]
+    for row in rows:
+        cells = []
+        for entry in goal:
+            r = row[entry]
+            if r is None:
+                cells.append("—")
+                continue
+            extra = [f"headroom {100 * r['headroom']:.0f}%"] if r["headroom"] is not None else []
+            extra += [f"bound {100 * r['bound']:+.1f}%"] if r["bound"] is not None else []
+            cells.append(f"{100 * r['relative']:+.1f}% {'✓' if r['met'] else '✗'}" + (f" ({', '.join(extra)})" if extra else ""))
+        label = row["method"] if row["reference"] == config.get("reference") else f"{row['method']} (− {row['reference']})"
+        lines.append(f"| {row['T']} | {label} | " + " | ".join(cells) + f" | {'yes' if row['met'] else 'no'} |")
     return lines
 
 
@@ -197,7 +285,9 @@ def write_tables(config: dict, cells: Path, out: Path, command: str) -> None:
                          + ("" if g["t_regular"].isna().all() else f", T-regular in {int(g['t_regular'].fillna(False).sum())}/{len(g)} seeds")
                          for T, g in floors.groupby("T")), "",
                      *results_table(part, methods, floors), "", *log_loss_table(part, methods), ""]
-        sections += paired_table(part, config) + [""] + losses_to_baseline(part, config)
+        sections += paired_table(part, config) + [""]
+        goal = goal_table(part, floors, config)
+        sections += goal + ([""] if goal else []) + losses_to_baseline(part, config)
     out.with_suffix(".md").write_text("\n".join(sections) + "\n")
 
 

@@ -249,16 +249,17 @@ def test_tune_writes_chosen_values_that_fit_reads(runner, tmp_path):
                                   "--n-known-items", "200", "--out", str(hyper)])
     assert result.exit_code == 0, result.output
     payload = json.loads(hyper.read_text())
-    assert payload["method"] == "mf" and set(payload["chosen"]) == {"dim", "lambda_reg"}
-    table = payload["stages"][0]["table"]
-    assert len(table) == 9  # 3 dims x 3 lambda_reg
-    best = min(table, key=lambda row: row["log_loss"])
-    assert {"dim": best["dim"], "lambda_reg": best["lambda_reg"]} == payload["chosen"]
+    assert payload["method"] == "mf" and set(payload["chosen"]) == {"dim", "lambda_reg", "llm_bias_scale", "bias_scale"}
+    # Each stage's winner is the chosen value: d x lambda_reg, then the LLM biases' scale, then the items'.
+    for stage, names in zip(payload["stages"], (("dim", "lambda_reg"), ("llm_bias_scale",), ("bias_scale",))):
+        best = min(stage["table"], key=lambda row: row["log_loss"])
+        assert {name: best[name] for name in names} == {name: payload["chosen"][name] for name in names}
+    assert len(payload["stages"][0]["table"]) == 9  # 3 dims x 3 lambda_reg
     folder = tmp_path / "model"
     result = runner.invoke(main, ["fit", *SMALL_FIT, "--hyper", str(hyper), "--out", str(folder)])
     assert result.exit_code == 0, result.output
     saved = json.loads((folder / "config.json").read_text())["estimator"]
-    assert saved["dim"] == payload["chosen"]["dim"] and saved["lambda_reg"] == payload["chosen"]["lambda_reg"]
+    assert all(saved[key] == value for key, value in payload["chosen"].items()), (saved, payload["chosen"])
     # A file tuned for another method is refused.
     result = runner.invoke(main, ["fit", *SMALL_FIT, "--method", "simrmf", "--hyper", str(hyper),
                                   "--out", str(tmp_path / "other")])

@@ -7,6 +7,7 @@ Fits use a 120 LLMs x 200 items training block, the shape test_inference.py comp
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bayes_simrmf.errors import ConfigError, UnknownEntityError
@@ -225,3 +226,22 @@ def test_mf_beats_mean_score_on_splits_a_and_c(split):
         assert mf_metrics[name]["rmse_p"] < mean_metrics[name]["rmse_p"] - 0.01, name
     # New x new (D) carries no information about either side: MF is the grand mean, close to MeanScore.
     assert mf_metrics["D"]["rmse_p"] == pytest.approx(mean_metrics["D"]["rmse_p"], abs=0.01)
+
+
+def test_llm_bias_scale_shrinks_llm_biases_only():
+    # 60 LLMs with 8 answers each, 40 items with 12 answers each: LLM abilities come from few answers.
+    rng = np.random.default_rng(3)
+    llm = np.repeat([f"l{i}" for i in range(60)], 8)
+    item = np.array([f"q{k}" for k in rng.integers(0, 40, size=len(llm))])
+    keep = ~pd.DataFrame({"l": llm, "q": item}).duplicated().to_numpy()
+    llm, item = llm[keep], item[keep]
+    correct = (rng.random(len(llm)) < 0.5).astype(int)
+    options = {"method": "mf", "dim": 0, "max_steps": 600, "progress": False, "seed": 0}
+    wide = SimRMF(**options).fit(llm, item, correct)
+    narrow = SimRMF(**options, llm_bias_scale=0.1).fit(llm, item, correct)
+    assert np.std(narrow.params_[LLM_BIAS]) < 0.2 * np.std(wide.params_[LLM_BIAS])
+    assert np.std(narrow.params_[ITEM_BIAS]) > 0.5 * np.std(wide.params_[ITEM_BIAS])
+    assert narrow.get_config()["llm_bias_scale"] == 0.1 and wide.get_config()["llm_bias_scale"] is None
+    assert SimRMF.from_config(narrow.get_config()).llm_bias_scale == 0.1
+    with pytest.raises(ConfigError, match="llm_bias_scale"):
+        SimRMF(**options, llm_bias_scale=-1.0).fit(llm, item, correct)

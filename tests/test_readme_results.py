@@ -81,3 +81,29 @@ def test_every_figure_in_the_readme_prose_is_in_a_result_file():
     missing = sorted({figure for pattern in patterns for figure in re.findall(pattern, text)
                       if figure not in corpus and figure.replace(" ", "") not in corpus})
     assert not missing, f"README figures not found in any result file: {missing}"
+
+
+def test_goal_rows_need_the_reduction_and_an_interval_below_zero():
+    import numpy as np
+    import pandas as pd
+
+    load_script()
+    from protocol_tables import goal_rows
+
+    rng = np.random.default_rng(0)
+    reference = 0.10 + 0.005 * rng.random(5)
+    rows = []
+    for seed in range(5):
+        for method, factor in (("ref", 1.0), ("big", 0.7), ("small", 0.9), ("noisy", 1.05 if seed % 2 else 0.55)):
+            rows.append({"T": 100, "seed": seed, "method": method, "split": "B", "rmse_m": reference[seed] * factor})
+    floors = pd.DataFrame({"T": 100, "seed": range(5), "B_floor_m": 0.04})
+    config = {"goal": {"B rmse_m": -0.2}, "reference": "ref", "goal_methods": ["big", "small", "noisy", "absent"],
+              "goal_bound": "big"}
+    result = {row["method"]: row for row in goal_rows(pd.DataFrame(rows), floors, config)}
+    assert set(result) == {"big", "small", "noisy"}
+    assert result["big"]["met"] and not result["small"]["met"]
+    noisy = result["noisy"]["B rmse_m"]  # a mean change past -20% but an interval that crosses zero
+    assert noisy["relative"] < -0.2 and noisy["upper"] > 0 and not result["noisy"]["met"]
+    np.testing.assert_allclose(result["big"]["B rmse_m"]["relative"], -0.3)
+    np.testing.assert_allclose(result["small"]["B rmse_m"]["headroom"], np.mean(1 - 0.04 / reference))
+    np.testing.assert_allclose(result["small"]["B rmse_m"]["bound"], -0.3)
