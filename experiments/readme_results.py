@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from protocol_tables import goal_table, load_cells, mean_sd, paired_difference, reference_of  # noqa: E402
+from protocol_tables import goal_table, load_cells, mean_sd, paired_difference, peer_table, reference_of  # noqa: E402
 
 CONFIG = ROOT / "experiments" / "configs" / "table2.json"
 CELLS = ROOT / "experiments" / "results" / "table2_cells"
@@ -62,6 +62,8 @@ def render(config: dict, cells: Path) -> str:
                     "—" if d is None else f"{100 * d['relative']:+.1f}% [{d['lower']:+.4f}, {d['upper']:+.4f}]" for d in diffs) + " |")
         goal = goal_table(part, splits[splits["dataset"] == dataset], config)
         lines += ([""] + goal) if goal else []
+        peers = peer_table(part, config)
+        lines += ([""] + peers) if peers else []
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

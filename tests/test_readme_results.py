@@ -107,3 +107,34 @@ def test_goal_rows_need_the_reduction_and_an_interval_below_zero():
     np.testing.assert_allclose(result["big"]["B rmse_m"]["relative"], -0.3)
     np.testing.assert_allclose(result["small"]["B rmse_m"]["headroom"], np.mean(1 - 0.04 / reference))
     np.testing.assert_allclose(result["small"]["B rmse_m"]["bound"], -0.3)
+
+
+def test_peer_rows_pair_ours_with_each_peer_on_every_split_and_metric():
+    import numpy as np
+    import pandas as pd
+
+    load_script()
+    from protocol_tables import METRICS, SPLITS, peer_rows
+
+    rows = []
+    for seed in range(4):
+        for method, factor, seconds in (("ours", 0.9, 10.0), ("slow", 1.0, 50.0), ("lucky", 0.8, 5.0)):
+            if method == "lucky" and seed > 0:  # a peer with one seed only: no interval
+                continue
+            for split in SPLITS:
+                metrics = {metric: factor * (0.1 + 0.01 * seed) for metric in METRICS}
+                if split == "D" and method == "slow":
+                    metrics["rmse_x"] = 0.05  # the one cell where the peer is better
+                rows.append({"T": 100, "seed": seed, "method": method, "split": split, **metrics,
+                             "fit_seconds": seconds / 2, "tune_seconds": seconds / 2})
+    config = {"peers": {"ours": "ours", "peers": ["slow", "lucky", "absent"]}}
+    result = {row["peer"]: row for row in peer_rows(pd.DataFrame(rows), config)}
+    assert set(result) == {"slow", "lucky"}
+    slow, lucky = result["slow"], result["lucky"]
+    assert slow["seeds"] == 4 and slow["n_cells"] == 12 and slow["ahead"] == 11
+    np.testing.assert_allclose(slow["cells"]["A rmse_p"]["relative"], -0.1)
+    assert slow["cells"]["A rmse_p"]["upper"] < 0 and slow["cells"]["D rmse_x"]["lower"] > 0
+    np.testing.assert_allclose(slow["time_ratio"], 5.0)
+    assert lucky["seeds"] == 1 and lucky["ahead"] == 0 and lucky["cells"]["B rmse_m"]["upper"] is None
+    np.testing.assert_allclose(lucky["cells"]["B rmse_m"]["relative"], 0.9 / 0.8 - 1)
+    assert peer_rows(pd.DataFrame(rows), {"peers": {"ours": "nobody", "peers": ["slow"]}}) == []
