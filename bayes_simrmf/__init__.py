@@ -12,6 +12,7 @@ from bayes_simrmf.errors import (
     DataError,
     FitError,
     ModelFormatError,
+    NotFittedError,
     SplitError,
     UnknownEntityError,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "DataError",
     "FitError",
     "ModelFormatError",
+    "NotFittedError",
     "SplitError",
     "UnknownEntityError",
     "__version__",

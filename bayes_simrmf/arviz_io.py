@@ -37,10 +37,9 @@ from typing import Any
 
 import arviz as az
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from bayes_simrmf.errors import ConfigError
+from bayes_simrmf.errors import ConfigError, NotFittedError
 from bayes_simrmf.estimators import encode_ids
 from bayes_simrmf.pairs import check_pairs as _check_pairs
 from bayes_simrmf.model import (
@@ -50,7 +49,8 @@ from bayes_simrmf.model import (
     LLM_BIAS,
     LLM_FACTORS,
     OBSERVED,
-    pair_logits_draws,
+    pair_logits,
+    sigmoid,
 )
 
 __all__ = ["to_inference_data"]
@@ -66,7 +66,7 @@ def _check_estimator(estimator) -> None:
             f"to_inference_data needs a SimRMF estimator with posterior draws; got {type(estimator).__name__}"
         )
     if getattr(estimator, "llms_", None) is None or getattr(estimator, "items_", None) is None:
-        raise ConfigError(f"this {type(estimator).__name__} is not fitted yet: call fit(...) before to_inference_data")
+        raise NotFittedError(f"this {type(estimator).__name__} is not fitted yet: call fit(...) before to_inference_data")
 
 
 def _assemble(groups: dict[str, xr.Dataset], attrs: dict[str, Any]):
@@ -162,12 +162,12 @@ def to_inference_data(
     rng = np.random.default_rng([int(seed), 2])
     for start in range(0, n_pairs, batch_pairs):
         block = slice(start, start + batch_pairs)
-        logits = pair_logits_draws(draws, llm_codes[block], item_codes[block])
+        logits = pair_logits(draws, llm_codes[block], item_codes[block])
         # log σ(ℓ) for a 1, log σ(−ℓ) for a 0, without overflow.
         log_lik[:, block] = -np.logaddexp(0.0, np.where(correct[block] == 1, -logits, logits))
         # Uniforms drawn pair by pair (transposed), so the answers do not depend on batch_pairs.
         uniform = rng.random((logits.shape[1], n_draws)).T
-        predictive[:, block] = uniform < 0.5 * (1.0 + np.tanh(0.5 * logits))  # σ(ℓ) without overflow
+        predictive[:, block] = uniform < sigmoid(logits)
     pair_coords = {
         "pair": rows,
         "pair_llm": ("pair", llm[rows]),

@@ -17,6 +17,16 @@ from pathlib import Path
 import click
 
 from bayes_simrmf.errors import BayesSimRMFError
+from bayes_simrmf.options import (
+    DEFAULT_EMBEDDING_MODEL,
+    DEVICES,
+    FACTOR_METHODS,
+    GUIDES,
+    METHODS,
+    POLICIES,
+    SIMILARITY_MODES,
+    UNKNOWN_ENTITY_POLICIES,
+)
 
 SYNTHETIC = "synthetic"
 EXIT_ERROR = 1
@@ -87,6 +97,46 @@ def _load_data(data: str | None, unknown_entities: str, seed: int):
     return load_dataset(data, unknown_entities=unknown_entities, log=click.echo)
 
 
+def _option_group(*options):
+    """Several click options applied as one decorator, so commands that share them define them once."""
+    def apply(function):
+        for option in reversed(options):
+            function = option(function)
+        return function
+    return apply
+
+
+#: Where the data come from (fit, tune).
+DATA_OPTIONS = _option_group(
+    click.option("--data", "data", default=None, metavar="DIR|synthetic",
+                 help="Dataset folder (responses, items, llms as parquet/CSV) or 'synthetic'. [default: synthetic demo]"),
+    click.option("--unknown-entities", type=click.Choice(UNKNOWN_ENTITY_POLICIES), default="error",
+                 help="Responses whose LLM/item is missing from llms/items: fail, drop them, or add the id without "
+                      "metadata."),
+)
+#: The evaluation protocol's split (fit, tune).
+SPLIT_OPTIONS = _option_group(
+    click.option("--T", "T", type=int, default=300, help="Training pairs per known LLM and per known item."),
+    click.option("--n-known-llms", type=int, default=None,
+                 help="Known LLMs, drawn among those that answered at least a quarter of the items. [default: 1000, or "
+                      "2/3 of the eligible LLMs if fewer than 1500, at most 10x the known items]"),
+    click.option("--n-known-items", type=int, default=None,
+                 help="Known items, drawn among those answered by at least a quarter of the LLMs. [default: 1000, or "
+                      "2/3 of the eligible items if fewer than 1500, at most 10x the known LLMs]"),
+    click.option("--seed", type=int, default=0, help="Seed of the split and of every fit (and of tune's validation carve)."),
+)
+#: Side information: question embeddings and LLM similarity (fit, tune).
+SIDE_OPTIONS = _option_group(
+    click.option("--alpha", type=float, default=0.5, help="Weight of metadata features vs lineage in the LLM similarity."),
+    click.option("--embeddings", type=click.Path(dir_okay=False), default=None,
+                 help="Precomputed question embeddings (parquet: item, text_sha256_16, embedding). "
+                      "[default: item_embeddings.<model>.parquet in --data if present, else computed]"),
+    click.option("--embedding-model", default=DEFAULT_EMBEDDING_MODEL,
+                 help="sentence-transformers model for question texts: the bundled default, "
+                      "'e5-multilingual-base' (the paper's), a hub id or a local path."),
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="bayes-simrmf")
 def main() -> None:
@@ -94,17 +144,14 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--data", "data", default=None, metavar="DIR|synthetic",
-              help="Dataset folder (responses, items, llms as parquet/CSV) or 'synthetic'. [default: synthetic demo]")
-@click.option("--unknown-entities", type=click.Choice(["error", "drop", "add"]), default="error",
-              help="Responses whose LLM/item is missing from llms/items: fail, drop them, or add the id without metadata.")
-@click.option("--method", type=click.Choice(["mf", "simrmf", "oracle", "meanscore", "counting"]), default="mf",
+@DATA_OPTIONS
+@click.option("--method", type=click.Choice(METHODS), default="mf",
               help="mf: factorisation; simrmf: plus similarity from question texts and LLM metadata; "
                    "oracle: plus the ideal similarity from the true scores (an upper bound, uses test data); "
                    "counting: each LLM's training accuracy per --item-groups group, shrunk to the group mean.")
 @click.option("--shrinkage", type=float, default=10.0, help="Pseudo-count of --method counting's shrinkage.")
-@click.option("--T", "T", type=int, default=300, help="Training pairs per known LLM and per known item.")
-@click.option("--guide", type=click.Choice(["delta", "normal", "lowrank"]), default="delta",
+@SPLIT_OPTIONS
+@click.option("--guide", type=click.Choice(GUIDES), default="delta",
               help="Variational family: delta = MAP (the paper's point estimate).")
 @click.option("--rank", "lowrank_rank", type=int, default=8, help="Rank of the low-rank guide's covariance (--guide lowrank).")
 @click.option("--dim", type=int, default=8, help="Latent dimension d.")
@@ -112,27 +159,20 @@ def main() -> None:
 @click.option("--bias-scale", type=float, default=2.0, help="Prior sd of the LLM and item biases (logit units).")
 @click.option("--llm-bias-scale", type=float, default=None,
               help="Prior sd of the LLM biases alone; smaller when each LLM has few training answers. [default: --bias-scale]")
-@click.option("--n-known-llms", type=int, default=None,
-              help="Known LLMs, drawn among those that answered at least a quarter of the items. [default: 1000, or "
-                   "2/3 of the eligible LLMs if fewer than 1500, at most 10x the known items]")
-@click.option("--n-known-items", type=int, default=None,
-              help="Known items, drawn among those answered by at least a quarter of the LLMs. [default: 1000, or "
-                   "2/3 of the eligible items if fewer than 1500, at most 10x the known LLMs]")
 @click.option("--n-test-pairs", type=int, default=1_000_000, help="At most this many pairs per test split.")
-@click.option("--seed", type=int, default=0, help="Seed of the split and of the fit.")
 @click.option("--learning-rate", type=float, default=0.05, help="Adam step size.")
 @click.option("--max-steps", type=int, default=3000, help="Upper bound on SVI steps.")
 @click.option("--tol", type=float, default=1e-5, help="Stop when the relative loss change per 50 steps is below this.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Training pairs per SVI step (minibatch SVI, log-likelihood scaled by pairs / batch size) for "
                    "observed sets too large for full-batch steps. [default: full batch]")
-@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
+@click.option("--device", type=click.Choice(DEVICES), default="auto",
               help="Where JAX runs the fit: auto = JAX's default backend (a GPU when a CUDA build of JAX sees one).")
 @click.option("--similarity-weight-items", type=float, default=1.0,
               help="kappa_X: question-similarity weight (lambda_X = kappa_X * pairs / items^2); simrmf/oracle.")
 @click.option("--similarity-weight-llms", type=float, default=1.0,
               help="kappa_M: LLM-similarity weight (lambda_M = kappa_M * pairs / LLMs^2); simrmf/oracle.")
-@click.option("--similarity-mode", type=click.Choice(["kernel", "cold", "joint"]), default="kernel",
+@click.option("--similarity-mode", type=click.Choice(SIMILARITY_MODES), default="kernel",
               help="kernel: fold LLMs/questions without data in by GP regression on the similarity; cold: the Gram "
                    "potential moving only those; joint: the paper's Gram potential on all.")
 @click.option("--paper", is_flag=True,
@@ -140,16 +180,10 @@ def main() -> None:
                    "alone, uncentred similarity at scale 1 (overrides --similarity-mode); intercept and biases stay.")
 @click.option("--fold-in-ridge-items", type=float, default=1.0, help="GP nugget of the question fold-in (kernel mode).")
 @click.option("--fold-in-ridge-llms", type=float, default=1.0, help="GP nugget of the LLM fold-in (kernel mode).")
-@click.option("--alpha", type=float, default=0.5, help="Weight of metadata features vs lineage in the LLM similarity.")
 @click.option("--item-groups", default=None, metavar="COLUMN",
               help="Column of the items table (e.g. benchmark) whose groups get their own mean question difficulty. "
                    "[default: none]")
-@click.option("--embeddings", type=click.Path(dir_okay=False), default=None,
-              help="Precomputed question embeddings (parquet: item, text_sha256_16, embedding). "
-                   "[default: item_embeddings.<model>.parquet in --data if present, else computed]")
-@click.option("--embedding-model", default="all-MiniLM-L6-v2",
-              help="sentence-transformers model for question texts: the bundled default, "
-                   "'e5-multilingual-base' (the paper's), a hub id or a local path.")
+@SIDE_OPTIONS
 @click.option("--hyper", type=click.Path(dir_okay=False, exists=True), default=None,
               help="JSON written by `bayes-simrmf tune`; its values replace the defaults of the options above. [default: none]")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
@@ -254,17 +288,11 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
 
 
 @main.command()
-@click.option("--data", "data", default=None, metavar="DIR|synthetic", help="As for fit. [default: synthetic demo]")
-@click.option("--unknown-entities", type=click.Choice(["error", "drop", "add"]), default="error", help="As for fit.")
-@click.option("--method", type=click.Choice(["mf", "simrmf", "oracle"]), default="mf", help="Model to tune.")
-@click.option("--T", "T", type=int, default=300, help="Training pairs per known LLM and per known item.")
-@click.option("--n-known-llms", type=int, default=None, help="As for fit.")
-@click.option("--n-known-items", type=int, default=None, help="As for fit.")
-@click.option("--seed", type=int, default=0, help="Seed of the split, the validation carve and the fits.")
+@DATA_OPTIONS
+@click.option("--method", type=click.Choice(FACTOR_METHODS), default="mf", help="Model to tune.")
+@SPLIT_OPTIONS
 @click.option("--share", type=float, default=0.1, help="Share of training pairs (or LLMs / items) held out for validation.")
-@click.option("--alpha", type=float, default=0.5, help="As for fit.")
-@click.option("--embeddings", type=click.Path(dir_okay=False), default=None, help="As for fit.")
-@click.option("--embedding-model", default="all-MiniLM-L6-v2", help="As for fit.")
+@SIDE_OPTIONS
 @click.option("--paper", is_flag=True,
               help="Tune SimRMF as the paper writes it (see fit --paper): d and lambda_reg, then lambda_X and lambda_M "
                    "(kappa grids) on held-out questions and LLMs.")
@@ -333,7 +361,7 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, s
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.option("--data", "data", default=None, metavar="DIR",
               help="Check that the model was fitted on this dataset (fingerprint). The saved split holds the test pairs.")
-@click.option("--unknown-entities", type=click.Choice(["error", "drop", "add"]), default="error",
+@click.option("--unknown-entities", type=click.Choice(UNKNOWN_ENTITY_POLICIES), default="error",
               help="As for fit, when --data is given.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @_friendly_errors
@@ -477,7 +505,7 @@ def _route_dataset(data: str | None, saved, what: str):
 @click.option("--data", "data", default=None, metavar="DIR",
               help="The dataset the model was fitted on, for folding in new questions / LLMs (their similarity to "
                    "the fitted ones). [default: the folder recorded in the model, or the shared data folder of its name]")
-@click.option("--policy", type=click.Choice(["greedy", "risk-averse", "thompson", "cost-aware", "threshold"]),
+@click.option("--policy", type=click.Choice(POLICIES),
               default="greedy",
               help="greedy: highest mean; risk-averse: highest lower credible bound; thompson: best in one posterior "
                    "draw; cost-aware: highest mean - lam*cost; threshold: cheapest LLM with "
@@ -539,7 +567,7 @@ def route(model_dir, items_file, llms_file, data, policy, level, lam, threshold,
     dataset = None
     unknown_llms = ~llm_ids.isin(np.asarray(model.llms_, dtype=str))
     if len(new_items) or unknown_llms.any():
-        from bayes_simrmf.sideinfo import fold_in_new_entities
+        from bayes_simrmf.fold_in import fold_in_new_entities
 
         new_ids = [f"{len(new_items)} question(s), e.g. {new_items['item'].head(3).tolist()}"] if len(new_items) else []
         if unknown_llms.any():
@@ -551,7 +579,7 @@ def route(model_dir, items_file, llms_file, data, policy, level, lam, threshold,
             model, dataset, items=new_items if len(new_items) else None,
             llms=_new_llms(llms_frame, model, dataset, llms_file),
             alpha=extra.get("alpha", 0.5), embeddings=extra.get("embeddings"),
-            embedding_model=extra.get("embedding_model") or "all-MiniLM-L6-v2", log=click.echo,
+            embedding_model=extra.get("embedding_model") or DEFAULT_EMBEDDING_MODEL, log=click.echo,
         )
     candidates = routing.Candidates.from_frame(llms_frame[[c for c in ("llm", "cost") if c in llms_frame.columns]],
                                                model=model, source=f"--llms {llms_file}")

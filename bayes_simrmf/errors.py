@@ -24,6 +24,10 @@ class ConfigError(BayesSimRMFError, ValueError):
     """A hyper-parameter or option has a value outside its valid range."""
 
 
+class NotFittedError(BayesSimRMFError, ValueError, AttributeError):
+    """A model was asked to predict, draw or save before it was fitted (or loaded)."""
+
+
 class FitError(BayesSimRMFError, RuntimeError):
     """Inference failed (for example the loss became NaN or infinite)."""
 

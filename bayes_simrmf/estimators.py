@@ -22,19 +22,18 @@ from typing import Literal
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from scipy.special import expit, ndtri
+from scipy.special import ndtri
 
-from bayes_simrmf.errors import ConfigError, UnknownEntityError
+from bayes_simrmf.errors import ConfigError, NotFittedError, UnknownEntityError
 from bayes_simrmf.groups import GroupMap
 from bayes_simrmf.inference import InferenceConfig, SVIResult, run_svi
 from bayes_simrmf.pairs import as_id_array as _as_id_array
 from bayes_simrmf.pairs import check_pairs as _check_pairs
 from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, ModelConfig, SimilarityInputs
+from bayes_simrmf.options import METHODS, SIMILARITY_METHODS, SIMILARITY_MODES, UNKNOWN_POLICIES  # noqa: F401 (re-exported)
+from bayes_simrmf.model.predictor import expected_sigmoid, grid_logits, pair_logits, sigmoid
 from bayes_simrmf.posterior import GaussianPosterior
 
-METHODS = ("meanscore", "counting", "mf", "simrmf", "oracle")
-SIMILARITY_METHODS = ("simrmf", "oracle")
-UNKNOWN_POLICIES = ("error", "population")
 
 #: SimRMF as PAPER.md writes it: the Gram potentials on all entities (joint), matching ``F Fᵀ`` of
 #: the factors alone to ``√S`` with the similarity's scale fixed at 1; side information is built
@@ -47,18 +46,6 @@ PAPER_FORM = {"method": "simrmf", "similarity_mode": "joint", "similarity_on": "
               "fold_in_spread": "gaussian"}
 #: Options of :func:`bayes_simrmf.sideinfo.build_side_information` for the paper's form.
 PAPER_SIDE = {"centre": False}
-
-# Gauss-Hermite nodes for E[σ(Normal(mean, var))]; 32 nodes are exact to float32 here.
-_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite.hermgauss(32)
-
-
-def expected_sigmoid(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
-    """``E[σ(u)]`` for ``u ~ Normal(mean, var)``, elementwise (Gauss-Hermite quadrature)."""
-    mean = np.asarray(mean, dtype=np.float64)[..., None]
-    sd = np.sqrt(np.maximum(np.asarray(var, dtype=np.float64), 0.0))[..., None]
-    values = 1.0 / (1.0 + np.exp(-(mean + np.sqrt(2.0) * sd * _GH_NODES)))
-    return (values @ _GH_WEIGHTS) / np.sqrt(np.pi)
-
 
 # An unseen entity is averaged over at most this many fitted ones, in chunks of this many.
 _MAX_POPULATION = 2000
@@ -190,7 +177,7 @@ def _laplace_logistic(
     current = objective(z)
     converged = len(y) == 0
     for _ in range(max_iter if len(y) else 0):
-        prob = 1.0 / (1.0 + np.exp(-(design @ z + offsets)))
+        prob = sigmoid(design @ z + offsets)
         gradient = weight * design.T @ (y - prob) - precision @ (z - prior_mean)
         hessian = weight * design.T @ (design * (prob * (1 - prob))[:, None]) + precision
         step = np.linalg.solve(hessian, gradient)
@@ -205,7 +192,7 @@ def _laplace_logistic(
         if np.max(np.abs(size * step)) < 1e-8:
             converged = True
             break
-    prob = 1.0 / (1.0 + np.exp(-(design @ z + offsets)))
+    prob = sigmoid(design @ z + offsets)
     hessian = design.T @ (design * (prob * (1 - prob))[:, None]) / temperature + precision
     cov = np.linalg.inv(hessian)
     return z, (cov + cov.T) / 2, converged
@@ -224,6 +211,8 @@ class MeanScore:
 
     def predict(self, llm, item, *, unknown: str = "population") -> np.ndarray:
         """Probability ``(n_pairs,)``: the training mean everywhere (every entity is 'known')."""
+        if not hasattr(self, "mean_"):
+            raise NotFittedError("this MeanScore is not fitted yet: call fit(...) or load a saved model first")
         llm, item, _ = _check_pairs(llm, item)
         return np.full(len(llm), self.mean_, dtype=np.float64)
 
@@ -422,7 +411,7 @@ class SimRMF:
             raise ConfigError(f"population_draws must be 'bootstrap' or 'fixed', got {self.population_draws!r}")
         if self.fold_in_spread not in ("empirical", "gaussian"):
             raise ConfigError(f"fold_in_spread must be 'empirical' or 'gaussian', got {self.fold_in_spread!r}")
-        if self.similarity_mode not in ("kernel", "cold", "joint"):
+        if self.similarity_mode not in SIMILARITY_MODES:
             raise ConfigError(f"similarity_mode must be 'kernel', 'cold' or 'joint', got {self.similarity_mode!r}")
         for name in ("similarity_weight_items", "similarity_weight_llms", "fold_in_ridge_items", "fold_in_ridge_llms"):
             value = getattr(self, name)
@@ -729,6 +718,7 @@ class SimRMF:
         :meth:`fit`; all fitted entities where its group is unknown or has none fitted); an entity
         added by :meth:`fold_in` is averaged over its posterior.
         """
+        self._check_fitted()
         if unknown not in UNKNOWN_POLICIES:
             raise ConfigError(f"unknown must be one of {UNKNOWN_POLICIES}, got {unknown!r}")
         llm, item, _ = _check_pairs(llm, item)
@@ -775,6 +765,7 @@ class SimRMF:
             DataFrame with columns ``prob`` (posterior mean), ``sd``, ``lower``, ``upper``
             (the ``level`` central interval), one row per pair, probabilities in [0, 1].
         """
+        self._check_fitted()
         if self.guide == "delta":
             raise ConfigError(
                 "the delta guide is a point estimate (MAP) with no posterior spread; fit with "
@@ -825,6 +816,7 @@ class SimRMF:
         Returns:
             DataFrame indexed by group with columns ``mean``, ``lower``, ``upper``, ``n_pairs``.
         """
+        self._check_fitted()
         if not 0 < level < 1:
             raise ConfigError(f"level must be in (0, 1), got {level!r}")
         group_ids, means, counts = self.group_draws(llm, item, by=by, n_draws=n_draws, observed=observed,
@@ -857,6 +849,7 @@ class SimRMF:
         Returns:
             ``(group_ids (n_groups,), means (n_draws, n_groups), n_pairs (n_groups,))``.
         """
+        self._check_fitted()
         llm, item, _ = _check_pairs(llm, item)
         if isinstance(by, str):
             if by not in ("llm", "item"):
@@ -978,17 +971,11 @@ class SimRMF:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "params_"):
-            raise ConfigError("this SimRMF is not fitted yet: call fit(...) or load a saved model first")
+            raise NotFittedError("this SimRMF is not fitted yet: call fit(...) or load a saved model first")
 
     def _logits(self, llm_codes: np.ndarray, item_codes: np.ndarray) -> np.ndarray:
         """Logits of the outer product ``(len(llm_codes), len(item_codes))`` from the point estimate."""
-        params = self.params_
-        logits = np.zeros((len(llm_codes), len(item_codes)), dtype=np.float64)
-        if self.dim:
-            logits += params[LLM_FACTORS][llm_codes] @ params[ITEM_FACTORS][item_codes].T
-        if self.biases:
-            logits += float(params[INTERCEPT]) + params[LLM_BIAS][llm_codes, None] + params[ITEM_BIAS][None, item_codes]
-        return logits
+        return grid_logits(self.params_, llm_codes, item_codes)
 
     def _population_mean(self, axis: str, codes: np.ndarray, population: np.ndarray) -> np.ndarray:
         """Mean predicted probability of each entity in ``codes`` against a population of the other side.
@@ -1000,7 +987,7 @@ class SimRMF:
         for start in range(0, len(codes), _POPULATION_CHUNK):
             block = codes[start : start + _POPULATION_CHUNK]
             logits = self._logits(population, block) if axis == "item" else self._logits(block, population).T
-            means[start : start + len(block)] = np.mean(1.0 / (1.0 + np.exp(-logits)), axis=0)
+            means[start : start + len(block)] = np.mean(sigmoid(logits), axis=0)
         return means
 
     def _population(self, n: int, salt: int) -> np.ndarray:
@@ -1104,7 +1091,7 @@ class SimRMF:
             for start in range(0, len(rows), 65_536):
                 chunk = rows[start : start + 65_536]
                 spread = np.sqrt(variance[chunk])[:, None] * table[partner[chunk]]
-                out[chunk] = expit(logits[chunk, None] + spread).mean(axis=1)
+                out[chunk] = sigmoid(logits[chunk, None] + spread).mean(axis=1)
         return out
 
     def _inductive_logit_variance(self, llm: np.ndarray, item: np.ndarray) -> np.ndarray:
@@ -1195,13 +1182,8 @@ class SimRMF:
         known_item = item_codes >= 0
         both = known_llm & known_item
         if both.any():
-            params = self.params_
-            logits = np.zeros(int(both.sum()), dtype=np.float64)
             llm, item = llm_codes[both], item_codes[both]
-            if self.dim:
-                logits += np.sum(params[LLM_FACTORS][llm] * params[ITEM_FACTORS][item], axis=1)
-            if self.biases:
-                logits += float(params[INTERCEPT]) + params[LLM_BIAS][llm] + params[ITEM_BIAS][item]
+            logits = pair_logits(self.params_, llm, item)
             folded_llm = (llm >= self.n_warm_llms_) & (llm < self.n_fitted_llms_)
             folded_item = (item >= self.n_warm_items_) & (item < self.n_fitted_items_)
             shift = np.zeros(len(llm))
@@ -1221,7 +1203,7 @@ class SimRMF:
             extra_var += self._inductive_logit_variance(llm, item)
             result = np.empty(len(llm))
             plain = extra_var == 0
-            result[plain] = expit(logits[plain])
+            result[plain] = sigmoid(logits[plain])
             spread = ~plain
             if getattr(self, "fold_in_spread", "gaussian") == "empirical":
                 # A fitted partner meeting an entity without data: the partner's own logit shape.
@@ -1270,6 +1252,7 @@ class SimRMF:
     # persistence -----------------------------------------------------------------------------
     def get_state(self) -> dict[str, np.ndarray]:
         """Fitted state as named arrays (for saving)."""
+        self._check_fitted()
         state = {f"param/{name}": value for name, value in self.params_.items()}
         state["llms"] = self.llms_.astype(str)
         state["items"] = self.items_.astype(str)

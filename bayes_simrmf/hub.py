@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.errors import BayesSimRMFError, ConfigError, DataError
+from bayes_simrmf.log import Log, sink
 
 __all__ = [
     "BENCHMARKS",
@@ -96,7 +97,6 @@ SUMMARY_FILE = "pull_summary.json"
 _STAGING_FORMAT = 1
 _METADATA_KEY = b"bayes_simrmf_pull"
 
-Log = Callable[[str], None]
 
 
 def details_repo_id(llm: str) -> str:
@@ -1200,7 +1200,7 @@ def pull(
     strict: bool = False,
     retry: RetryPolicy | None = None,
     progress: bool = False,
-    log: Log | None = print,
+    log: Log | None = None,
 ) -> PullSummary:
     """Pull per-question results, question texts and metadata into folder ``out``; resumable.
 
@@ -1231,7 +1231,7 @@ def pull(
     """
     from tqdm.auto import tqdm
 
-    log = log or (lambda message: None)
+    log = sink(log)
     retry = retry or RetryPolicy(seed=seed)
     keys = parse_benchmarks(benchmarks)
     if workers < 1:

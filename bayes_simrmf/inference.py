@@ -58,6 +58,7 @@ from numpyro.infer.util import log_density
 from tqdm.auto import tqdm
 
 from bayes_simrmf.errors import ConfigError, FitError
+from bayes_simrmf.options import DEVICES, GUIDES, LAYOUTS  # noqa: F401 (re-exported)
 from bayes_simrmf.model import (
     INTERCEPT,
     ITEM_BIAS,
@@ -74,9 +75,6 @@ from bayes_simrmf.model import (
     simrmf_model,
 )
 
-GUIDES = ("delta", "normal", "lowrank")
-LAYOUTS = ("auto", "dense", "pairs")
-DEVICES = ("auto", "cpu", "gpu")
 #: Default final learning rate (relative) of minibatch runs: of exponential decay to 0.1, 0.01 and 0.001,
 #: cosine and linear decay, it came closest to the full-batch optimum (300 x 600 synthetic problem, batch n/10,
 #: 3,000 steps); experiments/results/bench_minibatch.md shows a constant rate stopping short.

@@ -50,13 +50,13 @@ from typing import Any, ClassVar, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from bayes_simrmf.errors import ConfigError, UnknownEntityError
+from bayes_simrmf.errors import ConfigError, NotFittedError, UnknownEntityError
+from bayes_simrmf.options import POLICIES  # noqa: F401 (re-exported)
 from bayes_simrmf.estimators import encode_ids
 from bayes_simrmf.pairs import check_pairs as _check_pairs
-from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, pair_logits_draws
+from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, grid_logits, pair_logits, sigmoid
 from bayes_simrmf.splits import Split
 
-POLICIES = ("greedy", "risk-averse", "thompson", "cost-aware", "threshold")
 ABSTAIN = None  # the llm of a question nobody was confident enough for
 _DECISION_COLUMNS = ("item", "llm", "prob", "sd", "lower", "upper", "cost")
 
@@ -215,7 +215,7 @@ def _check_model(model) -> None:
             f"routing needs a fitted SimRMF (posterior draws of each LLM and question); got {type(model).__name__}"
         )
     if not hasattr(model, "llms_"):
-        raise ConfigError("this SimRMF is not fitted yet: call fit(...) or load a saved model first")
+        raise NotFittedError("this SimRMF is not fitted yet: call fit(...) or load a saved model first")
 
 
 def _entity_codes(model, kind: str, ids: np.ndarray) -> np.ndarray:
@@ -239,7 +239,7 @@ def _sample_rows(model, n_draws: int, seed: int, item_codes: np.ndarray, llm_cod
     sampled = model.sample_posterior(n_draws, seed)
     items, item_rows = np.unique(item_codes, return_inverse=True)
     llms, llm_rows = np.unique(llm_codes, return_inverse=True)
-    kept = {INTERCEPT: sampled.get(INTERCEPT)}
+    kept = {INTERCEPT: sampled[INTERCEPT]} if INTERCEPT in sampled else {}
     for name, rows in ((ITEM_FACTORS, items), (ITEM_BIAS, items), (LLM_FACTORS, llms), (LLM_BIAS, llms)):
         if name in sampled:
             kept[name] = np.ascontiguousarray(sampled[name][:, rows])
@@ -247,21 +247,9 @@ def _sample_rows(model, n_draws: int, seed: int, item_codes: np.ndarray, llm_cod
     return kept, item_rows, llm_rows
 
 
-def _sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * logits))  # no overflow for large |logit|
-
-
-def _probability_grid(model, sampled: dict, item_rows: np.ndarray, llm_rows: np.ndarray) -> np.ndarray:
+def _probability_grid(sampled: dict, item_rows: np.ndarray, llm_rows: np.ndarray) -> np.ndarray:
     """Success-probability draws ``(n_draws, n_items, n_llms)`` float32 for every item × LLM."""
-    n_draws = len(next(value for value in sampled.values() if value is not None))
-    logits = np.zeros((n_draws, len(item_rows), len(llm_rows)), dtype=np.float64)
-    if model.dim:
-        logits += np.einsum("sqd,scd->sqc", sampled[ITEM_FACTORS][:, item_rows], sampled[LLM_FACTORS][:, llm_rows])
-    if model.biases:
-        logits += np.asarray(sampled[INTERCEPT], dtype=np.float64)[:, None, None]
-        logits += sampled[ITEM_BIAS][:, item_rows, None]
-        logits += sampled[LLM_BIAS][:, None, llm_rows]
-    return _sigmoid(logits).astype(np.float32)
+    return np.swapaxes(sigmoid(grid_logits(sampled, llm_rows, item_rows)), -1, -2).astype(np.float32)
 
 
 def _check_draw_options(n_draws: int, batch: int, batch_name: str) -> None:
@@ -287,11 +275,10 @@ def pair_probability_draws(
     llm_codes = _entity_codes(model, "llm", llm)
     item_codes = _entity_codes(model, "item", item)
     sampled, item_rows, llm_rows = _sample_rows(model, n_draws, seed, item_codes, llm_codes)
-    sampled = {name: value for name, value in sampled.items() if value is not None}
     result = np.empty((n_draws, len(llm)), dtype=np.float32)
     for start in range(0, len(llm), batch_pairs):
         block = slice(start, start + batch_pairs)
-        result[:, block] = _sigmoid(pair_logits_draws(sampled, llm_rows[block], item_rows[block]))
+        result[:, block] = sigmoid(pair_logits(sampled, llm_rows[block], item_rows[block]))
     return result
 
 
@@ -311,7 +298,7 @@ def expected_success(
     for start in range(0, len(item_ids), batch_items):
         block = slice(start, start + batch_items)
         # the same reduction as PosteriorScores.mean, so a lam solved on these means routes identically
-        mean[block] = _probability_grid(model, sampled, item_rows[block], llm_rows).mean(axis=0, dtype=np.float64)
+        mean[block] = _probability_grid(sampled, item_rows[block], llm_rows).mean(axis=0, dtype=np.float64)
     return pd.DataFrame(mean, index=pd.Index(item_ids, name="item"), columns=pd.Index(candidates.llms, name="llm"))
 
 
@@ -739,7 +726,7 @@ def route_many(
     collectors = {name: _Collector(len(item_ids), n_draws, level) for name in mapping}
     for start in range(0, len(item_ids), batch_items):
         block = slice(start, min(start + batch_items, len(item_ids)))
-        draws = _probability_grid(model, sampled, item_rows[block], llm_rows)
+        draws = _probability_grid(sampled, item_rows[block], llm_rows)
         scores = PosteriorScores(draws, candidates.costs, candidates.llms, uniforms[block])
         for name, policy in mapping.items():
             choice = np.asarray(policy.choose(scores), dtype=np.int64)

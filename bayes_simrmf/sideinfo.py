@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -27,6 +26,7 @@ import pandas as pd
 from bayes_simrmf.data import Dataset
 from bayes_simrmf.embeddings import DEFAULT_EMBEDDING_MODEL, embed_texts, load_precomputed_embeddings
 from bayes_simrmf.errors import ConfigError, DataError
+from bayes_simrmf.log import Log
 from bayes_simrmf.similarity import (
     llm_similarity,
     oracle_factors,
@@ -84,7 +84,7 @@ def item_embeddings(
     *,
     embeddings: str | os.PathLike | None = None,
     model: str = DEFAULT_EMBEDDING_MODEL,
-    log: Callable[[str], None] | None = print,
+    log: Log | None = None,
 ) -> np.ndarray:
     """Unit-norm text embeddings ``(n_items, r)`` of ``item_ids``.
 
@@ -165,7 +165,7 @@ def build_side_information(
     embedding_model: str = DEFAULT_EMBEDDING_MODEL,
     energy: float | None = None,
     centre: bool = True,
-    log: Callable[[str], None] | None = print,
+    log: Log | None = None,
 ) -> SideInformation:
     """Factors for ``kind="similarity"`` (SimRMF) or ``kind="oracle"`` (OracleSimRMF).
 
@@ -203,23 +203,23 @@ def build_side_information(
     return SideInformation(llm_ids, np.asarray(llm_factor, np.float32), item_ids, np.asarray(item_factor, np.float32), report)
 
 
-def fold_in_new_entities(
-    model,
+def new_entity_side_information(
     dataset: Dataset,
+    fitted: dict[str, np.ndarray],
     *,
     items=None,
     llms=None,
     alpha: float = 0.5,
     embeddings: str | os.PathLike | None = None,
     embedding_model: str = DEFAULT_EMBEDDING_MODEL,
-    log: Callable[[str], None] | None = print,
-) -> dict[str, "pd.DataFrame"]:
-    """Fold questions and LLMs the model has never seen into a fitted :class:`~bayes_simrmf.estimators.SimRMF`,
-    with the similarity prior of ``model.fold_in`` built from their text and metadata.
+    log: Log | None = None,
+) -> dict[str, tuple[np.ndarray, SideInformation]]:
+    """Side information for questions and LLMs a model has never seen, from their text and metadata.
 
     Args:
-        model: a fitted SimRMF (MF or SimRMF method: the prior needs only the fitted latents).
         dataset: the data the model was fitted on (texts of its questions, metadata of its LLMs).
+        fitted: ``{"item": ids, "llm": ids}``, the model's own entities (each new entity's similarity is
+            to them).
         items: new questions, a DataFrame with ``item`` and ``text`` (other items-table columns optional).
             Ids the dataset already holds keep the dataset's row (its text or metadata).
         llms: new LLMs, a DataFrame with ``llm`` and leaderboard metadata columns (see
@@ -227,10 +227,9 @@ def fold_in_new_entities(
         alpha, embeddings, embedding_model: as for :func:`build_side_information`; pass the values the
             model was fitted with.
     Returns:
-        ``{"item": report, "llm": report}`` for the kinds folded in (``model.fold_in``'s reports).
+        ``{kind: (new ids, side information over the fitted ids then the new ones)}`` for the kinds given.
     Raises:
-        DataError: a new question has no text, an id is already in the dataset or the model, or the
-            dataset lacks texts / metadata for the model's own entities.
+        DataError: a new question has no text, or the dataset lacks texts / metadata for the fitted entities.
     """
     new = {kind: frame for kind, frame in (("item", items), ("llm", llms)) if frame is not None and len(frame)}
     if not new:
@@ -242,20 +241,15 @@ def fold_in_new_entities(
     unseen = {kind: frame[~frame[kind].astype(str).isin(dataset.item_ids() if kind == "item" else dataset.llm_ids())]
               for kind, frame in new.items()}
     extended = dataset.with_entities(items=unseen.get("item"), llms=unseen.get("llm"))
-    reports = {}
+    sides = {}
     for kind, frame in new.items():
         entity_ids = np.asarray(frame[kind]).astype(str)
-        known = np.asarray(model.items_ if kind == "item" else model.llms_, dtype=str)
-        all_ids = np.concatenate([known, entity_ids])
+        all_ids = np.concatenate([np.asarray(fitted[kind], dtype=str), entity_ids])
         if kind == "item":
             factor = _item_factor(extended, all_ids, embeddings, embedding_model, None, log)[0]
             side = SideInformation(np.zeros(0, str), None, all_ids, centre_rows(factor))
         else:
             factor = _llm_factor(extended, all_ids, alpha, None)[0]
             side = SideInformation(all_ids, centre_rows(factor), np.zeros(0, str), None)
-        reports[kind] = model.fold_in(kind, entity_ids, side=side)
-        if log:
-            report = reports[kind]
-            log(f"folded in {len(entity_ids)} new {kind}(s) from their {'text' if kind == 'item' else 'metadata'}: "
-                f"median logit sd {report['prior_sd_logit'].median():.3f}")
-    return reports
+        sides[kind] = (entity_ids, side)
+    return sides

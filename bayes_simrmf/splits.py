@@ -83,6 +83,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.errors import ConfigError, DataError, SplitError
+from bayes_simrmf.log import Log, sink
 
 if TYPE_CHECKING:  # data.py is written alongside; only its duck-typed API is used here
     from bayes_simrmf.data import Dataset
@@ -143,7 +144,6 @@ _PAIRS_PARQUET = "pairs.parquet"
 ) = range(8)
 _TEST_STREAMS = {"A": _STREAM_A, "B": _STREAM_B, "C": _STREAM_C, "D": _STREAM_D}
 
-LogFn = Callable[[str], None]
 
 
 def _stream(seed: int, purpose: int) -> np.random.Generator:
@@ -528,10 +528,6 @@ def _select_by_group(
 # --------------------------------------------------------------------------------------------------
 
 
-def _silent(message: str) -> None:
-    """A log function that drops every line."""
-
-
 def _check_int(name: str, value: Any, *, minimum: int, allow_none: bool = False) -> None:
     """Raise ConfigError unless ``value`` is an int >= ``minimum`` (or None where allowed)."""
     if value is None and allow_none:
@@ -627,7 +623,7 @@ def _dense_block(
     return block
 
 
-def _known_with_pairs(selected: np.ndarray, emit: LogFn) -> tuple[np.ndarray, np.ndarray]:
+def _known_with_pairs(selected: np.ndarray, emit: Log) -> tuple[np.ndarray, np.ndarray]:
     """Which known LLMs ``(n_L,)`` and items ``(n_I,)`` have a training pair; logs the others.
 
     A known entity without training pairs would be scored in A as if the model had seen it; it
@@ -643,7 +639,7 @@ def _known_with_pairs(selected: np.ndarray, emit: LogFn) -> tuple[np.ndarray, np
     return keep_llms, keep_items
 
 
-def _log_short(n_short: int, n_total: int, what: str, t_used: int, emit: LogFn) -> None:
+def _log_short(n_short: int, n_total: int, what: str, t_used: int, emit: Log) -> None:
     """Log how many entities of the smaller known side cannot reach ``T_used`` for lack of answers."""
     if n_short:
         emit(f"{n_short} of {n_total} known {what} than T={t_used}; each is paired with all it can be")
@@ -699,7 +695,7 @@ class Protocol:
         n_llms: int,
         n_items: int,
         *,
-        log: LogFn | None = print,
+        log: Log | None = None,
         n_eligible_llms: int | None = None,
         n_eligible_items: int | None = None,
     ) -> tuple[int, int]:
@@ -720,7 +716,7 @@ class Protocol:
             ConfigError: an explicit known count exceeds the number available or eligible, or
                 nothing is eligible.
         """
-        emit = log or _silent
+        emit = sink(log)
         counts = {}
         for axis, requested, n_available, n_eligible in (
             ("llms", self.n_known_llms, n_llms, n_llms if n_eligible_llms is None else n_eligible_llms),
@@ -738,7 +734,7 @@ class Protocol:
         return counts["llms"], counts["items"]
 
     def _resolve_axis(
-        self, axis: str, requested: int | None, n_available: int, n_eligible: int, emit: LogFn
+        self, axis: str, requested: int | None, n_available: int, n_eligible: int, emit: Log
     ) -> int:
         """Known count of one axis (``"llms"`` / ``"items"``) by the default rule or as requested."""
         argument, other = f"n_known_{axis}", ("items" if axis == "llms" else "llms")
@@ -770,7 +766,7 @@ class Protocol:
         )
         return n_known
 
-    def _cap_default_ratio(self, counts: dict[str, int], emit: LogFn) -> None:
+    def _cap_default_ratio(self, counts: dict[str, int], emit: Log) -> None:
         """Cap the larger side's *default* count at ``max_known_ratio`` x the smaller side's count.
 
         Otherwise e.g. 52 known LLMs x 1,000 known items leave each known item only T*52/1000
@@ -790,7 +786,7 @@ class Protocol:
             )
             counts[larger] = cap
 
-    def split(self, dataset: Dataset, *, log: LogFn | None = print) -> Split:
+    def split(self, dataset: Dataset, *, log: Log | None = None) -> Split:
         """Apply the protocol to a :class:`bayes_simrmf.data.Dataset`.
 
         The items' ``benchmark`` column (if the items table has one) gives the benchmark groups of
@@ -819,7 +815,7 @@ class Protocol:
         *,
         item_groups: np.ndarray | None = None,
         data_fingerprint: str | None = None,
-        log: LogFn | None = print,
+        log: Log | None = None,
     ) -> Split:
         """Apply the protocol to observed pairs given as codes.
 
@@ -838,7 +834,7 @@ class Protocol:
             The :class:`Split`. Depends only on the ids, the groups, the set of observed cells and
             the protocol, not on the order of the pairs.
         """
-        emit = log or _silent
+        emit = sink(log)
         llm_ids, item_ids, llm_idx, item_idx, correct = _validate_arrays(
             llm_ids, item_ids, llm_idx, item_idx, correct
         )
@@ -886,7 +882,7 @@ class Protocol:
         )
 
     def _draw_known_sets(
-        self, llm_idx: np.ndarray, item_idx: np.ndarray, shape: tuple[int, int], emit: LogFn
+        self, llm_idx: np.ndarray, item_idx: np.ndarray, shape: tuple[int, int], emit: Log
     ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
         """Known LLMs and items, drawn among the eligible ones.
 
@@ -916,7 +912,7 @@ class Protocol:
         return known_llms, known_items, n_eligible
 
     def _degree_targets(
-        self, observed: np.ndarray, groups: np.ndarray, n_groups: int, emit: LogFn
+        self, observed: np.ndarray, groups: np.ndarray, n_groups: int, emit: Log
     ) -> _Targets:
         """Training degree targets of the known block (see the module docstring).
 
@@ -954,7 +950,7 @@ class Protocol:
         return _Targets(t_used, llm_nominal, llm, quotas, item, item_nominal)
 
     def _nominal_degrees(
-        self, n_known_llms: int, n_known_items: int, emit: LogFn
+        self, n_known_llms: int, n_known_items: int, emit: Log
     ) -> tuple[int, tuple[int, int], tuple[int, int]]:
         """Degrees on a complete block: the smaller side T_used each, the larger T_used*n_small/n_large.
 
@@ -989,7 +985,7 @@ class Protocol:
         known_llm_mask: np.ndarray,
         known_item_mask: np.ndarray,
         observed_pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
-        emit: LogFn,
+        emit: Log,
     ) -> tuple[dict[str, Pairs], np.ndarray, np.ndarray]:
         """The five pair sets, coded into the reordered ids (known first, then new).
 
@@ -1033,7 +1029,7 @@ class Protocol:
         correct: np.ndarray,
         name: str,
         n_items: int,
-        emit: LogFn,
+        emit: Log,
     ) -> Pairs:
         """Uniform random sample of at most ``n_test_pairs`` pairs, in (llm, item) order."""
         # Sorting first makes the sample independent of the order the pairs came in.
@@ -1199,7 +1195,7 @@ def _benchmark_line(row: dict[str, Any]) -> str:
     )
 
 
-def _log_degrees(report: dict[str, Any], emit: LogFn) -> None:
+def _log_degrees(report: dict[str, Any], emit: Log) -> None:
     """One line on the achieved balance; when not T-regular one more line and one per benchmark."""
     llm, item = report["llm_degree"], report["item_degree"]
     line = (

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.errors import ConfigError
+from bayes_simrmf.log import Log
 from bayes_simrmf.metrics import evaluate
 
 HOLDOUTS = ("pairs", "items", "llms")
@@ -92,7 +93,7 @@ def grid_search(
     share: float = 0.1,
     seed: int = 0,
     fit_kwargs: dict | None = None,
-    log: Callable[[str], None] | None = print,
+    log: Log | None = None,
 ) -> TuningResult:
     """Try every combination in ``grid`` and keep the best on validation pairs.
 
@@ -186,7 +187,7 @@ def staged_search(
     share: float = 0.1,
     seed: int = 0,
     fit_kwargs: dict | None = None,
-    log: Callable[[str], None] | None = print,
+    log: Log | None = None,
 ) -> tuple[dict, list[TuningResult]]:
     """Run :func:`grid_search` stage by stage, fixing each stage's winner for the next.
 

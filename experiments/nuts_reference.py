@@ -56,7 +56,7 @@ from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.estimators import SimRMF
 from bayes_simrmf.evaluate import fit_on_split
 from bayes_simrmf.metrics import brier, log_loss
-from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, PairsLayout, simrmf_model
+from bayes_simrmf.model import INTERCEPT, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, PairsLayout, pair_logits, sigmoid, simrmf_model
 from bayes_simrmf.splits import Protocol
 from bayes_simrmf.synthetic import make_synthetic_dataset
 
@@ -82,14 +82,6 @@ def make_split(args, data: str):
 
 
 # --- draws -> identifiable quantities ------------------------------------------------------------------------
-def pair_logits(draws: dict, llm: np.ndarray, item: np.ndarray) -> np.ndarray:
-    """``(n_draws, n_pairs)`` logits ``intercept + llm_bias + item_bias + m·x`` from per-site draws."""
-    logits = np.asarray(draws[INTERCEPT], np.float64)[:, None] + draws[LLM_BIAS][:, llm] + draws[ITEM_BIAS][:, item]
-    if LLM_FACTORS in draws:
-        logits = logits + np.einsum("spd,spd->sp", draws[LLM_FACTORS][:, llm], draws[ITEM_FACTORS][:, item])
-    return logits
-
-
 def interaction_sd(draws: dict, llm: np.ndarray, item: np.ndarray) -> float:
     """How much the factors contribute: sd across pairs of ``m·x``, averaged over draws (0 when collapsed)."""
     if LLM_FACTORS not in draws:
@@ -107,7 +99,7 @@ def group_means(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndar
 
 def summarise(logits: np.ndarray, llm: np.ndarray, item: np.ndarray, n_llms: int, n_items: int, seed: int) -> dict:
     """Everything compared, from ``(n_draws, n_pairs)`` held-out logits."""
-    prob = 1.0 / (1.0 + np.exp(-logits))
+    prob = sigmoid(logits)
     answers = (np.random.default_rng([seed, 5]).random(prob.shape) < prob).astype(float)
     out = {"prob": prob, "logit_sd": logits.std(axis=0, ddof=1)}
     for name, codes, n in (("llm", llm, n_llms), ("item", item, n_items)):
@@ -279,7 +271,7 @@ def run_problem(args, data: str, lambda_reg: float) -> tuple[pd.DataFrame, list[
                 "divergences": int(diverging.sum()), "mean_leapfrog": float(num_steps.mean())}
     diagnostics = []
     if args.num_chains >= 2:
-        acc_by_chain = np.stack([group_means(1.0 / (1.0 + np.exp(-by_chain_logits[c])), heldout.llm, n_llms)
+        acc_by_chain = np.stack([group_means(sigmoid(by_chain_logits[c]), heldout.llm, n_llms)
                                  for c in range(args.num_chains)])
         for key, label, values in (
             ("logit", "held-out pair logits", by_chain_logits),

@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bayes_simrmf.arviz_io import to_inference_data
-from bayes_simrmf.errors import BayesSimRMFError, ConfigError
+from bayes_simrmf.errors import BayesSimRMFError, ConfigError, NotFittedError
 from bayes_simrmf.estimators import MeanScore, SimRMF
 from bayes_simrmf.evaluate import fit_on_split
 from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS
@@ -187,7 +187,7 @@ def test_bad_pairs_are_refused(model, train, change, message):
 
 
 def test_bad_options_and_estimators_are_refused(model, train):
-    with pytest.raises(ConfigError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         to_inference_data(SimRMF(), *train)
     with pytest.raises(ConfigError, match="MeanScore"):
         to_inference_data(MeanScore().fit(*train), *train)

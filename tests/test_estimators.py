@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_simrmf.errors import ConfigError, UnknownEntityError
+from bayes_simrmf.errors import ConfigError, NotFittedError, UnknownEntityError
 from bayes_simrmf.estimators import MeanScore, SimRMF, make_estimator
 from bayes_simrmf.evaluate import TEST_SPLITS, evaluate_on_split, fit_on_split
 from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS
@@ -82,6 +82,23 @@ def test_mean_score_predicts_the_training_mean_everywhere():
     np.testing.assert_array_equal(prob, [0.75, 0.75])
     restored = MeanScore().set_state(estimator.get_state())
     np.testing.assert_array_equal(restored.predict(["q"], ["r"]), [0.75])
+
+
+def test_an_unfitted_model_refuses_every_prediction_with_one_clear_error():
+    model = SimRMF(dim=2)
+    calls = {
+        "predict": lambda: model.predict(["a"], ["x"]),
+        "predict_interval": lambda: model.predict_interval(["a"], ["x"]),
+        "predict_group_interval": lambda: model.predict_group_interval(["a"], ["x"], by="llm"),
+        "group_draws": lambda: model.group_draws(["a"], ["x"], by="llm"),
+        "sample_posterior": lambda: model.sample_posterior(3),
+        "get_state": model.get_state,
+        "MeanScore.predict": lambda: MeanScore().predict(["a"], ["x"]),
+    }
+    for name, call in calls.items():
+        with pytest.raises(NotFittedError, match="not fitted yet: call fit"):
+            call()
+        assert issubclass(NotFittedError, ValueError), name
 
 
 def test_make_estimator_builds_the_named_method():

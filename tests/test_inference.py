@@ -20,7 +20,7 @@ from bayes_simrmf.model import (
     LLM_BIAS,
     LLM_FACTORS,
     ModelConfig,
-    logits_for_pairs,
+    pair_logits,
 )
 from bayes_simrmf.synthetic import simulate_scores
 
@@ -73,8 +73,8 @@ class Planted:
             seed=seed,
         )
 
-    def test_prob(self, point: dict, biases: bool = True) -> np.ndarray:
-        logits = logits_for_pairs(point, jnp.asarray(self.test_llm), jnp.asarray(self.test_item), biases)
+    def test_prob(self, point: dict) -> np.ndarray:
+        logits = pair_logits(point, jnp.asarray(self.test_llm), jnp.asarray(self.test_item), xp=jnp)
         return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
 
 

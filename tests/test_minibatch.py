@@ -32,7 +32,7 @@ from bayes_simrmf.inference import (
     run_svi,
     select_device,
 )
-from bayes_simrmf.model import ModelConfig, PairsLayout, logits_for_pairs, simrmf_model
+from bayes_simrmf.model import ModelConfig, PairsLayout, pair_logits, simrmf_model
 from bayes_simrmf.synthetic import make_synthetic_dataset
 
 N_LLMS, N_ITEMS, DIM = 200, 300, 4
@@ -60,7 +60,7 @@ class Problem:
 
     def probabilities(self, point: dict) -> np.ndarray:
         """``(n_llms * n_items,)`` predicted probabilities of every cell, observed or not."""
-        return np.asarray(jax.nn.sigmoid(logits_for_pairs(point, self.all_llm, self.all_item, True)), np.float64)
+        return np.asarray(jax.nn.sigmoid(pair_logits(point, self.all_llm, self.all_item, xp=jnp)), np.float64)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_likelihood_scale_multiplies_only_the_likelihood(problem, full_fit):
     observed = jnp.asarray(problem.correct[:100], jnp.float32)
     unscaled = float(log_density(simrmf_model, args, {"correct": observed}, point)[0])
     scaled = float(log_density(simrmf_model, args, {"correct": observed, "likelihood_scale": 7.0}, point)[0])
-    logits = logits_for_pairs(point, layout.llm, layout.item, True)
+    logits = pair_logits(point, layout.llm, layout.item, xp=jnp)
     log_likelihood = float(
         jnp.sum(observed * jax.nn.log_sigmoid(logits) + (1 - observed) * jax.nn.log_sigmoid(-logits))
     )

@@ -214,7 +214,7 @@ def test_dataset_with_entities_adds_rows_and_refuses_clashes():
 
 
 def test_fold_in_new_entities_places_new_questions_by_their_text(monkeypatch):
-    from bayes_simrmf import sideinfo
+    from bayes_simrmf import fold_in, sideinfo
 
     monkeypatch.setattr(sideinfo, "embed_texts", lambda texts, model: _group_embedding(texts))
     dataset, _ = _similar_items_dataset()
@@ -227,7 +227,7 @@ def test_fold_in_new_entities_places_new_questions_by_their_text(monkeypatch):
         dataset.llm_ids()[llm], dataset.item_ids()[item], correct)
     new_items = pd.DataFrame({"item": [f"new-{g}" for g in range(4)], "text": [f"group {g}" for g in range(4)]})
     new_llms = pd.DataFrame({"llm": ["org/new-llm"], **{key: [value] for key, value in metadata.items()}})
-    reports = sideinfo.fold_in_new_entities(model, dataset, items=new_items, llms=new_llms, log=None)
+    reports = fold_in.fold_in_new_entities(model, dataset, items=new_items, llms=new_llms, log=None)
     assert set(reports) == {"item", "llm"} and list(reports["item"].index) == new_items["item"].tolist()
     llms = dataset.llm_ids()
     # Each new question behaves like the fitted questions of its group (difficulties −2, −0.5, 0.5, 2).
@@ -239,4 +239,4 @@ def test_fold_in_new_entities_places_new_questions_by_their_text(monkeypatch):
     assert np.all(np.diff(new_accuracy) > 0.1)
     assert 0 < model.predict(["org/new-llm"], ["new-2"])[0] < 1
     with pytest.raises(DataError, match="need a text"):
-        sideinfo.fold_in_new_entities(model, dataset, items=pd.DataFrame({"item": ["other"]}), log=None)
+        fold_in.fold_in_new_entities(model, dataset, items=pd.DataFrame({"item": ["other"]}), log=None)

@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.inference import InferenceConfig, run_svi

@@ -67,7 +67,7 @@ def _peak_rss_mib() -> float:
 
 def generate(folder: Path, name: str, n_llms: int, n_items: int, n_pairs: int, dim: int, seed: int) -> None:
     """Distinct random pairs with 0/1 scores drawn from a planted model; saved as .npy in ``folder/name``."""
-    from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS
+    from bayes_simrmf.model import pair_logits, sigmoid
     from bayes_simrmf.synthetic import planted_parameters
 
     rng = np.random.default_rng(seed)
@@ -82,9 +82,8 @@ def generate(folder: Path, name: str, n_llms: int, n_items: int, n_pairs: int, d
     correct = np.empty(n_pairs, np.int8)
     for start in range(0, n_pairs, 1_000_000):  # bounded temporaries
         rows = slice(start, start + 1_000_000)
-        logits = (truth[INTERCEPT] + truth[LLM_BIAS][llm[rows]] + truth[ITEM_BIAS][item[rows]]
-                  + np.einsum("nd,nd->n", truth[LLM_FACTORS][llm[rows]], truth[ITEM_FACTORS][item[rows]]))
-        correct[rows] = rng.random(len(logits)) < 1.0 / (1.0 + np.exp(-logits))
+        logits = pair_logits(truth, llm[rows], item[rows])
+        correct[rows] = rng.random(len(logits)) < sigmoid(logits)
     target = folder / name
     target.mkdir(parents=True, exist_ok=True)
     for key, array in (("llm", llm), ("item", item), ("correct", correct)):
@@ -137,9 +136,9 @@ def _cell_probabilities(point: dict, cells: tuple[np.ndarray, np.ndarray]) -> np
     import jax
     import jax.numpy as jnp
 
-    from bayes_simrmf.model import logits_for_pairs
+    from bayes_simrmf.model import pair_logits
 
-    logits = logits_for_pairs({k: jnp.asarray(v) for k, v in point.items()}, jnp.asarray(cells[0]), jnp.asarray(cells[1]), True)
+    logits = pair_logits({k: jnp.asarray(v) for k, v in point.items()}, jnp.asarray(cells[0]), jnp.asarray(cells[1]), xp=jnp)
     return np.asarray(jax.nn.sigmoid(logits), np.float64)
 
 

@@ -175,6 +175,8 @@ def balanced_pairs(n_known: int, T: int, rng: np.random.Generator) -> tuple[np.n
 def write_problem(folder: Path, n_llms: int, n_items: int, n_known: int, T: int, emb_dim: int, seed: int = 0) -> Path:
     """Generate a problem and save it (``embeddings.npy``, ``llms.parquet``, ``pairs.npz``). Ids sort known-first, so
     the package's entity order (warm sorted, then cold sorted) is the order of the arrays here."""
+    from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, pair_logits, sigmoid
+
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / "pairs.npz").exists():
         return folder
@@ -200,8 +202,10 @@ def write_problem(folder: Path, n_llms: int, n_items: int, n_known: int, T: int,
     llm_latent = rng.normal(0, 0.8, (family.max() + 1, d_true))[family] + rng.normal(0, 0.4, (n_llms, d_true))
     llm_bias = rng.normal(0, 0.8, family.max() + 1)[family] + rng.normal(0, 0.4, n_llms)
     pair_llm, pair_item = balanced_pairs(min(n_known_llms, n_known_items), T, rng)
-    logits = -0.8 + llm_bias[pair_llm] + item_bias[pair_item] + np.sum(llm_latent[pair_llm] * item_latent[pair_item], 1)
-    correct = (rng.random(len(logits)) < 1 / (1 + np.exp(-logits))).astype(np.int8)
+    planted = {INTERCEPT: np.float64(-0.8), LLM_BIAS: llm_bias, ITEM_BIAS: item_bias, LLM_FACTORS: llm_latent,
+               ITEM_FACTORS: item_latent}
+    logits = pair_logits(planted, pair_llm, pair_item)
+    correct = (rng.random(len(logits)) < sigmoid(logits)).astype(np.int8)
     np.save(folder / "embeddings.npy", embeddings)
     metadata.to_parquet(folder / "llms.parquet")
     item_ids = np.array([f"{'k' if k < n_known_items else 'n'}-item-{k:06d}" for k in range(n_items)])
@@ -322,7 +326,7 @@ def child_dense(spec: dict) -> dict:
     import optax
 
     from bayes_simrmf.inference import initial_values
-    from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, ModelConfig
+    from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, ModelConfig, grid_logits
 
     highest = jax.lax.Precision.HIGHEST
     result = {"rss_after_imports_mib": _peak_rss_mib()}
@@ -366,8 +370,7 @@ def child_dense(spec: dict) -> dict:
         log_joint += dist.Normal(0.0, config.factor_prior_sd).log_prob(item_f).sum()
         log_joint -= lambda_items * dense_potential(jnp.concatenate([item_f, item_b[:, None]], 1), sqrt_items, sqrt_items_fro2)
         log_joint -= lambda_llms * dense_potential(jnp.concatenate([llm_f, llm_b[:, None]], 1), sqrt_llms, sqrt_llms_fro2)
-        logits = (llm_f[: n_block[0]] @ item_f[: n_block[1]].T + intercept + llm_b[: n_block[0], None]
-                  + item_b[None, : n_block[1]])
+        logits = grid_logits(params, slice(0, n_block[0]), slice(0, n_block[1]), xp=jnp)
         log_joint += jnp.sum(jnp.where(mask, dist.Bernoulli(logits=logits).log_prob(observed), 0.0))
         return -log_joint
 

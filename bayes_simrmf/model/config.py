@@ -1,0 +1,67 @@
+"""Hyper-parameters of the probabilistic model (not of inference): :class:`ModelConfig`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bayes_simrmf.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of the probabilistic model (not of inference).
+
+    Attributes:
+        dim: latent dimension d of ``m_i`` and ``x_k``.
+        lambda_reg: the paper's L2 weight; prior sd of each factor entry is ``1/√(2 λ_reg)``.
+        biases: include the intercept and hierarchical per-LLM / per-item biases.
+        bias_scale: sd of the Normal prior on every bias (logit units), or None to learn one
+            scale per side (hierarchical, HalfNormal(``bias_scale_prior``) hyper-prior). Learnt
+            scales suit posterior guides; under MAP (delta guide) they collapse towards 0,
+            since the joint density grows without bound as a scale and its biases shrink
+            together, so the delta guide uses a fixed scale.
+        llm_bias_scale: sd of the LLM biases' prior where it should differ from the items' (LLMs
+            with few answers each need more shrinkage than items with many), or None for
+            ``bias_scale`` on both sides; needs a fixed ``bias_scale``.
+        bias_scale_prior: sd of the HalfNormal hyper-prior of a learnt bias scale (logit units).
+        intercept_prior: sd of the Normal prior on the intercept (logit units).
+        n_item_groups: number of item groups (benchmarks) with their own mean item bias; 0 for none.
+    """
+
+    dim: int = 8
+    lambda_reg: float = 1.0
+    biases: bool = True
+    bias_scale: float | None = 2.0
+    bias_scale_prior: float = 2.0
+    llm_bias_scale: float | None = None
+    intercept_prior: float = 3.0
+    n_item_groups: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.dim, (int, np.integer)) or self.dim < 0:
+            raise ConfigError(f"dim must be a non-negative integer, got {self.dim!r}")
+        for name in ("lambda_reg", "bias_scale_prior", "intercept_prior"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value <= 0:
+                raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
+        if self.bias_scale is not None and not (np.isfinite(self.bias_scale) and self.bias_scale > 0):
+            raise ConfigError(f"bias_scale must be a positive finite number or None, got {self.bias_scale!r}")
+        if self.llm_bias_scale is not None:
+            if self.bias_scale is None:
+                raise ConfigError("llm_bias_scale sets the LLM side of a fixed bias_scale; with bias_scale=None "
+                                  "both scales are learnt, so leave llm_bias_scale at None")
+            if not (np.isfinite(self.llm_bias_scale) and self.llm_bias_scale > 0):
+                raise ConfigError(f"llm_bias_scale must be a positive finite number or None, got {self.llm_bias_scale!r}")
+        if not isinstance(self.n_item_groups, (int, np.integer)) or self.n_item_groups < 0:
+            raise ConfigError(f"n_item_groups must be a non-negative integer, got {self.n_item_groups!r}")
+        if self.n_item_groups and not self.biases:
+            raise ConfigError("item groups set the mean of the item biases; they need biases=True")
+        if self.dim == 0 and not self.biases:
+            raise ConfigError("dim=0 with biases=False leaves the model with no parameters")
+
+    @property
+    def factor_prior_sd(self) -> float:
+        """Prior sd of one factor entry, ``1/√(2 λ_reg)``: the Bayesian reading of the L2 term."""
+        return float(1.0 / np.sqrt(2.0 * self.lambda_reg))

@@ -1,0 +1,166 @@
+"""The SimRMF probabilistic program: one pure NumPyro function, no I/O.
+
+The paper's loss (PAPER.md, "Model")::
+
+    L = Σ_Ω BCE(z_ik, σ(m_i·x_k)) + λ_reg (‖M‖² + ‖X‖²) + λ_X ‖X Xᵀ − √S_X‖² + λ_M ‖M Mᵀ − √S_M‖²
+
+is, up to a constant, the negative log joint density of
+
+* ``llm_factors``  M ~ Normal(0, 1/√(2 λ_reg)) entry-wise, shape ``(n_llms, dim)``;
+* ``item_factors`` X ~ Normal(0, 1/√(2 λ_reg)) entry-wise, shape ``(n_items, dim)``;
+* ``correct`` z_ik ~ Bernoulli(logits = m_i·x_k + offsets), the BCE term;
+* Gaussian potentials ``-λ ‖Gram − √S‖²`` (``numpyro.factor``), the similarity terms
+  (added by :mod:`bayes_simrmf.similarity` inputs; absent for MF).
+
+So MAP (SVI with a delta guide) is the paper's point estimate, and any other guide
+gives a posterior.
+
+Offsets. A pure dot product gives an LLM or item with no data a zero vector and so
+p = 0.5, worse than predicting the mean (PAPER.md, notes). The paper's MF beats the
+mean on new LLMs, which implies a global offset and per-LLM / per-item biases. We
+model them explicitly and hierarchically (a learnt population location and scale),
+so that an LLM or item never seen is predicted as a draw from the population rather
+than as "bias 0"::
+
+    logit_ik = intercept + llm_bias_i + item_bias_k + m_i · x_k
+    llm_bias_i  ~ Normal(0, llm_bias_scale),  item_bias_k ~ Normal(μ_g(k), item_bias_scale)
+
+where ``g(k)`` is the item's group (its benchmark) when groups are given (``μ_g`` ~ Normal(0,
+``intercept_prior``), one per group), else ``μ = 0``: questions of a benchmark share a typical
+difficulty, so an item with few answers is shrunk towards its benchmark, not towards all items.
+
+Two layouts of the observed pairs give the same log density:
+
+* :class:`PairsLayout` gathers the factors of each observed pair (sparse data);
+* :class:`DenseLayout` computes the full ``M Xᵀ`` block of the LLMs and items that
+  hold data and masks the unobserved cells. On a CPU a masked dense product is
+  several times faster than a per-pair gather/scatter once the block is dense
+  enough, which the paper's balanced protocol makes it (T/n_items of the block).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+
+from bayes_simrmf.errors import ConfigError
+from bayes_simrmf.model.config import ModelConfig
+from bayes_simrmf.model.inputs import DenseLayout, PairsLayout, SimilarityInputs
+from bayes_simrmf.model.predictor import grid_logits, pair_logits
+from bayes_simrmf.model.sites import (
+    INTERCEPT,
+    ITEM_BIAS,
+    ITEM_BIAS_SCALE,
+    ITEM_FACTORS,
+    ITEM_GROUP_MEAN,
+    LLM_BIAS,
+    LLM_BIAS_SCALE,
+    LLM_FACTORS,
+    OBSERVED,
+)
+from bayes_simrmf.similarity import gram_mismatch, scaled_gram_mismatch
+
+
+def _similarity_potential(factors, biases, sqrt_sim_factor, factor_fro2, weight, similarity: SimilarityInputs, n_warm: int):
+    latent = factors if factors is not None else jnp.zeros((sqrt_sim_factor.shape[0], 0), jnp.float32)
+    if similarity.augmented and biases is not None:
+        latent = jnp.concatenate([latent, biases[:, None]], axis=1)
+    if similarity.cold_only:
+        latent = jnp.concatenate([jax.lax.stop_gradient(latent[:n_warm]), latent[n_warm:]], axis=0)
+    mismatch = scaled_gram_mismatch if similarity.profile_scale else gram_mismatch
+    return -weight * mismatch(latent, sqrt_sim_factor, factor_fro2)
+
+
+def simrmf_model(
+    n_llms: int,
+    n_items: int,
+    layout: PairsLayout | DenseLayout,
+    config: ModelConfig,
+    correct: jnp.ndarray | None = None,
+    similarity: SimilarityInputs | None = None,
+    item_group: jnp.ndarray | None = None,
+    likelihood_scale: float | None = None,
+) -> None:
+    """The SimRMF joint density (MF when ``similarity`` is None).
+
+    Args:
+        n_llms: number of LLMs in the model (rows of M).
+        n_items: number of items in the model (rows of X).
+        layout: where the observed pairs are (see :class:`PairsLayout`, :class:`DenseLayout`).
+        config: the model's hyper-parameters.
+        correct: observed 0/1 scores, ``(n_pairs,)`` for pairs or the block's shape for
+            dense (values under a False mask are ignored). None simulates them.
+        similarity: Gram-potential inputs (SimRMF); None for MF.
+        item_group: ``(n_items,)`` group code of each item in ``[0, config.n_item_groups)``; required
+            when ``config.n_item_groups > 0``.
+        likelihood_scale: multiplies the log-likelihood of the observed pairs only: a minibatch of
+            ``b`` of ``n`` pairs passes ``n / b`` so that its expectation is the full log-likelihood
+            (see :mod:`bayes_simrmf.inference`). Priors and similarity potentials are global terms
+            and never scaled. None (the default) leaves the density exactly as above.
+    """
+    factor_sd = config.factor_prior_sd
+    params: dict[str, jnp.ndarray] = {}
+    if config.biases:
+        params[INTERCEPT] = numpyro.sample(INTERCEPT, dist.Normal(0.0, config.intercept_prior))
+        if config.bias_scale is None:
+            llm_bias_scale = numpyro.sample(LLM_BIAS_SCALE, dist.HalfNormal(config.bias_scale_prior))
+            item_bias_scale = numpyro.sample(ITEM_BIAS_SCALE, dist.HalfNormal(config.bias_scale_prior))
+        else:
+            item_bias_scale = config.bias_scale
+            llm_bias_scale = config.bias_scale if config.llm_bias_scale is None else config.llm_bias_scale
+    with numpyro.plate("llms", n_llms, dim=-1):
+        if config.biases:
+            params[LLM_BIAS] = numpyro.sample(LLM_BIAS, dist.Normal(0.0, llm_bias_scale))
+        if config.dim:
+            params[LLM_FACTORS] = numpyro.sample(
+                LLM_FACTORS, dist.Normal(jnp.zeros(config.dim), factor_sd).to_event(1)
+            )
+    item_bias_loc = 0.0
+    if config.biases and config.n_item_groups:
+        if item_group is None:
+            raise ConfigError(f"config.n_item_groups={config.n_item_groups} needs item_group codes")
+        group_mean = numpyro.sample(
+            ITEM_GROUP_MEAN, dist.Normal(jnp.zeros(config.n_item_groups), config.intercept_prior).to_event(1)
+        )
+        item_bias_loc = group_mean[item_group]
+    with numpyro.plate("items", n_items, dim=-1):
+        if config.biases:
+            params[ITEM_BIAS] = numpyro.sample(ITEM_BIAS, dist.Normal(item_bias_loc, item_bias_scale))
+        if config.dim:
+            params[ITEM_FACTORS] = numpyro.sample(
+                ITEM_FACTORS, dist.Normal(jnp.zeros(config.dim), factor_sd).to_event(1)
+            )
+
+    if similarity is not None:
+        if similarity.items_factor is not None:
+            numpyro.factor(
+                "item_similarity",
+                _similarity_potential(params.get(ITEM_FACTORS), params.get(ITEM_BIAS), similarity.items_factor,
+                                      similarity.items_factor_fro2,
+                                      similarity.items_weight, similarity, similarity.n_warm_items),
+            )
+        if similarity.llms_factor is not None:
+            numpyro.factor(
+                "llm_similarity",
+                _similarity_potential(params.get(LLM_FACTORS), params.get(LLM_BIAS), similarity.llms_factor,
+                                      similarity.llms_factor_fro2,
+                                      similarity.llms_weight, similarity, similarity.n_warm_llms),
+            )
+
+    if isinstance(layout, DenseLayout):
+        if likelihood_scale is not None:
+            raise ConfigError("likelihood_scale (minibatches) needs a PairsLayout; got a DenseLayout")
+        n_block_llms, n_block_items = layout.mask.shape
+        logits = grid_logits(params, slice(0, n_block_llms), slice(0, n_block_items), xp=jnp)
+        with numpyro.plate("block_llms", n_block_llms, dim=-2), numpyro.plate("block_items", n_block_items, dim=-1):
+            numpyro.sample(OBSERVED, dist.Bernoulli(logits=logits).mask(layout.mask), obs=correct)
+    else:
+        logits = pair_logits(params, layout.llm, layout.item, xp=jnp)
+        with numpyro.plate("pairs", logits.shape[0], dim=-1):
+            if likelihood_scale is None:
+                numpyro.sample(OBSERVED, dist.Bernoulli(logits=logits), obs=correct)
+            else:
+                with numpyro.handlers.scale(scale=likelihood_scale):
+                    numpyro.sample(OBSERVED, dist.Bernoulli(logits=logits), obs=correct)
