@@ -21,6 +21,8 @@ import pytest
 from click.testing import CliRunner
 
 from bayes_simrmf import hub
+from bayes_simrmf.hub.benchmarks import _benchmark_of_task
+from bayes_simrmf.hub.files import _write_parquet_atomic
 from bayes_simrmf.cli_data import data as data_group
 from bayes_simrmf.data import default_data_dir, load_dataset
 from bayes_simrmf.errors import ConfigError, DataError
@@ -71,7 +73,7 @@ def _expected_correct(llm_index: int, task: str, doc_id: int, run: str) -> int:
 
 
 def _record(task: str, doc_id: int, value: int) -> dict:
-    benchmark = hub._benchmark_of_task(task)
+    benchmark = _benchmark_of_task(task)
     record = {
         "doc_id": doc_id, "doc": _doc(task, doc_id), "target": "B",
         "arguments": {"gen_args_0": {"arg_0": "prompt", "arg_1": " (A)"}},
@@ -301,7 +303,7 @@ def test_a_pull_uses_only_the_latest_run(tmp_path):
     responses = read_tables(tmp_path / "out")["responses"]
     for row in responses.itertuples():
         benchmark, subtask, doc_id = row.item.split("/")
-        task = next(t for t in TASKS if hub._benchmark_of_task(t).name == benchmark
+        task = next(t for t in TASKS if _benchmark_of_task(t).name == benchmark
                     and (t.endswith(subtask) or t == "leaderboard_mmlu_pro"))
         assert row.correct == _expected_correct(0, task, int(doc_id), RUN_NEW)
 
@@ -429,7 +431,7 @@ def test_a_failed_parquet_write_leaves_no_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pq, "write_table", broken)
     with pytest.raises(OSError, match="disk full"):
-        hub._write_parquet_atomic(pd.DataFrame({"a": [1]}), tmp_path / "x.parquet")
+        _write_parquet_atomic(pd.DataFrame({"a": [1]}), tmp_path / "x.parquet")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -17,9 +17,9 @@ from bayes_simrmf.splits import (
     Pairs,
     Protocol,
     Split,
-    _augment_once,
     balanced_block_selection,
 )
+from bayes_simrmf.splits.balance import _augment_once
 
 DATA_DIR = Path(
     os.environ.get("BAYES_SIMRMF_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"

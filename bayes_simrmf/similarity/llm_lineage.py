@@ -1,0 +1,263 @@
+"""LLM similarity from lineage: base models, fine-tunes and merges as a graph."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from bayes_simrmf.errors import ConfigError
+from bayes_simrmf.similarity.llm_features import (
+    LLMFeatureReport,
+    _LINEAGE_COLUMNS_REQUIRED,
+    _is_missing,
+    _parse_flag,
+    _parse_model_type,
+    _require_columns,
+    llm_feature_matrix,
+)
+
+
+LINEAGE_WEIGHTS: dict[str, float] = {
+    "fine_tune": 0.8,  # one was fine-tuned from the other, or both were fine-tuned from the same parent
+    "merge_source": 0.7,  # one was merged from the other
+    "same_base_model": 0.6,  # same root ancestor along fine-tune hops (e.g. cousins, grandparent / grandchild)
+    "same_merge_source": 0.5,  # both were merged from the same parent
+}
+"""PAPER.md "Side information" lineage weights; a pair takes the largest weight among the relations that hold."""
+
+# Hugging Face repositories renamed after the leaderboard started, so both names occur as base_model values.
+_RENAMED_REPO_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("meta-llama/meta-llama-3.1-", "meta-llama/llama-3.1-"),
+)
+_MERGE_SUFFIX = re.compile(r"\s*\(merge\)\s*$", re.IGNORECASE)
+_NO_PARENT_VALUES = frozenset({"", "removed", "nan", "none", "null", "?", "unknown"})
+
+
+def _canonical_llm_id(raw: str) -> str:
+    """Compare Hugging Face ids the way the hub resolves them: case-insensitively, following known renames."""
+    key = raw.strip().casefold()
+    for old_prefix, new_prefix in _RENAMED_REPO_PREFIXES:
+        if key.startswith(old_prefix):
+            key = new_prefix + key[len(old_prefix):]
+    return key
+
+
+@dataclasses.dataclass(frozen=True)
+class LineageReport:
+    """What :func:`llm_lineage_matrix` found in the base_model column.
+
+    Attributes:
+        n_llms: rows of the table.
+        n_with_parent: LLMs whose base_model names another model (one lineage hop).
+        n_parent_in_table: of those, parents that are rows of this table.
+        n_with_relation: LLMs with a non-zero lineage similarity to at least one other LLM ("usable lineage").
+        n_fine_tune_edges, n_merge_edges: parent hops by type (decided by the child, see the function doc).
+        n_no_parent_self: base_model is the LLM itself (no known parent).
+        n_self_merge: base_model is "<the LLM itself> (Merge)": a merge whose sources the table does not list.
+        n_removed: base_model is "Removed" (or empty / missing).
+        n_parent_marked_merge: parents written as "<parent> (Merge)": the parent is itself a merge.
+        n_id_case_duplicates: rows whose llm id equals an earlier row's up to case (same hub repository).
+        pair_counts: unordered LLM pairs whose final weight came from each relation.
+    """
+
+    n_llms: int
+    n_with_parent: int
+    n_parent_in_table: int
+    n_with_relation: int
+    n_fine_tune_edges: int
+    n_merge_edges: int
+    n_no_parent_self: int
+    n_self_merge: int
+    n_removed: int
+    n_parent_marked_merge: int
+    n_id_case_duplicates: int
+    pair_counts: dict[str, int]
+
+    def __str__(self) -> str:
+        return (
+            f"LLM lineage: {self.n_with_relation}/{self.n_llms} LLMs related to another; {self.n_with_parent} name a "
+            f"parent ({self.n_parent_in_table} in the table; {self.n_fine_tune_edges} fine-tune, {self.n_merge_edges} "
+            f"merge hops); no parent: {self.n_no_parent_self} self, {self.n_self_merge} self-merge, "
+            f"{self.n_removed} removed; pairs by relation {self.pair_counts}"
+        )
+
+
+def llm_lineage_matrix(llms: pd.DataFrame) -> tuple[np.ndarray, LineageReport]:
+    """Dense lineage similarity ``S_lineage`` (n_llms, n_llms) from the leaderboard's one-hop base_model column.
+
+    Reading base_model (one hop per LLM, as the leaderboard wrote it):
+      - the LLM itself, ``"Removed"``, empty or missing: no known parent;
+      - ``"<X> (Merge)"``: the suffix marks X as a merge model. When X is the LLM itself, the LLM is a merge whose
+        sources are not listed (no parent). When X is another model, X is the parent; the suffix says nothing about
+        how the child was made (on the leaderboard such children are fine-tunes with is_merged False);
+      - anything else: the parent's Hugging Face id. Ids are compared case-insensitively, with the
+        meta-llama/Meta-Llama-3.1-* -> meta-llama/Llama-3.1-* rename followed.
+
+    Fine-tune vs merge hop: decided by the child, since the column names only one parent. The hop is a merge when
+    the child is a merge (model_type "basemergesandmoerges" or is_merged True), else a fine-tune (fine-tuned, chat,
+    continuously pretrained, adapters, ...).
+
+    Relations (:data:`LINEAGE_WEIGHTS`; a pair takes the largest weight that holds; diagonal 1; 0 otherwise):
+      - fine_tune 0.8: one is the fine-tune parent of the other, or both are fine-tunes of the same parent
+        ("same fine-tuning source"; the parent need not be in the table);
+      - merge_source 0.7: one is the merge parent of the other;
+      - same_base_model 0.6: the same root, where the root is found by following fine-tune hops upward through the
+        table until a model with no parent, a merge, or a parent outside the table (that parent id is then the
+        root). This links cousins and grandparent/grandchild pairs along fine-tune chains. Merge hops are not
+        followed because a merge has several sources and the table names only one of them, so it has no single
+        base model;
+      - same_merge_source 0.5: both were merged from the same parent.
+
+    Args:
+        llms: leaderboard metadata with columns llm, base_model, model_type, is_merged.
+
+    Returns:
+        ``S_lineage`` float32 ``(n_llms, n_llms)``, symmetric, values in {0, 0.5, 0.6, 0.7, 0.8, 1}, and a report.
+    """
+    _require_columns(llms, _LINEAGE_COLUMNS_REQUIRED, "LLM lineage")
+    n_llms = len(llms)
+    own_keys = [_canonical_llm_id(str(v)) for v in llms["llm"]]
+    # Hub ids are case-insensitive, so rows differing only in case are the same repository submitted twice (the
+    # leaderboard has a few); the first such row stands for the repository when it is named as a parent.
+    row_of_key: dict[str, int] = {}
+    for row, key in enumerate(own_keys):
+        row_of_key.setdefault(key, row)
+    n_id_case_duplicates = n_llms - len(row_of_key)
+
+    parent_key: list[str | None] = [None] * n_llms
+    is_merge_child = np.zeros(n_llms, dtype=bool)
+    n_no_parent_self = n_self_merge = n_removed = n_parent_marked_merge = 0
+    for row, record in enumerate(llms[list(_LINEAGE_COLUMNS_REQUIRED)].to_dict("records")):
+        is_merge_child[row] = (
+            _parse_model_type(record["model_type"]) == "merge" or _parse_flag(record["is_merged"]) == 1.0
+        )
+        raw_base = record["base_model"]
+        if _is_missing(raw_base) or str(raw_base).strip().casefold() in _NO_PARENT_VALUES:
+            n_removed += 1
+            continue
+        base_text = str(raw_base)
+        marked_merge = bool(_MERGE_SUFFIX.search(base_text))
+        candidate = _canonical_llm_id(_MERGE_SUFFIX.sub("", base_text))
+        if not candidate or candidate in _NO_PARENT_VALUES:
+            n_removed += 1
+        elif candidate == own_keys[row]:
+            if marked_merge:
+                n_self_merge += 1
+            else:
+                n_no_parent_self += 1
+        else:
+            parent_key[row] = candidate
+            n_parent_marked_merge += marked_merge
+
+    def root_of(row: int) -> str:
+        # Walk fine-tune hops upward; the visited set guards against cycles in hand-edited tables.
+        visited = {row}
+        current = row
+        while True:
+            if is_merge_child[current] or parent_key[current] is None:
+                return own_keys[current]
+            parent = parent_key[current]
+            parent_row = row_of_key.get(parent)
+            if parent_row is None or parent_row in visited:
+                return parent
+            visited.add(parent_row)
+            current = parent_row
+
+    lineage = np.zeros((n_llms, n_llms), dtype=np.float32)
+    # Which relation set each pair's weight (0 = none), for the report; int8 keeps it at n² bytes.
+    relation_names = ("",) + tuple(LINEAGE_WEIGHTS)
+    relation_of_pair = np.zeros((n_llms, n_llms), dtype=np.int8)
+
+    def link_group(rows: Sequence[int], relation: str) -> None:
+        if len(rows) < 2:
+            return
+        index = np.asarray(rows)
+        block = np.ix_(index, index)
+        stronger = lineage[block] < LINEAGE_WEIGHTS[relation]
+        lineage[block] = np.where(stronger, LINEAGE_WEIGHTS[relation], lineage[block])
+        relation_of_pair[block] = np.where(stronger, relation_names.index(relation), relation_of_pair[block])
+
+    # Weakest relation first, so that a stronger one overwrites it.
+    merge_children: dict[str, list[int]] = defaultdict(list)
+    fine_tune_children: dict[str, list[int]] = defaultdict(list)
+    roots: dict[str, list[int]] = defaultdict(list)
+    for row in range(n_llms):
+        roots[root_of(row)].append(row)
+        if parent_key[row] is not None:
+            (merge_children if is_merge_child[row] else fine_tune_children)[parent_key[row]].append(row)
+    for rows in merge_children.values():
+        link_group(rows, "same_merge_source")
+    for rows in roots.values():
+        link_group(rows, "same_base_model")
+    for parent, rows in merge_children.items():
+        if parent in row_of_key:
+            for row in rows:
+                link_group([row, row_of_key[parent]], "merge_source")
+    for parent, rows in fine_tune_children.items():
+        link_group(rows + ([row_of_key[parent]] if parent in row_of_key else []), "fine_tune")
+        # (a parent linked to all its fine-tune children at 0.8, and the children to each other at 0.8)
+
+    np.fill_diagonal(lineage, 1.0)
+    off_diagonal = lineage.copy()
+    np.fill_diagonal(off_diagonal, 0.0)
+    upper_codes = relation_of_pair[np.triu_indices(n_llms, k=1)]
+    pair_counts = {name: int((upper_codes == code).sum()) for code, name in enumerate(relation_names) if code}
+    with_parent = [row for row in range(n_llms) if parent_key[row] is not None]
+    report = LineageReport(
+        n_llms=n_llms,
+        n_with_parent=len(with_parent),
+        n_parent_in_table=sum(parent_key[row] in row_of_key for row in with_parent),
+        n_with_relation=int((off_diagonal > 0).any(axis=1).sum()),
+        n_fine_tune_edges=sum(not is_merge_child[row] for row in with_parent),
+        n_merge_edges=sum(bool(is_merge_child[row]) for row in with_parent),
+        n_no_parent_self=n_no_parent_self,
+        n_self_merge=n_self_merge,
+        n_removed=n_removed,
+        n_parent_marked_merge=n_parent_marked_merge,
+        n_id_case_duplicates=n_id_case_duplicates,
+        pair_counts=pair_counts,
+    )
+    return lineage, report
+
+
+@dataclasses.dataclass(frozen=True)
+class LLMSimilarityReport:
+    """Report of :func:`llm_similarity`: its ``alpha`` and the feature and lineage reports."""
+
+    alpha: float
+    features: LLMFeatureReport
+    lineage: LineageReport
+    feature_names: list[str]
+
+    def __str__(self) -> str:
+        return f"LLM similarity (alpha={self.alpha}):\n  {self.features}\n  {self.lineage}"
+
+
+def llm_similarity(llms: pd.DataFrame, alpha: float = 0.5) -> tuple[np.ndarray, LLMSimilarityReport]:
+    """``S_M = α·S_feature + (1−α)·S_lineage`` (n_llms, n_llms), dense float32, rows in table order.
+
+    ``S_feature = F Fᵀ`` is the cosine similarity of :func:`llm_feature_matrix` rows (PSD, in [0, 1]);
+    ``S_lineage`` is :func:`llm_lineage_matrix`. The sum is symmetric with unit diagonal but need not be PSD:
+    pass it to :func:`sqrt_psd_factor_from_dense`, which clips and reports the negative part.
+
+    Args:
+        llms: leaderboard metadata, one row per LLM.
+        alpha: weight of the feature similarity, in [0, 1] (the paper uses 0.5).
+    """
+    if not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
+        raise ConfigError(f"alpha={alpha!r}: expected a weight in [0, 1]")
+    features, feature_names, feature_report = llm_feature_matrix(llms)
+    lineage, lineage_report = llm_lineage_matrix(llms)
+    feature_similarity = features.astype(np.float64) @ features.T.astype(np.float64)
+    similarity = float(alpha) * feature_similarity + (1.0 - float(alpha)) * lineage
+    similarity = (similarity + similarity.T) / 2.0  # exact symmetry despite float round-off
+    np.fill_diagonal(similarity, 1.0)
+    report = LLMSimilarityReport(float(alpha), feature_report, lineage_report, feature_names)
+    return similarity.astype(np.float32), report
+
+
