@@ -11,20 +11,8 @@ from bayes_simrmf.model.config import ModelConfig
 from bayes_simrmf.model.inputs import DenseLayout, PairsLayout, SimilarityInputs
 from bayes_simrmf.model.predictor import grid_logits, pair_logits, sigmoid
 from bayes_simrmf.model.program import simrmf_model
-from bayes_simrmf.model.sites import (
-    INTERCEPT,
-    ITEM_BIAS,
-    ITEM_BIAS_SCALE,
-    ITEM_FACTORS,
-    ITEM_GROUP_MEAN,
-    LLM_BIAS,
-    LLM_BIAS_SCALE,
-    LLM_FACTORS,
-    OBSERVED,
-)
+from bayes_simrmf.model.sites import *  # noqa: F403 (the site names, listed in sites.__all__)
+from bayes_simrmf.model.sites import __all__ as _SITES
 
-__all__ = [
-    "DenseLayout", "INTERCEPT", "ITEM_BIAS", "ITEM_BIAS_SCALE", "ITEM_FACTORS", "ITEM_GROUP_MEAN", "LLM_BIAS",
-    "LLM_BIAS_SCALE", "LLM_FACTORS", "ModelConfig", "OBSERVED", "PairsLayout", "SimilarityInputs", "grid_logits",
-    "pair_logits", "sigmoid", "simrmf_model",
-]
+__all__ = [*_SITES, "DenseLayout", "ModelConfig", "PairsLayout", "SimilarityInputs", "grid_logits", "pair_logits",
+           "sigmoid", "simrmf_model"]

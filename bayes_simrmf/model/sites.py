@@ -9,3 +9,6 @@ LLM_BIAS_SCALE = "llm_bias_scale"
 ITEM_BIAS_SCALE = "item_bias_scale"
 ITEM_GROUP_MEAN = "item_group_mean"
 OBSERVED = "correct"
+
+__all__ = ["LLM_FACTORS", "ITEM_FACTORS", "LLM_BIAS", "ITEM_BIAS", "INTERCEPT", "LLM_BIAS_SCALE", "ITEM_BIAS_SCALE",
+           "ITEM_GROUP_MEAN", "OBSERVED"]
