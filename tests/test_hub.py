@@ -1,4 +1,4 @@
-"""Tests of the leaderboard pull (bayes_simrmf.hub, bayes_simrmf.cli_data) without the network.
+"""Tests of the leaderboard pull (bayes_simrmf.hub, bayes_simrmf.cli.data) without the network.
 
 Every test reads a small mirror built in tmp_path in the hub's own layout
 (ROOT/datasets/open-llm-leaderboard/<org>__<name>-details/<org>__<name>/samples_leaderboard_<task>_<ts>.jsonl and
@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from bayes_simrmf import hub
 from bayes_simrmf.hub.benchmarks import _benchmark_of_task
 from bayes_simrmf.hub.files import _write_parquet_atomic
-from bayes_simrmf.cli_data import data as data_group
+from bayes_simrmf.cli.data import data as data_group
 from bayes_simrmf.data import default_data_dir, load_dataset
 from bayes_simrmf.errors import ConfigError, DataError
 

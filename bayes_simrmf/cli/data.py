@@ -8,7 +8,6 @@ default in ``--help``; errors are one line (exit code 1), usage errors exit with
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -105,11 +104,3 @@ def pull_command(out, n_models, models_file, seed, benchmarks, workers, max_retr
     click.echo(f"written to {out}: responses.parquet, items.parquet, llms.parquet, {hub.SUMMARY_FILE}")
     if summary.incomplete or summary.skipped_llms:
         click.echo("re-run the same command to retry what was skipped or incomplete", err=True)
-
-
-def _main() -> None:  # pragma: no cover - `python -m bayes_simrmf.cli_data`
-    data(prog_name="bayes-simrmf data")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(_main())

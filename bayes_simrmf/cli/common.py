@@ -1,0 +1,128 @@
+"""What the commands share: error handling, data loading, `tune` results, and the option groups."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from bayes_simrmf.errors import BayesSimRMFError
+from bayes_simrmf.options import (
+    DEFAULT_EMBEDDING_MODEL,
+    UNKNOWN_ENTITY_POLICIES,
+)
+
+
+SYNTHETIC = "synthetic"
+EXIT_ERROR = 1
+
+
+def _friendly_errors(command):
+    """Turn package errors into one line on stderr and exit code 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except BayesSimRMFError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(EXIT_ERROR)
+
+    return wrapper
+
+
+def _invoked_command() -> str:
+    """The command as click parsed it (every option with its value), for provenance."""
+    context = click.get_current_context()
+    words = context.command_path.split()
+    for parameter in context.command.params:
+        value = context.params.get(parameter.name)
+        if not isinstance(parameter, click.Option) or value is None:
+            continue
+        if parameter.is_flag:
+            if value is True:
+                words.append(max(parameter.opts, key=len))
+            elif parameter.secondary_opts:
+                words.append(max(parameter.secondary_opts, key=len))
+        else:
+            words += [max(parameter.opts, key=len), str(value)]
+    return shlex.join(words)
+
+
+def _read_hyper(path: str, method: str, paper: bool = False) -> dict:
+    """Chosen hyper-parameters from a `tune` JSON file, checked against the method."""
+    from bayes_simrmf.errors import ConfigError
+
+    try:
+        payload = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path} is not valid JSON: {error}") from None
+    if payload.get("method") != method:
+        raise ConfigError(f"{path} holds hyper-parameters for method {payload.get('method')!r}, not {method!r}")
+    if bool(payload.get("paper_form", False)) != bool(paper):
+        tuned = "with --paper" if payload.get("paper_form") else "without --paper"
+        raise ConfigError(f"{path} was tuned {tuned}; pass the same to fit ({'add' if payload.get('paper_form') else 'drop'} --paper)")
+    click.echo(f"hyper-parameters from {path}: {payload['chosen']}")
+    return dict(payload["chosen"])
+
+
+def _load_data(data: str | None, unknown_entities: str, seed: int):
+    from bayes_simrmf.data import load_dataset
+    from bayes_simrmf.synthetic import make_synthetic_dataset
+
+    if data is None or data == SYNTHETIC:
+        if data is None:
+            click.echo(
+                "No --data given: using a generated demo dataset (300 LLMs x 600 items drawn from the model).\n"
+                "For real leaderboard data pass --data DIR, a folder with responses/items/llms as parquet or CSV "
+                "(see README, 'Data')."
+            )
+        dataset, _ = make_synthetic_dataset(seed_value=seed)
+        return dataset
+    return load_dataset(data, unknown_entities=unknown_entities, log=click.echo)
+
+
+def _option_group(*options):
+    """Several click options applied as one decorator, so commands that share them define them once."""
+    def apply(function):
+        for option in reversed(options):
+            function = option(function)
+        return function
+    return apply
+
+
+#: Where the data come from (fit, tune).
+DATA_OPTIONS = _option_group(
+    click.option("--data", "data", default=None, metavar="DIR|synthetic",
+                 help="Dataset folder (responses, items, llms as parquet/CSV) or 'synthetic'. [default: synthetic demo]"),
+    click.option("--unknown-entities", type=click.Choice(UNKNOWN_ENTITY_POLICIES), default="error",
+                 help="Responses whose LLM/item is missing from llms/items: fail, drop them, or add the id without "
+                      "metadata."),
+)
+#: The evaluation protocol's split (fit, tune).
+SPLIT_OPTIONS = _option_group(
+    click.option("--T", "T", type=int, default=300, help="Training pairs per known LLM and per known item."),
+    click.option("--n-known-llms", type=int, default=None,
+                 help="Known LLMs, drawn among those that answered at least a quarter of the items. [default: 1000, or "
+                      "2/3 of the eligible LLMs if fewer than 1500, at most 10x the known items]"),
+    click.option("--n-known-items", type=int, default=None,
+                 help="Known items, drawn among those answered by at least a quarter of the LLMs. [default: 1000, or "
+                      "2/3 of the eligible items if fewer than 1500, at most 10x the known LLMs]"),
+    click.option("--seed", type=int, default=0, help="Seed of the split and of every fit (and of tune's validation carve)."),
+)
+#: Side information: question embeddings and LLM similarity (fit, tune).
+SIDE_OPTIONS = _option_group(
+    click.option("--alpha", type=float, default=0.5, help="Weight of metadata features vs lineage in the LLM similarity."),
+    click.option("--embeddings", type=click.Path(dir_okay=False), default=None,
+                 help="Precomputed question embeddings (parquet: item, text_sha256_16, embedding). "
+                      "[default: item_embeddings.<model>.parquet in --data if present, else computed]"),
+    click.option("--embedding-model", default=DEFAULT_EMBEDDING_MODEL,
+                 help="sentence-transformers model for question texts: the bundled default, "
+                      "'e5-multilingual-base' (the paper's), a hub id or a local path."),
+)
+
+

@@ -1,0 +1,170 @@
+"""`bayes-simrmf fit`: fit a model on a split of the data, evaluate it on splits A–D and save it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from bayes_simrmf.options import (
+    DEVICES,
+    GUIDES,
+    METHODS,
+    SIMILARITY_MODES,
+)
+from bayes_simrmf.cli.common import (
+    DATA_OPTIONS,
+    SIDE_OPTIONS,
+    SPLIT_OPTIONS,
+    _friendly_errors,
+    _invoked_command,
+    _load_data,
+    _read_hyper,
+)
+
+
+@click.command()
+@DATA_OPTIONS
+@click.option("--method", type=click.Choice(METHODS), default="mf",
+              help="mf: factorisation; simrmf: plus similarity from question texts and LLM metadata; "
+                   "oracle: plus the ideal similarity from the true scores (an upper bound, uses test data); "
+                   "counting: each LLM's training accuracy per --item-groups group, shrunk to the group mean.")
+@click.option("--shrinkage", type=float, default=10.0, help="Pseudo-count of --method counting's shrinkage.")
+@SPLIT_OPTIONS
+@click.option("--guide", type=click.Choice(GUIDES), default="delta",
+              help="Variational family: delta = MAP (the paper's point estimate).")
+@click.option("--rank", "lowrank_rank", type=int, default=8, help="Rank of the low-rank guide's covariance (--guide lowrank).")
+@click.option("--dim", type=int, default=8, help="Latent dimension d.")
+@click.option("--lambda-reg", type=float, default=1.0, help="L2 weight (prior sd of factors = 1/sqrt(2*lambda_reg)).")
+@click.option("--bias-scale", type=float, default=2.0, help="Prior sd of the LLM and item biases (logit units).")
+@click.option("--llm-bias-scale", type=float, default=None,
+              help="Prior sd of the LLM biases alone; smaller when each LLM has few training answers. [default: --bias-scale]")
+@click.option("--n-test-pairs", type=int, default=1_000_000, help="At most this many pairs per test split.")
+@click.option("--learning-rate", type=float, default=0.05, help="Adam step size.")
+@click.option("--max-steps", type=int, default=3000, help="Upper bound on SVI steps.")
+@click.option("--tol", type=float, default=1e-5, help="Stop when the relative loss change per 50 steps is below this.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Training pairs per SVI step (minibatch SVI, log-likelihood scaled by pairs / batch size) for "
+                   "observed sets too large for full-batch steps. [default: full batch]")
+@click.option("--device", type=click.Choice(DEVICES), default="auto",
+              help="Where JAX runs the fit: auto = JAX's default backend (a GPU when a CUDA build of JAX sees one).")
+@click.option("--similarity-weight-items", type=float, default=1.0,
+              help="kappa_X: question-similarity weight (lambda_X = kappa_X * pairs / items^2); simrmf/oracle.")
+@click.option("--similarity-weight-llms", type=float, default=1.0,
+              help="kappa_M: LLM-similarity weight (lambda_M = kappa_M * pairs / LLMs^2); simrmf/oracle.")
+@click.option("--similarity-mode", type=click.Choice(SIMILARITY_MODES), default="kernel",
+              help="kernel: fold LLMs/questions without data in by GP regression on the similarity; cold: the Gram "
+                   "potential moving only those; joint: the paper's Gram potential on all.")
+@click.option("--paper", is_flag=True,
+              help="SimRMF as the paper writes it (with --method simrmf/oracle): the joint Gram potential on the factors "
+                   "alone, uncentred similarity at scale 1 (overrides --similarity-mode); intercept and biases stay.")
+@click.option("--fold-in-ridge-items", type=float, default=1.0, help="GP nugget of the question fold-in (kernel mode).")
+@click.option("--fold-in-ridge-llms", type=float, default=1.0, help="GP nugget of the LLM fold-in (kernel mode).")
+@click.option("--item-groups", default=None, metavar="COLUMN",
+              help="Column of the items table (e.g. benchmark) whose groups get their own mean question difficulty. "
+                   "[default: none]")
+@SIDE_OPTIONS
+@click.option("--hyper", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="JSON written by `bayes-simrmf tune`; its values replace the defaults of the options above. [default: none]")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Model folder to write. [default: models/<data>-<method>-T<T>-seed<seed>-<date-time>]")
+@click.option("--overwrite", is_flag=True, help="Replace an existing model folder.")
+@click.option("--baseline/--no-baseline", default=True, help="Also score MeanScore on the same split for comparison.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_friendly_errors
+def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, lambda_reg, bias_scale, llm_bias_scale, n_known_llms, n_known_items, n_test_pairs, seed,
+        learning_rate, max_steps, tol, batch_size, device, similarity_weight_items, similarity_weight_llms, similarity_mode,
+        paper, fold_in_ridge_items, fold_in_ridge_llms, alpha, item_groups,
+        embeddings, embedding_model, hyper, out, overwrite, baseline, quiet):
+    """Fit a model on a split of the data, evaluate it on splits A-D and save it.
+
+    \b
+    Example:
+      bayes-simrmf fit --data ../shared/data/openllm-v2-mmlupro-math \\
+          --T 300 --guide delta --method mf --dim 8 --seed 0 --out models/mmlupro-mf
+    """
+    from bayes_simrmf.errors import ConfigError
+    from bayes_simrmf.estimators import PAPER_FORM, PAPER_SIDE, MeanScore, make_estimator
+    from bayes_simrmf.evaluate import evaluate_on_split, fit_on_split, format_metrics
+    from bayes_simrmf.saving import save_model
+    from bayes_simrmf.splits import Protocol
+
+    baseline_method = method in ("meanscore", "counting")
+    if baseline_method and guide != "delta":
+        raise ConfigError(f"--guide applies to mf, simrmf and oracle; --method {method} has no posterior")
+    if paper and method not in ("simrmf", "oracle"):
+        raise ConfigError(f"--paper applies to --method simrmf or oracle, not {method}")
+    if out is not None and Path(out).exists() and not overwrite:
+        raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite")
+    import jax
+
+    from bayes_simrmf.inference import select_device
+
+    # Checked before loading data, so a missing GPU fails in a second, not after the split.
+    fit_device = select_device(device)
+    dataset = _load_data(data, unknown_entities, seed)
+    click.echo(dataset.summary())
+    protocol = Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, n_test_pairs=n_test_pairs, seed=seed)
+    split = protocol.split(dataset, log=click.echo)
+    click.echo(split.summary())
+    options = {"shrinkage": shrinkage} if method == "counting" else {} if method == "meanscore" else dict(
+        dim=dim, lambda_reg=lambda_reg, bias_scale=bias_scale, llm_bias_scale=llm_bias_scale, guide=guide,
+        learning_rate=learning_rate, max_steps=max_steps, tol=tol, lowrank_rank=lowrank_rank, seed=seed, progress=not quiet, similarity_weight_items=similarity_weight_items,
+        similarity_weight_llms=similarity_weight_llms, similarity_mode=similarity_mode,
+        fold_in_ridge_items=fold_in_ridge_items, fold_in_ridge_llms=fold_in_ridge_llms, batch_size=batch_size,
+    )
+    if paper:
+        options.update({key: value for key, value in PAPER_FORM.items() if key != "method"})
+    if hyper is not None and not baseline_method:
+        options.update(_read_hyper(hyper, method, paper))
+    side = None
+    if method in ("simrmf", "oracle"):
+        from bayes_simrmf.sideinfo import build_side_information
+
+        side = build_side_information(
+            dataset, split.llms, split.items, kind="oracle" if method == "oracle" else "similarity", alpha=alpha,
+            embeddings=embeddings, embedding_model=embedding_model, log=click.echo, **(PAPER_SIDE if paper else {}),
+        )
+    groups = None
+    if item_groups is not None:
+        if item_groups not in dataset.items.columns:
+            raise ConfigError(
+                f"--item-groups {item_groups!r} is not a column of the items table; it has {list(dataset.items.columns)}"
+            )
+        groups = dataset.items.set_index("item")[item_groups].fillna("(none)").astype(str)
+    if method == "counting" and groups is None:
+        click.echo("note: --method counting without --item-groups puts every item in one group (each LLM's overall accuracy)")
+    estimator = make_estimator(method, **options)
+    with jax.default_device(fit_device):
+        fit_on_split(estimator, split, side=side, item_groups=groups)
+    if not baseline_method:
+        steps = len(estimator.losses_)
+        click.echo(
+            f"fitted {method} ({guide}) in {estimator.fit_seconds_:.1f} s: {steps} steps, "
+            f"{'converged' if estimator.converged_ else 'NOT converged (raise --max-steps)'}, "
+            f"final loss {estimator.losses_[-1]:.6g}, layout {estimator.layout_}"
+        )
+    results = {method: evaluate_on_split(estimator, split)}
+    if baseline and method != "meanscore":
+        results["meanscore"] = evaluate_on_split(fit_on_split(MeanScore(), split), split)
+    click.echo(format_metrics(results))
+    # Without --out every run gets its own folder, so re-running the same command never collides.
+    name = out or f"models/{Path(dataset.name).name}-{method}-T{T}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if Path(name).exists() and not overwrite:
+        raise ConfigError(f"{name} already exists; choose another --out or pass --overwrite")
+    folder = save_model(
+        name,
+        estimator,
+        data_fingerprint=dataset.fingerprint(),
+        split=split,
+        metrics=results[method],
+        extra_config={"data": dataset.name, "data_source": dataset.source, "unknown_entities": unknown_entities, "alpha": alpha,
+                      "paper_form": bool(paper),
+                      "embedding_model": embedding_model, "embeddings": embeddings},
+        command=_invoked_command(),
+        overwrite=overwrite,
+    )
+    click.echo(f"saved to {folder}")
+
+

@@ -1,0 +1,249 @@
+"""`bayes-simrmf route`: send questions to candidate LLMs with a routing policy on a saved model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bayes_simrmf.options import (
+    DEFAULT_EMBEDDING_MODEL,
+    POLICIES,
+)
+from bayes_simrmf.cli.common import _friendly_errors
+
+
+def _read_table_file(path: str, what: str):
+    """A CSV or parquet file as a DataFrame (ConfigError naming the file otherwise)."""
+    import pandas as pd
+
+    from bayes_simrmf.errors import ConfigError
+
+    suffix = Path(path).suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{what} file {path} could not be read: {error}") from None
+    raise ConfigError(f"{what} file {path} must end in .csv or .parquet")
+
+
+def _id_column(frame, where: str, column: str, requirement: str):
+    """``frame[column]`` as str ids; ConfigError naming ``where`` if the column is absent or has gaps."""
+    import numpy as np
+
+    from bayes_simrmf.errors import ConfigError
+
+    if column not in frame.columns:
+        raise ConfigError(f"{where}: {requirement}; has {list(frame.columns)}")
+    if frame[column].isna().any():
+        rows = np.flatnonzero(frame[column].isna().to_numpy())[:5].tolist()
+        raise ConfigError(f"{where}: {'LLM' if column == 'llm' else column} ids are missing in rows {rows}")
+    return frame[column].astype(str)
+
+
+def _route_items(path: str, model):
+    """The items file: question ids, and the rows of questions the model does not hold (to fold in from their
+    text; without a text column they stop with what to do)."""
+    import numpy as np
+
+    from bayes_simrmf.errors import ConfigError, UnknownEntityError
+
+    frame = _read_table_file(path, "--items")
+    ids = _id_column(frame, f"--items {path}", "item", "needs an item column")
+    repeated = ids.duplicated().to_numpy()
+    if repeated.any():
+        raise ConfigError(f"--items {path}: item ids repeat, e.g. {ids[repeated].head(5).tolist()} "
+                          f"(rows {np.flatnonzero(repeated)[:5].tolist()})")
+    new = ~ids.isin(np.asarray(model.items_, dtype=str)).to_numpy()
+    if new.any() and "text" not in frame.columns:
+        raise UnknownEntityError(
+            f"--items {path}: {int(new.sum())} question id(s) are not in the model, e.g. {ids[new].head(5).tolist()}; "
+            "add a text column to fold them in from their text, or route questions the model holds"
+        )
+    if new.any() and frame.loc[new, "text"].isna().any():
+        rows = np.flatnonzero(new & frame["text"].isna().to_numpy())[:5].tolist()
+        raise ConfigError(f"--items {path}: new questions need a text to be folded in; rows {rows} have none")
+    new_items = frame.loc[new].assign(item=ids[new].to_numpy()).reset_index(drop=True)
+    return ids, new_items
+
+
+def _new_llms(frame, model, dataset, path: str):
+    """Rows of the candidates the model does not hold, with metadata from the --llms file's own columns
+    (beyond llm and cost) or else from the dataset's llms table."""
+    import numpy as np
+
+    from bayes_simrmf.errors import UnknownEntityError
+
+    ids = frame["llm"].astype(str)
+    new = ~ids.isin(np.asarray(model.llms_, dtype=str)).to_numpy()
+    if not new.any():
+        return None
+    metadata_columns = [column for column in frame.columns if column not in ("llm", "cost")]
+    if metadata_columns:
+        return frame.loc[new, ["llm", *metadata_columns]].assign(llm=ids[new].to_numpy()).reset_index(drop=True)
+    if dataset is not None:
+        known = dataset.llms.assign(llm=dataset.llms["llm"].astype(str)).set_index("llm")
+        found = ids[new][ids[new].isin(known.index)]
+        if len(found) == new.sum():
+            return known.loc[found.to_numpy()].reset_index()
+    raise UnknownEntityError(
+        f"--llms {path}: {int(new.sum())} LLM id(s) are not in the model, e.g. {ids[new].head(5).tolist()}, and no "
+        "metadata was found for them; add leaderboard metadata columns (e.g. params_billions, architecture, "
+        "model_type, base_model) to the file to fold them in, or route among the model's LLMs"
+    )
+
+
+def _route_dataset(data: str | None, saved, what: str):
+    """The dataset the model was fitted on: --data, else the folder its config records, else the shared data
+    folder of that name."""
+    from bayes_simrmf.data import default_data_dir, load_dataset
+    from bayes_simrmf.errors import ConfigError
+
+    extra = saved.config.get("extra", {})
+    recorded = extra.get("data_source") or ""
+    name = extra.get("data") or ""
+    for candidate in ([data] if data else [recorded, str(default_data_dir() / name) if name else ""]):
+        if candidate and Path(candidate).is_dir():
+            return load_dataset(candidate, unknown_entities=extra.get("unknown_entities", "error"), log=None)
+    if data:
+        raise ConfigError(f"--data {data} is not a folder")
+    raise ConfigError(
+        f"{what} not in the model; they are folded in with the texts and metadata of the data the model was fitted "
+        f"on ({name or 'not recorded'}): pass that folder with --data DIR"
+    )
+
+
+@click.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
+              help="Saved model folder (from `fit`); a posterior guide (normal, lowrank) gives uncertainty.")
+@click.option("--items", "items_file", required=True, type=click.Path(dir_okay=False, exists=True),
+              help="CSV/parquet with an `item` column: the questions to route. Questions the model does not hold "
+                   "are folded in from a `text` column (in memory: the model folder is not changed).")
+@click.option("--llms", "llms_file", required=True, type=click.Path(dir_okay=False, exists=True),
+              help="CSV/parquet with columns `llm` and `cost` (per call): the candidate LLMs. LLMs the model does not "
+                   "hold are folded in from leaderboard metadata columns in the file, or from --data's llms table.")
+@click.option("--data", "data", default=None, metavar="DIR",
+              help="The dataset the model was fitted on, for folding in new questions / LLMs (their similarity to "
+                   "the fitted ones). [default: the folder recorded in the model, or the shared data folder of its name]")
+@click.option("--policy", type=click.Choice(POLICIES),
+              default="greedy",
+              help="greedy: highest mean; risk-averse: highest lower credible bound; thompson: best in one posterior "
+                   "draw; cost-aware: highest mean - lam*cost; threshold: cheapest LLM with "
+                   "P(p >= threshold) >= confidence.")
+@click.option("--level", type=float, default=0.9, help="Credible level of the intervals (and of risk-averse's bound).")
+@click.option("--lam", type=float, default=None,
+              help="Success probability traded per unit of cost (cost-aware, thompson). [default: 0]")
+@click.option("--threshold", type=float, default=None,
+              help="Success probability to clear: the threshold policy's bar; with another policy, questions whose "
+                   "chosen LLM does not clear it are abstained (or sent to --fallback). [default: none]")
+@click.option("--confidence", type=float, default=0.9,
+              help="Posterior probability with which --threshold must be cleared.")
+@click.option("--fallback", default=None, metavar="LLM",
+              help="Candidate to escalate to when no LLM clears --threshold. [default: abstain]")
+@click.option("--budget", type=float, default=None,
+              help="Total cost allowed for all questions: cost-aware's lam is chosen as the smallest that fits. "
+                   "[default: none]")
+@click.option("--n-draws", type=int, default=200, help="Posterior draws per question and LLM.")
+@click.option("--seed", type=int, default=0, help="Seed of the posterior draws and of Thompson sampling.")
+@click.option("--batch-items", type=int, default=1000, help="Questions per batch (memory: n_draws x batch x LLMs).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write the decisions to FILE.csv or FILE.parquet. [default: print only]")
+@click.option("--show", type=int, default=20, help="Rows of the decision table to print.")
+@_friendly_errors
+def route(model_dir, items_file, llms_file, data, policy, level, lam, threshold, confidence, fallback, budget, n_draws,
+          seed, batch_items, out, show):
+    """Choose an LLM for each question from the model's posterior, with costs.
+
+    Prints the chosen LLM per question with its predicted success probability and credible interval, and the
+    expected accuracy and total cost; --out writes the full table.
+
+    \b
+    Example:
+      bayes-simrmf route --model models/mmlupro-normal --items questions.csv --llms candidates.csv \\
+          --policy threshold --threshold 0.7 --confidence 0.9 --out routes.csv
+    """
+    import numpy as np
+    import pandas as pd
+
+    from bayes_simrmf import routing
+    from bayes_simrmf.errors import ConfigError
+    from bayes_simrmf.saving import load_model
+
+    if out is not None and Path(out).suffix.lower() not in (".csv", ".parquet"):
+        raise ConfigError(f"--out {out} must end in .csv or .parquet")
+    if budget is not None and policy != "cost-aware":
+        raise ConfigError("--budget chooses cost-aware's lam; use it with --policy cost-aware")
+    if budget is not None and lam is not None:
+        raise ConfigError("--budget chooses lam itself; pass either --budget or --lam, not both")
+    if lam is not None and policy not in ("cost-aware", "thompson"):
+        raise ConfigError(f"--lam applies to cost-aware and thompson, not {policy}")
+    saved = load_model(model_dir)
+    model = saved.estimator
+    if not hasattr(model, "sample_posterior"):
+        raise ConfigError(f"{model_dir} holds a {saved.config['estimator'].get('method')} model; routing needs mf/simrmf")
+    items, new_items = _route_items(items_file, model)
+    llms_frame = _read_table_file(llms_file, "--llms")
+    llm_ids = _id_column(llms_frame, f"--llms {llms_file}", "llm", "needs columns llm and cost")
+    dataset = None
+    unknown_llms = ~llm_ids.isin(np.asarray(model.llms_, dtype=str))
+    if len(new_items) or unknown_llms.any():
+        from bayes_simrmf.fold_in import fold_in_new_entities
+
+        new_ids = [f"{len(new_items)} question(s), e.g. {new_items['item'].head(3).tolist()}"] if len(new_items) else []
+        if unknown_llms.any():
+            new_ids.append(f"{int(unknown_llms.sum())} LLM(s), e.g. "
+                           f"{llm_ids[unknown_llms].head(3).tolist()}")
+        dataset = _route_dataset(data, saved, " and ".join(new_ids) + (" is" if len(new_ids) == 1 else " are"))
+        extra = saved.config.get("extra", {})
+        fold_in_new_entities(
+            model, dataset, items=new_items if len(new_items) else None,
+            llms=_new_llms(llms_frame, model, dataset, llms_file),
+            alpha=extra.get("alpha", 0.5), embeddings=extra.get("embeddings"),
+            embedding_model=extra.get("embedding_model") or DEFAULT_EMBEDDING_MODEL, log=click.echo,
+        )
+    candidates = routing.Candidates.from_frame(llms_frame[[c for c in ("llm", "cost") if c in llms_frame.columns]],
+                                               model=model, source=f"--llms {llms_file}")
+    chosen = routing.make_policy(policy, level=level, lam=lam or 0.0, threshold=threshold, confidence=confidence,
+                                 fallback=fallback)
+    if budget is not None:
+        solved = routing.cost_aware_for_budget(model, items, candidates, budget, n_draws=n_draws, seed=seed,
+                                               batch_items=batch_items)
+        chosen = solved if threshold is None else routing.make_policy(
+            "cost-aware", lam=solved.lam, threshold=threshold, confidence=confidence, fallback=fallback)
+        click.echo(f"budget {budget:g}: lam = {solved.lam:.6g}")
+    if model.guide == "delta":
+        click.echo("note: the model has a delta guide (a point estimate): intervals are degenerate and risk-averse / "
+                   "thompson routing equals greedy, except for entities added by fold_in")
+    result = routing.route(model, items, candidates, chosen, n_draws=n_draws, level=level, seed=seed,
+                           batch_items=batch_items)
+    decisions = result.decisions
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        if Path(out).suffix.lower() == ".csv":
+            decisions.to_csv(out, index=False)
+        else:
+            decisions.to_parquet(out, index=False)
+    shown = decisions.head(max(show, 0)).copy()
+    shown["llm"] = shown["llm"].fillna("(abstain)")
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60,
+                           "display.float_format", "{:.3f}".format):
+        click.echo(f"policy {result.policy}, {len(candidates)} candidate LLMs, {len(decisions)} questions")
+        if len(shown):
+            click.echo(shown.to_string(index=False))
+        if len(decisions) > len(shown):
+            click.echo(f"... {len(decisions) - len(shown)} more rows" + (f" in {out}" if out else " (--out FILE writes all)"))
+    summary = result.summary()
+    percent = int(round(100 * level))
+    click.echo(
+        f"routed {summary['n_routed']} of {summary['n_questions']} questions (abstained {summary['abstain_rate']:.1%}); "
+        f"expected accuracy on routed {summary['expected_accuracy']:.3f} "
+        f"[{percent}% interval {summary['expected_accuracy_lower']:.3f}, {summary['expected_accuracy_upper']:.3f}]"
+    )
+    shares = ", ".join(f"{llm} {count}" for llm, count in result.share_by_llm().items())
+    click.echo(f"questions per LLM: {shares}")
+    click.echo(f"expected total cost {summary['total_cost']:.6g} (mean {summary['mean_cost']:.4g} per question)")
+    if out is not None:
+        click.echo(f"written to {out}")

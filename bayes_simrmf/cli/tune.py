@@ -1,0 +1,85 @@
+"""`bayes-simrmf tune`: choose hyper-parameters on validation pairs carved from the training pairs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from bayes_simrmf.options import (
+    FACTOR_METHODS,
+)
+from bayes_simrmf.cli.common import DATA_OPTIONS, SIDE_OPTIONS, SPLIT_OPTIONS, _friendly_errors, _load_data
+
+
+@click.command()
+@DATA_OPTIONS
+@click.option("--method", type=click.Choice(FACTOR_METHODS), default="mf", help="Model to tune.")
+@SPLIT_OPTIONS
+@click.option("--share", type=float, default=0.1, help="Share of training pairs (or LLMs / items) held out for validation.")
+@SIDE_OPTIONS
+@click.option("--paper", is_flag=True,
+              help="Tune SimRMF as the paper writes it (see fit --paper): d and lambda_reg, then lambda_X and lambda_M "
+                   "(kappa grids) on held-out questions and LLMs.")
+@click.option("--out", type=click.Path(dir_okay=False), default="hyper.json", help="Where to write the chosen values.")
+@_friendly_errors
+def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, share, alpha, embeddings,
+         embedding_model, paper, out):
+    """Choose hyper-parameters on validation pairs carved from the training pairs (never test pairs).
+
+    Stages: d and lambda_reg with random training pairs held out; then (simrmf/oracle) the question-similarity
+    weight with whole training questions held out, and the LLM-similarity weight with whole LLMs held out.
+    Writes the chosen values and every candidate's validation scores to --out, for `fit --hyper`.
+
+    \b
+    Example:
+      bayes-simrmf tune --data ../shared/data/openllm-v2-mmlupro-math --method simrmf --T 300 --out hyper.json
+      bayes-simrmf fit --data ../shared/data/openllm-v2-mmlupro-math --method simrmf --T 300 --hyper hyper.json
+    """
+    from bayes_simrmf.errors import ConfigError
+    from bayes_simrmf.estimators import PAPER_FORM, PAPER_SIDE, make_estimator
+    from bayes_simrmf.splits import Protocol
+    from bayes_simrmf.tuning import DEFAULT_STAGES, PAPER_STAGES, staged_search
+
+    if paper and method not in ("simrmf", "oracle"):
+        raise ConfigError(f"--paper applies to --method simrmf or oracle, not {method}")
+
+    dataset = _load_data(data, unknown_entities, seed)
+    split = Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, seed=seed).split(dataset, log=click.echo)
+    train = split.pairs["train"]
+    fit_kwargs = None
+    if method in ("simrmf", "oracle"):
+        from bayes_simrmf.sideinfo import build_side_information
+
+        side = build_side_information(
+            dataset, split.llms, split.items, kind="oracle" if method == "oracle" else "similarity", alpha=alpha,
+            embeddings=embeddings, embedding_model=embedding_model, log=click.echo, **(PAPER_SIDE if paper else {}),
+        )
+        fit_kwargs = {"side": side, "llms": split.llms, "items": split.items}
+    preset = {key: value for key, value in PAPER_FORM.items() if key != "method"} if paper else {}
+
+    def build(method=method, **options):
+        return make_estimator(method, seed=seed, progress=False, **{**preset, **options})
+
+    chosen, results = staged_search(
+        build, PAPER_STAGES if paper else DEFAULT_STAGES[method], split.llms[train.llm], split.items[train.item], train.correct,
+        share=share, seed=seed, fit_kwargs=fit_kwargs, log=click.echo,
+    )
+    payload = {
+        "method": method,
+        "paper_form": bool(paper),
+        "chosen": {**preset, **chosen},
+        "data": dataset.name,
+        "data_fingerprint": dataset.fingerprint(),
+        "protocol": {"T": T, "n_known_llms": split.n_known_llms, "n_known_items": split.n_known_items, "seed": seed},
+        "stages": [
+            {"holdout": result.holdout, "metric": result.metric, "share": result.share, "best": result.best,
+             "table": result.table.to_dict(orient="records")}
+            for result in results
+        ],
+    }
+    Path(out).write_text(json.dumps(payload, indent=2, default=float))
+    click.echo(f"chosen {chosen}; written to {out}")
+
+
