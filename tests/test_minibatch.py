@@ -26,12 +26,12 @@ from bayes_simrmf.errors import ConfigError
 from bayes_simrmf.estimators import SimRMF
 from bayes_simrmf.inference import (
     InferenceConfig,
-    _stop_rule,
     draw_minibatch,
     negative_log_joint,
     run_svi,
     select_device,
 )
+from bayes_simrmf.inference.stopping import _stop_rule
 from bayes_simrmf.model import ModelConfig, PairsLayout, pair_logits, simrmf_model
 from bayes_simrmf.synthetic import make_synthetic_dataset
 
