@@ -27,35 +27,36 @@ import pandas as pd
 from tqdm import tqdm
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path
-from bayes_simrmf.estimators import make_estimator
 from bayes_simrmf.evaluate import fit_on_split
-from bayes_simrmf.splits import Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from protocol_degrees import markdown_table  # noqa: E402
+from run_protocol import SeedContext, build  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "experiments" / "configs" / "table2.json"
 CELLS = ROOT / "experiments" / "results" / "table2_cells"
-METHODS = {"Counting": "counting", "MF+groups+llmbias": "mf"}
+METHODS = ("Counting", "MF+groups+llmbias")
 
 
 def offset_rows(name: str, T: int, seed: int, config: dict) -> list[dict]:
+    """The split, estimators and item groups of the Table 2 runner (``run_protocol.SeedContext`` and
+    ``build``), so these are the cells' own fits."""
     options = config["datasets"][name]
-    dataset = load_dataset(shared_dataset_path(name))
-    split = Protocol(n_known_llms=options.get("n_known_llms"), n_known_items=options.get("n_known_items"),
-                     T=T, n_test_pairs=config["n_test_pairs"], seed=seed).split(dataset, log=None)
-    groups = dataset.items.set_index("item")["benchmark"].fillna("(none)").astype(str)
+    dataset = load_dataset(shared_dataset_path(name), unknown_entities=options.get("unknown_entities", "error"),
+                           log=None)
+    context = SeedContext(dataset, options, T, seed, config["n_test_pairs"], side_cache={})
+    split = context.split
     train, test = split.pairs["train"], split.pairs["C"]
     known_acc = pd.Series(train.correct).groupby(train.llm).mean()
     rows = []
-    for label, method in METHODS.items():
+    for label in METHODS:
         cell = CELLS / name / f"T{T}" / f"seed{seed}" / f"{label}.json"
         if not cell.exists():
             raise SystemExit(f"{cell} is missing: run experiments/run_protocol.py for {name} T={T} seed {seed} first")
-        chosen = json.loads(cell.read_text())["chosen"]
-        extra = {} if method == "counting" else {"seed": seed, "progress": False}
-        estimator = fit_on_split(make_estimator(method, **extra, **chosen), split, item_groups=groups)
+        spec = config["methods"][label]
+        estimator = fit_on_split(build(spec, seed, json.loads(cell.read_text())["chosen"]), split,
+                                 item_groups=context.item_groups(spec))
         prob = estimator.predict(split.llms[test.llm], split.items[test.item], unknown="population")
         per_llm = pd.DataFrame({"llm": test.llm, "y": test.correct, "p": prob}).groupby("llm")[["y", "p"]].mean()
         error = per_llm["p"] - per_llm["y"]
