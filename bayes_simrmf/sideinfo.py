@@ -24,11 +24,13 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.data import Dataset
-from bayes_simrmf.embeddings import DEFAULT_EMBEDDING_MODEL, embed_texts, load_precomputed_embeddings
 from bayes_simrmf.errors import ConfigError, DataError
 from bayes_simrmf.log import Log
 from bayes_simrmf.similarity import (
+    DEFAULT_EMBEDDING_MODEL,
+    embed_texts,
     llm_similarity,
+    load_precomputed_embeddings,
     oracle_factors,
     sqrt_psd_factor_from_dense,
     sqrt_psd_factor_from_embeddings,

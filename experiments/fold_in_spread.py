@@ -26,8 +26,8 @@ from pathlib import Path
 import pandas as pd
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path
-from bayes_simrmf.embeddings import DEFAULT_EMBEDDING_MODEL
 from bayes_simrmf.metrics import evaluate
+from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 from bayes_simrmf.tuning import carve_validation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -41,9 +41,9 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path
-from bayes_simrmf.embeddings import DEFAULT_EMBEDDING_MODEL
 from bayes_simrmf.estimators import PAPER_FORM, make_estimator
 from bayes_simrmf.evaluate import TEST_SPLITS, evaluate_on_split, fit_on_split
+from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 from bayes_simrmf.sideinfo import build_side_information, centre_rows
 from bayes_simrmf.splits import Protocol
 from bayes_simrmf.tuning import staged_search

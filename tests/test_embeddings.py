@@ -1,4 +1,5 @@
-"""Tests of bayes_simrmf.embeddings: text hashes, the real default model against the shipped precomputed vectors,
+"""Tests of the question embeddings (bayes_simrmf.similarity: embed, embedding_models, embedding_cache,
+precomputed_embeddings): text hashes, the real default model against the shipped precomputed vectors,
 the on-disk cache (hits, interruption safety), fail-fast model resolution, and the precomputed-vector loader.
 
 Most cache tests use a fake sentence model (fast, counts what it embeds); one test loads the real default model on
@@ -16,16 +17,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_simrmf import embeddings
-from bayes_simrmf.embeddings import (
+from bayes_simrmf.errors import BayesSimRMFError, ConfigError, DataError
+from bayes_simrmf.similarity import (
     DEFAULT_EMBEDDING_MODEL,
     E5_QUERY_PROMPT,
+    EmbeddingModelSpec,
+    default_cache_dir,
     embed_texts,
     load_precomputed_embeddings,
     resolve_embedding_model,
     text_sha256_16,
 )
-from bayes_simrmf.errors import BayesSimRMFError, ConfigError, DataError
+from bayes_simrmf.similarity import embed, embedding_cache, embedding_models
 
 DATASET = "openllm-v2-mmlupro-math"
 PRECOMPUTED_NAME = "item_embeddings.all-MiniLM-L6-v2.parquet"
@@ -69,11 +72,11 @@ def fake_model(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Replace model loading by a counter + fake model; returns the counters."""
     state: dict[str, Any] = {"loads": 0, "model": FakeSentenceModel()}
 
-    def fake_loader(spec: embeddings.EmbeddingModelSpec) -> FakeSentenceModel:
+    def fake_loader(spec: EmbeddingModelSpec) -> FakeSentenceModel:
         state["loads"] += 1
         return state["model"]
 
-    monkeypatch.setattr(embeddings, "_load_sentence_transformer", fake_loader)
+    monkeypatch.setattr(embed, "_load_sentence_transformer", fake_loader)
     return state
 
 
@@ -115,10 +118,10 @@ def test_default_model_reproduces_shipped_embeddings_and_caches(
     assert cosine.min() > 0.999, cosine
 
     # Second call: everything comes from the cache, the model is not even loaded.
-    def must_not_load(spec: embeddings.EmbeddingModelSpec) -> None:
+    def must_not_load(spec: EmbeddingModelSpec) -> None:
         raise AssertionError("model loaded although every text is cached")
 
-    monkeypatch.setattr(embeddings, "_load_sentence_transformer", must_not_load)
+    monkeypatch.setattr(embed, "_load_sentence_transformer", must_not_load)
     again = embed_texts(list(reversed(texts)), cache_dir=tmp_path, progress=False)
     np.testing.assert_array_equal(again, vectors[::-1])
 
@@ -131,7 +134,7 @@ def test_default_model_identity_is_pinned() -> None:
 
 
 def test_default_model_with_wrong_weights_hash_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embeddings, "_DEFAULT_MODEL_WEIGHTS_SHA256", "0" * 64)
+    monkeypatch.setattr(embedding_models, "_DEFAULT_MODEL_WEIGHTS_SHA256", "0" * 64)
     with pytest.raises(ConfigError, match="sha256"):
         resolve_embedding_model(DEFAULT_EMBEDDING_MODEL)
 
@@ -212,11 +215,11 @@ def test_cache_dir_defaults_to_environment(
     fake_model: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("BAYES_SIMRMF_CACHE", str(tmp_path / "env_cache"))
-    assert embeddings.default_cache_dir() == tmp_path / "env_cache"
+    assert default_cache_dir() == tmp_path / "env_cache"
     embed_texts(["a", "b"], progress=False)
     assert len(_chunk_files(tmp_path / "env_cache")) == 1
     monkeypatch.delenv("BAYES_SIMRMF_CACHE")
-    assert embeddings.default_cache_dir() == Path.home() / ".cache" / "bayes_simrmf" / "embeddings"
+    assert default_cache_dir() == Path.home() / ".cache" / "bayes_simrmf" / "embeddings"
 
 
 def test_interrupted_cache_write_leaves_no_corrupt_entry(
@@ -228,11 +231,11 @@ def test_interrupted_cache_write_leaves_no_corrupt_entry(
         handle.write(b"PK\x03\x04 half a zip file")  # the process dies after a partial write
         raise KeyboardInterrupt("simulated Ctrl-C while writing")
 
-    monkeypatch.setattr(embeddings.np, "savez", crash_mid_write)
+    monkeypatch.setattr(embedding_cache.np, "savez", crash_mid_write)
     with pytest.raises(KeyboardInterrupt):
         embed_texts(texts, cache_dir=tmp_path, progress=False)
     monkeypatch.undo()  # restores np.savez (and the fake model fixture's patch, re-applied below)
-    monkeypatch.setattr(embeddings, "_load_sentence_transformer", lambda spec: fake_model["model"])
+    monkeypatch.setattr(embed, "_load_sentence_transformer", lambda spec: fake_model["model"])
 
     assert _chunk_files(tmp_path) == [] and _temp_files(tmp_path) == []
     recovered = embed_texts(texts, cache_dir=tmp_path, progress=False)

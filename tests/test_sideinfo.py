@@ -173,7 +173,7 @@ def _group_embedding(texts, model=None):
 
 def test_item_embeddings_embed_what_the_precomputed_file_lacks(tmp_path, monkeypatch):
     from bayes_simrmf import sideinfo
-    from bayes_simrmf.embeddings import text_sha256_16
+    from bayes_simrmf.similarity import text_sha256_16
 
     dataset, _ = _similar_items_dataset()
     extended = dataset.with_entities(items=pd.DataFrame({"item": ["new-a", "new-b"], "text": ["group 3", "group 0"]}))

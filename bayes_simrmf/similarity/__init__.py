@@ -12,6 +12,8 @@ Where the factors come from
 ---------------------------
 - Items (``S_X``): cosine similarity of unit-norm text embeddings ``E`` (n, r), ``S = E Eᵀ``. With the thin SVD
   ``E = U s Vᵀ``, ``√S = U diag(s) Uᵀ``, so ``W = U diag(√s)`` (:func:`sqrt_psd_factor_from_embeddings`).
+  ``E`` comes from :func:`embed_texts` (a sentence-transformers model named as in :func:`resolve_embedding_model`,
+  every vector cached on disk) or from the precomputed files beside the data (:func:`load_precomputed_embeddings`).
 - LLMs (``S_M``): ``α·S_feature + (1−α)·S_lineage`` from leaderboard metadata (:func:`llm_feature_matrix`,
   :func:`llm_lineage_matrix`, :func:`llm_similarity`). LLM counts are ≤ ~5·10^3 here, so ``S_M`` is dense; it need
   not be PSD, so :func:`sqrt_psd_factor_from_dense` clips negative eigenvalues and reports how much was clipped.
@@ -24,6 +26,19 @@ Every factor builder returns ``(W, report)``; the report says what was kept, cli
 
 from __future__ import annotations
 
+from bayes_simrmf.similarity.embedding_models import (
+    DEFAULT_EMBEDDING_MODEL,
+    EMBEDDING_MODEL_PRESETS,
+    E5_QUERY_PROMPT,
+    EmbeddingModelSpec,
+    resolve_embedding_model,
+)
+from bayes_simrmf.similarity.embedding_cache import default_cache_dir
+from bayes_simrmf.similarity.embed import embed_texts
+from bayes_simrmf.similarity.precomputed_embeddings import (
+    load_precomputed_embeddings,
+    text_sha256_16,
+)
 from bayes_simrmf.similarity.sqrt_factor import (
     SqrtFactorReport,
     sqrt_psd_factor_from_dense,
@@ -61,6 +76,10 @@ from bayes_simrmf.similarity.diagnostics import (
 __all__ = [
     "ARCHITECTURE_FAMILIES",
     "AlignmentReport",
+    "DEFAULT_EMBEDDING_MODEL",
+    "E5_QUERY_PROMPT",
+    "EMBEDDING_MODEL_PRESETS",
+    "EmbeddingModelSpec",
     "LINEAGE_WEIGHTS",
     "LLMFeatureReport",
     "LLMSimilarityReport",
@@ -69,15 +88,20 @@ __all__ = [
     "OracleReport",
     "PURPOSES",
     "SqrtFactorReport",
+    "default_cache_dir",
+    "embed_texts",
     "gram_fro2",
     "gram_mismatch",
     "gram_mismatch_dense",
     "llm_feature_matrix",
     "llm_lineage_matrix",
     "llm_similarity",
+    "load_precomputed_embeddings",
     "oracle_factors",
+    "resolve_embedding_model",
     "scaled_gram_mismatch",
     "similarity_alignment",
     "sqrt_psd_factor_from_dense",
     "sqrt_psd_factor_from_embeddings",
+    "text_sha256_16",
 ]
