@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -219,6 +219,98 @@ class LLMFeatureReport:
         )
 
 
+class _ParsedMetadata(NamedTuple):
+    """The fields of one LLM's metadata that :func:`llm_feature_matrix` reads; ``None`` where unreadable."""
+
+    params: float | None
+    architecture: tuple[str, str] | None
+    model_type: str | None
+    flags: dict[str, float | None]
+
+    @property
+    def flags_unparsed(self) -> bool:
+        return any(value is None for value in self.flags.values())
+
+    @property
+    def is_fallback(self) -> bool:
+        """No architecture, model_type or parameter count: the row is the ``metadata_unknown`` indicator alone."""
+        return self.params is None and self.architecture is None and self.model_type is None
+
+    @property
+    def is_complete(self) -> bool:
+        return (
+            self.params is not None
+            and self.architecture is not None
+            and self.model_type is not None
+            and not self.flags_unparsed
+        )
+
+
+def _parse_metadata(record: dict[str, Any]) -> _ParsedMetadata:
+    return _ParsedMetadata(
+        params=_parse_params(record["params_billions"]),
+        architecture=_parse_architecture(record["architecture"]),
+        model_type=_parse_model_type(record["model_type"]),
+        flags={
+            "is_merged": _parse_flag(record["is_merged"]),
+            "is_moe": _parse_flag(record["is_moe"]),
+            "adapter_or_delta": _parse_weight_type(record["weight_type"]),
+            "has_chat_template": _parse_flag(record["has_chat_template"]),
+        },
+    )
+
+
+def _feature_names() -> list[str]:
+    return (
+        [_PARAMS_FEATURE]
+        + [f"family={f}" for f in ARCHITECTURE_FAMILIES]
+        + [f"purpose={p}" for p in PURPOSES]
+        + [f"model_type={t}" for t in MODEL_TYPES]
+        + list(_FLAG_COLUMNS)
+        + [_UNKNOWN_INDICATOR]
+    )
+
+
+def _feature_row(metadata: _ParsedMetadata, column_of: dict[str, int]) -> np.ndarray:
+    """One LLM's feature vector (float64, not yet normalised); unreadable parts fall in "other" or 0."""
+    row = np.zeros(len(column_of), dtype=np.float64)
+    if metadata.is_fallback:
+        row[column_of[_UNKNOWN_INDICATOR]] = 1.0
+        return row
+    if metadata.params is not None:
+        row[column_of[_PARAMS_FEATURE]] = np.log10(max(metadata.params, 1.0)) / 12.0
+    family, purpose = metadata.architecture if metadata.architecture is not None else ("other", "other")
+    row[column_of[f"family={family}"]] = 1.0
+    row[column_of[f"purpose={purpose}"]] = 1.0
+    row[column_of[f"model_type={metadata.model_type or 'other'}"]] = 1.0
+    for flag_name, flag_value in metadata.flags.items():
+        row[column_of[flag_name]] = flag_value or 0.0
+    return row
+
+
+def _feature_report(records: list[dict[str, Any]], parsed: list[_ParsedMetadata]) -> LLMFeatureReport:
+    """What could and could not be read, from the raw records and their parsed fields (same order)."""
+    unparsed_architectures = [r["architecture"] for r, m in zip(records, parsed) if m.architecture is None]
+    unparsed_model_types = [r["model_type"] for r, m in zip(records, parsed) if m.model_type is None]
+    usable = [m for m in parsed if not m.is_fallback]
+    families = [m.architecture[0] if m.architecture is not None else "other" for m in usable]
+    model_types = [m.model_type or "other" for m in usable]
+    return LLMFeatureReport(
+        n_llms=len(parsed),
+        n_usable=len(usable),
+        n_complete=sum(m.is_complete for m in parsed),
+        n_fallback=len(parsed) - len(usable),
+        n_params_missing=sum(m.params is None for m in parsed),
+        n_architecture_unparsed=len(unparsed_architectures),
+        n_model_type_unparsed=len(unparsed_model_types),
+        n_flags_unparsed=sum(m.flags_unparsed for m in parsed),
+        unparsed_architectures=_counter_top(unparsed_architectures),
+        unparsed_model_types=_counter_top(unparsed_model_types),
+        family_counts=_counter_top(families, limit=len(ARCHITECTURE_FAMILIES)),
+        model_type_counts=_counter_top(model_types, limit=len(MODEL_TYPES)),
+    )
+
+
 def llm_feature_matrix(llms: pd.DataFrame) -> tuple[np.ndarray, list[str], LLMFeatureReport]:
     """Per-LLM feature vectors for ``S_feature`` (PAPER.md "Side information"), L2-normalised.
 
@@ -244,73 +336,12 @@ def llm_feature_matrix(llms: pd.DataFrame) -> tuple[np.ndarray, list[str], LLMFe
         report of what could not be parsed.
     """
     _require_columns(llms, _FEATURE_COLUMNS_REQUIRED, "LLM features")
-    feature_names = (
-        [_PARAMS_FEATURE]
-        + [f"family={f}" for f in ARCHITECTURE_FAMILIES]
-        + [f"purpose={p}" for p in PURPOSES]
-        + [f"model_type={t}" for t in MODEL_TYPES]
-        + list(_FLAG_COLUMNS)
-        + [_UNKNOWN_INDICATOR]
-    )
+    feature_names = _feature_names()
     column_of = {name: j for j, name in enumerate(feature_names)}
-    features = np.zeros((len(llms), len(feature_names)), dtype=np.float64)
-
-    unparsed_architectures: list[Any] = []
-    unparsed_model_types: list[Any] = []
-    families: list[str] = []
-    model_types: list[str] = []
-    n_params_missing = n_flags_unparsed = n_complete = n_fallback = 0
-
     records = llms[list(_FEATURE_COLUMNS_REQUIRED)].to_dict("records")
-    for row, record in enumerate(records):
-        params = _parse_params(record["params_billions"])
-        architecture = _parse_architecture(record["architecture"])
-        model_type = _parse_model_type(record["model_type"])
-        flags = {
-            "is_merged": _parse_flag(record["is_merged"]),
-            "is_moe": _parse_flag(record["is_moe"]),
-            "adapter_or_delta": _parse_weight_type(record["weight_type"]),
-            "has_chat_template": _parse_flag(record["has_chat_template"]),
-        }
-        n_params_missing += params is None
-        if architecture is None:
-            unparsed_architectures.append(record["architecture"])
-        if model_type is None:
-            unparsed_model_types.append(record["model_type"])
-        flags_unparsed = any(value is None for value in flags.values())
-        n_flags_unparsed += flags_unparsed
-        n_complete += params is not None and architecture is not None and model_type is not None and not flags_unparsed
-
-        if params is None and architecture is None and model_type is None:
-            features[row, column_of[_UNKNOWN_INDICATOR]] = 1.0
-            n_fallback += 1
-            continue
-        if params is not None:
-            features[row, column_of[_PARAMS_FEATURE]] = np.log10(max(params, 1.0)) / 12.0
-        family, purpose = architecture if architecture is not None else ("other", "other")
-        features[row, column_of[f"family={family}"]] = 1.0
-        features[row, column_of[f"purpose={purpose}"]] = 1.0
-        features[row, column_of[f"model_type={model_type or 'other'}"]] = 1.0
-        for flag_name, flag_value in flags.items():
-            features[row, column_of[flag_name]] = flag_value or 0.0
-        families.append(family)
-        model_types.append(model_type or "other")
-
+    parsed = [_parse_metadata(record) for record in records]
+    features = np.zeros((len(llms), len(feature_names)), dtype=np.float64)
+    for row, metadata in enumerate(parsed):
+        features[row] = _feature_row(metadata, column_of)
     features /= np.linalg.norm(features, axis=1, keepdims=True).clip(min=1e-12)
-    report = LLMFeatureReport(
-        n_llms=len(llms),
-        n_usable=len(llms) - n_fallback,
-        n_complete=n_complete,
-        n_fallback=n_fallback,
-        n_params_missing=n_params_missing,
-        n_architecture_unparsed=len(unparsed_architectures),
-        n_model_type_unparsed=len(unparsed_model_types),
-        n_flags_unparsed=n_flags_unparsed,
-        unparsed_architectures=_counter_top(unparsed_architectures),
-        unparsed_model_types=_counter_top(unparsed_model_types),
-        family_counts=_counter_top(families, limit=len(ARCHITECTURE_FAMILIES)),
-        model_type_counts=_counter_top(model_types, limit=len(MODEL_TYPES)),
-    )
-    return features.astype(np.float32), feature_names, report
-
-
+    return features.astype(np.float32), feature_names, _feature_report(records, parsed)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -87,6 +89,156 @@ class LineageReport:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class _LineageGraph:
+    """One parent hop per LLM, as read from the base_model column (see :func:`llm_lineage_matrix`).
+
+    Attributes:
+        own_keys: canonical id of each row's LLM.
+        row_of_key: canonical id -> first row with that id (rows differing only in case are the same repository).
+        parent_key: canonical id of each row's parent, ``None`` when it names no other model.
+        is_merge_child: (n_llms,) bool, the LLM is a merge (so its parent hop is a merge hop).
+        base_model_readings: how many base_model values said each of "removed", "self", "self_merge", "parent",
+            "parent_marked_merge" (see :func:`_read_base_model`).
+    """
+
+    own_keys: list[str]
+    row_of_key: dict[str, int]
+    parent_key: list[str | None]
+    is_merge_child: np.ndarray
+    base_model_readings: Counter[str]
+
+
+def _read_base_model(raw_base: Any, own_key: str) -> tuple[str | None, str]:
+    """One base_model value -> (parent's canonical id or ``None``, what the value said).
+
+    What it said: "removed" (missing, empty, "Removed", ...), "self" (the LLM itself), "self_merge" ("<the LLM
+    itself> (Merge)"), "parent" or "parent_marked_merge" (another model, written as "<parent> (Merge)").
+    """
+    if _is_missing(raw_base) or str(raw_base).strip().casefold() in _NO_PARENT_VALUES:
+        return None, "removed"
+    base_text = str(raw_base)
+    marked_merge = bool(_MERGE_SUFFIX.search(base_text))
+    candidate = _canonical_llm_id(_MERGE_SUFFIX.sub("", base_text))
+    if not candidate or candidate in _NO_PARENT_VALUES:
+        return None, "removed"
+    if candidate == own_key:
+        return None, "self_merge" if marked_merge else "self"
+    return candidate, "parent_marked_merge" if marked_merge else "parent"
+
+
+def _read_lineage_graph(llms: pd.DataFrame) -> _LineageGraph:
+    """Canonical ids, parent hops and merge status of every row of the table."""
+    own_keys = [_canonical_llm_id(str(v)) for v in llms["llm"]]
+    # Hub ids are case-insensitive, so rows differing only in case are the same repository submitted twice (the
+    # leaderboard has a few); the first such row stands for the repository when it is named as a parent.
+    row_of_key: dict[str, int] = {}
+    for row, key in enumerate(own_keys):
+        row_of_key.setdefault(key, row)
+
+    parent_key: list[str | None] = [None] * len(llms)
+    is_merge_child = np.zeros(len(llms), dtype=bool)
+    readings: Counter[str] = Counter()
+    for row, record in enumerate(llms[list(_LINEAGE_COLUMNS_REQUIRED)].to_dict("records")):
+        is_merge_child[row] = (
+            _parse_model_type(record["model_type"]) == "merge" or _parse_flag(record["is_merged"]) == 1.0
+        )
+        parent_key[row], reading = _read_base_model(record["base_model"], own_keys[row])
+        readings[reading] += 1
+    return _LineageGraph(own_keys, row_of_key, parent_key, is_merge_child, readings)
+
+
+def _root_of(graph: _LineageGraph, row: int) -> str:
+    """The root of ``row``: follow fine-tune hops upward until a model with no parent, a merge, or a parent outside
+    the table (whose id is then the root)."""
+    # The visited set guards against cycles in hand-edited tables.
+    visited = {row}
+    current = row
+    while True:
+        if graph.is_merge_child[current] or graph.parent_key[current] is None:
+            return graph.own_keys[current]
+        parent = graph.parent_key[current]
+        parent_row = graph.row_of_key.get(parent)
+        if parent_row is None or parent_row in visited:
+            return parent
+        visited.add(parent_row)
+        current = parent_row
+
+
+def _relation_names() -> tuple[str, ...]:
+    """Relation of each code of the relation_of_pair matrix (code 0: none)."""
+    return ("",) + tuple(LINEAGE_WEIGHTS)
+
+
+def _link_group(lineage: np.ndarray, relation_of_pair: np.ndarray, rows: Sequence[int], relation: str) -> None:
+    """Raise the similarity of every pair within ``rows`` to the relation's weight (a stronger one already set
+    stays), recording which relation set it."""
+    if len(rows) < 2:
+        return
+    index = np.asarray(rows)
+    block = np.ix_(index, index)
+    stronger = lineage[block] < LINEAGE_WEIGHTS[relation]
+    lineage[block] = np.where(stronger, LINEAGE_WEIGHTS[relation], lineage[block])
+    relation_of_pair[block] = np.where(stronger, _relation_names().index(relation), relation_of_pair[block])
+
+
+def _link_relations(graph: _LineageGraph) -> tuple[np.ndarray, np.ndarray]:
+    """Lineage similarity (n_llms, n_llms) float32 before its diagonal is set, and the relation that set each pair.
+
+    The relation codes are int8 (:func:`_relation_names`), which keeps them at n² bytes.
+    """
+    n_llms = len(graph.own_keys)
+    lineage = np.zeros((n_llms, n_llms), dtype=np.float32)
+    relation_of_pair = np.zeros((n_llms, n_llms), dtype=np.int8)
+    merge_children: dict[str, list[int]] = defaultdict(list)
+    fine_tune_children: dict[str, list[int]] = defaultdict(list)
+    roots: dict[str, list[int]] = defaultdict(list)
+    for row in range(n_llms):
+        roots[_root_of(graph, row)].append(row)
+        if graph.parent_key[row] is not None:
+            (merge_children if graph.is_merge_child[row] else fine_tune_children)[graph.parent_key[row]].append(row)
+
+    # Weakest relation first, so that a stronger one overwrites it.
+    link = functools.partial(_link_group, lineage, relation_of_pair)
+    for rows in merge_children.values():
+        link(rows, "same_merge_source")
+    for rows in roots.values():
+        link(rows, "same_base_model")
+    for parent, rows in merge_children.items():
+        if parent in graph.row_of_key:
+            for row in rows:
+                link([row, graph.row_of_key[parent]], "merge_source")
+    for parent, rows in fine_tune_children.items():
+        link(rows + ([graph.row_of_key[parent]] if parent in graph.row_of_key else []), "fine_tune")
+        # (a parent linked to all its fine-tune children at 0.8, and the children to each other at 0.8)
+    return lineage, relation_of_pair
+
+
+def _lineage_report(graph: _LineageGraph, lineage: np.ndarray, relation_of_pair: np.ndarray) -> LineageReport:
+    """The report of :func:`llm_lineage_matrix` from the graph, the final matrix and the relation codes."""
+    n_llms = len(graph.own_keys)
+    off_diagonal = lineage.copy()
+    np.fill_diagonal(off_diagonal, 0.0)
+    upper_codes = relation_of_pair[np.triu_indices(n_llms, k=1)]
+    pair_counts = {name: int((upper_codes == code).sum()) for code, name in enumerate(_relation_names()) if code}
+    with_parent = [row for row in range(n_llms) if graph.parent_key[row] is not None]
+    readings = graph.base_model_readings
+    return LineageReport(
+        n_llms=n_llms,
+        n_with_parent=len(with_parent),
+        n_parent_in_table=sum(graph.parent_key[row] in graph.row_of_key for row in with_parent),
+        n_with_relation=int((off_diagonal > 0).any(axis=1).sum()),
+        n_fine_tune_edges=sum(not graph.is_merge_child[row] for row in with_parent),
+        n_merge_edges=sum(bool(graph.is_merge_child[row]) for row in with_parent),
+        n_no_parent_self=readings["self"],
+        n_self_merge=readings["self_merge"],
+        n_removed=readings["removed"],
+        n_parent_marked_merge=readings["parent_marked_merge"],
+        n_id_case_duplicates=n_llms - len(graph.row_of_key),
+        pair_counts=pair_counts,
+    )
+
+
 def llm_lineage_matrix(llms: pd.DataFrame) -> tuple[np.ndarray, LineageReport]:
     """Dense lineage similarity ``S_lineage`` (n_llms, n_llms) from the leaderboard's one-hop base_model column.
 
@@ -120,109 +272,10 @@ def llm_lineage_matrix(llms: pd.DataFrame) -> tuple[np.ndarray, LineageReport]:
         ``S_lineage`` float32 ``(n_llms, n_llms)``, symmetric, values in {0, 0.5, 0.6, 0.7, 0.8, 1}, and a report.
     """
     _require_columns(llms, _LINEAGE_COLUMNS_REQUIRED, "LLM lineage")
-    n_llms = len(llms)
-    own_keys = [_canonical_llm_id(str(v)) for v in llms["llm"]]
-    # Hub ids are case-insensitive, so rows differing only in case are the same repository submitted twice (the
-    # leaderboard has a few); the first such row stands for the repository when it is named as a parent.
-    row_of_key: dict[str, int] = {}
-    for row, key in enumerate(own_keys):
-        row_of_key.setdefault(key, row)
-    n_id_case_duplicates = n_llms - len(row_of_key)
-
-    parent_key: list[str | None] = [None] * n_llms
-    is_merge_child = np.zeros(n_llms, dtype=bool)
-    n_no_parent_self = n_self_merge = n_removed = n_parent_marked_merge = 0
-    for row, record in enumerate(llms[list(_LINEAGE_COLUMNS_REQUIRED)].to_dict("records")):
-        is_merge_child[row] = (
-            _parse_model_type(record["model_type"]) == "merge" or _parse_flag(record["is_merged"]) == 1.0
-        )
-        raw_base = record["base_model"]
-        if _is_missing(raw_base) or str(raw_base).strip().casefold() in _NO_PARENT_VALUES:
-            n_removed += 1
-            continue
-        base_text = str(raw_base)
-        marked_merge = bool(_MERGE_SUFFIX.search(base_text))
-        candidate = _canonical_llm_id(_MERGE_SUFFIX.sub("", base_text))
-        if not candidate or candidate in _NO_PARENT_VALUES:
-            n_removed += 1
-        elif candidate == own_keys[row]:
-            if marked_merge:
-                n_self_merge += 1
-            else:
-                n_no_parent_self += 1
-        else:
-            parent_key[row] = candidate
-            n_parent_marked_merge += marked_merge
-
-    def root_of(row: int) -> str:
-        # Walk fine-tune hops upward; the visited set guards against cycles in hand-edited tables.
-        visited = {row}
-        current = row
-        while True:
-            if is_merge_child[current] or parent_key[current] is None:
-                return own_keys[current]
-            parent = parent_key[current]
-            parent_row = row_of_key.get(parent)
-            if parent_row is None or parent_row in visited:
-                return parent
-            visited.add(parent_row)
-            current = parent_row
-
-    lineage = np.zeros((n_llms, n_llms), dtype=np.float32)
-    # Which relation set each pair's weight (0 = none), for the report; int8 keeps it at n² bytes.
-    relation_names = ("",) + tuple(LINEAGE_WEIGHTS)
-    relation_of_pair = np.zeros((n_llms, n_llms), dtype=np.int8)
-
-    def link_group(rows: Sequence[int], relation: str) -> None:
-        if len(rows) < 2:
-            return
-        index = np.asarray(rows)
-        block = np.ix_(index, index)
-        stronger = lineage[block] < LINEAGE_WEIGHTS[relation]
-        lineage[block] = np.where(stronger, LINEAGE_WEIGHTS[relation], lineage[block])
-        relation_of_pair[block] = np.where(stronger, relation_names.index(relation), relation_of_pair[block])
-
-    # Weakest relation first, so that a stronger one overwrites it.
-    merge_children: dict[str, list[int]] = defaultdict(list)
-    fine_tune_children: dict[str, list[int]] = defaultdict(list)
-    roots: dict[str, list[int]] = defaultdict(list)
-    for row in range(n_llms):
-        roots[root_of(row)].append(row)
-        if parent_key[row] is not None:
-            (merge_children if is_merge_child[row] else fine_tune_children)[parent_key[row]].append(row)
-    for rows in merge_children.values():
-        link_group(rows, "same_merge_source")
-    for rows in roots.values():
-        link_group(rows, "same_base_model")
-    for parent, rows in merge_children.items():
-        if parent in row_of_key:
-            for row in rows:
-                link_group([row, row_of_key[parent]], "merge_source")
-    for parent, rows in fine_tune_children.items():
-        link_group(rows + ([row_of_key[parent]] if parent in row_of_key else []), "fine_tune")
-        # (a parent linked to all its fine-tune children at 0.8, and the children to each other at 0.8)
-
+    graph = _read_lineage_graph(llms)
+    lineage, relation_of_pair = _link_relations(graph)
     np.fill_diagonal(lineage, 1.0)
-    off_diagonal = lineage.copy()
-    np.fill_diagonal(off_diagonal, 0.0)
-    upper_codes = relation_of_pair[np.triu_indices(n_llms, k=1)]
-    pair_counts = {name: int((upper_codes == code).sum()) for code, name in enumerate(relation_names) if code}
-    with_parent = [row for row in range(n_llms) if parent_key[row] is not None]
-    report = LineageReport(
-        n_llms=n_llms,
-        n_with_parent=len(with_parent),
-        n_parent_in_table=sum(parent_key[row] in row_of_key for row in with_parent),
-        n_with_relation=int((off_diagonal > 0).any(axis=1).sum()),
-        n_fine_tune_edges=sum(not is_merge_child[row] for row in with_parent),
-        n_merge_edges=sum(bool(is_merge_child[row]) for row in with_parent),
-        n_no_parent_self=n_no_parent_self,
-        n_self_merge=n_self_merge,
-        n_removed=n_removed,
-        n_parent_marked_merge=n_parent_marked_merge,
-        n_id_case_duplicates=n_id_case_duplicates,
-        pair_counts=pair_counts,
-    )
-    return lineage, report
+    return lineage, _lineage_report(graph, lineage, relation_of_pair)
 
 
 @dataclasses.dataclass(frozen=True)
