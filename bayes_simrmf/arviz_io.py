@@ -33,7 +33,7 @@ density at the MAP (no effective-parameter correction worth the name). Use ``gui
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import arviz as az
 import numpy as np
@@ -60,6 +60,17 @@ FIT_GROUP = "fit"
 _DEFAULT_BATCH_PAIRS = 50_000
 
 
+class _Pairs(NamedTuple):
+    """The exported pairs: rows in the arrays passed in, ids, model codes and 0/1 answers, ``(n_pairs,)`` each."""
+
+    rows: np.ndarray
+    llm: np.ndarray
+    item: np.ndarray
+    llm_codes: np.ndarray
+    item_codes: np.ndarray
+    correct: np.ndarray
+
+
 def _check_estimator(estimator) -> None:
     if not callable(getattr(estimator, "sample_posterior", None)):
         raise ConfigError(
@@ -67,6 +78,128 @@ def _check_estimator(estimator) -> None:
         )
     if getattr(estimator, "llms_", None) is None or getattr(estimator, "items_", None) is None:
         raise NotFittedError(f"this {type(estimator).__name__} is not fitted yet: call fit(...) before to_inference_data")
+
+
+def _check_counts(n_draws, max_pairs, batch_pairs) -> None:
+    """Raise unless ``n_draws`` and ``batch_pairs`` are positive integers and ``max_pairs`` one or None."""
+    for name, value, allow_none in (("n_draws", n_draws, False), ("max_pairs", max_pairs, True),
+                                    ("batch_pairs", batch_pairs, False)):
+        if value is None and allow_none:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
+
+
+def _select_pairs(estimator, llm, item, correct, *, max_pairs: int | None, seed: int) -> tuple[_Pairs, int]:
+    """The checked, encoded pairs to export (at most ``max_pairs``, a seeded subset in their original order),
+    and how many pairs were given."""
+    if len(np.asarray(llm)) == 0:
+        raise ConfigError("no pairs to export: llm, item and correct are empty")
+    llm, item, correct = _check_pairs(llm, item, correct)
+    llm_codes = encode_ids(llm, np.asarray(estimator.llms_).astype(str), "llm")
+    item_codes = encode_ids(item, np.asarray(estimator.items_).astype(str), "item")
+    rows = np.arange(len(llm))
+    if max_pairs is not None and len(rows) > max_pairs:
+        rows = np.sort(np.random.default_rng([int(seed), 1]).choice(len(rows), int(max_pairs), replace=False))
+    pairs = _Pairs(rows, llm[rows], item[rows], llm_codes[rows], item_codes[rows], correct[rows])
+    return pairs, len(llm)
+
+
+def _check_draw_shapes(draws: dict[str, np.ndarray], n_llms: int, n_items: int, dim: int) -> None:
+    """Raise if a factor or bias site's draws do not have one row per LLM / item of the estimator."""
+    for name, expected in ((LLM_FACTORS, (n_llms, dim)), (ITEM_FACTORS, (n_items, dim)),
+                           (LLM_BIAS, (n_llms,)), (ITEM_BIAS, (n_items,))):
+        if name in draws and draws[name].shape[1:] != expected:
+            raise ConfigError(
+                f"posterior site {name!r} has shape {draws[name].shape[1:]} per draw, expected {expected} "
+                "(rows of estimator.llms_ / items_)"
+            )
+
+
+def _posterior_group(draws: dict[str, np.ndarray], estimator, n_draws: int, dim: int) -> xr.Dataset:
+    """The model's sites with named dims, and any further scalar site (learnt bias scales); non-scalar sites
+    this export does not know how to label are left out."""
+    site_dims = {LLM_FACTORS: ("llm", "latent"), ITEM_FACTORS: ("item", "latent"), LLM_BIAS: ("llm",),
+                 ITEM_BIAS: ("item",), INTERCEPT: ()}
+    posterior_vars = {}
+    for name, values in sorted(draws.items()):
+        dims = site_dims.get(name, () if values.ndim == 1 else None)
+        if dims is None:
+            continue
+        posterior_vars[name] = (("chain", "draw", *dims), np.asarray(values)[None])
+    coords = {"chain": [0], "draw": np.arange(n_draws), "llm": np.asarray(estimator.llms_).astype(str),
+              "item": np.asarray(estimator.items_).astype(str)}
+    if dim:
+        coords["latent"] = np.arange(dim)
+    return xr.Dataset(posterior_vars, coords={k: v for k, v in coords.items()
+                                              if any(k in dims for dims, _ in posterior_vars.values())})
+
+
+def _pair_draws(
+    draws: dict[str, np.ndarray], pairs: _Pairs, n_draws: int, seed: int, batch_pairs: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log-likelihood (float64) and predictive answers (int8), ``(n_draws, n_pairs)`` each, batch by batch.
+
+    The log-likelihood is log σ(ℓ) for a 1 and log σ(−ℓ) for a 0, without overflow. The uniforms behind the
+    answers are drawn pair by pair (transposed), so the answers do not depend on ``batch_pairs``.
+    """
+    n_pairs = len(pairs.rows)
+    log_lik = np.empty((n_draws, n_pairs), dtype=np.float64)
+    predictive = np.empty((n_draws, n_pairs), dtype=np.int8)
+    rng = np.random.default_rng([int(seed), 2])
+    for start in range(0, n_pairs, batch_pairs):
+        block = slice(start, start + batch_pairs)
+        logits = pair_logits(draws, pairs.llm_codes[block], pairs.item_codes[block])
+        log_lik[:, block] = -np.logaddexp(0.0, np.where(pairs.correct[block] == 1, -logits, logits))
+        uniform = rng.random((logits.shape[1], n_draws)).T
+        predictive[:, block] = uniform < sigmoid(logits)
+    return log_lik, predictive
+
+
+def _pair_groups(
+    pairs: _Pairs, log_lik: np.ndarray, predictive: np.ndarray, n_draws: int
+) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
+    """The ``observed_data``, ``posterior_predictive`` and ``log_likelihood`` groups."""
+    pair_coords = {
+        "pair": pairs.rows,
+        "pair_llm": ("pair", pairs.llm),
+        "pair_item": ("pair", pairs.item),
+        "chain": [0],
+        "draw": np.arange(n_draws),
+    }
+    observed = xr.Dataset({OBSERVED: (("pair",), pairs.correct)},
+                          coords={k: v for k, v in pair_coords.items() if k not in ("chain", "draw")})
+    posterior_predictive = xr.Dataset({OBSERVED: (("chain", "draw", "pair"), predictive[None])}, coords=pair_coords)
+    log_likelihood = xr.Dataset({OBSERVED: (("chain", "draw", "pair"), log_lik[None])}, coords=pair_coords)
+    return observed, posterior_predictive, log_likelihood
+
+
+def _fit_group(estimator) -> xr.Dataset:
+    """The SVI loss trace, ``loss (step)``."""
+    losses = np.asarray(getattr(estimator, "losses_", np.zeros(0)), dtype=np.float64).ravel()
+    fit = xr.Dataset({"loss": (("step",), losses)}, coords={"step": np.arange(1, len(losses) + 1)})
+    fit["loss"].attrs["long_name"] = "negative ELBO (SVI loss) per step"
+    return fit
+
+
+def _export_attrs(estimator, *, dim: int, n_draws: int, seed: int, n_pairs_given: int, n_pairs: int) -> dict[str, Any]:
+    """What the export records about the estimator and itself (with a note for the delta guide)."""
+    attrs = {
+        "inference_library": "numpyro",
+        "estimator": type(estimator).__name__,
+        "method": str(getattr(estimator, "method", "")),
+        "guide": str(getattr(estimator, "guide", "")),
+        "dim": dim,
+        "biases": int(bool(getattr(estimator, "biases", True))),
+        "n_draws": int(n_draws),
+        "seed": int(seed),
+        "n_pairs_given": int(n_pairs_given),
+        "n_pairs": int(n_pairs),
+        "converged": int(bool(getattr(estimator, "converged_", False))),
+    }
+    if attrs["guide"] == "delta":
+        attrs["note"] = "delta guide: all draws are the MAP; az.loo is the plug-in log predictive density"
+    return attrs
 
 
 def _assemble(groups: dict[str, xr.Dataset], attrs: dict[str, Any]):
@@ -112,93 +245,17 @@ def to_inference_data(
             ``correct`` not 0/1, or invalid ``n_draws`` / ``max_pairs`` / ``batch_pairs``.
     """
     _check_estimator(estimator)
-    for name, value, allow_none in (("n_draws", n_draws, False), ("max_pairs", max_pairs, True),
-                                    ("batch_pairs", batch_pairs, False)):
-        if value is None and allow_none:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ConfigError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
-    if len(np.asarray(llm)) == 0:
-        raise ConfigError("no pairs to export: llm, item and correct are empty")
-    llm, item, correct = _check_pairs(llm, item, correct)
-    llm_codes = encode_ids(llm, np.asarray(estimator.llms_).astype(str), "llm")
-    item_codes = encode_ids(item, np.asarray(estimator.items_).astype(str), "item")
-
-    rows = np.arange(len(llm))
-    if max_pairs is not None and len(rows) > max_pairs:
-        rows = np.sort(np.random.default_rng([int(seed), 1]).choice(len(rows), int(max_pairs), replace=False))
-    llm_codes, item_codes, correct = llm_codes[rows], item_codes[rows], correct[rows]
-
+    _check_counts(n_draws, max_pairs, batch_pairs)
+    pairs, n_pairs_given = _select_pairs(estimator, llm, item, correct, max_pairs=max_pairs, seed=seed)
     draws = estimator.sample_posterior(int(n_draws), int(seed))
-    n_llms, n_items, dim = len(estimator.llms_), len(estimator.items_), int(estimator.dim)
-    for name, expected in ((LLM_FACTORS, (n_llms, dim)), (ITEM_FACTORS, (n_items, dim)),
-                           (LLM_BIAS, (n_llms,)), (ITEM_BIAS, (n_items,))):
-        if name in draws and draws[name].shape[1:] != expected:
-            raise ConfigError(
-                f"posterior site {name!r} has shape {draws[name].shape[1:]} per draw, expected {expected} "
-                "(rows of estimator.llms_ / items_)"
-            )
-
-    # Posterior: the model's sites with named dims; any further scalar site (learnt bias scales) too.
-    site_dims = {LLM_FACTORS: ("llm", "latent"), ITEM_FACTORS: ("item", "latent"), LLM_BIAS: ("llm",),
-                 ITEM_BIAS: ("item",), INTERCEPT: ()}
-    posterior_vars = {}
-    for name, values in sorted(draws.items()):
-        dims = site_dims.get(name, () if values.ndim == 1 else None)
-        if dims is None:
-            continue  # a non-scalar site this export does not know how to label
-        posterior_vars[name] = (("chain", "draw", *dims), np.asarray(values)[None])
-    coords = {"chain": [0], "draw": np.arange(n_draws), "llm": np.asarray(estimator.llms_).astype(str),
-              "item": np.asarray(estimator.items_).astype(str)}
-    if dim:
-        coords["latent"] = np.arange(dim)
-    posterior = xr.Dataset(posterior_vars, coords={k: v for k, v in coords.items()
-                                                   if any(k in dims for dims, _ in posterior_vars.values())})
-
-    # Pairs: log-likelihood and predictive answers, batch by batch.
-    n_pairs = len(rows)
-    log_lik = np.empty((n_draws, n_pairs), dtype=np.float64)
-    predictive = np.empty((n_draws, n_pairs), dtype=np.int8)
-    rng = np.random.default_rng([int(seed), 2])
-    for start in range(0, n_pairs, batch_pairs):
-        block = slice(start, start + batch_pairs)
-        logits = pair_logits(draws, llm_codes[block], item_codes[block])
-        # log σ(ℓ) for a 1, log σ(−ℓ) for a 0, without overflow.
-        log_lik[:, block] = -np.logaddexp(0.0, np.where(correct[block] == 1, -logits, logits))
-        # Uniforms drawn pair by pair (transposed), so the answers do not depend on batch_pairs.
-        uniform = rng.random((logits.shape[1], n_draws)).T
-        predictive[:, block] = uniform < sigmoid(logits)
-    pair_coords = {
-        "pair": rows,
-        "pair_llm": ("pair", llm[rows]),
-        "pair_item": ("pair", item[rows]),
-        "chain": [0],
-        "draw": np.arange(n_draws),
-    }
-    observed = xr.Dataset({OBSERVED: (("pair",), correct)},
-                          coords={k: v for k, v in pair_coords.items() if k not in ("chain", "draw")})
-    posterior_predictive = xr.Dataset({OBSERVED: (("chain", "draw", "pair"), predictive[None])}, coords=pair_coords)
-    log_likelihood = xr.Dataset({OBSERVED: (("chain", "draw", "pair"), log_lik[None])}, coords=pair_coords)
-
-    losses = np.asarray(getattr(estimator, "losses_", np.zeros(0)), dtype=np.float64).ravel()
-    fit = xr.Dataset({"loss": (("step",), losses)}, coords={"step": np.arange(1, len(losses) + 1)})
-    fit["loss"].attrs["long_name"] = "negative ELBO (SVI loss) per step"
-
-    attrs = {
-        "inference_library": "numpyro",
-        "estimator": type(estimator).__name__,
-        "method": str(getattr(estimator, "method", "")),
-        "guide": str(getattr(estimator, "guide", "")),
-        "dim": dim,
-        "biases": int(bool(getattr(estimator, "biases", True))),
-        "n_draws": int(n_draws),
-        "seed": int(seed),
-        "n_pairs_given": int(len(llm)),
-        "n_pairs": int(n_pairs),
-        "converged": int(bool(getattr(estimator, "converged_", False))),
-    }
-    if attrs["guide"] == "delta":
-        attrs["note"] = "delta guide: all draws are the MAP; az.loo is the plug-in log predictive density"
+    dim = int(estimator.dim)
+    _check_draw_shapes(draws, len(estimator.llms_), len(estimator.items_), dim)
+    posterior = _posterior_group(draws, estimator, n_draws, dim)
+    log_lik, predictive = _pair_draws(draws, pairs, n_draws, seed, batch_pairs)
+    observed, posterior_predictive, log_likelihood = _pair_groups(pairs, log_lik, predictive, n_draws)
+    fit = _fit_group(estimator)
+    attrs = _export_attrs(estimator, dim=dim, n_draws=n_draws, seed=seed, n_pairs_given=n_pairs_given,
+                          n_pairs=len(pairs.rows))
     for dataset in (posterior, observed, posterior_predictive, log_likelihood, fit):
         dataset.attrs.update(attrs)
     return _assemble(

@@ -86,6 +86,21 @@ def _load_data(data: str | None, unknown_entities: str, seed: int):
     return load_dataset(data, unknown_entities=unknown_entities, log=click.echo)
 
 
+def _side_information(method: str, dataset, split, *, alpha: float, embeddings: str | None, embedding_model: str,
+                      paper: bool):
+    """Side information for the split's LLMs and items: the ideal similarity for oracle, the similarity from
+    question texts and LLM metadata for simrmf (the paper's form with ``paper``); None for other methods."""
+    if method not in ("simrmf", "oracle"):
+        return None
+    from bayes_simrmf.estimators import PAPER_SIDE
+    from bayes_simrmf.sideinfo import build_side_information
+
+    return build_side_information(
+        dataset, split.llms, split.items, kind="oracle" if method == "oracle" else "similarity", alpha=alpha,
+        embeddings=embeddings, embedding_model=embedding_model, log=click.echo, **(PAPER_SIDE if paper else {}),
+    )
+
+
 def _option_group(*options):
     """Several click options applied as one decorator, so commands that share them define them once."""
     def apply(function):

@@ -21,7 +21,71 @@ from bayes_simrmf.cli.common import (
     _invoked_command,
     _load_data,
     _read_hyper,
+    _side_information,
 )
+
+
+def _check_fit_options(*, method: str, guide: str, paper: bool, out: str | None, overwrite: bool) -> None:
+    """Raise ConfigError, before any data is loaded, for a posterior guide or --paper with a method without them,
+    and for an existing --out folder without --overwrite."""
+    from bayes_simrmf.errors import ConfigError
+
+    if method in ("meanscore", "counting") and guide != "delta":
+        raise ConfigError(f"--guide applies to mf, simrmf and oracle; --method {method} has no posterior")
+    if paper and method not in ("simrmf", "oracle"):
+        raise ConfigError(f"--paper applies to --method simrmf or oracle, not {method}")
+    if out is not None and Path(out).exists() and not overwrite:
+        raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite")
+
+
+def _item_groups(dataset, item_groups: str | None, method: str):
+    """The --item-groups column of the items table as str group labels indexed by item id (missing ones
+    "(none)"), or None without the option; notes that counting without groups counts each LLM's overall
+    accuracy."""
+    from bayes_simrmf.errors import ConfigError
+
+    groups = None
+    if item_groups is not None:
+        if item_groups not in dataset.items.columns:
+            raise ConfigError(
+                f"--item-groups {item_groups!r} is not a column of the items table; it has {list(dataset.items.columns)}"
+            )
+        groups = dataset.items.set_index("item")[item_groups].fillna("(none)").astype(str)
+    if method == "counting" and groups is None:
+        click.echo("note: --method counting without --item-groups puts every item in one group (each LLM's overall accuracy)")
+    return groups
+
+
+def _report_fit(estimator, method: str, guide: str) -> None:
+    """Print the fit's time, steps, convergence, final loss and layout."""
+    steps = len(estimator.losses_)
+    click.echo(
+        f"fitted {method} ({guide}) in {estimator.fit_seconds_:.1f} s: {steps} steps, "
+        f"{'converged' if estimator.converged_ else 'NOT converged (raise --max-steps)'}, "
+        f"final loss {estimator.losses_[-1]:.6g}, layout {estimator.layout_}"
+    )
+
+
+def _evaluate(estimator, split, method: str, baseline: bool) -> dict:
+    """Metrics on splits A-D of the fitted estimator, and of MeanScore fitted on the same split with --baseline."""
+    from bayes_simrmf.estimators import MeanScore
+    from bayes_simrmf.evaluate import evaluate_on_split, fit_on_split
+
+    results = {method: evaluate_on_split(estimator, split)}
+    if baseline and method != "meanscore":
+        results["meanscore"] = evaluate_on_split(fit_on_split(MeanScore(), split), split)
+    return results
+
+
+def _model_folder(out: str | None, data_name: str, method: str, T: int, seed: int, overwrite: bool) -> str:
+    """--out, or else a folder of its own under models/ named after the data, method, T, seed and the time (so
+    re-running the same command never collides); ConfigError if it exists without --overwrite."""
+    from bayes_simrmf.errors import ConfigError
+
+    name = out or f"models/{Path(data_name).name}-{method}-T{T}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if Path(name).exists() and not overwrite:
+        raise ConfigError(f"{name} already exists; choose another --out or pass --overwrite")
+    return name
 
 
 @click.command()
@@ -84,19 +148,13 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
       bayes-simrmf fit --data ../shared/data/openllm-v2-mmlupro-math \\
           --T 300 --guide delta --method mf --dim 8 --seed 0 --out models/mmlupro-mf
     """
-    from bayes_simrmf.errors import ConfigError
-    from bayes_simrmf.estimators import PAPER_FORM, PAPER_SIDE, MeanScore, make_estimator
-    from bayes_simrmf.evaluate import evaluate_on_split, fit_on_split, format_metrics
+    from bayes_simrmf.estimators import PAPER_FORM, make_estimator
+    from bayes_simrmf.evaluate import fit_on_split, format_metrics
     from bayes_simrmf.saving import save_model
     from bayes_simrmf.splits import Protocol
 
     baseline_method = method in ("meanscore", "counting")
-    if baseline_method and guide != "delta":
-        raise ConfigError(f"--guide applies to mf, simrmf and oracle; --method {method} has no posterior")
-    if paper and method not in ("simrmf", "oracle"):
-        raise ConfigError(f"--paper applies to --method simrmf or oracle, not {method}")
-    if out is not None and Path(out).exists() and not overwrite:
-        raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite")
+    _check_fit_options(method=method, guide=guide, paper=paper, out=out, overwrite=overwrite)
     import jax
 
     from bayes_simrmf.inference import select_device
@@ -118,43 +176,18 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
         options.update({key: value for key, value in PAPER_FORM.items() if key != "method"})
     if hyper is not None and not baseline_method:
         options.update(_read_hyper(hyper, method, paper))
-    side = None
-    if method in ("simrmf", "oracle"):
-        from bayes_simrmf.sideinfo import build_side_information
-
-        side = build_side_information(
-            dataset, split.llms, split.items, kind="oracle" if method == "oracle" else "similarity", alpha=alpha,
-            embeddings=embeddings, embedding_model=embedding_model, log=click.echo, **(PAPER_SIDE if paper else {}),
-        )
-    groups = None
-    if item_groups is not None:
-        if item_groups not in dataset.items.columns:
-            raise ConfigError(
-                f"--item-groups {item_groups!r} is not a column of the items table; it has {list(dataset.items.columns)}"
-            )
-        groups = dataset.items.set_index("item")[item_groups].fillna("(none)").astype(str)
-    if method == "counting" and groups is None:
-        click.echo("note: --method counting without --item-groups puts every item in one group (each LLM's overall accuracy)")
+    side = _side_information(method, dataset, split, alpha=alpha, embeddings=embeddings,
+                             embedding_model=embedding_model, paper=paper)
+    groups = _item_groups(dataset, item_groups, method)
     estimator = make_estimator(method, **options)
     with jax.default_device(fit_device):
         fit_on_split(estimator, split, side=side, item_groups=groups)
     if not baseline_method:
-        steps = len(estimator.losses_)
-        click.echo(
-            f"fitted {method} ({guide}) in {estimator.fit_seconds_:.1f} s: {steps} steps, "
-            f"{'converged' if estimator.converged_ else 'NOT converged (raise --max-steps)'}, "
-            f"final loss {estimator.losses_[-1]:.6g}, layout {estimator.layout_}"
-        )
-    results = {method: evaluate_on_split(estimator, split)}
-    if baseline and method != "meanscore":
-        results["meanscore"] = evaluate_on_split(fit_on_split(MeanScore(), split), split)
+        _report_fit(estimator, method, guide)
+    results = _evaluate(estimator, split, method, baseline)
     click.echo(format_metrics(results))
-    # Without --out every run gets its own folder, so re-running the same command never collides.
-    name = out or f"models/{Path(dataset.name).name}-{method}-T{T}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if Path(name).exists() and not overwrite:
-        raise ConfigError(f"{name} already exists; choose another --out or pass --overwrite")
     folder = save_model(
-        name,
+        _model_folder(out, dataset.name, method, T, seed, overwrite),
         estimator,
         data_fingerprint=dataset.fingerprint(),
         split=split,
@@ -166,5 +199,3 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
         overwrite=overwrite,
     )
     click.echo(f"saved to {folder}")
-
-

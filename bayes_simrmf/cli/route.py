@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import click
 
@@ -11,6 +12,9 @@ from bayes_simrmf.options import (
     POLICIES,
 )
 from bayes_simrmf.cli.common import _friendly_errors
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _read_table_file(path: str, what: str):
@@ -116,6 +120,100 @@ def _route_dataset(data: str | None, saved, what: str):
     )
 
 
+class _LlmsFile(NamedTuple):
+    """The --llms file: its path, its table and the table's LLM ids (str)."""
+
+    path: str
+    frame: pd.DataFrame
+    ids: pd.Series
+
+
+def _read_llms_file(path: str) -> _LlmsFile:
+    """The --llms file, with its llm column checked."""
+    frame = _read_table_file(path, "--llms")
+    return _LlmsFile(path, frame, _id_column(frame, f"--llms {path}", "llm", "needs columns llm and cost"))
+
+
+def _check_route_options(*, out: str | None, policy: str, lam: float | None, budget: float | None) -> None:
+    """Raise ConfigError for an --out that is not .csv/.parquet and for --budget / --lam with a policy they do not
+    apply to."""
+    from bayes_simrmf.errors import ConfigError
+
+    if out is not None and Path(out).suffix.lower() not in (".csv", ".parquet"):
+        raise ConfigError(f"--out {out} must end in .csv or .parquet")
+    if budget is not None and policy != "cost-aware":
+        raise ConfigError("--budget chooses cost-aware's lam; use it with --policy cost-aware")
+    if budget is not None and lam is not None:
+        raise ConfigError("--budget chooses lam itself; pass either --budget or --lam, not both")
+    if lam is not None and policy not in ("cost-aware", "thompson"):
+        raise ConfigError(f"--lam applies to cost-aware and thompson, not {policy}")
+
+
+def _fold_in_unknown(model, saved, data: str | None, new_items, llms: _LlmsFile) -> None:
+    """Fold the new questions and the candidates the model does not hold into ``model`` (in memory), with the
+    texts and metadata of the dataset it was fitted on (see :func:`_route_dataset`)."""
+    import numpy as np
+
+    unknown_llms = ~llms.ids.isin(np.asarray(model.llms_, dtype=str))
+    if not (len(new_items) or unknown_llms.any()):
+        return
+    from bayes_simrmf.fold_in import fold_in_new_entities
+
+    new_ids = [f"{len(new_items)} question(s), e.g. {new_items['item'].head(3).tolist()}"] if len(new_items) else []
+    if unknown_llms.any():
+        new_ids.append(f"{int(unknown_llms.sum())} LLM(s), e.g. {llms.ids[unknown_llms].head(3).tolist()}")
+    dataset = _route_dataset(data, saved, " and ".join(new_ids) + (" is" if len(new_ids) == 1 else " are"))
+    extra = saved.config.get("extra", {})
+    fold_in_new_entities(
+        model, dataset, items=new_items if len(new_items) else None,
+        llms=_new_llms(llms.frame, model, dataset, llms.path),
+        alpha=extra.get("alpha", 0.5), embeddings=extra.get("embeddings"),
+        embedding_model=extra.get("embedding_model") or DEFAULT_EMBEDDING_MODEL, log=click.echo,
+    )
+
+
+def _write_decisions(decisions, out: str | None) -> None:
+    """Write the decision table to ``out`` (.csv or .parquet), if given."""
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        if Path(out).suffix.lower() == ".csv":
+            decisions.to_csv(out, index=False)
+        else:
+            decisions.to_parquet(out, index=False)
+
+
+def _print_decisions(result, n_candidates: int, *, show: int, out: str | None) -> None:
+    """Print the policy and the first ``show`` rows of the decision table (abstentions named)."""
+    import pandas as pd
+
+    decisions = result.decisions
+    shown = decisions.head(max(show, 0)).copy()
+    shown["llm"] = shown["llm"].fillna("(abstain)")
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60,
+                           "display.float_format", "{:.3f}".format):
+        click.echo(f"policy {result.policy}, {n_candidates} candidate LLMs, {len(decisions)} questions")
+        if len(shown):
+            click.echo(shown.to_string(index=False))
+        if len(decisions) > len(shown):
+            click.echo(f"... {len(decisions) - len(shown)} more rows" + (f" in {out}" if out else " (--out FILE writes all)"))
+
+
+def _print_summary(result, *, level: float, out: str | None) -> None:
+    """Print the share routed, the expected accuracy with its credible interval, questions per LLM and the cost."""
+    summary = result.summary()
+    percent = int(round(100 * level))
+    click.echo(
+        f"routed {summary['n_routed']} of {summary['n_questions']} questions (abstained {summary['abstain_rate']:.1%}); "
+        f"expected accuracy on routed {summary['expected_accuracy']:.3f} "
+        f"[{percent}% interval {summary['expected_accuracy_lower']:.3f}, {summary['expected_accuracy_upper']:.3f}]"
+    )
+    shares = ", ".join(f"{llm} {count}" for llm, count in result.share_by_llm().items())
+    click.echo(f"questions per LLM: {shares}")
+    click.echo(f"expected total cost {summary['total_cost']:.6g} (mean {summary['mean_cost']:.4g} per question)")
+    if out is not None:
+        click.echo(f"written to {out}")
+
+
 @click.command()
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
               help="Saved model folder (from `fit`); a posterior guide (normal, lowrank) gives uncertainty.")
@@ -165,46 +263,19 @@ def route(model_dir, items_file, llms_file, data, policy, level, lam, threshold,
       bayes-simrmf route --model models/mmlupro-normal --items questions.csv --llms candidates.csv \\
           --policy threshold --threshold 0.7 --confidence 0.9 --out routes.csv
     """
-    import numpy as np
-    import pandas as pd
-
     from bayes_simrmf import routing
     from bayes_simrmf.errors import ConfigError
     from bayes_simrmf.saving import load_model
 
-    if out is not None and Path(out).suffix.lower() not in (".csv", ".parquet"):
-        raise ConfigError(f"--out {out} must end in .csv or .parquet")
-    if budget is not None and policy != "cost-aware":
-        raise ConfigError("--budget chooses cost-aware's lam; use it with --policy cost-aware")
-    if budget is not None and lam is not None:
-        raise ConfigError("--budget chooses lam itself; pass either --budget or --lam, not both")
-    if lam is not None and policy not in ("cost-aware", "thompson"):
-        raise ConfigError(f"--lam applies to cost-aware and thompson, not {policy}")
+    _check_route_options(out=out, policy=policy, lam=lam, budget=budget)
     saved = load_model(model_dir)
     model = saved.estimator
     if not hasattr(model, "sample_posterior"):
         raise ConfigError(f"{model_dir} holds a {saved.config['estimator'].get('method')} model; routing needs mf/simrmf")
     items, new_items = _route_items(items_file, model)
-    llms_frame = _read_table_file(llms_file, "--llms")
-    llm_ids = _id_column(llms_frame, f"--llms {llms_file}", "llm", "needs columns llm and cost")
-    dataset = None
-    unknown_llms = ~llm_ids.isin(np.asarray(model.llms_, dtype=str))
-    if len(new_items) or unknown_llms.any():
-        from bayes_simrmf.fold_in import fold_in_new_entities
-
-        new_ids = [f"{len(new_items)} question(s), e.g. {new_items['item'].head(3).tolist()}"] if len(new_items) else []
-        if unknown_llms.any():
-            new_ids.append(f"{int(unknown_llms.sum())} LLM(s), e.g. "
-                           f"{llm_ids[unknown_llms].head(3).tolist()}")
-        dataset = _route_dataset(data, saved, " and ".join(new_ids) + (" is" if len(new_ids) == 1 else " are"))
-        extra = saved.config.get("extra", {})
-        fold_in_new_entities(
-            model, dataset, items=new_items if len(new_items) else None,
-            llms=_new_llms(llms_frame, model, dataset, llms_file),
-            alpha=extra.get("alpha", 0.5), embeddings=extra.get("embeddings"),
-            embedding_model=extra.get("embedding_model") or DEFAULT_EMBEDDING_MODEL, log=click.echo,
-        )
-    candidates = routing.Candidates.from_frame(llms_frame[[c for c in ("llm", "cost") if c in llms_frame.columns]],
+    llms = _read_llms_file(llms_file)
+    _fold_in_unknown(model, saved, data, new_items, llms)
+    candidates = routing.Candidates.from_frame(llms.frame[[c for c in ("llm", "cost") if c in llms.frame.columns]],
                                                model=model, source=f"--llms {llms_file}")
     chosen = routing.make_policy(policy, level=level, lam=lam or 0.0, threshold=threshold, confidence=confidence,
                                  fallback=fallback)
@@ -219,31 +290,6 @@ def route(model_dir, items_file, llms_file, data, policy, level, lam, threshold,
                    "thompson routing equals greedy, except for entities added by fold_in")
     result = routing.route(model, items, candidates, chosen, n_draws=n_draws, level=level, seed=seed,
                            batch_items=batch_items)
-    decisions = result.decisions
-    if out is not None:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        if Path(out).suffix.lower() == ".csv":
-            decisions.to_csv(out, index=False)
-        else:
-            decisions.to_parquet(out, index=False)
-    shown = decisions.head(max(show, 0)).copy()
-    shown["llm"] = shown["llm"].fillna("(abstain)")
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60,
-                           "display.float_format", "{:.3f}".format):
-        click.echo(f"policy {result.policy}, {len(candidates)} candidate LLMs, {len(decisions)} questions")
-        if len(shown):
-            click.echo(shown.to_string(index=False))
-        if len(decisions) > len(shown):
-            click.echo(f"... {len(decisions) - len(shown)} more rows" + (f" in {out}" if out else " (--out FILE writes all)"))
-    summary = result.summary()
-    percent = int(round(100 * level))
-    click.echo(
-        f"routed {summary['n_routed']} of {summary['n_questions']} questions (abstained {summary['abstain_rate']:.1%}); "
-        f"expected accuracy on routed {summary['expected_accuracy']:.3f} "
-        f"[{percent}% interval {summary['expected_accuracy_lower']:.3f}, {summary['expected_accuracy_upper']:.3f}]"
-    )
-    shares = ", ".join(f"{llm} {count}" for llm, count in result.share_by_llm().items())
-    click.echo(f"questions per LLM: {shares}")
-    click.echo(f"expected total cost {summary['total_cost']:.6g} (mean {summary['mean_cost']:.4g} per question)")
-    if out is not None:
-        click.echo(f"written to {out}")
+    _write_decisions(result.decisions, out)
+    _print_decisions(result, len(candidates), show=show, out=out)
+    _print_summary(result, level=level, out=out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,24 @@ from bayes_simrmf.data.tables import (
 # ----------------------------------------------------------------------------- validation
 
 
+class _Responses(NamedTuple):
+    """The responses' columns: llm and item ids (str), 0/1 answers (int8), and each row's number in the table."""
+
+    llm: pd.Series
+    item: pd.Series
+    correct: np.ndarray
+    rows: np.ndarray
+
+
+class _Codes(NamedTuple):
+    """The tables' sorted ids, and each response's position among them (-1 marks an id the table lacks)."""
+
+    llm_ids: np.ndarray
+    item_ids: np.ndarray
+    llm_idx: np.ndarray
+    item_idx: np.ndarray
+
+
 def _build_dataset(
     responses: _Table,
     items: _Table,
@@ -38,7 +57,43 @@ def _build_dataset(
     """Validate and normalise the three raw tables (the one place the loading rules live)."""
     items_frame = _validate_id_table(items, "item")
     llms_frame = _validate_id_table(llms, "llm")
+    columns = _read_responses(responses, name=name, log=log)
+    codes = _encode(columns, llms_frame, items_frame)
+    unknown_llm, unknown_item = codes.llm_idx < 0, codes.item_idx < 0
+    if unknown_llm.any() or unknown_item.any():
+        problems = "; ".join(
+            _describe_unknown(values, mask, column, table.label)
+            for column, values, mask, table in (
+                ("llm", columns.llm, unknown_llm, llms),
+                ("item", columns.item, unknown_item, items),
+            )
+            if mask.any()
+        )
+        if unknown_entities == "error":
+            raise DataError(
+                f"{responses.label}: responses name ids absent from their tables: {problems}. "
+                "Pass unknown_entities='drop' to drop these responses, or unknown_entities='add' to keep "
+                "them and add the ids to their table with empty metadata."
+            )
+        if unknown_entities == "drop":
+            columns = _drop_responses(responses, columns, ~(unknown_llm | unknown_item), problems, name=name, log=log)
+        else:  # "add"
+            llms_frame, items_frame = _add_unknown_ids(
+                columns, unknown_llm, unknown_item, llms_frame, items_frame, problems, name=name, log=log
+            )
+        codes = _encode(columns, llms_frame, items_frame)
+    return Dataset(
+        responses=_deduplicated_responses(responses, columns, codes, name=name, log=log),
+        items=_sorted_by(items_frame, "item"),
+        llms=_sorted_by(llms_frame, "llm"),
+        name=name,
+        source=source,
+    )
 
+
+def _read_responses(responses: _Table, *, name: str, log: Log) -> _Responses:
+    """Check the responses table (required columns, rows, no missing values, 0/1 answers) and read its columns;
+    extra columns are logged and ignored."""
     _require_columns(responses, RESPONSE_COLUMNS)
     if len(responses.frame) == 0:
         raise DataError(f"{responses.label}: no responses (the table has no rows)")
@@ -49,101 +104,104 @@ def _build_dataset(
     extra_columns = [column for column in responses.frame.columns if column not in RESPONSE_COLUMNS]
     if extra_columns:
         log(f"{name}: ignoring extra responses column(s) {extra_columns}")
+    return _Responses(llm_column, item_column, correct, np.arange(len(correct)))
 
-    # Resolve ids against the tables; -1 marks an id the table lacks.
+
+def _encode(columns: _Responses, llms_frame: pd.DataFrame, items_frame: pd.DataFrame) -> _Codes:
+    """Resolve the responses' ids against the (sorted) ids of the tables."""
     llm_ids = np.sort(llms_frame["llm"].to_numpy(dtype=object))
     item_ids = np.sort(items_frame["item"].to_numpy(dtype=object))
-    llm_idx = _positions_in(llm_column, llm_ids)
-    item_idx = _positions_in(item_column, item_ids)
-    unknown_llm, unknown_item = llm_idx < 0, item_idx < 0
-    if unknown_llm.any() or unknown_item.any():
-        problems = [
-            _describe_unknown(values, mask, column, table.label)
-            for column, values, mask, table in (
-                ("llm", llm_column, unknown_llm, llms),
-                ("item", item_column, unknown_item, items),
-            )
-            if mask.any()
-        ]
-        if unknown_entities == "error":
-            raise DataError(
-                f"{responses.label}: responses name ids absent from their tables: {'; '.join(problems)}. "
-                "Pass unknown_entities='drop' to drop these responses, or unknown_entities='add' to keep "
-                "them and add the ids to their table with empty metadata."
-            )
-        if unknown_entities == "drop":
-            keep = ~(unknown_llm | unknown_item)
-            log(
-                f"{name}: dropped {int((~keep).sum()):,} of {len(keep):,} responses "
-                f"(unknown_entities='drop'): {'; '.join(problems)}"
-            )
-            if not keep.any():
-                raise DataError(
-                    f"{responses.label}: no responses left after dropping those with unknown ids: "
-                    f"{'; '.join(problems)}"
-                )
-            llm_column, item_column = llm_column[keep].reset_index(drop=True), item_column[keep].reset_index(drop=True)
-            correct = correct[keep]
-            row_numbers = np.flatnonzero(keep)
-        else:  # "add"
-            if unknown_llm.any():
-                llms_frame = _add_ids(llms_frame, "llm", llm_column[unknown_llm])
-            if unknown_item.any():
-                items_frame = _add_ids(items_frame, "item", item_column[unknown_item])
-            log(
-                f"{name}: added ids to their tables with empty metadata (unknown_entities='add'): "
-                f"{'; '.join(problems)}"
-            )
-            llm_ids = np.sort(llms_frame["llm"].to_numpy(dtype=object))
-            item_ids = np.sort(items_frame["item"].to_numpy(dtype=object))
-            row_numbers = np.arange(len(correct))
-        llm_idx = _positions_in(llm_column, llm_ids)
-        item_idx = _positions_in(item_column, item_ids)
-    else:
-        row_numbers = np.arange(len(correct))
+    return _Codes(llm_ids, item_ids, _positions_in(columns.llm, llm_ids), _positions_in(columns.item, item_ids))
 
-    # Sort by (llm, item) through integer pair keys: fast, and puts duplicates side by side.
-    pair_key = llm_idx.astype(np.int64) * len(item_ids) + item_idx
+
+def _drop_responses(
+    responses: _Table, columns: _Responses, keep: np.ndarray, problems: str, *, name: str, log: Log
+) -> _Responses:
+    """The responses where ``keep`` holds (unknown_entities='drop'), logged; raise if none is left."""
+    log(f"{name}: dropped {int((~keep).sum()):,} of {len(keep):,} responses (unknown_entities='drop'): {problems}")
+    if not keep.any():
+        raise DataError(f"{responses.label}: no responses left after dropping those with unknown ids: {problems}")
+    return _Responses(
+        columns.llm[keep].reset_index(drop=True),
+        columns.item[keep].reset_index(drop=True),
+        columns.correct[keep],
+        np.flatnonzero(keep),
+    )
+
+
+def _add_unknown_ids(
+    columns: _Responses,
+    unknown_llm: np.ndarray,
+    unknown_item: np.ndarray,
+    llms_frame: pd.DataFrame,
+    items_frame: pd.DataFrame,
+    problems: str,
+    *,
+    name: str,
+    log: Log,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The llms and items tables with the unknown ids added with empty metadata (unknown_entities='add'), logged."""
+    if unknown_llm.any():
+        llms_frame = _add_ids(llms_frame, "llm", columns.llm[unknown_llm])
+    if unknown_item.any():
+        items_frame = _add_ids(items_frame, "item", columns.item[unknown_item])
+    log(f"{name}: added ids to their tables with empty metadata (unknown_entities='add'): {problems}")
+    return llms_frame, items_frame
+
+
+def _deduplicated_responses(
+    responses: _Table, columns: _Responses, codes: _Codes, *, name: str, log: Log
+) -> pd.DataFrame:
+    """The responses table sorted by (llm, item), each pair once; raise if a pair repeats with different answers.
+
+    Sorting goes through integer pair keys: fast, and puts duplicates side by side. Removed duplicates are
+    logged.
+    """
+    pair_key = codes.llm_idx.astype(np.int64) * len(codes.item_ids) + codes.item_idx
     order = np.argsort(pair_key, kind="stable")
-    sorted_key, sorted_correct = pair_key[order], correct[order]
+    sorted_key, sorted_correct = pair_key[order], columns.correct[order]
     repeats_previous = sorted_key[1:] == sorted_key[:-1]
     conflicting = repeats_previous & (sorted_correct[1:] != sorted_correct[:-1])
     if conflicting.any():
-        conflict_keys = np.unique(sorted_key[1:][conflicting])
-        examples = []
-        for key in conflict_keys[:_MAX_EXAMPLES]:
-            positions = order[sorted_key == key]
-            rows, values = row_numbers[positions], correct[positions]
-            examples.append(
-                f"(llm={llm_ids[key // len(item_ids)]!r}, item={item_ids[key % len(item_ids)]!r}) "
-                f"at {_rows_phrase(responses, rows)} with correct={values.tolist()}"
-            )
-        more = f" and {len(conflict_keys) - _MAX_EXAMPLES} more" if len(conflict_keys) > _MAX_EXAMPLES else ""
-        raise DataError(
-            f"{responses.label}: {len(conflict_keys)} (llm, item) pair(s) appear more than once with "
-            f"different 'correct' values: {'; '.join(examples)}{more}"
-        )
+        _raise_conflicts(responses, columns, codes, order, sorted_key, np.unique(sorted_key[1:][conflicting]))
     keep_first = np.concatenate([[True], ~repeats_previous])
     n_duplicates = int((~keep_first).sum())
     if n_duplicates:
         log(f"{name}: removed {n_duplicates:,} duplicate responses (same llm, item and correct value)")
     kept = order[keep_first]
-    llm_idx, item_idx, correct = llm_idx[kept], item_idx[kept], correct[kept]
-
-    responses_frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             # A numpy take of object ids, then one conversion, beats taking from Arrow strings.
-            "llm": pd.Series(llm_ids[llm_idx], dtype=object).astype(str),
-            "item": pd.Series(item_ids[item_idx], dtype=object).astype(str),
-            "correct": correct,
+            "llm": pd.Series(codes.llm_ids[codes.llm_idx[kept]], dtype=object).astype(str),
+            "item": pd.Series(codes.item_ids[codes.item_idx[kept]], dtype=object).astype(str),
+            "correct": columns.correct[kept],
         }
     )
-    return Dataset(
-        responses=responses_frame,
-        items=_sorted_by(items_frame, "item"),
-        llms=_sorted_by(llms_frame, "llm"),
-        name=name,
-        source=source,
+
+
+def _raise_conflicts(
+    responses: _Table,
+    columns: _Responses,
+    codes: _Codes,
+    order: np.ndarray,
+    sorted_key: np.ndarray,
+    conflict_keys: np.ndarray,
+) -> NoReturn:
+    """Raise naming the first (llm, item) pairs of ``conflict_keys`` (pair keys that repeat with different
+    answers), their rows and answers."""
+    n_items = len(codes.item_ids)
+    examples = []
+    for key in conflict_keys[:_MAX_EXAMPLES]:
+        positions = order[sorted_key == key]
+        rows, values = columns.rows[positions], columns.correct[positions]
+        examples.append(
+            f"(llm={codes.llm_ids[key // n_items]!r}, item={codes.item_ids[key % n_items]!r}) "
+            f"at {_rows_phrase(responses, rows)} with correct={values.tolist()}"
+        )
+    more = f" and {len(conflict_keys) - _MAX_EXAMPLES} more" if len(conflict_keys) > _MAX_EXAMPLES else ""
+    raise DataError(
+        f"{responses.label}: {len(conflict_keys)} (llm, item) pair(s) appear more than once with "
+        f"different 'correct' values: {'; '.join(examples)}{more}"
     )
 
 
