@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +34,20 @@ def draw_minibatch(
     """
     rows = jax.random.randint(key, (batch_size,), 0, correct.shape[0])
     return PairsLayout(llm=layout.llm[rows], item=layout.item[rows]), correct[rows]
+
+
+def effective_batch_size(batch_size: int | None, n_pairs: int) -> int | None:
+    """``batch_size``, or None (full batch, with a warning) when it is not smaller than ``n_pairs``.
+
+    The warning points at the caller of :func:`~bayes_simrmf.inference.run_svi`.
+    """
+    if batch_size is not None and batch_size >= n_pairs:
+        warnings.warn(
+            f"batch_size={batch_size} is not smaller than the {n_pairs:,} observed pairs: fitting with the full batch",
+            stacklevel=3,
+        )
+        return None
+    return batch_size
 
 
 def learning_rate_schedule(config: InferenceConfig, minibatch: bool):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import jax.numpy as jnp
 import numpy as np
 
 from bayes_simrmf.errors import ConfigError
 from bayes_simrmf.model import (
+    DenseLayout,
     INTERCEPT,
     ITEM_BIAS,
     ITEM_BIAS_SCALE,
@@ -17,6 +19,7 @@ from bayes_simrmf.model import (
     LLM_BIAS_SCALE,
     LLM_FACTORS,
     ModelConfig,
+    PairsLayout,
 )
 from bayes_simrmf.inference.config import InferenceConfig
 
@@ -42,6 +45,31 @@ def choose_layout(
     density = len(llm) / cells if cells else 0.0
     dense = density >= config.dense_min_density and cells <= config.dense_max_cells
     return ("dense" if dense else "pairs"), n_block_llms, n_block_items
+
+
+def observed_layout(
+    llm: np.ndarray, item: np.ndarray, correct: np.ndarray, config: InferenceConfig, minibatch: bool
+) -> tuple[str, PairsLayout | DenseLayout, jnp.ndarray]:
+    """The layout's name, the layout and the observed scores in its shape, for the model.
+
+    Minibatches are gathered from the pair indices, so a minibatch run always gets the pairs layout
+    (never a dense block); otherwise :func:`choose_layout` decides.
+
+    Returns:
+        ``("dense", DenseLayout, (n_block_llms, n_block_items) float32 scores)`` (0 where unobserved) or
+        ``("pairs", PairsLayout, (n_pairs,) float32 scores)``.
+    """
+    if minibatch:
+        layout_name, n_block_llms, n_block_items = "pairs", 0, 0
+    else:
+        layout_name, n_block_llms, n_block_items = choose_layout(llm, item, config)
+    if layout_name == "dense":
+        mask = np.zeros((n_block_llms, n_block_items), dtype=bool)
+        mask[llm, item] = True
+        dense_correct = np.zeros((n_block_llms, n_block_items), dtype=np.float32)
+        dense_correct[llm, item] = correct
+        return layout_name, DenseLayout(mask=jnp.asarray(mask)), jnp.asarray(dense_correct)
+    return layout_name, PairsLayout(llm=jnp.asarray(llm), item=jnp.asarray(item)), jnp.asarray(correct, dtype=jnp.float32)
 
 
 def initial_values(

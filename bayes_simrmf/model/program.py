@@ -40,6 +40,8 @@ Two layouts of the observed pairs give the same log density:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpyro
@@ -61,6 +63,18 @@ from bayes_simrmf.model.sites import (
     OBSERVED,
 )
 from bayes_simrmf.similarity import gram_mismatch, scaled_gram_mismatch
+
+
+class _Side(NamedTuple):
+    """The plate and site names of one side (LLMs or items)."""
+
+    plate: str
+    bias: str
+    factors: str
+
+
+_LLMS = _Side("llms", LLM_BIAS, LLM_FACTORS)
+_ITEMS = _Side("items", ITEM_BIAS, ITEM_FACTORS)
 
 
 def _similarity_potential(factors, biases, sqrt_sim_factor, factor_fro2, weight, similarity: SimilarityInputs, n_warm: int):
@@ -100,55 +114,78 @@ def simrmf_model(
             (see :mod:`bayes_simrmf.inference`). Priors and similarity potentials are global terms
             and never scaled. None (the default) leaves the density exactly as above.
     """
-    factor_sd = config.factor_prior_sd
     params: dict[str, jnp.ndarray] = {}
     if config.biases:
         params[INTERCEPT] = numpyro.sample(INTERCEPT, dist.Normal(0.0, config.intercept_prior))
-        if config.bias_scale is None:
-            llm_bias_scale = numpyro.sample(LLM_BIAS_SCALE, dist.HalfNormal(config.bias_scale_prior))
-            item_bias_scale = numpyro.sample(ITEM_BIAS_SCALE, dist.HalfNormal(config.bias_scale_prior))
-        else:
-            item_bias_scale = config.bias_scale
-            llm_bias_scale = config.bias_scale if config.llm_bias_scale is None else config.llm_bias_scale
-    with numpyro.plate("llms", n_llms, dim=-1):
-        if config.biases:
-            params[LLM_BIAS] = numpyro.sample(LLM_BIAS, dist.Normal(0.0, llm_bias_scale))
-        if config.dim:
-            params[LLM_FACTORS] = numpyro.sample(
-                LLM_FACTORS, dist.Normal(jnp.zeros(config.dim), factor_sd).to_event(1)
-            )
-    item_bias_loc = 0.0
-    if config.biases and config.n_item_groups:
-        if item_group is None:
-            raise ConfigError(f"config.n_item_groups={config.n_item_groups} needs item_group codes")
-        group_mean = numpyro.sample(
-            ITEM_GROUP_MEAN, dist.Normal(jnp.zeros(config.n_item_groups), config.intercept_prior).to_event(1)
-        )
-        item_bias_loc = group_mean[item_group]
-    with numpyro.plate("items", n_items, dim=-1):
-        if config.biases:
-            params[ITEM_BIAS] = numpyro.sample(ITEM_BIAS, dist.Normal(item_bias_loc, item_bias_scale))
-        if config.dim:
-            params[ITEM_FACTORS] = numpyro.sample(
-                ITEM_FACTORS, dist.Normal(jnp.zeros(config.dim), factor_sd).to_event(1)
-            )
-
+    llm_bias_scale, item_bias_scale = _bias_scales(config)
+    params |= _entity_latents(_LLMS, n_llms, config, 0.0, llm_bias_scale)
+    params |= _entity_latents(_ITEMS, n_items, config, _item_bias_loc(config, item_group), item_bias_scale)
     if similarity is not None:
-        if similarity.items_factor is not None:
-            numpyro.factor(
-                "item_similarity",
-                _similarity_potential(params.get(ITEM_FACTORS), params.get(ITEM_BIAS), similarity.items_factor,
-                                      similarity.items_factor_fro2,
-                                      similarity.items_weight, similarity, similarity.n_warm_items),
-            )
-        if similarity.llms_factor is not None:
-            numpyro.factor(
-                "llm_similarity",
-                _similarity_potential(params.get(LLM_FACTORS), params.get(LLM_BIAS), similarity.llms_factor,
-                                      similarity.llms_factor_fro2,
-                                      similarity.llms_weight, similarity, similarity.n_warm_llms),
-            )
+        _similarity_potentials(params, similarity)
+    _likelihood(layout, params, correct, likelihood_scale)
 
+
+def _bias_scales(config: ModelConfig) -> tuple:
+    """The prior sd of the LLM and of the item biases: fixed by the config, or sampled (in that order)
+    from their HalfNormal hyper-prior when ``config.bias_scale`` is None; ``(None, None)`` without biases."""
+    if not config.biases:
+        return None, None
+    if config.bias_scale is None:
+        llm_bias_scale = numpyro.sample(LLM_BIAS_SCALE, dist.HalfNormal(config.bias_scale_prior))
+        item_bias_scale = numpyro.sample(ITEM_BIAS_SCALE, dist.HalfNormal(config.bias_scale_prior))
+        return llm_bias_scale, item_bias_scale
+    llm_bias_scale = config.bias_scale if config.llm_bias_scale is None else config.llm_bias_scale
+    return llm_bias_scale, config.bias_scale
+
+
+def _item_bias_loc(config: ModelConfig, item_group: jnp.ndarray | None):
+    """The prior mean of each item's bias: its group's mean (sampled here) with item groups, else 0."""
+    if not (config.biases and config.n_item_groups):
+        return 0.0
+    if item_group is None:
+        raise ConfigError(f"config.n_item_groups={config.n_item_groups} needs item_group codes")
+    group_mean = numpyro.sample(
+        ITEM_GROUP_MEAN, dist.Normal(jnp.zeros(config.n_item_groups), config.intercept_prior).to_event(1)
+    )
+    return group_mean[item_group]
+
+
+def _entity_latents(side: _Side, size: int, config: ModelConfig, bias_loc, bias_scale) -> dict[str, jnp.ndarray]:
+    """One side's biases ~ Normal(``bias_loc``, ``bias_scale``) and factor rows, sampled in its plate."""
+    latents: dict[str, jnp.ndarray] = {}
+    with numpyro.plate(side.plate, size, dim=-1):
+        if config.biases:
+            latents[side.bias] = numpyro.sample(side.bias, dist.Normal(bias_loc, bias_scale))
+        if config.dim:
+            latents[side.factors] = numpyro.sample(
+                side.factors, dist.Normal(jnp.zeros(config.dim), config.factor_prior_sd).to_event(1)
+            )
+    return latents
+
+
+def _similarity_potentials(params: dict[str, jnp.ndarray], similarity: SimilarityInputs) -> None:
+    """The Gram potentials ``item_similarity`` and ``llm_similarity``, each where its factor is given."""
+    if similarity.items_factor is not None:
+        numpyro.factor(
+            "item_similarity",
+            _similarity_potential(params.get(ITEM_FACTORS), params.get(ITEM_BIAS), similarity.items_factor,
+                                  similarity.items_factor_fro2,
+                                  similarity.items_weight, similarity, similarity.n_warm_items),
+        )
+    if similarity.llms_factor is not None:
+        numpyro.factor(
+            "llm_similarity",
+            _similarity_potential(params.get(LLM_FACTORS), params.get(LLM_BIAS), similarity.llms_factor,
+                                  similarity.llms_factor_fro2,
+                                  similarity.llms_weight, similarity, similarity.n_warm_llms),
+        )
+
+
+def _likelihood(
+    layout: PairsLayout | DenseLayout, params: dict[str, jnp.ndarray], correct: jnp.ndarray | None,
+    likelihood_scale: float | None,
+) -> None:
+    """The Bernoulli site of the observed scores, on the masked dense block or on the pairs."""
     if isinstance(layout, DenseLayout):
         if likelihood_scale is not None:
             raise ConfigError("likelihood_scale (minibatches) needs a PairsLayout; got a DenseLayout")
