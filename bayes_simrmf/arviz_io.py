@@ -1,4 +1,4 @@
-"""Export a fitted :class:`~bayes_simrmf.estimators.SimRMF` to ArviZ, for diagnostics.
+"""Export a fitted :class:`~bayes_simrmf.predict.SimRMF` to ArviZ, for diagnostics.
 
 :func:`to_inference_data` turns draws of the fitted posterior and a set of observed pairs into an
 ``arviz.InferenceData`` with the groups ArviZ's functions expect:
@@ -40,7 +40,7 @@ import numpy as np
 import xarray as xr
 
 from bayes_simrmf.errors import ConfigError, NotFittedError
-from bayes_simrmf.estimators import encode_ids
+from bayes_simrmf.predict import encode_ids
 from bayes_simrmf.pairs import check_pairs as _check_pairs
 from bayes_simrmf.model import (
     INTERCEPT,
@@ -224,7 +224,7 @@ def to_inference_data(
     """Posterior draws, observed pairs, posterior predictive and log-likelihood as ``arviz.InferenceData``.
 
     Args:
-        estimator: a fitted :class:`~bayes_simrmf.estimators.SimRMF` (any guide; see the module
+        estimator: a fitted :class:`~bayes_simrmf.predict.SimRMF` (any guide; see the module
             docstring for the delta guide).
         llm, item: ``(n_pairs,)`` ids of the observed pairs' LLMs and items; every id must be in
             ``estimator.llms_`` / ``estimator.items_``.

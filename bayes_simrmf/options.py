@@ -3,7 +3,7 @@ them, without importing JAX (so ``bayes-simrmf --help`` stays fast)."""
 
 from __future__ import annotations
 
-#: Estimators :func:`bayes_simrmf.estimators.make_estimator` builds.
+#: Estimators :func:`bayes_simrmf.predict.make_estimator` builds.
 METHODS = ("meanscore", "counting", "mf", "simrmf", "oracle")
 #: The methods that use side information (similarity potentials and fold-in).
 SIMILARITY_METHODS = ("simrmf", "oracle")

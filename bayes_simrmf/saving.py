@@ -148,7 +148,7 @@ def load_model(folder: str | os.PathLike, *, data_fingerprint: str | None = None
         data_fingerprint: if given, the dataset the caller has; a model fitted on other data
             is refused with both fingerprints in the message.
     """
-    from bayes_simrmf.estimators import MeanScore, SimRMF
+    from bayes_simrmf.predict import MeanScore, SimRMF
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -190,7 +190,7 @@ def load_model(folder: str | os.PathLike, *, data_fingerprint: str | None = None
         if method == "meanscore":
             estimator = MeanScore().set_state(state)
         elif method == "counting":
-            from bayes_simrmf.baselines import GroupAccuracy
+            from bayes_simrmf.predict import GroupAccuracy
 
             estimator = GroupAccuracy.from_config(estimator_config).set_state(state)
         else:

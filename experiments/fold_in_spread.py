@@ -1,5 +1,5 @@
 """Which spread to integrate over when a fitted LLM meets a question without data (or the reverse):
-``fold_in_spread="gaussian"`` or ``"empirical"`` (see :class:`bayes_simrmf.estimators.SimRMF`), decided on
+``fold_in_spread="gaussian"`` or ``"empirical"`` (see :class:`bayes_simrmf.predict.SimRMF`), decided on
 validation only.
 
 For each dataset × seed of the Table 2 config (T=100), the seed's split is drawn and a share of its *training*
@@ -58,7 +58,6 @@ def run_cell(context: SeedContext, config: dict, cells_table2: Path, name: str, 
         for spread in spreads:
             if spread is not None:
                 model.fold_in_spread = spread
-                model._fold_in_cache = model._spread_cache = None
             prob = model.predict(llm[held], item[held], unknown="population")
             result = evaluate(prob, train.correct[held], llm[held], item[held])
             scores[label if spread is None else f"{label} {spread}"] = {m: float(result[m]) for m in METRICS}

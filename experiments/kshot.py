@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path
-from bayes_simrmf.estimators import SimRMF
+from bayes_simrmf.predict import SimRMF
 from bayes_simrmf.sideinfo import SideInformation, centre_rows
 from bayes_simrmf.similarity import llm_similarity, sqrt_psd_factor_from_dense
 

@@ -53,7 +53,7 @@ from numpyro.infer.initialization import init_to_uniform
 from scipy.stats import ks_2samp, wasserstein_distance
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path
-from bayes_simrmf.estimators import SimRMF
+from bayes_simrmf.predict import SimRMF
 from bayes_simrmf.evaluate import fit_on_split
 from bayes_simrmf.metrics import brier, log_loss
 from bayes_simrmf.model import INTERCEPT, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, PairsLayout, pair_logits, sigmoid, simrmf_model

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path
-from bayes_simrmf.estimators import SimRMF
+from bayes_simrmf.predict import SimRMF
 from bayes_simrmf.splits import Protocol
 from bayes_simrmf.tuning import carve_validation
 

@@ -16,7 +16,7 @@ alone with ``--aggregate-only``.
 Config keys per method: ``method`` (meanscore, counting, mf, simrmf, oracle, or ``peer`` with ``peer``:
 "smurff" / "cmfrec", see ``experiments/peers.py``; a peer that is not installed is skipped with a
 message, its cells stay missing), ``fixed`` options,
-``paper: true`` (SimRMF as the paper writes it: :data:`bayes_simrmf.estimators.PAPER_FORM`, side
+``paper: true`` (SimRMF as the paper writes it: :data:`bayes_simrmf.predict.PAPER_FORM`, side
 information uncentred), ``side`` ("similarity" / "oracle"), ``item_groups`` (an items column,
 e.g. "benchmark": the model gets each question's group and new questions are predicted from
 their group), ``inherit`` (start from another method's choice for the same seed) and ``tune`` (a
@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path
-from bayes_simrmf.estimators import PAPER_FORM, make_estimator
+from bayes_simrmf.predict import PAPER_FORM, make_estimator
 from bayes_simrmf.evaluate import TEST_SPLITS, evaluate_on_split, fit_on_split
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 from bayes_simrmf.sideinfo import build_side_information, centre_rows

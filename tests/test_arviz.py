@@ -11,7 +11,7 @@ import pytest
 
 from bayes_simrmf.arviz_io import to_inference_data
 from bayes_simrmf.errors import BayesSimRMFError, ConfigError, NotFittedError
-from bayes_simrmf.estimators import MeanScore, SimRMF
+from bayes_simrmf.predict import MeanScore, SimRMF
 from bayes_simrmf.evaluate import fit_on_split
 from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS
 from bayes_simrmf.splits import Protocol

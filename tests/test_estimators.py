@@ -1,4 +1,4 @@
-"""Tests of bayes_simrmf.estimators: MeanScore and SimRMF (MF) with the scikit-learn shape, and the
+"""Tests of bayes_simrmf.predict: MeanScore and SimRMF (MF) with the scikit-learn shape, and the
 population rule for LLMs and items the fit never saw; plus fit/evaluate on a protocol split.
 
 Fits use a 120 LLMs x 200 items training block, the shape test_inference.py compiles too.
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from bayes_simrmf.errors import ConfigError, NotFittedError, UnknownEntityError
-from bayes_simrmf.estimators import MeanScore, SimRMF, make_estimator
+from bayes_simrmf.predict import MeanScore, SimRMF, make_estimator
 from bayes_simrmf.evaluate import TEST_SPLITS, evaluate_on_split, fit_on_split
 from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS
 from bayes_simrmf.splits import Protocol

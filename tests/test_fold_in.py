@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from bayes_simrmf.errors import ConfigError, UnknownEntityError
-from bayes_simrmf.estimators import SimRMF, _laplace_logistic, kernel_fold_in
+from bayes_simrmf.predict import SimRMF, laplace_logistic, kernel_fold_in
 from bayes_simrmf.posterior import GaussianPosterior
 from bayes_simrmf.saving import load_model, save_model
 from bayes_simrmf.sideinfo import SideInformation
@@ -32,13 +32,13 @@ def test_laplace_matches_the_closed_form_gaussian_limit():
     # With no answers the posterior is the prior; with answers the mode solves the penalised score equation.
     rng = np.random.default_rng(0)
     mean, cov = rng.normal(size=3), np.diag([0.5, 1.0, 2.0])
-    z, post, converged = _laplace_logistic(mean, cov, np.zeros((0, 3)), np.zeros(0), np.zeros(0))
+    z, post, converged = laplace_logistic(mean, cov, np.zeros((0, 3)), np.zeros(0), np.zeros(0))
     np.testing.assert_allclose(z, mean)
     np.testing.assert_allclose(post, cov, atol=1e-12)
     assert converged
     design = rng.normal(size=(200, 3))
     y = (rng.random(200) < 1 / (1 + np.exp(-design @ np.array([1.0, -1.0, 0.5])))).astype(float)
-    z, post, converged = _laplace_logistic(mean, cov, design, np.zeros(200), y)
+    z, post, converged = laplace_logistic(mean, cov, design, np.zeros(200), y)
     prob = 1 / (1 + np.exp(-design @ z))
     gradient = design.T @ (y - prob) - np.linalg.solve(cov, z - mean)
     assert converged and np.max(np.abs(gradient)) < 1e-6
@@ -189,13 +189,13 @@ def test_tempering_widens_the_k_shot_posterior_but_not_the_prior():
     mean, cov = np.zeros(3), np.eye(3)
     design = rng.normal(size=(300, 3))
     y = (rng.random(300) < 1 / (1 + np.exp(-design @ np.array([0.5, -0.5, 1.0])))).astype(float)
-    mode, plain, _ = _laplace_logistic(mean, cov, design, np.zeros(300), y)
-    tempered_mode, tempered, _ = _laplace_logistic(mean, cov, design, np.zeros(300), y, temperature=4.0)
+    mode, plain, _ = laplace_logistic(mean, cov, design, np.zeros(300), y)
+    tempered_mode, tempered, _ = laplace_logistic(mean, cov, design, np.zeros(300), y, temperature=4.0)
     np.testing.assert_allclose(tempered_mode, mode)  # the estimate does not move
     # Likelihood-dominated: a quarter of the answers' curvature roughly doubles the posterior sd.
     ratio = np.sqrt(np.diag(tempered) / np.diag(plain))
     assert np.all((ratio > 1.7) & (ratio < 2.1)), ratio
-    _, prior_only, _ = _laplace_logistic(mean, cov, np.zeros((0, 3)), np.zeros(0), np.zeros(0), temperature=4.0)
+    _, prior_only, _ = laplace_logistic(mean, cov, np.zeros((0, 3)), np.zeros(0), np.zeros(0), temperature=4.0)
     np.testing.assert_allclose(prior_only, cov)
     with pytest.raises(ConfigError, match="temperature"):
         _fit_tiny().fold_in("llm", ["x"], temperature=0.0)

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_simrmf.baselines import GroupAccuracy
+from bayes_simrmf.predict import GroupAccuracy
 from bayes_simrmf.errors import ConfigError
-from bayes_simrmf.estimators import SimRMF, gp_conditional, make_estimator
+from bayes_simrmf.predict import SimRMF, gp_conditional, make_estimator
 from bayes_simrmf.groups import NO_GROUP, GroupMap
 from bayes_simrmf.saving import load_model, save_model
 from bayes_simrmf.sideinfo import SideInformation

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bayes_simrmf.errors import ConfigError
-from bayes_simrmf.estimators import SimRMF
+from bayes_simrmf.predict import SimRMF
 from bayes_simrmf.inference import InferenceConfig, run_svi
 from bayes_simrmf.model import ITEM_GROUP_MEAN, ModelConfig
 from bayes_simrmf.saving import load_model, save_model

@@ -23,7 +23,7 @@ from numpyro.infer.util import log_density
 
 from bayes_simrmf.cli import main
 from bayes_simrmf.errors import ConfigError
-from bayes_simrmf.estimators import SimRMF
+from bayes_simrmf.predict import SimRMF
 from bayes_simrmf.inference import (
     InferenceConfig,
     draw_minibatch,

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bayes_simrmf.errors import ConfigError
-from bayes_simrmf.estimators import SimRMF
+from bayes_simrmf.predict import SimRMF
 from bayes_simrmf.evaluate import fit_on_split
 from bayes_simrmf.splits import Protocol
 from bayes_simrmf.synthetic import make_synthetic_dataset

@@ -7,6 +7,8 @@ truth tables computed by hand.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,7 +17,7 @@ from click.testing import CliRunner
 from bayes_simrmf import routing
 from bayes_simrmf.cli import main
 from bayes_simrmf.errors import BayesSimRMFError, ConfigError, UnknownEntityError
-from bayes_simrmf.estimators import SimRMF
+from bayes_simrmf.predict import SimRMF
 from bayes_simrmf.routing import (
     Abstain,
     Candidates,
@@ -262,7 +264,7 @@ def test_route_handles_folded_in_questions_and_refuses_unknown_ones(saved, candi
     with pytest.raises(UnknownEntityError, match="never/seen"):
         routing.route(model, ["never/seen"], candidates, Greedy())
     # entities held without data by the cold/joint similarity modes are refused (a moment correction applies)
-    model.n_warm_items_ = model.n_fitted_items_ - 5
+    model.fitted_ = dataclasses.replace(model.fitted_, n_warm_items=model.n_fitted_items_ - 5)
     with pytest.raises(ConfigError, match="held in the fit without data"):
         routing.route(model, model.items_[-6:-4], candidates, Greedy())
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bayes_simrmf.errors import ModelFormatError
-from bayes_simrmf.estimators import MeanScore, SimRMF
+from bayes_simrmf.predict import MeanScore, SimRMF
 from bayes_simrmf.evaluate import TEST_SPLITS, evaluate_on_split, fit_on_split
 from bayes_simrmf.saving import FORMAT_VERSION, load_model, save_model
 from bayes_simrmf.splits import SPLIT_NAMES, Protocol, Split

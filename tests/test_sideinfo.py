@@ -9,7 +9,7 @@ import pytest
 
 from bayes_simrmf.data import Dataset, from_frames, load_dataset, shared_dataset_path
 from bayes_simrmf.errors import ConfigError, DataError
-from bayes_simrmf.estimators import SimRMF
+from bayes_simrmf.predict import SimRMF
 from bayes_simrmf.evaluate import evaluate_on_split, fit_on_split
 from bayes_simrmf.sideinfo import SideInformation, build_side_information, centre_rows
 from bayes_simrmf.similarity import gram_mismatch_dense, scaled_gram_mismatch
@@ -125,7 +125,7 @@ def test_side_information_from_real_data_has_rows_for_every_entity():
 
 
 def test_kernel_fold_in_is_the_gaussian_process_conditional_mean():
-    from bayes_simrmf.estimators import kernel_fold_in
+    from bayes_simrmf.predict import kernel_fold_in
 
     rng = np.random.default_rng(3)
     factor = rng.normal(size=(25, 5))
@@ -214,7 +214,8 @@ def test_dataset_with_entities_adds_rows_and_refuses_clashes():
 
 
 def test_fold_in_new_entities_places_new_questions_by_their_text(monkeypatch):
-    from bayes_simrmf import fold_in, sideinfo
+    from bayes_simrmf import sideinfo
+    from bayes_simrmf.predict import fold_in_new_entities
 
     monkeypatch.setattr(sideinfo, "embed_texts", lambda texts, model: _group_embedding(texts))
     dataset, _ = _similar_items_dataset()
@@ -227,7 +228,7 @@ def test_fold_in_new_entities_places_new_questions_by_their_text(monkeypatch):
         dataset.llm_ids()[llm], dataset.item_ids()[item], correct)
     new_items = pd.DataFrame({"item": [f"new-{g}" for g in range(4)], "text": [f"group {g}" for g in range(4)]})
     new_llms = pd.DataFrame({"llm": ["org/new-llm"], **{key: [value] for key, value in metadata.items()}})
-    reports = fold_in.fold_in_new_entities(model, dataset, items=new_items, llms=new_llms, log=None)
+    reports = fold_in_new_entities(model, dataset, items=new_items, llms=new_llms, log=None)
     assert set(reports) == {"item", "llm"} and list(reports["item"].index) == new_items["item"].tolist()
     llms = dataset.llm_ids()
     # Each new question behaves like the fitted questions of its group (difficulties −2, −0.5, 0.5, 2).
@@ -239,4 +240,4 @@ def test_fold_in_new_entities_places_new_questions_by_their_text(monkeypatch):
     assert np.all(np.diff(new_accuracy) > 0.1)
     assert 0 < model.predict(["org/new-llm"], ["new-2"])[0] < 1
     with pytest.raises(DataError, match="need a text"):
-        fold_in.fold_in_new_entities(model, dataset, items=pd.DataFrame({"item": ["other"]}), log=None)
+        fold_in_new_entities(model, dataset, items=pd.DataFrame({"item": ["other"]}), log=None)

@@ -68,7 +68,7 @@ def _report_fit(estimator, method: str, guide: str) -> None:
 
 def _evaluate(estimator, split, method: str, baseline: bool) -> dict:
     """Metrics on splits A-D of the fitted estimator, and of MeanScore fitted on the same split with --baseline."""
-    from bayes_simrmf.estimators import MeanScore
+    from bayes_simrmf.predict import MeanScore
     from bayes_simrmf.evaluate import evaluate_on_split, fit_on_split
 
     results = {method: evaluate_on_split(estimator, split)}
@@ -148,7 +148,7 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
       bayes-simrmf fit --data ../shared/data/openllm-v2-mmlupro-math \\
           --T 300 --guide delta --method mf --dim 8 --seed 0 --out models/mmlupro-mf
     """
-    from bayes_simrmf.estimators import PAPER_FORM, make_estimator
+    from bayes_simrmf.predict import PAPER_FORM, make_estimator
     from bayes_simrmf.evaluate import fit_on_split, format_metrics
     from bayes_simrmf.saving import save_model
     from bayes_simrmf.splits import Protocol

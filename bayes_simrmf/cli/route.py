@@ -157,7 +157,7 @@ def _fold_in_unknown(model, saved, data: str | None, new_items, llms: _LlmsFile)
     unknown_llms = ~llms.ids.isin(np.asarray(model.llms_, dtype=str))
     if not (len(new_items) or unknown_llms.any()):
         return
-    from bayes_simrmf.fold_in import fold_in_new_entities
+    from bayes_simrmf.predict import fold_in_new_entities
 
     new_ids = [f"{len(new_items)} question(s), e.g. {new_items['item'].head(3).tolist()}"] if len(new_items) else []
     if unknown_llms.any():

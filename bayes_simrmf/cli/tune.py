@@ -38,7 +38,7 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, s
       bayes-simrmf fit --data ../shared/data/openllm-v2-mmlupro-math --method simrmf --T 300 --hyper hyper.json
     """
     from bayes_simrmf.errors import ConfigError
-    from bayes_simrmf.estimators import PAPER_FORM, PAPER_SIDE, make_estimator
+    from bayes_simrmf.predict import PAPER_FORM, PAPER_SIDE, make_estimator
     from bayes_simrmf.splits import Protocol
     from bayes_simrmf.tuning import DEFAULT_STAGES, PAPER_STAGES, staged_search
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 
 from bayes_simrmf.errors import ConfigError, NotFittedError
-from bayes_simrmf.estimators import encode_ids
+from bayes_simrmf.predict import encode_ids
+from bayes_simrmf.predict.sides import side_of
 from bayes_simrmf.pairs import check_pairs as _check_pairs
 from bayes_simrmf.model import (
     INTERCEPT,
@@ -34,10 +34,9 @@ def _check_model(model) -> None:
 
 def _entity_codes(model, kind: str, ids: np.ndarray) -> np.ndarray:
     """Row of each id in the model; refuses ids it does not hold and rows draws cannot reproduce."""
-    codes = encode_ids(ids, np.asarray(model.llms_ if kind == "llm" else model.items_, dtype=str), kind)
-    n_warm = model.n_warm_llms_ if kind == "llm" else model.n_warm_items_
-    n_fitted = model.n_fitted_llms_ if kind == "llm" else model.n_fitted_items_
-    held = (codes >= n_warm) & (codes < n_fitted)
+    side, state = side_of(kind), model.fitted_
+    codes = encode_ids(ids, np.asarray(state.ids(side), dtype=str), kind)
+    held = (codes >= state.n_warm(side)) & (codes < state.n_fitted(side))
     if held.any():
         raise ConfigError(
             f"{int(held.sum())} {kind} id(s), e.g. {_examples(ids[held].tolist())}, were held in the fit without data "

@@ -173,7 +173,7 @@ def route(
     """Route each question to one candidate LLM (or abstain) by ``policy``, from the model's posterior.
 
     Args:
-        model: a fitted :class:`~bayes_simrmf.estimators.SimRMF`. A posterior guide ("normal", "lowrank") gives
+        model: a fitted :class:`~bayes_simrmf.predict.SimRMF`. A posterior guide ("normal", "lowrank") gives
             the policies uncertainty to act on; under the delta guide every draw is the MAP (except entities
             added by ``fold_in``), so risk-averse and Thompson routing equal greedy.
         items: question ids ``(n_questions,)`` (or a DataFrame with an ``item`` column), all in the model.

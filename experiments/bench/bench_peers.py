@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path
-from bayes_simrmf.estimators import MeanScore, SimRMF
+from bayes_simrmf.predict import MeanScore, SimRMF
 from bayes_simrmf.evaluate import TEST_SPLITS, fit_on_split
 from bayes_simrmf.metrics import ece, evaluate
 from bayes_simrmf.sideinfo import build_side_information, item_embeddings

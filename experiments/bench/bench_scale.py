@@ -258,7 +258,7 @@ def build_side(problem: dict, llm_route: str) -> tuple[object, dict]:
 
 
 def _fit(problem: dict, side, spec: dict, **overrides):
-    from bayes_simrmf.estimators import SimRMF
+    from bayes_simrmf.predict import SimRMF
 
     options = dict(method="simrmf", dim=spec["dim"], guide=spec["guide"], similarity_mode=spec["mode"],
                    progress=False, seed=0)
@@ -275,7 +275,7 @@ def child_package(spec: dict) -> dict:
 
     import jax  # noqa: F401  (imports are part of the process's footprint)
 
-    import bayes_simrmf.estimators  # noqa: F401
+    import bayes_simrmf.predict  # noqa: F401
 
     result = {"rss_after_imports_mib": _peak_rss_mib()}
     problem = load_problem(Path(spec["problem"]))
@@ -404,7 +404,7 @@ def child_dense(spec: dict) -> dict:
     from bayes_simrmf.sideinfo import SideInformation  # noqa: F401
 
     side_again, _ = build_side(problem, "dense")
-    from bayes_simrmf.estimators import SimRMF
+    from bayes_simrmf.predict import SimRMF
 
     model = SimRMF(method="simrmf", dim=spec["dim"], similarity_mode="joint", progress=False, seed=0, max_steps=N_CHECK, tol=0.0)
     model.fit(problem["llm_ids"][problem["llm"]], problem["item_ids"][problem["item"]], problem["correct"],

@@ -21,11 +21,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayes_simrmf.errors import ConfigError
+from bayes_simrmf.errors import ConfigError, NotFittedError
 from bayes_simrmf.groups import NO_GROUP, GroupMap
 from bayes_simrmf.pairs import check_pairs
 
-__all__ = ["GroupAccuracy"]
+__all__ = ["GroupAccuracy", "MeanScore"]
 
 
 class GroupAccuracy:
@@ -128,4 +128,34 @@ class GroupAccuracy:
         self.group_mean_ = dict(zip(np.asarray(state["group/label"]).astype(str), np.asarray(state["group/mean"])))
         self.llm_mean_ = dict(zip(np.asarray(state["llm/id"]).astype(str), np.asarray(state["llm/mean"])))
         self.item_groups_ = GroupMap.from_state(state, "item_groups")
+        return self
+
+
+class MeanScore:
+    """Predict the mean of all observed training scores for every pair."""
+
+    method = "meanscore"
+
+    def fit(self, llm, item, correct, **_ignored) -> MeanScore:
+        _, _, correct = check_pairs(llm, item, correct)
+        self.mean_ = float(np.mean(correct))
+        self.n_pairs_ = int(len(correct))
+        return self
+
+    def predict(self, llm, item, *, unknown: str = "population") -> np.ndarray:
+        """Probability ``(n_pairs,)``: the training mean everywhere (every entity is 'known')."""
+        if not hasattr(self, "mean_"):
+            raise NotFittedError("this MeanScore is not fitted yet: call fit(...) or load a saved model first")
+        llm, item, _ = check_pairs(llm, item)
+        return np.full(len(llm), self.mean_, dtype=np.float64)
+
+    def get_config(self) -> dict:
+        return {"method": self.method}
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        return {"mean": np.asarray(self.mean_), "n_pairs": np.asarray(self.n_pairs_)}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> MeanScore:
+        self.mean_ = float(state["mean"])
+        self.n_pairs_ = int(state["n_pairs"])
         return self

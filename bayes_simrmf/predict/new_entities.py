@@ -1,7 +1,7 @@
 """Fold questions and LLMs a fitted model has never seen into it, from their text and metadata.
 
 This sits above both :mod:`bayes_simrmf.sideinfo` (which builds the similarity of the new entities to
-the fitted ones) and :mod:`bayes_simrmf.estimators` (whose ``SimRMF.fold_in`` computes each new entity's
+the fitted ones) and :class:`~bayes_simrmf.predict.SimRMF` (whose ``fold_in`` computes each new entity's
 posterior given that similarity), so neither calls the other.
 """
 
@@ -28,7 +28,7 @@ def fold_in_new_entities(
     embedding_model: str = DEFAULT_EMBEDDING_MODEL,
     log: Log | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Fold questions and LLMs the model has never seen into a fitted :class:`~bayes_simrmf.estimators.SimRMF`,
+    """Fold questions and LLMs the model has never seen into a fitted :class:`~bayes_simrmf.predict.SimRMF`,
     with the similarity prior of ``model.fold_in`` built from their text and metadata.
 
     Args:

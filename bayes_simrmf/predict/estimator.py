@@ -1,0 +1,403 @@
+"""SimRMF as an estimator with a scikit-learn shape: hyper-parameters are the constructor's
+arguments (a dataclass: one list, from which ``get_config`` / ``from_config`` and validation are
+derived), ``fit`` returns self, and the fitted state is one frozen
+:class:`~bayes_simrmf.predict.state.FittedState` in ``fitted_``.
+
+Entities are addressed by their string ids. Predicting for an LLM or item the fit never
+saw is refused (:class:`~bayes_simrmf.errors.UnknownEntityError`) unless the caller chooses
+``unknown="population"``: the entity is then treated as a random draw from the fitted
+population (the empirical distribution of the fitted entities' parameters), and its
+prediction is the average over that population. Without side information nothing else
+distinguishes one unseen LLM from another, so this is the best it can do; the prior
+``Normal(0, ·)`` is not a usable population under MAP, because MAP shrinks fitted
+biases and factors and a cold entity at its prior mode is not an average entity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Literal
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from bayes_simrmf.errors import ConfigError
+from bayes_simrmf.groups import GroupMap
+from bayes_simrmf.inference import InferenceConfig, SVIResult, run_svi
+from bayes_simrmf.model import ModelConfig, SimilarityInputs
+from bayes_simrmf.options import METHODS, SIMILARITY_METHODS
+from bayes_simrmf.pairs import as_id_array, check_pairs
+from bayes_simrmf.posterior import GaussianPosterior
+from bayes_simrmf.predict.baselines import GroupAccuracy, MeanScore
+from bayes_simrmf.predict.fold_in import fold_in_state
+from bayes_simrmf.predict.queries import PosteriorQueries
+from bayes_simrmf.predict.sides import ITEM, LLM, Side, side_of
+from bayes_simrmf.predict.state import FittedState
+
+
+#: SimRMF as PAPER.md writes it: the Gram potentials on all entities (joint), matching ``F Fᵀ`` of
+#: the factors alone to ``√S`` with the similarity's scale fixed at 1; side information is built
+#: uncentred (:data:`PAPER_SIDE`). What the likelihood needs beyond the paper's loss stays: an
+#: intercept and per-LLM / per-item biases outside the factors (a pure ``σ(m·x)`` gives a cold
+#: entity p = 1/2), λ written as ``κ · n_pairs / n²`` (κ tuned), and a cold entity's logits moved
+#: to the mean its partner shows against fitted entities, with a normal spread around it (see
+#: ``bayes_simrmf.predict.point``; the paper has no spread, and the normal is the simplest).
+PAPER_FORM = {"method": "simrmf", "similarity_mode": "joint", "similarity_on": "factors", "profile_scale": False,
+              "fold_in_spread": "gaussian"}
+#: Options of :func:`bayes_simrmf.sideinfo.build_side_information` for the paper's form.
+PAPER_SIDE = {"centre": False}
+#: Options that steer a run but are no hyper-parameter of the model (left out of ``get_config``).
+_RUNTIME = {"runtime": True}
+
+
+def _fitted(name: str, doc: str) -> property:
+    """A read-only attribute of the fitted state (``NotFittedError``, an AttributeError, before fit)."""
+    return property(lambda self: getattr(self._state(), name), doc=doc)
+
+
+def _json_ready(value, hint):
+    """``value`` cast to the type its annotation names (``int``, ``float``, ``bool``, optional or choice)."""
+    args = typing.get_args(hint)
+    if type(None) in args:
+        return None if value is None else _json_ready(value, next(a for a in args if a is not type(None)))
+    return hint(value) if hint in (int, float, bool) else value
+
+
+@dataclass(eq=False)
+class SimRMF(PosteriorQueries):
+    """Matrix factorisation of LLM × question correctness, fitted by SVI in NumPyro.
+
+    Args:
+        method: "mf" (BCE + L2 + biases), "simrmf" (plus Gram potentials towards side-information
+            similarity) or "oracle" (the same with the ideal similarity from the true scores).
+        dim: latent dimension d.
+        lambda_reg: L2 weight (prior sd of factor entries is 1/√(2 λ_reg)).
+        biases: intercept plus per-LLM and per-item biases (see :mod:`bayes_simrmf.model`).
+        bias_scale: prior sd of every bias (logit units); smaller shrinks LLM abilities and item
+            difficulties estimated from few answers harder towards the average.
+        llm_bias_scale: prior sd of the LLM biases alone, or None (default) for ``bias_scale``.
+            Where each LLM has few training answers but each question many (e.g. 1,000 LLMs ×
+            167 questions at T=100), a smaller LLM scale stops per-LLM abilities from fitting
+            answer noise without shrinking item difficulties; tune it on validation
+            (``experiments/configs/table2.json``, rows ``+llmbias``).
+        guide: "delta" (MAP, the paper), "normal" or "lowrank".
+        learning_rate, max_steps, tol, layout, progress: inference settings (:class:`InferenceConfig`).
+        seed: seeds initial values and SVI draws; the same seed gives the same fit.
+        similarity_weight_items, similarity_weight_llms: κ_X, κ_M. The paper's λ is
+            ``κ · n_pairs / n²`` (n items or LLMs in the model): the likelihood grows with the
+            number of observed pairs and the potential with n², so κ is comparable across
+            data sizes. 0 switches a side off.
+        similarity_on: "augmented" matches the Gram of ``[factors, bias]`` to the similarity (it
+            then predicts a new item's difficulty); "factors" matches the factors only.
+        profile_scale: fit the similarity's scale (closed form) instead of fixing it to 1.
+        similarity_mode: how side information reaches LLMs and items without data:
+            "kernel" (default): fit the entities with data, then fold the others in by the
+            conditional mean of a Gaussian-process prior whose covariance is ``√S`` (kernel
+            ridge regression of the fitted ``[factors, bias]`` on the similarity factor; see
+            :func:`kernel_fold_in`); "cold": the Gram potential, moving only entities without
+            data; "joint": the paper's Gram potential on all entities.
+        fold_in_ridge_items, fold_in_ridge_llms: the GP nugget (noise variance relative to
+            ``√S``) of the kernel fold-in: larger shrinks folded-in entities towards the average.
+        lowrank_rank: rank of the low-rank guide's covariance (``guide="lowrank"``).
+        population_draws: how a posterior draw treats the population that stands in for entities
+            the fit never saw (``unknown="population"``): "fixed" (default) draws every unseen entity
+            from the same fitted population, whose mean is then certain; "bootstrap" resamples the
+            fitted members of each group per draw, so a mean over many unseen entities also carries
+            the uncertainty of a population known from finitely many members. On validation
+            questions and LLMs carved from training pairs the two gave the same coverage
+            (``experiments/results/population_draws.md``), so the default stays as it was.
+        fold_in_spread: the shape of the logit uncertainty integrated over when an entity without
+            data (folded in by similarity or by :meth:`fold_in`) meets a fitted partner:
+            "gaussian" (default) integrates a normal; "empirical" spreads it like the partner's own
+            logits across the fitted entities of the new entity's group (standardised, scaled to
+            the fold-in variance), so a strong LLM's mean over new questions keeps the skew its
+            fitted questions show. On questions and LLMs held out of each seed's training pairs
+            (``experiments/results/fold_in_spread.md``) "empirical" was slightly better for new
+            questions on all four datasets and slightly worse for new LLMs on openllm-v2, with
+            every difference under 2% of the RMSE, so the default stays the normal.
+        batch_size: observed pairs per SVI step (minibatch SVI with the log-likelihood scaled by
+            n_pairs / batch_size; see :mod:`bayes_simrmf.inference`), or None for the full batch.
+    """
+    method: Literal["mf", "simrmf", "oracle"] = "mf"
+    dim: int = 8
+    lambda_reg: float = 1.0
+    biases: bool = True
+    bias_scale: float = 2.0
+    llm_bias_scale: float | None = None
+    guide: Literal["delta", "normal", "lowrank"] = "delta"
+    learning_rate: float = 0.05
+    max_steps: int = 3000
+    tol: float = 1e-5
+    layout: Literal["auto", "dense", "pairs"] = "auto"
+    seed: int = 0
+    progress: bool = field(default=True, metadata=_RUNTIME)
+    similarity_weight_items: float = 1.0
+    similarity_weight_llms: float = 1.0
+    similarity_on: Literal["augmented", "factors"] = "augmented"
+    profile_scale: bool = True
+    similarity_mode: Literal["kernel", "cold", "joint"] = "kernel"
+    fold_in_ridge_items: float = 1.0
+    fold_in_ridge_llms: float = 1.0
+    lowrank_rank: int = 8
+    population_draws: Literal["fixed", "bootstrap"] = "fixed"
+    fold_in_spread: Literal["gaussian", "empirical"] = "gaussian"
+    batch_size: int | None = None
+
+    # the fitted state, read-only ----------------------------------------------------------------
+    params_ = _fitted("params", "site name → point estimate, one row per entity in the model")
+    llms_ = _fitted("llms", "LLM ids of the parameter rows")
+    items_ = _fitted("items", "item ids of the parameter rows")
+    n_warm_llms_ = _fitted("n_warm_llms", "LLMs fitted with data (the leading rows)")
+    n_warm_items_ = _fitted("n_warm_items", "items fitted with data (the leading rows)")
+    n_fitted_llms_ = _fitted("n_fitted_llms", "LLMs fitted by SVI (with or without data)")
+    n_fitted_items_ = _fitted("n_fitted_items", "items fitted by SVI (with or without data)")
+    inductive_ = _fitted("inductive", "kind → (mean, cov) of the folded-in entities")
+    posterior_ = _fitted("posterior", "the variational posterior (GaussianPosterior)")
+    losses_ = _fitted("losses", "the loss per SVI step")
+    converged_ = _fitted("converged", "whether SVI met its stopping rule")
+    n_pairs_ = _fitted("n_pairs", "training pairs")
+    item_group_labels_ = _fitted("item_group_labels", "labels of the item groups with a mean, or None")
+    item_groups_ = _fitted("item_groups", "item id → group (GroupMap)")
+    llm_groups_ = _fitted("llm_groups", "LLM id → group (GroupMap)")
+
+    # configuration ------------------------------------------------------------------------------
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(
+            dim=int(self.dim), lambda_reg=float(self.lambda_reg), biases=bool(self.biases), bias_scale=float(self.bias_scale),
+            llm_bias_scale=None if self.llm_bias_scale is None else float(self.llm_bias_scale),
+        )
+
+    def inference_config(self) -> InferenceConfig:
+        return InferenceConfig(
+            guide=self.guide,
+            learning_rate=float(self.learning_rate),
+            max_steps=int(self.max_steps),
+            tol=float(self.tol),
+            layout=self.layout,
+            progress=bool(self.progress),
+            lowrank_rank=int(self.lowrank_rank),
+            batch_size=self.batch_size,  # validated there, not cast here: 2.5 must fail, not become 2
+        )
+
+    @classmethod
+    def _options(cls) -> dict[str, object]:
+        """Hyper-parameter name → its annotation, in constructor order (runtime options left out)."""
+        hints = typing.get_type_hints(cls)
+        return {f.name: hints[f.name] for f in dataclasses.fields(cls) if not f.metadata.get("runtime")}
+
+    def get_config(self) -> dict:
+        """Every hyper-parameter (the constructor's arguments but ``progress``), JSON-ready."""
+        return {name: _json_ready(getattr(self, name), hint) for name, hint in self._options().items()}
+
+    @classmethod
+    def from_config(cls, config: dict) -> SimRMF:
+        unknown = sorted(set(config) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown SimRMF option(s) {unknown}")
+        return cls(**config)
+
+    def _validate(self) -> None:
+        """Refuse a hyper-parameter outside its choices (its ``Literal``) or a negative / non-finite weight."""
+        for name, hint in self._options().items():
+            value = getattr(self, name)
+            if typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
+                choices = ", ".join(repr(choice) for choice in typing.get_args(hint))
+                raise ConfigError(f"{name} must be one of {choices}; got {value!r}")
+        for name in ("similarity_weight_items", "similarity_weight_llms", "fold_in_ridge_items", "fold_in_ridge_llms"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+
+    # fitting ------------------------------------------------------------------------------------
+    def fit(self, llm, item, correct, *, llms=None, items=None, side=None, item_groups=None, llm_groups=None) -> SimRMF:
+        """Probability ``(n_pairs,)``: the training mean everywhere (every entity is 'known')."""
+        self._validate()
+        llm, item, correct = check_pairs(llm, item, correct)
+        uses_similarity = self.method in SIMILARITY_METHODS
+        kernel = uses_similarity and self.similarity_mode == "kernel"
+        if uses_similarity and side is None:
+            raise ConfigError(
+                f"method={self.method!r} needs side information: pass side=build_side_information(...) "
+                "(bayes_simrmf.sideinfo)"
+            )
+        # Entities holding data come first, so the dense layout's block is the leading block;
+        # the potential modes append the entities without data, which only the potentials inform.
+        warm_llms, warm_items = np.unique(llm), np.unique(item)
+        extra_llms, extra_items = _extra(llms, warm_llms), _extra(items, warm_items)
+        model_llms, model_items = warm_llms, warm_items
+        if uses_similarity and not kernel:
+            model_llms, model_items = np.concatenate([warm_llms, extra_llms]), np.concatenate([warm_items, extra_items])
+        group_codes, group_labels = _item_group_codes(item_groups, model_items)
+        model_config = self.model_config()
+        if group_labels is not None:
+            model_config = dataclasses.replace(model_config, n_item_groups=len(group_labels))
+        similarity, self.similarity_lambdas_ = None, {}
+        if uses_similarity and not kernel:
+            similarity = self._similarity_inputs(side, model_llms, model_items, len(correct), len(warm_llms), len(warm_items))
+        result = run_svi(
+            len(model_llms), len(model_items), np.searchsorted(warm_llms, llm).astype(np.int32),
+            np.searchsorted(warm_items, item).astype(np.int32), correct, model_config, self.inference_config(),
+            similarity=similarity, item_group=group_codes, seed=int(self.seed),
+            description=f"fit {self.method} ({self.guide})",
+        )
+        self.svi_result_: SVIResult | None = result
+        self.fit_seconds_, self.layout_ = result.seconds, result.layout
+        params = {name: np.asarray(value, dtype=np.float32) for name, value in result.point.items()}
+        self.fitted_ = FittedState(
+            params=params, llms=model_llms, items=model_items, n_warm_llms=len(warm_llms),
+            n_warm_items=len(warm_items), n_fitted_llms=len(model_llms), n_fitted_items=len(model_items),
+            dim=int(self.dim), posterior=GaussianPosterior.from_svi(self.guide, result.guide, result.guide_params, params),
+            losses=result.losses, converged=result.converged, n_pairs=int(len(correct)), item_group_labels=group_labels,
+            item_groups=GroupMap.from_mapping(item_groups, "item_groups"),
+            llm_groups=GroupMap.from_mapping(llm_groups, "llm_groups"),
+        )
+        if kernel:
+            # Entities without data: the Gaussian-process conditional given the fitted ones (see fold_in).
+            for which, extra in ((ITEM, extra_items), (LLM, extra_llms)):
+                if len(extra) and side.rows_for(which.kind, self.fitted_.ids(which)) is not None:
+                    self.fold_in(which.kind, extra, side=side)
+        return self
+
+    def _similarity_inputs(self, side, llms, items, n_pairs: int, n_warm_llms: int, n_warm_items: int) -> SimilarityInputs:
+        """The Gram potentials' inputs; λ = κ · n_pairs / n² per side (recorded in ``similarity_lambdas_``)."""
+        item_factor = side.rows_for("item", items)
+        llm_factor = side.rows_for("llm", llms)
+        lambda_items = float(self.similarity_weight_items) * n_pairs / len(items) ** 2
+        lambda_llms = float(self.similarity_weight_llms) * n_pairs / len(llms) ** 2
+        self.similarity_lambdas_ = {"lambda_items": lambda_items, "lambda_llms": lambda_llms}
+        return SimilarityInputs.build(
+            items_factor=None if item_factor is None or lambda_items == 0 else jnp.asarray(item_factor),
+            llms_factor=None if llm_factor is None or lambda_llms == 0 else jnp.asarray(llm_factor),
+            items_weight=lambda_items,
+            llms_weight=lambda_llms,
+            augmented=self.similarity_on == "augmented",
+            profile_scale=bool(self.profile_scale),
+            cold_only=self.similarity_mode == "cold",
+            n_warm_items=n_warm_items,
+            n_warm_llms=n_warm_llms,
+        )
+
+    # inductive fold-in --------------------------------------------------------------------------
+    def fold_in(
+        self,
+        kind: Literal["llm", "item"],
+        ids,
+        *,
+        answers: pd.DataFrame | None = None,
+        side=None,
+        prior: Literal["population", "model"] = "population",
+        ridge: float | None = None,
+        temperature: float = 1.0,
+        max_iter: int = 100,
+    ) -> pd.DataFrame:
+        """Add LLMs or items the fit never saw, without refitting: infer each one's latent
+        ``[factors, bias]`` with every fitted parameter held at its point estimate.
+
+        The new entity's prior is Gaussian:
+
+        * ``prior="population"`` (default): the distribution of the fitted entities. Without
+          ``side`` it is the mean and covariance of their point estimates. With ``side`` (a
+          :class:`~bayes_simrmf.sideinfo.SideInformation` holding rows for the fitted entities and the new ones: metadata or question text), it is
+          the conditional of the matrix-normal Gaussian process whose row covariance is the
+          similarity ``√S = W Wᵀ`` plus ``ridge·I`` (the same prior as the kernel fold-in of
+          :meth:`fit`), so a new entity starts near the fitted entities it resembles, with a
+          variance that shrinks the more it resembles them.
+        * ``prior="model"``: the model's own prior ``N(0, ·)``, the prior a refit including the
+          entity would give it (MAP fold-in then matches such a refit when the rest barely moves).
+
+        Observed answers (k-shot) update it by Bayesian logistic regression against the fixed
+        fitted partners; the posterior is the Laplace approximation at the mode (Newton's method).
+        Predictions for a folded-in entity average the sigmoid over that Gaussian (so they carry
+        its uncertainty even under the delta guide), and :meth:`predict_interval` draws from it.
+
+        Args:
+            kind: "llm" or "item".
+            ids: new ids (refused if already in the model).
+            answers: observed answers of the new entities, a DataFrame with columns ``llm``,
+                ``item``, ``correct``; the ``kind`` column names new ids, the other fitted ones.
+            side: side information for a similarity prior (``prior="population"`` only).
+            prior: "population" or "model".
+            ridge: the GP nugget; defaults to ``fold_in_ridge_items`` / ``fold_in_ridge_llms``.
+            temperature: τ ≥ 1 divides the curvature the answers add to the posterior precision
+                (the mode is unchanged). With everything else held fixed and the model
+                misspecified, the untempered posterior is too sure once there are many answers;
+                choose τ on validation entities carved from the training data
+                (``experiments/kshot.py`` shows how), never on test ones.
+            max_iter: Newton iterations at most.
+        Returns:
+            one row per new id: ``n_answers``, ``prior_sd_logit`` and ``posterior_sd_logit`` (sd of
+            the latent's contribution to a logit against an average partner), ``converged``.
+        """
+        state = self._state()
+        which = side_of(kind)
+        if prior not in ("population", "model"):
+            raise ConfigError(f"prior must be 'population' or 'model', got {prior!r}")
+        if not (np.isfinite(temperature) and temperature > 0):
+            raise ConfigError(f"temperature must be a finite number > 0, got {temperature!r}")
+        if side is not None and prior != "population":
+            raise ConfigError("side information sets a population prior; pass prior='population' with side")
+        ids = as_id_array(ids, "ids")
+        if len(ids) == 0 or len(np.unique(ids)) != len(ids):
+            raise ConfigError(f"ids must be non-empty and unique; got {len(ids)} ids, {len(np.unique(ids))} distinct")
+        clash = np.intersect1d(ids, state.ids(which))
+        if len(clash):
+            raise ConfigError(f"{len(clash)} {kind} id(s) are already in the model, e.g. {clash[:5].tolist()}")
+        if ridge is None:
+            ridge = self.fold_in_ridge_items if which == ITEM else self.fold_in_ridge_llms
+        self.fitted_, report = fold_in_state(
+            state, which, ids, answers=answers, side_info=side, prior=prior, ridge=float(ridge),
+            model_variances=self._model_prior_variances(which), biases=bool(self.biases),
+            temperature=temperature, max_iter=max_iter,
+        )
+        return report
+
+    def _model_prior_variances(self, which: Side) -> np.ndarray:
+        """The model's prior variance of each coordinate of an entity's ``[factors, bias]``."""
+        variances = np.full(self.dim + 1, self.model_config().factor_prior_sd ** 2)
+        scale = self.llm_bias_scale if which == LLM and self.llm_bias_scale is not None else self.bias_scale
+        variances[-1] = float(scale) ** 2 if scale is not None else 1.0
+        return variances
+
+    # persistence --------------------------------------------------------------------------------
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Fitted state as named arrays (for saving)."""
+        return self._state().to_arrays()
+
+    def set_state(self, state: dict[str, np.ndarray]) -> SimRMF:
+        self.fitted_ = FittedState.from_arrays(state, dim=int(self.dim))
+        self.svi_result_ = None
+        return self
+
+
+def _extra(ids, warm: np.ndarray) -> np.ndarray:
+    """The ids of ``ids`` (or none) that are not among ``warm``."""
+    return np.setdiff1d(np.asarray(ids if ids is not None else [], dtype=str), warm)
+
+
+def _item_group_codes(item_groups, items: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(code of each item's group, group labels)``, or ``(None, None)`` without groups; refuses items
+    without a group."""
+    if item_groups is None:
+        return None, None
+    labels = pd.Series(item_groups).astype(str).reindex(items)
+    missing = labels.isna().to_numpy()
+    if missing.any():
+        raise ConfigError(
+            f"item_groups has no group for {int(missing.sum())} item(s) in the model, e.g. {items[missing][:5].tolist()}"
+        )
+    codes, uniques = pd.factorize(labels.to_numpy(), sort=True)
+    return codes, np.asarray(uniques, dtype=str)
+
+
+def make_estimator(method: str, **options):
+    """Build the estimator for ``method`` (one of :data:`METHODS`) from keyword options."""
+    if method == "meanscore":
+        return MeanScore()
+    if method == "counting":
+        return GroupAccuracy(**{key: value for key, value in options.items() if key not in ("seed", "progress")})
+    if method in ("mf", *SIMILARITY_METHODS):
+        return SimRMF(method=method, **options)
+    raise ConfigError(f"method must be one of {', '.join(METHODS)}; got {method!r}")

@@ -1,0 +1,90 @@
+"""The Gaussian-process prior of an entity the fit never saw, given the fitted ones.
+
+The fitted rows ``[factors, bias]`` of one side are treated as a matrix-normal draw whose row
+covariance is the side's similarity ``√S = W Wᵀ`` (plus a nugget): a new entity's row is then
+Gaussian given the fitted rows (:func:`gp_conditional`), centred on its group's mean where groups
+are known (:func:`group_means`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bayes_simrmf.errors import ConfigError
+
+
+def group_means(
+    latent: np.ndarray, known_groups: np.ndarray | None, new_groups: np.ndarray | None, n_new: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prior means of fitted rows ``(n_known, p)`` and new rows ``(n_new, p)``: the mean of the
+    fitted rows of the row's group, or of all fitted rows where the group is unknown (code -1) or
+    not given (None)."""
+    overall = latent.mean(axis=0)
+    known_mean = np.broadcast_to(overall, latent.shape).copy()
+    new_mean = np.broadcast_to(overall, (n_new, latent.shape[1])).copy()
+    if known_groups is None or not (known_groups >= 0).any():
+        return known_mean, new_mean
+    for group in np.unique(known_groups[known_groups >= 0]):
+        members = known_groups == group
+        mean = latent[members].mean(axis=0)
+        known_mean[members] = mean
+        if new_groups is not None:
+            new_mean[new_groups == group] = mean
+    return known_mean, new_mean
+
+
+def gp_conditional(
+    known_latent: np.ndarray,
+    known_factor: np.ndarray,
+    new_factor: np.ndarray,
+    ridge: float,
+    known_groups: np.ndarray | None = None,
+    new_groups: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gaussian-process conditional of new entities' latent rows given the fitted ones.
+
+    The rows ``F`` (``[factors, bias]``) are matrix-normal: ``F − μ ~ MN(0, K + ridge·I, Σ)`` with
+    row covariance the similarity ``K = √S = W Wᵀ`` plus a nugget and column covariance ``Σ``.
+    Given the fitted rows, a new row is Gaussian with
+
+    * mean ``μ + W_new (WᵀW + ridge·I)⁻¹ Wᵀ (F − μ)`` (push-through identity: an ``r × r`` solve),
+    * covariance ``c · Σ``, ``c = k(new, new) + ridge − k(new, K)(K + ridge·I)⁻¹k(K, new)``,
+
+    with ``Σ = (F − μ)ᵀ (K + ridge·I)⁻¹ (F − μ) / n`` (its maximum-likelihood estimate; Woodbury,
+    ``r × r`` again). Without similarity (``W = 0``) this is the fitted rows' mean and covariance.
+    With group codes (e.g. each question's benchmark), ``μ`` is each row's group mean
+    (:func:`group_means`): the GP models the deviations from the group, so a new entity starts at
+    its group's mean and the similarity only has to explain what the group does not.
+
+    Args:
+        known_latent: ``(n_known, p)`` fitted rows.
+        known_factor, new_factor: ``(n_known, r)``, ``(n_new, r)`` rows of the similarity factor W.
+        ridge: the nugget, > 0.
+    Returns:
+        ``(mean (n_new, p), c (n_new,), Σ (p, p))``.
+    """
+    if not ridge > 0:
+        raise ConfigError(f"the fold-in ridge must be > 0, got {ridge!r}")
+    known_latent = np.asarray(known_latent, dtype=np.float64)
+    known_factor = np.asarray(known_factor, dtype=np.float64)
+    new_factor = np.asarray(new_factor, dtype=np.float64)
+    known_mean, new_mean = group_means(known_latent, known_groups, new_groups, len(new_factor))
+    centred = known_latent - known_mean
+    gram = known_factor.T @ known_factor
+    inverse = np.linalg.inv(gram + ridge * np.eye(gram.shape[0]))
+    projected = known_factor.T @ centred
+    row_cov = (centred.T @ centred - projected.T @ inverse @ projected) / (ridge * len(known_latent))
+    # (W M) ⊙ W summed over columns: the three-operand einsum without a contraction order is ~30× slower.
+    explained = np.sum((new_factor @ (gram - gram @ inverse @ gram)) * new_factor, axis=1) / ridge
+    factor = np.maximum(np.sum(new_factor**2, axis=1) + ridge - explained, 1e-6)
+    return new_mean + new_factor @ inverse @ projected, factor, row_cov
+
+
+
+def kernel_fold_in(
+    known_latent: np.ndarray, known_factor: np.ndarray, new_factor: np.ndarray, ridge: float
+) -> np.ndarray:
+    """The conditional mean of :func:`gp_conditional`: new rows as kernel ridge regression of the
+    fitted rows on the similarity factor (the average fitted row for uninformative similarity)."""
+    return gp_conditional(known_latent, known_factor, new_factor, ridge)[0]
+

@@ -1,0 +1,114 @@
+"""The population that stands in for an LLM or item the model does not hold.
+
+An entity the fit never saw (code -1, ``unknown="population"``) is a draw from the fitted
+(warm) entities of its group, or of all of them where its group is unknown or has no fitted
+member: its prediction against a known partner is the partner's mean probability over that
+population (:func:`fill_unknown`). Large populations are represented by a seeded sample of at
+most ``MAX_POPULATION`` members.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bayes_simrmf.groups import GroupMap
+from bayes_simrmf.model.predictor import grid_logits, sigmoid
+from bayes_simrmf.predict.sides import ITEM, LLM, SIDES, Side
+from bayes_simrmf.predict.state import FittedState
+
+#: An unseen entity is averaged over at most this many fitted ones, in chunks of this many.
+MAX_POPULATION = 2000
+POPULATION_CHUNK = 1024
+
+
+def side_logits(params, side: Side, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Logits ``(len(rows), len(cols))`` of entities ``rows`` of ``side`` against ``cols`` of its partner."""
+    return grid_logits(params, rows, cols) if side == LLM else grid_logits(params, cols, rows).T
+
+
+def sample_members(members: np.ndarray, seed: int, salt: int, group: int | None = None) -> np.ndarray:
+    """``members`` if at most :data:`MAX_POPULATION`, else a sorted sample of that many, seeded by
+    ``(seed, salt[, group])``."""
+    if len(members) <= MAX_POPULATION:
+        return members
+    rng = np.random.default_rng([int(seed), salt] if group is None else [int(seed), salt, group])
+    return np.sort(rng.choice(members, MAX_POPULATION, replace=False))
+
+
+def population(n: int, side: Side, seed: int) -> np.ndarray:
+    """Codes of the first ``n`` (warm) entities of ``side`` standing in for its population."""
+    if n <= MAX_POPULATION:
+        return np.arange(n)
+    rng = np.random.default_rng([int(seed), side.salt])
+    return np.sort(rng.choice(n, MAX_POPULATION, replace=False))
+
+
+def population_mean(params, side: Side, codes: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """Mean predicted probability of each entity ``codes`` of ``side`` against the partners ``members``
+    (for an item: what a new LLM drawn from ``members`` is expected to score on it)."""
+    means = np.empty(len(codes), dtype=np.float64)
+    for start in range(0, len(codes), POPULATION_CHUNK):
+        block = codes[start : start + POPULATION_CHUNK]
+        logits = side_logits(params, side.partner, members, block)
+        means[start : start + len(block)] = np.mean(sigmoid(logits), axis=0)
+    return means
+
+
+def unknown_pools(state: FittedState, llm, item, llm_codes, item_codes, llm_groups=None, item_groups=None) -> dict:
+    """Where unknown entities come from: ``{kind: (pair_group (n_pairs,), pools)}``.
+
+    ``pools[g]`` holds the codes of the fitted (warm) entities of group ``g``; ``pair_group`` is
+    the group of each pair's unknown entity, ``-1`` where the entity is known, its group is not
+    known, or no fitted entity shares it (the whole population stands in). Kinds without
+    groups or without unknown entities are left out. ``llm_groups`` / ``item_groups`` add to the
+    groups the model holds.
+    """
+    pools = {}
+    for side, ids, codes, extra in ((LLM, llm, llm_codes, llm_groups), (ITEM, item, item_codes, item_groups)):
+        groups = (state.groups(side) or GroupMap()).updated(extra, f"{side.kind}_groups")
+        unknown = codes < 0
+        if not groups or not unknown.any():
+            continue
+        warm_ids = state.ids(side)[: state.n_warm(side)]
+        unknown_group, warm_group = groups.codes_against(ids[unknown], warm_ids)
+        pair_group = np.full(len(ids), -1, dtype=np.int64)
+        pair_group[unknown] = unknown_group
+        if (pair_group >= 0).any():
+            n_groups = int(warm_group.max()) + 1
+            pools[side.kind] = (pair_group, [np.flatnonzero(warm_group == g) for g in range(n_groups)])
+    return pools
+
+
+def group_population(state: FittedState, seed: int, side: Side, pools: dict | None, group: int) -> np.ndarray:
+    """Codes of the fitted entities of ``side`` standing in for an unknown one of ``group`` (-1: any)."""
+    if group < 0 or not pools or side.kind not in pools:
+        return population(state.n_warm(side), side, seed)
+    return sample_members(pools[side.kind][1][group], seed, side.salt, group)
+
+
+def fill_unknown(state: FittedState, seed: int, prob: np.ndarray, llm_codes, item_codes, pools: dict) -> None:
+    """Fill ``prob`` for pairs with an unknown entity (code -1): the mean over the fitted population
+    of the entity's group (see :func:`unknown_pools`), in place."""
+    no_group = np.full(len(llm_codes), -1, dtype=np.int64)
+    group_of = {side.kind: pools[side.kind][0] if side.kind in pools else no_group for side in SIDES}
+    known = {LLM.kind: llm_codes >= 0, ITEM.kind: item_codes >= 0}
+    codes = {LLM.kind: llm_codes, ITEM.kind: item_codes}
+    # An unknown entity of ``side`` against a known partner: its group's members stand in.
+    for side in SIDES:
+        partner = side.partner
+        mask = ~known[side.kind] & known[partner.kind]
+        for group in np.unique(group_of[side.kind][mask]) if mask.any() else []:
+            rows = mask & (group_of[side.kind] == group)
+            partners, inverse = np.unique(codes[partner.kind][rows], return_inverse=True)
+            members = group_population(state, seed, side, pools, int(group))
+            prob[rows] = population_mean(state.params, partner, partners, members)[inverse]
+    neither = ~known[LLM.kind] & ~known[ITEM.kind]
+    if neither.any():
+        combos, inverse = np.unique(np.stack([group_of["llm"][neither], group_of["item"][neither]], axis=1), axis=0,
+                                    return_inverse=True)
+        values = np.empty(len(combos))
+        for index, (group_l, group_i) in enumerate(combos):
+            llm_members = group_population(state, seed, LLM, pools, int(group_l))
+            item_members = group_population(state, seed, ITEM, pools, int(group_i))
+            values[index] = float(np.mean(population_mean(state.params, ITEM, item_members, llm_members)))
+        prob[neither] = values[np.ravel(inverse)]

@@ -1,0 +1,246 @@
+"""What a fitted SimRMF answers: probabilities, intervals, group means and posterior draws.
+
+:class:`PosteriorQueries` is the query half of :class:`~bayes_simrmf.predict.SimRMF`: every method
+reads the frozen :class:`~bayes_simrmf.predict.state.FittedState` in ``fitted_`` (and the settings
+``seed``, ``biases``, ``guide``, ``fold_in_spread``, ``population_draws``) and never changes it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from bayes_simrmf.errors import ConfigError, NotFittedError
+from bayes_simrmf.options import UNKNOWN_POLICIES
+from bayes_simrmf.pairs import as_id_array, check_pairs
+from bayes_simrmf.predict.draws import draw_batches, draw_points, sample_posterior
+from bayes_simrmf.predict.point import PointModel, PredictOptions
+from bayes_simrmf.predict.population import unknown_pools
+from bayes_simrmf.predict.sides import ITEM, LLM
+from bayes_simrmf.predict.state import FittedState, encode_ids
+
+
+class PosteriorQueries:
+    """Predictions of a fitted model (mixed into :class:`~bayes_simrmf.predict.SimRMF`)."""
+
+    def predict(
+        self,
+        llm,
+        item,
+        *,
+        unknown: Literal["error", "population"] = "error",
+        n_draws: int | None = None,
+        seed: int = 0,
+        item_groups=None,
+        llm_groups=None,
+    ) -> np.ndarray:
+        """Probability ``(n_pairs,)``: the training mean everywhere (every entity is 'known')."""
+        state = self._state()
+        llm, item, llm_codes, item_codes = self._coded_pairs(llm, item, unknown)
+        if n_draws is None:
+            n_draws = 0 if state.posterior.is_point else 100
+        if n_draws < 0:
+            raise ConfigError(f"n_draws must be >= 0, got {n_draws}")
+        pools = unknown_pools(state, llm, item, llm_codes, item_codes, llm_groups, item_groups)
+        if n_draws == 0 or state.posterior.is_point:
+            return self._point().probabilities(llm_codes, item_codes, pools)
+        total = np.zeros(len(llm_codes))
+        for point in draw_points(state, self._predict_options(), n_draws, seed):
+            total += point.probabilities(llm_codes, item_codes, pools)
+        return total / n_draws
+
+    def predict_interval(
+        self,
+        llm,
+        item,
+        *,
+        n_draws: int = 200,
+        level: float = 0.9,
+        unknown: Literal["error", "population"] = "error",
+        batch_pairs: int = 50_000,
+        seed: int = 0,
+        item_groups=None,
+        llm_groups=None,
+    ) -> pd.DataFrame:
+        """Posterior predictive probability with sd and a central credible interval, per pair.
+
+        Draws parameters from the fitted variational posterior (``guide="normal"`` or
+        ``"lowrank"``) and repeats :meth:`predict`'s computation for each draw (folded-in and
+        unseen entities included), in batches of ``batch_pairs`` pairs so that at most
+        ``n_draws × batch_pairs`` probabilities are held at once.
+
+        An entity the fit never saw (``unknown="population"``) is, in each draw, a random fitted
+        entity, so its interval covers the spread of the population. Entities folded in from
+        similarity use their folded-in vectors per draw; the part of their logit the similarity
+        did not explain is integrated over, not sampled, so their intervals are too narrow.
+
+        Returns:
+            DataFrame with columns ``prob`` (posterior mean), ``sd``, ``lower``, ``upper``
+            (the ``level`` central interval), one row per pair, probabilities in [0, 1].
+        """
+        state = self._state()
+        if self.guide == "delta":
+            raise ConfigError(
+                "the delta guide is a point estimate (MAP) with no posterior spread; fit with "
+                "guide='normal' or 'lowrank' for intervals"
+            )
+        if not 0 < level < 1:
+            raise ConfigError(f"level must be in (0, 1), got {level!r}")
+        if n_draws < 2 or batch_pairs < 1:
+            raise ConfigError(f"need n_draws >= 2 and batch_pairs >= 1, got {n_draws}, {batch_pairs}")
+        llm, item, llm_codes, item_codes = self._coded_pairs(llm, item, unknown)
+        options = self._predict_options()
+        points = draw_points(state, options, n_draws, seed)
+        tail = (1.0 - level) / 2.0
+        columns = {name: np.empty(len(llm_codes)) for name in ("prob", "sd", "lower", "upper")}
+        pools = unknown_pools(state, llm, item, llm_codes, item_codes, llm_groups, item_groups)
+        for block, probs in draw_batches(state, options, points, llm, item, llm_codes, item_codes, batch_pairs, seed,
+                                         pools):
+            columns["prob"][block] = probs.mean(axis=0)
+            columns["sd"][block] = probs.std(axis=0, ddof=1)
+            columns["lower"][block], columns["upper"][block] = np.quantile(probs, [tail, 1.0 - tail], axis=0)
+        return pd.DataFrame(columns)
+
+    def predict_group_interval(
+        self,
+        llm,
+        item,
+        *,
+        by="llm",
+        n_draws: int = 200,
+        level: float = 0.9,
+        observed: bool = True,
+        unknown: Literal["error", "population"] = "error",
+        batch_pairs: int = 50_000,
+        seed: int = 0,
+        item_groups=None,
+        llm_groups=None,
+    ) -> pd.DataFrame:
+        """Mean accuracy of each LLM (``by="llm"``), item (``by="item"``) or any grouping of the
+        pairs (``by`` = one label per pair, e.g. LLM and benchmark) over the given pairs, with an
+        interval.
+
+        Per posterior draw the pairs' probabilities are averaged per group; with ``observed=True``
+        answers are also drawn (Bernoulli), so the interval is for the *observed* mean accuracy
+        on these pairs (what a user would measure by running them), not only its expectation.
+        The delta guide gives the plug-in predictive (Bernoulli noise around the MAP only), plus
+        the posterior of entities added by :meth:`fold_in`.
+
+        Returns:
+            DataFrame indexed by group with columns ``mean``, ``lower``, ``upper``, ``n_pairs``.
+        """
+        self._state()
+        if not 0 < level < 1:
+            raise ConfigError(f"level must be in (0, 1), got {level!r}")
+        group_ids, means, counts = self.group_draws(llm, item, by=by, n_draws=n_draws, observed=observed,
+                                                    unknown=unknown, batch_pairs=batch_pairs, seed=seed,
+                                                    item_groups=item_groups, llm_groups=llm_groups)
+        tail = (1.0 - level) / 2.0
+        lower, upper = np.quantile(means, [tail, 1.0 - tail], axis=0)
+        name = by if isinstance(by, str) else "group"
+        return pd.DataFrame(
+            {"mean": means.mean(axis=0), "lower": lower, "upper": upper, "n_pairs": counts},
+            index=pd.Index(group_ids, name=name),
+        )
+
+    def group_draws(
+        self,
+        llm,
+        item,
+        *,
+        by="llm",
+        n_draws: int = 200,
+        observed: bool = True,
+        unknown: Literal["error", "population"] = "error",
+        batch_pairs: int = 50_000,
+        seed: int = 0,
+        item_groups=None,
+        llm_groups=None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Posterior predictive draws of each group's mean accuracy (see :meth:`predict_group_interval`).
+
+        Returns:
+            ``(group_ids (n_groups,), means (n_draws, n_groups), n_pairs (n_groups,))``.
+        """
+        state = self._state()
+        llm, item, _ = check_pairs(llm, item)
+        labels = _group_labels(by, llm, item)
+        if n_draws < 2 or batch_pairs < 1:
+            raise ConfigError(f"need n_draws >= 2 and batch_pairs >= 1, got {n_draws}, {batch_pairs}")
+        llm, item, llm_codes, item_codes = self._coded_pairs(llm, item, unknown)
+        group_codes, group_ids = pd.factorize(pd.Series(labels))
+        n_groups = len(group_ids)
+        options = self._predict_options()
+        point = state.posterior.is_point and not state.inductive
+        points = [self._point()] * n_draws if point else draw_points(state, options, n_draws, seed)
+        rng = np.random.default_rng(seed)
+        sums = np.zeros((n_draws, n_groups))
+        pools = unknown_pools(state, llm, item, llm_codes, item_codes, llm_groups, item_groups)
+        for block, probs in draw_batches(state, options, points, llm, item, llm_codes, item_codes, batch_pairs, seed,
+                                         pools):
+            values = (rng.random(probs.shape) < probs).astype(float) if observed else probs
+            for index in range(n_draws):
+                sums[index] += np.bincount(group_codes[block], weights=values[index], minlength=n_groups)
+        counts = np.bincount(group_codes, minlength=n_groups)
+        return np.asarray(group_ids, dtype=str), sums / counts, counts
+
+    def sample_posterior(self, n_draws: int = 200, seed: int = 0) -> dict[str, np.ndarray]:
+        """Joint draws of every parameter from the fitted posterior, one row per entity in the model.
+
+        Rows follow :attr:`llms_` / :attr:`items_`: fitted entities are drawn from the guide's
+        Gaussian; entities folded in (by the kernel mode of :meth:`fit` or by :meth:`fold_in`) from
+        their own Gaussian, independently of the fitted ones. The delta guide gives ``n_draws``
+        copies of the MAP for the fitted entities.
+
+        Returns:
+            site name (``bayes_simrmf.model`` constants) → ``(n_draws, *shape)`` float32.
+        """
+        return sample_posterior(self._state(), n_draws, seed)
+
+    # helpers ------------------------------------------------------------------------------------
+    def _state(self) -> FittedState:
+        state = self.__dict__.get("fitted_")
+        if state is None:
+            raise NotFittedError("this SimRMF is not fitted yet: call fit(...) or load a saved model first")
+        return state
+
+    def _predict_options(self) -> PredictOptions:
+        return PredictOptions(seed=int(self.seed), biases=bool(self.biases), fold_in_spread=self.fold_in_spread,
+                              population_draws=self.population_draws)
+
+    def _point(self) -> PointModel:
+        """The point estimate's :class:`PointModel`, rebuilt when the state or the options change."""
+        options, cached = self._predict_options(), self.__dict__.get("_point_model")
+        if cached is None or cached.state is not self._state() or cached.options != options:
+            cached = self._point_model = PointModel(self._state(), options)
+        return cached
+
+    def _coded_pairs(self, llm, item, unknown: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Checked id arrays and their row codes (-1 for an entity the model does not hold, if allowed)."""
+        if unknown not in UNKNOWN_POLICIES:
+            raise ConfigError(f"unknown must be one of {UNKNOWN_POLICIES}, got {unknown!r}")
+        llm, item, _ = check_pairs(llm, item)
+        state = self._state()
+        codes = []
+        for which, ids in ((LLM, llm), (ITEM, item)):
+            if unknown == "error":
+                also = f", or pass unknown='population' to predict them as an average fitted {which.label}"
+                codes.append(encode_ids(ids, state.ids(which), which.label, also=also))
+            else:
+                codes.append(pd.Index(state.ids(which)).get_indexer(ids))
+        return llm, item, codes[0], codes[1]
+
+
+
+def _group_labels(by, llm: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """One group label per pair: its LLM (``by="llm"``), its item (``"item"``) or the labels given."""
+    if isinstance(by, str):
+        if by not in ("llm", "item"):
+            raise ConfigError(f"by must be 'llm', 'item' or one group label per pair, got {by!r}")
+        return llm if by == "llm" else item
+    labels = as_id_array(by, "by")
+    if len(labels) != len(llm):
+        raise ConfigError(f"by must give one group label per pair; got {len(labels)} for {len(llm)} pairs")
+    return labels
