@@ -92,7 +92,7 @@ def _side_information(method: str, dataset, split, *, alpha: float, embeddings: 
     question texts and LLM metadata for simrmf (the paper's form with ``paper``); None for other methods."""
     if method not in ("simrmf", "oracle"):
         return None
-    from bayes_simrmf.estimators import PAPER_SIDE
+    from bayes_simrmf.predict import PAPER_SIDE
     from bayes_simrmf.sideinfo import build_side_information
 
     return build_side_information(
