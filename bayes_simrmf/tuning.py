@@ -158,7 +158,7 @@ DEFAULT_STAGES: dict[str, list[dict]] = {
     ],
 }
 DEFAULT_STAGES["oracle"] = DEFAULT_STAGES["simrmf"]
-#: The paper's form (``estimators.PAPER_FORM``): d and λ_reg as for MF, then the potentials' weights
+#: The paper's form (``predict.PAPER_FORM``): d and λ_reg as for MF, then the potentials' weights
 #: κ_X with whole questions held out and κ_M with whole LLMs held out (λ = κ · n_pairs / n²).
 PAPER_STAGES: list[dict] = [
     DEFAULT_STAGES["simrmf"][0],
