@@ -34,7 +34,7 @@ _LAZY = {
     "evaluate_on_split": "bayes_simrmf.evaluate",
     "save_model": "bayes_simrmf.saving",
     "load_model": "bayes_simrmf.saving",
-    "to_inference_data": "bayes_simrmf.arviz_io",
+    "to_inference_data": "bayes_simrmf.evaluate",
 }
 
 

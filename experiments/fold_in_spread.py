@@ -4,7 +4,7 @@ validation only.
 
 For each dataset × seed of the Table 2 config (T=100), the seed's split is drawn and a share of its *training*
 questions (``--holdout items``, like split B) or LLMs (``llms``, like split C) is carved out with
-:func:`bayes_simrmf.tuning.carve_validation`; SimRMF+groups (kernel fold-in, benchmark item groups) is fitted on
+:func:`bayes_simrmf.evaluate.tuning.carve_validation`; SimRMF+groups (kernel fold-in, benchmark item groups) is fitted on
 the rest with that seed's Table 2 hyper-parameters (``experiments/results/table2_cells``, themselves chosen on
 that seed's training pairs) and the held-out pairs are predicted with both spreads from the same fit; MF with
 item groups (the held-out entities predicted from their group's fitted population) is the reference. No test
@@ -26,9 +26,9 @@ from pathlib import Path
 import pandas as pd
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path
-from bayes_simrmf.metrics import evaluate
+from bayes_simrmf.evaluate.metrics import evaluate
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
-from bayes_simrmf.tuning import carve_validation
+from bayes_simrmf.evaluate.tuning import carve_validation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from protocol_tables import mean_sd  # noqa: E402  (experiments/ is not a package)

@@ -55,7 +55,7 @@ from scipy.stats import ks_2samp, wasserstein_distance
 from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.predict import SimRMF
 from bayes_simrmf.evaluate import fit_on_split
-from bayes_simrmf.metrics import brier, log_loss
+from bayes_simrmf.evaluate.metrics import brier, log_loss
 from bayes_simrmf.model import INTERCEPT, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, PairsLayout, pair_logits, sigmoid, simrmf_model
 from bayes_simrmf.splits import Protocol
 from bayes_simrmf.synthetic import make_synthetic_dataset

@@ -25,7 +25,7 @@ import pandas as pd
 from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.predict import SimRMF
 from bayes_simrmf.splits import Protocol
-from bayes_simrmf.tuning import carve_validation
+from bayes_simrmf.evaluate.tuning import carve_validation
 
 #: Per dataset: protocol and the MF+groups hyper-parameters chosen on seed-0 validation pairs
 #: (experiments/results/table2_cells/<dataset>/T<T>/seed0/MF+groups.json, or `bayes-simrmf tune`).

@@ -20,7 +20,7 @@ message, its cells stay missing), ``fixed`` options,
 information uncentred), ``side`` ("similarity" / "oracle"), ``item_groups`` (an items column,
 e.g. "benchmark": the model gets each question's group and new questions are predicted from
 their group), ``inherit`` (start from another method's choice for the same seed) and ``tune`` (a
-grid) or ``stages`` (grids with their own hold-outs; see :func:`bayes_simrmf.tuning.staged_search`).
+grid) or ``stages`` (grids with their own hold-outs; see :func:`bayes_simrmf.evaluate.tuning.staged_search`).
 
 Usage:
     python experiments/run_protocol.py --config experiments/configs/table2.json \
@@ -46,7 +46,7 @@ from bayes_simrmf.evaluate import TEST_SPLITS, evaluate_on_split, fit_on_split
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 from bayes_simrmf.sideinfo import build_side_information, centre_rows
 from bayes_simrmf.splits import Protocol
-from bayes_simrmf.tuning import staged_search
+from bayes_simrmf.evaluate.tuning import staged_search
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import PeerEstimator, missing_peers  # noqa: E402  (experiments/ is not a package)

@@ -1,4 +1,4 @@
-"""ArviZ export of a fitted SimRMF (bayes_simrmf.arviz_io.to_inference_data)."""
+"""ArviZ export of a fitted SimRMF (bayes_simrmf.evaluate.inference_data.to_inference_data)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_simrmf.arviz_io import to_inference_data
+from bayes_simrmf.evaluate.inference_data import to_inference_data
 from bayes_simrmf.errors import BayesSimRMFError, ConfigError, NotFittedError
 from bayes_simrmf.predict import MeanScore, SimRMF
 from bayes_simrmf.evaluate import fit_on_split

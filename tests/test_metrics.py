@@ -1,4 +1,4 @@
-"""Tests of bayes_simrmf.metrics against hand-computed values and brute-force definitions."""
+"""Tests of bayes_simrmf.evaluate.metrics against hand-computed values and brute-force definitions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bayes_simrmf.errors import ConfigError
-from bayes_simrmf.metrics import auc, brier, evaluate, log_loss, rmse_m, rmse_p, rmse_x
+from bayes_simrmf.evaluate.metrics import auc, brier, evaluate, log_loss, rmse_m, rmse_p, rmse_x
 
 # Four pairs: two LLMs x two items.
 PROB = np.array([0.9, 0.2, 0.6, 0.4])
@@ -163,7 +163,7 @@ def test_evaluate_is_fast_on_a_million_pairs() -> None:
 
 
 def test_ece_by_hand():
-    from bayes_simrmf.metrics import ece, reliability_table
+    from bayes_simrmf.evaluate.metrics import ece, reliability_table
 
     # Bin [0.1, 0.2): predictions 0.1, 0.1 with outcomes 0, 1 -> gap |0.1 - 0.5| = 0.4 over 2 pairs;
     # bin [0.9, 1.0]: predictions 0.9, 0.95 with outcomes 1, 1 -> gap |0.925 - 1| = 0.075 over 2 pairs.

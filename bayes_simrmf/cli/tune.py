@@ -40,7 +40,7 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, s
     from bayes_simrmf.errors import ConfigError
     from bayes_simrmf.predict import PAPER_FORM, PAPER_SIDE, make_estimator
     from bayes_simrmf.splits import Protocol
-    from bayes_simrmf.tuning import DEFAULT_STAGES, PAPER_STAGES, staged_search
+    from bayes_simrmf.evaluate.tuning import DEFAULT_STAGES, PAPER_STAGES, staged_search
 
     if paper and method not in ("simrmf", "oracle"):
         raise ConfigError(f"--paper applies to --method simrmf or oracle, not {method}")

@@ -2,7 +2,7 @@
 
 One split of ``openllm-v2-mmlupro-math`` (``Protocol(n_known_llms=500, n_known_items=1000, T=300, seed=0)``),
 one run, every method scored on splits A-D with the package's own metrics
-(:func:`bayes_simrmf.metrics.evaluate`, as :func:`bayes_simrmf.evaluate.evaluate_on_split` does):
+(:func:`bayes_simrmf.evaluate.metrics.evaluate`, as :func:`bayes_simrmf.evaluate.evaluate_on_split` does):
 
 * **SimRMF** with the committed hyper-parameters (``experiments/results/table2_simrmf.md``,
   ``calibration_mmlupro.md``: d=8, λ_reg=2, kernel fold-in nuggets 10 (questions) / 0.1 (LLMs)), delta guide
@@ -28,7 +28,7 @@ The accuracy targets compare SimRMF (delta) with each peer on B and C by RMSE_p,
 mean squared errors and its standard error clustered by the split's new entity (question for B, LLM for C).
 
 Peers' hyper-parameters are chosen on validation pairs carved from the training pairs
-(:func:`bayes_simrmf.tuning.carve_validation`, 10%, seed 0; the same carve the package's tuning uses), never on
+(:func:`bayes_simrmf.evaluate.tuning.carve_validation`, 10%, seed 0; the same carve the package's tuning uses), never on
 test pairs: rank and regularisation on held-out pairs, then cmfrec's side-information weights on held-out
 questions and held-out LLMs (the cold-start analogues of B and C). Calibration follows
 ``experiments/calibration.py``: per-LLM observed mean accuracy on a split (up to 100,000 pairs, answers drawn
@@ -61,11 +61,11 @@ import pandas as pd
 from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.predict import MeanScore, SimRMF
 from bayes_simrmf.evaluate import TEST_SPLITS, fit_on_split
-from bayes_simrmf.metrics import ece, evaluate
+from bayes_simrmf.evaluate.metrics import ece, evaluate
 from bayes_simrmf.sideinfo import build_side_information, item_embeddings
 from bayes_simrmf.similarity import llm_feature_matrix
 from bayes_simrmf.splits import Protocol
-from bayes_simrmf.tuning import LOWER_IS_BETTER, carve_validation
+from bayes_simrmf.evaluate.tuning import LOWER_IS_BETTER, carve_validation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from calibration import coverage  # noqa: E402  (experiments/calibration.py: the same coverage computation)

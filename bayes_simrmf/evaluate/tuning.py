@@ -8,7 +8,7 @@ to fit and a validation part, in one of three ways that mirror the test splits:
 * ``"llms"``: every pair of a random share of the LLMs (like split C: new LLMs).
 
 Each candidate is fitted on the rest and scored on the validation part (log loss by
-default, or any key of :func:`bayes_simrmf.metrics.evaluate`); the best is returned with
+default, or any key of :func:`bayes_simrmf.evaluate.metrics.evaluate`); the best is returned with
 the whole table, so the choice can be recorded beside the results.
 """
 
@@ -24,7 +24,7 @@ import pandas as pd
 
 from bayes_simrmf.errors import ConfigError
 from bayes_simrmf.log import Log
-from bayes_simrmf.metrics import evaluate
+from bayes_simrmf.evaluate.metrics import evaluate
 
 HOLDOUTS = ("pairs", "items", "llms")
 LOWER_IS_BETTER = {"rmse_p": True, "rmse_m": True, "rmse_x": True, "log_loss": True, "auc": False}
@@ -101,7 +101,7 @@ def grid_search(
         make_estimator: builds an unfitted estimator from keyword hyper-parameters.
         grid: name -> candidate values; the product of all lists is tried.
         llm, item, correct: the training pairs (ids and 0/1 scores).
-        metric: key of :func:`bayes_simrmf.metrics.evaluate` to optimise.
+        metric: key of :func:`bayes_simrmf.evaluate.metrics.evaluate` to optimise.
         fit_kwargs: passed to every ``fit`` (e.g. side information).
     """
     if metric not in LOWER_IS_BETTER:

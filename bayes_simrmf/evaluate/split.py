@@ -13,7 +13,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from bayes_simrmf.metrics import evaluate
+from bayes_simrmf.evaluate.metrics import evaluate
 from bayes_simrmf.splits import Split
 
 TEST_SPLITS = ("A", "B", "C", "D")
