@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_dataset": "bayes_simrmf.data",
     "Protocol": "bayes_simrmf.splits",
-    "build_side_information": "bayes_simrmf.sideinfo",
+    "build_side_information": "bayes_simrmf.similarity",
     "SimRMF": "bayes_simrmf.predict",
     "MeanScore": "bayes_simrmf.predict",
     "GroupAccuracy": "bayes_simrmf.predict",

@@ -28,7 +28,7 @@ from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.predict import SimRMF
 from bayes_simrmf.evaluate import TEST_SPLITS, fit_on_split
 from bayes_simrmf.evaluate.metrics import brier, ece, log_loss, reliability_table
-from bayes_simrmf.sideinfo import build_side_information
+from bayes_simrmf.similarity import build_side_information
 from bayes_simrmf.splits import Protocol
 
 

@@ -37,7 +37,7 @@ import pandas as pd
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.predict import SimRMF
-from bayes_simrmf.sideinfo import SideInformation, centre_rows
+from bayes_simrmf.similarity import SideInformation, centre_rows
 from bayes_simrmf.similarity import llm_similarity, sqrt_psd_factor_from_dense
 
 

@@ -6,7 +6,7 @@ splits, validation carves and metrics as our methods (issue 12).
   matrices of every entity (see each class). ``experiments/bench/bench_peers.py`` uses them directly.
 * :class:`PeerEstimator` wraps either behind ``fit(llm_ids, item_ids, correct, side=, llms=, items=,
   item_groups=)`` / ``predict(llm_ids, item_ids)``: the features are the rows of the package's square-root
-  similarity factors (:class:`bayes_simrmf.sideinfo.SideInformation`, exactly what SimRMF gets), and, when item
+  similarity factors (:class:`bayes_simrmf.similarity.SideInformation`, exactly what SimRMF gets), and, when item
   groups are given (each question's benchmark), one indicator column per group appended to the question
   features, so a peer gets the same information as ``SimRMF+groups``.
 

@@ -41,7 +41,7 @@ from bayes_simrmf import routing
 from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.predict import SimRMF
 from bayes_simrmf.evaluate import fit_on_split
-from bayes_simrmf.sideinfo import build_side_information, item_embeddings
+from bayes_simrmf.similarity import build_side_information, item_embeddings
 from bayes_simrmf.splits import Protocol
 
 

@@ -44,7 +44,7 @@ from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.predict import PAPER_FORM, make_estimator
 from bayes_simrmf.evaluate import TEST_SPLITS, evaluate_on_split, fit_on_split
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
-from bayes_simrmf.sideinfo import build_side_information, centre_rows
+from bayes_simrmf.similarity import build_side_information, centre_rows
 from bayes_simrmf.splits import Protocol
 from bayes_simrmf.evaluate.tuning import staged_search
 

@@ -10,11 +10,11 @@ Per dataset:
   :func:`bayes_simrmf.similarity.oracle_factors` does; ``Z_c = Z − column means`` (each item's mean over LLMs
   removed) is the centred version.
 * Items: ``S_X`` = cosine of the precomputed all-MiniLM-L6-v2 embeddings
-  (:func:`bayes_simrmf.sideinfo.item_embeddings`), ``√S_X = W Wᵀ`` with ``W`` from
+  (:func:`bayes_simrmf.similarity.item_embeddings`), ``√S_X = W Wᵀ`` with ``W`` from
   :func:`~bayes_simrmf.similarity.sqrt_psd_factor_from_embeddings`; targets ``ZᵀZ`` and ``Z_cᵀZ_c`` and their
   square roots (``√(ZᵀZ)`` from the item factor of :func:`~bayes_simrmf.similarity.oracle_factors`, ``√(Z_cᵀZ_c)``
   from the SVD of ``Z_c``). Also the pair as the model sees it (``centre=True`` in
-  :func:`bayes_simrmf.sideinfo.build_side_information`: both factors centred over items, i.e. ``H √S H``) and the
+  :func:`bayes_simrmf.similarity.build_side_information`: both factors centred over items, i.e. ``H √S H``) and the
   package's own diagnostic :func:`~bayes_simrmf.similarity.similarity_alignment` (``√S`` vs the cosine of centred
   score vectors), and ``√S_X`` vs ``ZᵀZ`` itself (PAPER.md's "a similarity should behave like S ≈ (ZᵀZ)²").
 * LLMs: ``S_M = α S_feature + (1−α) S_lineage`` (:func:`~bayes_simrmf.similarity.llm_similarity`) for
@@ -45,7 +45,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from bayes_simrmf.data import Dataset, load_dataset, shared_dataset_path
-from bayes_simrmf.sideinfo import centre_rows, item_embeddings
+from bayes_simrmf.similarity import centre_rows, item_embeddings
 from bayes_simrmf.similarity import (
     llm_similarity,
     oracle_factors,

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_simrmf.sideinfo import SideInformation
+from bayes_simrmf.similarity import SideInformation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 from peers import PeerEstimator, group_indicators  # noqa: E402

@@ -9,9 +9,9 @@ import pytest
 
 from bayes_simrmf.errors import ConfigError, UnknownEntityError
 from bayes_simrmf.predict import SimRMF, laplace_logistic, kernel_fold_in
-from bayes_simrmf.posterior import GaussianPosterior
+from bayes_simrmf.inference.posterior import GaussianPosterior
 from bayes_simrmf.saving import load_model, save_model
-from bayes_simrmf.sideinfo import SideInformation
+from bayes_simrmf.similarity import SideInformation
 from bayes_simrmf.synthetic import make_synthetic_dataset
 
 DIM = 3

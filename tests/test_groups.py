@@ -12,7 +12,7 @@ from bayes_simrmf.errors import ConfigError
 from bayes_simrmf.predict import SimRMF, gp_conditional, make_estimator
 from bayes_simrmf.groups import NO_GROUP, GroupMap
 from bayes_simrmf.saving import load_model, save_model
-from bayes_simrmf.sideinfo import SideInformation
+from bayes_simrmf.similarity import SideInformation
 
 
 def two_benchmarks(seed: int = 0, n_llms: int = 40, n_items: int = 60):

@@ -11,7 +11,7 @@ from bayes_simrmf.data import Dataset, from_frames, load_dataset, shared_dataset
 from bayes_simrmf.errors import ConfigError, DataError
 from bayes_simrmf.predict import SimRMF
 from bayes_simrmf.evaluate import evaluate_on_split, fit_on_split
-from bayes_simrmf.sideinfo import SideInformation, build_side_information, centre_rows
+from bayes_simrmf.similarity import SideInformation, build_side_information, centre_rows
 from bayes_simrmf.similarity import gram_mismatch_dense, scaled_gram_mismatch
 from bayes_simrmf.splits import Protocol
 from bayes_simrmf.synthetic import make_synthetic_dataset
@@ -172,7 +172,7 @@ def _group_embedding(texts, model=None):
 
 
 def test_item_embeddings_embed_what_the_precomputed_file_lacks(tmp_path, monkeypatch):
-    from bayes_simrmf import sideinfo
+    from bayes_simrmf.similarity import side_information as sideinfo
     from bayes_simrmf.similarity import text_sha256_16
 
     dataset, _ = _similar_items_dataset()
@@ -214,7 +214,7 @@ def test_dataset_with_entities_adds_rows_and_refuses_clashes():
 
 
 def test_fold_in_new_entities_places_new_questions_by_their_text(monkeypatch):
-    from bayes_simrmf import sideinfo
+    from bayes_simrmf.similarity import side_information as sideinfo
     from bayes_simrmf.predict import fold_in_new_entities
 
     monkeypatch.setattr(sideinfo, "embed_texts", lambda texts, model: _group_embedding(texts))

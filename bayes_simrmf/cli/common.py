@@ -93,7 +93,7 @@ def _side_information(method: str, dataset, split, *, alpha: float, embeddings: 
     if method not in ("simrmf", "oracle"):
         return None
     from bayes_simrmf.predict import PAPER_SIDE
-    from bayes_simrmf.sideinfo import build_side_information
+    from bayes_simrmf.similarity import build_side_information
 
     return build_side_information(
         dataset, split.llms, split.items, kind="oracle" if method == "oracle" else "similarity", alpha=alpha,

@@ -50,7 +50,7 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, s
     train = split.pairs["train"]
     fit_kwargs = None
     if method in ("simrmf", "oracle"):
-        from bayes_simrmf.sideinfo import build_side_information
+        from bayes_simrmf.similarity import build_side_information
 
         side = build_side_information(
             dataset, split.llms, split.items, kind="oracle" if method == "oracle" else "similarity", alpha=alpha,

@@ -64,9 +64,11 @@ from bayes_simrmf.inference.svi import (
 from bayes_simrmf.inference.guides import (
     make_guide,
 )
+from bayes_simrmf.inference.posterior import GaussianPosterior
 
 __all__ = [
     "DEVICES",
+    "GaussianPosterior",
     "GUIDES",
     "LAYOUTS",
     "InferenceConfig",

@@ -30,7 +30,7 @@ from bayes_simrmf.inference import InferenceConfig, SVIResult, run_svi
 from bayes_simrmf.model import ModelConfig, SimilarityInputs
 from bayes_simrmf.options import METHODS, SIMILARITY_METHODS
 from bayes_simrmf.pairs import as_id_array, check_pairs
-from bayes_simrmf.posterior import GaussianPosterior
+from bayes_simrmf.inference.posterior import GaussianPosterior
 from bayes_simrmf.predict.baselines import GroupAccuracy, MeanScore
 from bayes_simrmf.predict.fold_in import fold_in_state
 from bayes_simrmf.predict.queries import PosteriorQueries
@@ -47,7 +47,7 @@ from bayes_simrmf.predict.state import FittedState
 #: ``bayes_simrmf.predict.point``; the paper has no spread, and the normal is the simplest).
 PAPER_FORM = {"method": "simrmf", "similarity_mode": "joint", "similarity_on": "factors", "profile_scale": False,
               "fold_in_spread": "gaussian"}
-#: Options of :func:`bayes_simrmf.sideinfo.build_side_information` for the paper's form.
+#: Options of :func:`bayes_simrmf.similarity.build_side_information` for the paper's form.
 PAPER_SIDE = {"centre": False}
 #: Options that steer a run but are no hyper-parameter of the model (left out of ``get_config``).
 _RUNTIME = {"runtime": True}
@@ -221,7 +221,7 @@ class SimRMF(PosteriorQueries):
         if uses_similarity and side is None:
             raise ConfigError(
                 f"method={self.method!r} needs side information: pass side=build_side_information(...) "
-                "(bayes_simrmf.sideinfo)"
+                "(bayes_simrmf.similarity)"
             )
         # Entities holding data come first, so the dense layout's block is the leading block;
         # the potential modes append the entities without data, which only the potentials inform.
@@ -300,7 +300,7 @@ class SimRMF(PosteriorQueries):
 
         * ``prior="population"`` (default): the distribution of the fitted entities. Without
           ``side`` it is the mean and covariance of their point estimates. With ``side`` (a
-          :class:`~bayes_simrmf.sideinfo.SideInformation` holding rows for the fitted entities and the new ones: metadata or question text), it is
+          :class:`~bayes_simrmf.similarity.SideInformation` holding rows for the fitted entities and the new ones: metadata or question text), it is
           the conditional of the matrix-normal Gaussian process whose row covariance is the
           similarity ``√S = W Wᵀ`` plus ``ridge·I`` (the same prior as the kernel fold-in of
           :meth:`fit`), so a new entity starts near the fitted entities it resembles, with a

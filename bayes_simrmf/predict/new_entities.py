@@ -1,6 +1,6 @@
 """Fold questions and LLMs a fitted model has never seen into it, from their text and metadata.
 
-This sits above both :mod:`bayes_simrmf.sideinfo` (which builds the similarity of the new entities to
+This sits above both :mod:`bayes_simrmf.similarity.side_information` (which builds the similarity of the new entities to
 the fitted ones) and :class:`~bayes_simrmf.predict.SimRMF` (whose ``fold_in`` computes each new entity's
 posterior given that similarity), so neither calls the other.
 """
@@ -14,7 +14,7 @@ import pandas as pd
 from bayes_simrmf.data import Dataset
 from bayes_simrmf.log import Log, sink
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
-from bayes_simrmf.sideinfo import new_entity_side_information
+from bayes_simrmf.similarity import new_entity_side_information
 
 
 def fold_in_new_entities(
@@ -34,7 +34,7 @@ def fold_in_new_entities(
     Args:
         model: a fitted SimRMF (MF or SimRMF method: the prior needs only the fitted latents).
         dataset, items, llms, alpha, embeddings, embedding_model, log: as for
-            :func:`bayes_simrmf.sideinfo.new_entity_side_information`.
+            :func:`bayes_simrmf.similarity.new_entity_side_information`.
     Returns:
         ``{"item": report, "llm": report}`` for the kinds folded in (``model.fold_in``'s reports).
     Raises:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from bayes_simrmf.errors import UnknownEntityError
 from bayes_simrmf.groups import GroupMap
-from bayes_simrmf.posterior import GaussianPosterior
+from bayes_simrmf.inference.posterior import GaussianPosterior
 from bayes_simrmf.predict.sides import LLM, SIDES, Side
 
 

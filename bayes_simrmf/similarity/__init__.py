@@ -22,6 +22,7 @@ Where the factors come from
 - Diagnostic: :func:`similarity_alignment` correlates ``√S`` with the similarity of observed scores.
 
 Every factor builder returns ``(W, report)``; the report says what was kept, clipped, or could not be parsed.
+:func:`build_side_information` (``side_information``) assembles the factors a fit of one split gets.
 """
 
 from __future__ import annotations
@@ -73,7 +74,23 @@ from bayes_simrmf.similarity.diagnostics import (
     similarity_alignment,
 )
 
+# Last: it builds on the modules above (and on bayes_simrmf.data).
+from bayes_simrmf.similarity.side_information import (
+    SideInformation,
+    build_side_information,
+    centre_rows,
+    item_embeddings,
+    new_entity_side_information,
+    precomputed_embeddings_file,
+)
+
 __all__ = [
+    "SideInformation",
+    "build_side_information",
+    "centre_rows",
+    "item_embeddings",
+    "new_entity_side_information",
+    "precomputed_embeddings_file",
     "ARCHITECTURE_FAMILIES",
     "AlignmentReport",
     "DEFAULT_EMBEDDING_MODEL",

@@ -62,7 +62,7 @@ from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.predict import MeanScore, SimRMF
 from bayes_simrmf.evaluate import TEST_SPLITS, fit_on_split
 from bayes_simrmf.evaluate.metrics import ece, evaluate
-from bayes_simrmf.sideinfo import build_side_information, item_embeddings
+from bayes_simrmf.similarity import build_side_information, item_embeddings
 from bayes_simrmf.similarity import llm_feature_matrix
 from bayes_simrmf.splits import Protocol
 from bayes_simrmf.evaluate.tuning import LOWER_IS_BETTER, carve_validation

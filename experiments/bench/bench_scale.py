@@ -231,7 +231,7 @@ def load_problem(folder: Path) -> dict:
 def build_side(problem: dict, llm_route: str) -> tuple[object, dict]:
     """The package's side information for the problem; ``llm_route`` "dense" (feature + lineage similarity, eigh;
     what ``build_side_information`` does) or "features" (low-rank factor of the metadata feature vectors)."""
-    from bayes_simrmf.sideinfo import SideInformation, centre_rows
+    from bayes_simrmf.similarity import SideInformation, centre_rows
     from bayes_simrmf.similarity import (
         llm_feature_matrix,
         llm_similarity,
@@ -401,7 +401,7 @@ def child_dense(spec: dict) -> dict:
                   peak_rss_mib=_peak_rss_mib())
     del params, opt_state, data, sqrt_items, sqrt_llms
     # The same loss? The package's first N_CHECK steps from the same initial values (after the peak was read; small).
-    from bayes_simrmf.sideinfo import SideInformation  # noqa: F401
+    from bayes_simrmf.similarity import SideInformation  # noqa: F401
 
     side_again, _ = build_side(problem, "dense")
     from bayes_simrmf.predict import SimRMF

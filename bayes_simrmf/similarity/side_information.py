@@ -26,15 +26,12 @@ import pandas as pd
 from bayes_simrmf.data import Dataset
 from bayes_simrmf.errors import ConfigError, DataError
 from bayes_simrmf.log import Log
-from bayes_simrmf.similarity import (
-    DEFAULT_EMBEDDING_MODEL,
-    embed_texts,
-    llm_similarity,
-    load_precomputed_embeddings,
-    oracle_factors,
-    sqrt_psd_factor_from_dense,
-    sqrt_psd_factor_from_embeddings,
-)
+from bayes_simrmf.similarity.embed import embed_texts
+from bayes_simrmf.similarity.embedding_models import DEFAULT_EMBEDDING_MODEL
+from bayes_simrmf.similarity.llm_lineage import llm_similarity
+from bayes_simrmf.similarity.oracle import oracle_factors
+from bayes_simrmf.similarity.precomputed_embeddings import load_precomputed_embeddings
+from bayes_simrmf.similarity.sqrt_factor import sqrt_psd_factor_from_dense, sqrt_psd_factor_from_embeddings
 
 
 @dataclass
