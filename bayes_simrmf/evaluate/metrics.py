@@ -70,6 +70,13 @@ def _grouped_rmse(error: np.ndarray, codes: np.ndarray, n_codes: int) -> float:
     return float(np.sqrt(np.mean(group_mean_error**2)))
 
 
+def _rmse_per_group(prob: np.ndarray, correct: np.ndarray, groups: np.ndarray, name: str) -> float:
+    """Checked inputs, then :func:`_grouped_rmse` of ``prob - correct`` over the labels ``groups`` (called ``name``)."""
+    prob, correct = _as_prob_and_correct(prob, correct)
+    codes, n_codes = _group_codes(groups, prob.size, name)
+    return _grouped_rmse(prob - correct, codes, n_codes)
+
+
 def rmse_p(prob: np.ndarray, correct: np.ndarray) -> float:
     """Root mean square of ``prob - correct`` over all pairs; NaN for no pairs."""
     prob, correct = _as_prob_and_correct(prob, correct)
@@ -86,9 +93,7 @@ def rmse_m(prob: np.ndarray, correct: np.ndarray, llm: np.ndarray) -> float:
         correct: ``(n_pairs,)`` 0/1 scores.
         llm: ``(n_pairs,)`` LLM of each pair, as int codes or ids.
     """
-    prob, correct = _as_prob_and_correct(prob, correct)
-    codes, n_codes = _group_codes(llm, prob.size, "llm")
-    return _grouped_rmse(prob - correct, codes, n_codes)
+    return _rmse_per_group(prob, correct, llm, "llm")
 
 
 def rmse_x(prob: np.ndarray, correct: np.ndarray, item: np.ndarray) -> float:
@@ -99,9 +104,7 @@ def rmse_x(prob: np.ndarray, correct: np.ndarray, item: np.ndarray) -> float:
         correct: ``(n_pairs,)`` 0/1 scores.
         item: ``(n_pairs,)`` item of each pair, as int codes or ids.
     """
-    prob, correct = _as_prob_and_correct(prob, correct)
-    codes, n_codes = _group_codes(item, prob.size, "item")
-    return _grouped_rmse(prob - correct, codes, n_codes)
+    return _rmse_per_group(prob, correct, item, "item")
 
 
 def log_loss(prob: np.ndarray, correct: np.ndarray, eps: float = 1e-7) -> float:

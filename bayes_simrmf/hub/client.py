@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from bayes_simrmf.errors import ConfigError
 from bayes_simrmf.hub.common import HubError, HubGatedError, HubNotFoundError, HubTransientError, llm_key
@@ -289,6 +289,27 @@ class RetryPolicy:
                     on_retry(f"{_short(error)}; retry {attempt + 1}/{self.max_attempts - 1} in {delay:.1f} s")
                 self.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Attempt(NamedTuple):
+    """What :func:`_attempt` got: the value, or the kind of hub failure and its error."""
+
+    value: Any
+    kind: ErrorKind | None
+    error: Exception | None
+
+
+def _attempt(retry: RetryPolicy, function: Callable[[], Any], *, rng: random.Random,
+             on_retry: Callable[[str], None] | None = None) -> _Attempt:
+    """``retry.call(function)``, with a hub failure (one :func:`classify_error` knows) returned instead of
+    raised, so the caller can report it; an unexpected error propagates."""
+    try:
+        return _Attempt(retry.call(function, rng=rng, on_retry=on_retry), None, None)
+    except Exception as error:
+        kind = classify_error(error)
+        if kind is None:
+            raise
+        return _Attempt(None, kind, error)
 
 
 def _short(error: BaseException) -> str:

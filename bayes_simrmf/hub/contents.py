@@ -11,7 +11,7 @@ import pandas as pd
 from bayes_simrmf.errors import DataError
 from bayes_simrmf.log import Log
 from bayes_simrmf.hub.common import CONTENTS_REPO_ID, HubError
-from bayes_simrmf.hub.client import HubClient, RetryPolicy, _gated_advice, _short, classify_error
+from bayes_simrmf.hub.client import HubClient, RetryPolicy, _attempt, _gated_advice, _short
 
 
 CONTENTS_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -113,12 +113,8 @@ def normalise_contents(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 def _fetch_contents(client: HubClient, retry: RetryPolicy, rng: random.Random,
                     on_retry: Log | None) -> tuple[pd.DataFrame, int]:
     """The raw contents table (all its ``data/*.parquet`` shards) and its size in bytes."""
-    try:
-        files = retry.call(lambda: client.list_files(CONTENTS_REPO_ID), rng=rng, on_retry=on_retry)
-    except Exception as error:
-        kind = classify_error(error)
-        if kind is None:
-            raise
+    files, kind, error = _attempt(retry, lambda: client.list_files(CONTENTS_REPO_ID), rng=rng, on_retry=on_retry)
+    if error is not None:
         advice = f"; {_gated_advice(CONTENTS_REPO_ID)}" if kind == "gated" else ""
         raise HubError(f"cannot list {CONTENTS_REPO_ID} ({kind.replace('_', ' ')}): {_short(error)}{advice}") from error
     shards = sorted((path, size) for path, size in files if path.endswith(".parquet"))
@@ -126,11 +122,9 @@ def _fetch_contents(client: HubClient, retry: RetryPolicy, rng: random.Random,
         raise HubError(f"{CONTENTS_REPO_ID} holds no parquet file (files: {[path for path, _ in files][:10]})")
     frames = []
     for path, _ in shards:
-        try:
-            local = retry.call(lambda path=path: client.download(CONTENTS_REPO_ID, path), rng=rng, on_retry=on_retry)
-        except Exception as error:
-            if classify_error(error) is None:
-                raise
+        local, _, error = _attempt(retry, lambda path=path: client.download(CONTENTS_REPO_ID, path), rng=rng,
+                                   on_retry=on_retry)
+        if error is not None:
             raise HubError(f"cannot download {CONTENTS_REPO_ID}/{path}: {_short(error)}") from error
         try:
             frames.append(pd.read_parquet(local))

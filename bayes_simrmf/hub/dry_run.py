@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from bayes_simrmf.errors import ConfigError
 from bayes_simrmf.hub.common import _format_bytes, details_repo_id
 from bayes_simrmf.hub.benchmarks import BENCHMARKS, DEFAULT_BENCHMARKS, parse_benchmarks
-from bayes_simrmf.hub.client import HubClient, RetryPolicy, _short, classify_error
+from bayes_simrmf.hub.client import HubClient, RetryPolicy, _attempt, _short
 from bayes_simrmf.hub.samples import SamplesFile, latest_samples_files
 from bayes_simrmf.hub.contents import _fetch_contents, normalise_contents
 from bayes_simrmf.hub.selection import select_llms
@@ -103,12 +103,9 @@ def dry_run(
 
         def listing(llm: str):
             repo_id = details_repo_id(llm)
-            try:
-                files = retry.call(lambda: client.list_files(repo_id), rng=random.Random(f"{seed}/{llm}"))
-            except Exception as error:
-                kind = classify_error(error)
-                if kind is None:
-                    raise
+            rng = random.Random(f"{seed}/{llm}")
+            files, kind, error = _attempt(retry, lambda: client.list_files(repo_id), rng=rng)
+            if error is not None:
                 return llm, None, f"{kind.replace('_', ' ')}: {_short(error)}"
             return llm, latest_samples_files(files, keys), None
 

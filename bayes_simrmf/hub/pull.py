@@ -27,7 +27,7 @@ from bayes_simrmf.hub.common import (
     llm_key,
 )
 from bayes_simrmf.hub.benchmarks import BENCHMARKS, DEFAULT_BENCHMARKS, _benchmark_of_task, parse_benchmarks
-from bayes_simrmf.hub.client import HubClient, RetryPolicy, _gated_advice, _short, classify_error
+from bayes_simrmf.hub.client import HubClient, RetryPolicy, _attempt, _gated_advice, _short
 from bayes_simrmf.hub.samples import latest_samples_files, parse_samples_filename, read_samples
 from bayes_simrmf.hub.contents import _fetch_contents, normalise_contents
 from bayes_simrmf.hub.selection import select_llms
@@ -59,12 +59,8 @@ def _pull_one(client: HubClient, llm: str, benchmarks: Sequence[str], retry: Ret
     def count_retry(_: str) -> None:
         result.retries += 1
 
-    try:
-        files = retry.call(lambda: client.list_files(repo_id), rng=rng, on_retry=count_retry)
-    except Exception as error:
-        kind = classify_error(error)
-        if kind is None:
-            raise
+    files, kind, error = _attempt(retry, lambda: client.list_files(repo_id), rng=rng, on_retry=count_retry)
+    if error is not None:
         result.skip_kind = "gated" if kind == "gated" else ("missing" if kind in ("repo_missing", "file_missing")
                                                              else "transient")
         if kind == "gated":
@@ -90,13 +86,9 @@ def _pull_one(client: HubClient, llm: str, benchmarks: Sequence[str], retry: Ret
         failure: dict | None = None
         for samples_file in own:
             label = f"{repo_id}/{samples_file.path}"
-            try:
-                local = retry.call(lambda samples_file=samples_file: client.download(repo_id, samples_file.path),
-                                   rng=rng, on_retry=count_retry)
-            except Exception as error:
-                kind = classify_error(error)
-                if kind is None:
-                    raise
+            local, kind, error = _attempt(retry, lambda path=samples_file.path: client.download(repo_id, path),
+                                          rng=rng, on_retry=count_retry)
+            if error is not None:
                 if kind == "gated":
                     reason = f"{repo_id} is gated or needs a token for {benchmark.name}: {_gated_advice(repo_id)}"
                 elif kind in ("file_missing", "repo_missing"):

@@ -71,10 +71,11 @@ class _Side(NamedTuple):
     plate: str
     bias: str
     factors: str
+    similarity: str
 
 
-_LLMS = _Side("llms", LLM_BIAS, LLM_FACTORS)
-_ITEMS = _Side("items", ITEM_BIAS, ITEM_FACTORS)
+_LLMS = _Side("llms", LLM_BIAS, LLM_FACTORS, "llm_similarity")
+_ITEMS = _Side("items", ITEM_BIAS, ITEM_FACTORS, "item_similarity")
 
 
 def _similarity_potential(factors, biases, sqrt_sim_factor, factor_fro2, weight, similarity: SimilarityInputs, n_warm: int):
@@ -165,20 +166,15 @@ def _entity_latents(side: _Side, size: int, config: ModelConfig, bias_loc, bias_
 
 def _similarity_potentials(params: dict[str, jnp.ndarray], similarity: SimilarityInputs) -> None:
     """The Gram potentials ``item_similarity`` and ``llm_similarity``, each where its factor is given."""
-    if similarity.items_factor is not None:
-        numpyro.factor(
-            "item_similarity",
-            _similarity_potential(params.get(ITEM_FACTORS), params.get(ITEM_BIAS), similarity.items_factor,
-                                  similarity.items_factor_fro2,
-                                  similarity.items_weight, similarity, similarity.n_warm_items),
-        )
-    if similarity.llms_factor is not None:
-        numpyro.factor(
-            "llm_similarity",
-            _similarity_potential(params.get(LLM_FACTORS), params.get(LLM_BIAS), similarity.llms_factor,
-                                  similarity.llms_factor_fro2,
-                                  similarity.llms_weight, similarity, similarity.n_warm_llms),
-        )
+    sides = (
+        (_ITEMS, similarity.items_factor, similarity.items_factor_fro2, similarity.items_weight, similarity.n_warm_items),
+        (_LLMS, similarity.llms_factor, similarity.llms_factor_fro2, similarity.llms_weight, similarity.n_warm_llms),
+    )
+    for side, sqrt_sim_factor, factor_fro2, weight, n_warm in sides:
+        if sqrt_sim_factor is not None:
+            potential = _similarity_potential(params.get(side.factors), params.get(side.bias), sqrt_sim_factor,
+                                              factor_fro2, weight, similarity, n_warm)
+            numpyro.factor(side.similarity, potential)
 
 
 def _likelihood(

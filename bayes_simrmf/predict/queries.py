@@ -86,21 +86,18 @@ class PosteriorQueries:
                 "the delta guide is a point estimate (MAP) with no posterior spread; fit with "
                 "guide='normal' or 'lowrank' for intervals"
             )
-        if not 0 < level < 1:
-            raise ConfigError(f"level must be in (0, 1), got {level!r}")
-        if n_draws < 2 or batch_pairs < 1:
-            raise ConfigError(f"need n_draws >= 2 and batch_pairs >= 1, got {n_draws}, {batch_pairs}")
+        _check_level(level)
+        _check_draws(n_draws, batch_pairs)
         llm, item, llm_codes, item_codes = self._coded_pairs(llm, item, unknown)
         options = self._predict_options()
         points = draw_points(state, options, n_draws, seed)
-        tail = (1.0 - level) / 2.0
         columns = {name: np.empty(len(llm_codes)) for name in ("prob", "sd", "lower", "upper")}
         pools = unknown_pools(state, llm, item, llm_codes, item_codes, llm_groups, item_groups)
         for block, probs in draw_batches(state, options, points, llm, item, llm_codes, item_codes, batch_pairs, seed,
                                          pools):
             columns["prob"][block] = probs.mean(axis=0)
             columns["sd"][block] = probs.std(axis=0, ddof=1)
-            columns["lower"][block], columns["upper"][block] = np.quantile(probs, [tail, 1.0 - tail], axis=0)
+            columns["lower"][block], columns["upper"][block] = _central_interval(probs, level)
         return pd.DataFrame(columns)
 
     def predict_group_interval(
@@ -132,13 +129,11 @@ class PosteriorQueries:
             DataFrame indexed by group with columns ``mean``, ``lower``, ``upper``, ``n_pairs``.
         """
         self._state()
-        if not 0 < level < 1:
-            raise ConfigError(f"level must be in (0, 1), got {level!r}")
+        _check_level(level)
         group_ids, means, counts = self.group_draws(llm, item, by=by, n_draws=n_draws, observed=observed,
                                                     unknown=unknown, batch_pairs=batch_pairs, seed=seed,
                                                     item_groups=item_groups, llm_groups=llm_groups)
-        tail = (1.0 - level) / 2.0
-        lower, upper = np.quantile(means, [tail, 1.0 - tail], axis=0)
+        lower, upper = _central_interval(means, level)
         name = by if isinstance(by, str) else "group"
         return pd.DataFrame(
             {"mean": means.mean(axis=0), "lower": lower, "upper": upper, "n_pairs": counts},
@@ -167,8 +162,7 @@ class PosteriorQueries:
         state = self._state()
         llm, item, _ = check_pairs(llm, item)
         labels = _group_labels(by, llm, item)
-        if n_draws < 2 or batch_pairs < 1:
-            raise ConfigError(f"need n_draws >= 2 and batch_pairs >= 1, got {n_draws}, {batch_pairs}")
+        _check_draws(n_draws, batch_pairs)
         llm, item, llm_codes, item_codes = self._coded_pairs(llm, item, unknown)
         group_codes, group_ids = pd.factorize(pd.Series(labels))
         n_groups = len(group_ids)
@@ -232,6 +226,21 @@ class PosteriorQueries:
                 codes.append(pd.Index(state.ids(which)).get_indexer(ids))
         return llm, item, codes[0], codes[1]
 
+
+def _check_level(level: float) -> None:
+    if not 0 < level < 1:
+        raise ConfigError(f"level must be in (0, 1), got {level!r}")
+
+
+def _check_draws(n_draws: int, batch_pairs: int) -> None:
+    if n_draws < 2 or batch_pairs < 1:
+        raise ConfigError(f"need n_draws >= 2 and batch_pairs >= 1, got {n_draws}, {batch_pairs}")
+
+
+def _central_interval(draws: np.ndarray, level: float) -> np.ndarray:
+    """``(2, ...)``: the lower and upper ends of the ``level`` central interval of ``draws`` over axis 0."""
+    tail = (1.0 - level) / 2.0
+    return np.quantile(draws, [tail, 1.0 - tail], axis=0)
 
 
 def _group_labels(by, llm: np.ndarray, item: np.ndarray) -> np.ndarray:

@@ -8,8 +8,14 @@ from typing import Any
 import numpy as np
 
 from bayes_simrmf.errors import ConfigError, DataError
-from bayes_simrmf.similarity.common import _BLOCK, _RELATIVE_EIGENVALUE_TOLERANCE
-from bayes_simrmf.similarity.sqrt_factor import _check_energy, _n_components_for_energy, _shares
+from bayes_simrmf.similarity.common import _BLOCK
+from bayes_simrmf.similarity.sqrt_factor import (
+    _check_energy,
+    _eigh_descending,
+    _n_components_for_energy,
+    _numerically_positive,
+    _shares,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,10 +129,8 @@ def _svd_factors(score_matrix: np.ndarray, energy: float | None) -> tuple[np.nda
     n_llms, n_items = score_matrix.shape
     llms_are_smaller = n_llms <= n_items
     small = n_llms if llms_are_smaller else n_items
-    eigenvalues, eigenvectors = np.linalg.eigh(_smaller_side_gram(score_matrix, llms_are_smaller))
-    order = np.argsort(eigenvalues)[::-1]
-    eigenvalues, eigenvectors = eigenvalues[order], eigenvectors[:, order]
-    positive = eigenvalues > _RELATIVE_EIGENVALUE_TOLERANCE * max(eigenvalues[0], 0.0) * small
+    eigenvalues, eigenvectors = _eigh_descending(_smaller_side_gram(score_matrix, llms_are_smaller))
+    positive = _numerically_positive(eigenvalues, small)
     singular = np.sqrt(eigenvalues[positive])
     k = _n_components_for_energy(singular, energy)
     small_vectors = eigenvectors[:, positive][:, :k]  # U (llms smaller) or V (items smaller)

@@ -68,6 +68,34 @@ def _shares(sqrt_eigenvalues_desc: np.ndarray, k: int) -> tuple[float, float]:
     return trace_share, frobenius_share
 
 
+def _eigh_descending(symmetric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues and eigenvector columns of a symmetric matrix, by decreasing eigenvalue."""
+    eigenvalues, eigenvectors = np.linalg.eigh(symmetric)
+    order = np.argsort(eigenvalues)[::-1]
+    return eigenvalues[order], eigenvectors[:, order]
+
+
+def _numerically_positive(eigenvalues_desc: np.ndarray, size: int) -> np.ndarray:
+    """bool mask of the eigenvalues above the round-off level of a ``size`` × ``size`` decomposition."""
+    return eigenvalues_desc > _RELATIVE_EIGENVALUE_TOLERANCE * max(eigenvalues_desc[0], 0.0) * size
+
+
+def _report(n_rows: int, sqrt_eigenvalues_desc: np.ndarray, k: int, energy: float | None,
+            **spectrum: float) -> SqrtFactorReport:
+    """The report of a factor keeping the top ``k`` of ``sqrt_eigenvalues_desc``; ``spectrum``: the
+    dense input's clipped share, smallest eigenvalue and asymmetry."""
+    trace_share, frobenius_share = _shares(sqrt_eigenvalues_desc, k)
+    return SqrtFactorReport(
+        n=n_rows,
+        n_components_total=int(len(sqrt_eigenvalues_desc)),
+        n_components_kept=int(k),
+        energy=energy,
+        trace_share_kept=trace_share,
+        frobenius_share_kept=frobenius_share,
+        **spectrum,
+    )
+
+
 def _as_finite_matrix(matrix: Any, name: str) -> np.ndarray:
     array = np.asarray(matrix)
     if array.ndim != 2:
@@ -113,10 +141,8 @@ def sqrt_psd_factor_from_embeddings(
     if n_rows <= dim:
         # Few rows: the n × n Gram matrix is the small one.
         unit = unit_block(0) if n_rows <= _BLOCK else embedding_matrix.astype(np.float64) / norms[:, None]
-        eigenvalues, eigenvectors = np.linalg.eigh(unit @ unit.T)
-        order = np.argsort(eigenvalues)[::-1]
-        squared_singular, left_vectors = eigenvalues[order], eigenvectors[:, order]
-        positive = squared_singular > _RELATIVE_EIGENVALUE_TOLERANCE * max(squared_singular[0], 0.0) * n_rows
+        squared_singular, left_vectors = _eigh_descending(unit @ unit.T)
+        positive = _numerically_positive(squared_singular, n_rows)
         singular = np.sqrt(squared_singular[positive])
         k = _n_components_for_energy(singular, energy)
         factor = left_vectors[:, positive][:, :k] * np.sqrt(singular[:k])
@@ -125,10 +151,8 @@ def sqrt_psd_factor_from_embeddings(
         for start in range(0, n_rows, _BLOCK):
             block = unit_block(start)
             gram += block.T @ block
-        eigenvalues, eigenvectors = np.linalg.eigh(gram)
-        order = np.argsort(eigenvalues)[::-1]
-        squared_singular, right_vectors = eigenvalues[order], eigenvectors[:, order]
-        positive = squared_singular > _RELATIVE_EIGENVALUE_TOLERANCE * max(squared_singular[0], 0.0) * dim
+        squared_singular, right_vectors = _eigh_descending(gram)
+        positive = _numerically_positive(squared_singular, dim)
         singular = np.sqrt(squared_singular[positive])
         k = _n_components_for_energy(singular, energy)
         # U diag(√s) = E V diag(s) s^{-1} diag(√s) = E V diag(s^{-1/2})
@@ -136,16 +160,7 @@ def sqrt_psd_factor_from_embeddings(
         factor = np.empty((n_rows, k))
         for start in range(0, n_rows, _BLOCK):
             factor[start:start + _BLOCK] = unit_block(start) @ projection
-    trace_share, frobenius_share = _shares(singular, k)
-    report = SqrtFactorReport(
-        n=n_rows,
-        n_components_total=int(len(singular)),
-        n_components_kept=int(k),
-        energy=energy,
-        trace_share_kept=trace_share,
-        frobenius_share_kept=frobenius_share,
-    )
-    return factor.astype(np.float32), report
+    return factor.astype(np.float32), _report(n_rows, singular, k, energy)
 
 
 def sqrt_psd_factor_from_dense(
@@ -172,27 +187,15 @@ def sqrt_psd_factor_from_dense(
     if n_rows == 0:
         return np.zeros((0, 0), np.float32), SqrtFactorReport(0, 0, 0, energy, 1.0, 1.0)
     max_asymmetry = float(np.max(np.abs(matrix - matrix.T)))
-    eigenvalues, eigenvectors = np.linalg.eigh((matrix + matrix.T) / 2.0)
-    order = np.argsort(eigenvalues)[::-1]
-    eigenvalues, eigenvectors = eigenvalues[order], eigenvectors[:, order]
+    eigenvalues, eigenvectors = _eigh_descending((matrix + matrix.T) / 2.0)
     total_mass = float(np.abs(eigenvalues).sum())
     clipped_share = float(np.abs(eigenvalues[eigenvalues < 0]).sum() / total_mass) if total_mass > 0 else 0.0
-    positive = eigenvalues > _RELATIVE_EIGENVALUE_TOLERANCE * max(eigenvalues[0], 0.0) * n_rows
+    positive = _numerically_positive(eigenvalues, n_rows)
     sqrt_eigenvalues = np.sqrt(eigenvalues[positive])
     k = _n_components_for_energy(sqrt_eigenvalues, energy)
     factor = eigenvectors[:, positive][:, :k] * np.sqrt(sqrt_eigenvalues[:k])  # V diag(λ^{1/4})
-    trace_share, frobenius_share = _shares(sqrt_eigenvalues, k)
-    report = SqrtFactorReport(
-        n=n_rows,
-        n_components_total=int(len(sqrt_eigenvalues)),
-        n_components_kept=int(k),
-        energy=energy,
-        trace_share_kept=trace_share,
-        frobenius_share_kept=frobenius_share,
-        clipped_negative_share=clipped_share,
-        min_eigenvalue=float(eigenvalues[-1]),
-        max_asymmetry=max_asymmetry,
-    )
+    report = _report(n_rows, sqrt_eigenvalues, k, energy, clipped_negative_share=clipped_share,
+                     min_eigenvalue=float(eigenvalues[-1]), max_asymmetry=max_asymmetry)
     return factor.astype(np.float32), report
 
 
