@@ -1,12 +1,13 @@
-"""Command-line interface: ``bayes-simrmf fit``, ``tune``, ``evaluate``, ``route``, ``data pull``.
+"""Command-line interface: ``bayes-simrmf fit``, ``tune``, ``evaluate``, ``predict``, ``next-questions``, ``route``,
+``data pull``.
 
 Commands are verbs, every option shows its default in ``--help``, errors are one line a
 person can act on. Exit codes: 0 success, 1 a bayes-simrmf error (bad data, bad option
 value, failed fit), 2 a usage error (unknown option, missing argument).
 
-One file per command (``fit``, ``tune``, ``evaluate``, ``route``, ``data``); what they share (error
-handling, data loading, option groups) is in ``common``. Heavy modules (JAX, the estimators) are imported
-inside the commands, so ``--help`` stays fast.
+One file per command (``fit``, ``tune``, ``evaluate``, ``predict`` with ``next-questions``, ``route``, ``data``);
+what they share is in ``common`` (error handling, data loading, option groups) and ``entities`` (id tables, folding
+in). Heavy modules (JAX, the estimators) are imported inside the commands, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import click
 from bayes_simrmf.cli.data import data
 from bayes_simrmf.cli.evaluate import evaluate
 from bayes_simrmf.cli.fit import fit
+from bayes_simrmf.cli.predict import next_questions, predict
 from bayes_simrmf.cli.route import route
 from bayes_simrmf.cli.tune import tune
 
@@ -28,5 +30,5 @@ def main() -> None:
     """Predict whether an LLM solves a question, for LLMs and questions never evaluated."""
 
 
-for _command in (fit, tune, evaluate, route, data):
+for _command in (fit, tune, evaluate, predict, next_questions, route, data):
     main.add_command(_command)

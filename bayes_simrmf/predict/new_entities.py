@@ -26,6 +26,8 @@ def fold_in_new_entities(
     alpha: float = 0.5,
     embeddings: str | os.PathLike | None = None,
     embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+    answers: pd.DataFrame | None = None,
+    temperature: float = 1.0,
     log: Log | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Fold questions and LLMs the model has never seen into a fitted :class:`~bayes_simrmf.predict.SimRMF`,
@@ -35,6 +37,8 @@ def fold_in_new_entities(
         model: a fitted SimRMF (MF or SimRMF method: the prior needs only the fitted latents).
         dataset, items, llms, alpha, embeddings, embedding_model, log: as for
             :func:`bayes_simrmf.similarity.new_entity_side_information`.
+        answers, temperature: answers of the new LLMs (or of the new questions) and the fold-in's τ, as
+            for ``model.fold_in`` (each kind gets the answers naming its new ids).
     Returns:
         ``{"item": report, "llm": report}`` for the kinds folded in (``model.fold_in``'s reports).
     Raises:
@@ -47,7 +51,8 @@ def fold_in_new_entities(
                                         embedding_model=embedding_model, log=log)
     reports = {}
     for kind, (entity_ids, side) in sides.items():
-        reports[kind] = model.fold_in(kind, entity_ids, side=side)
+        own = None if answers is None else answers[answers[kind].astype(str).isin(entity_ids)]
+        reports[kind] = model.fold_in(kind, entity_ids, side=side, answers=own, temperature=temperature)
         log(f"folded in {len(entity_ids)} new {kind}(s) from their {'text' if kind == 'item' else 'metadata'}: "
             f"median logit sd {reports[kind]['prior_sd_logit'].median():.3f}")
     return reports

@@ -1,0 +1,184 @@
+"""What the commands that use a saved model share: reading id tables, and folding in the questions and LLMs
+the model does not hold (with the texts and metadata of the data it was fitted on)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import click
+
+from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _read_table_file(path: str, what: str):
+    """A CSV or parquet file as a DataFrame (ConfigError naming the file otherwise)."""
+    import pandas as pd
+
+    from bayes_simrmf.errors import ConfigError
+
+    suffix = Path(path).suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{what} file {path} could not be read: {error}") from None
+    raise ConfigError(f"{what} file {path} must end in .csv or .parquet")
+
+
+def _id_column(frame, where: str, column: str, requirement: str):
+    """``frame[column]`` as str ids; ConfigError naming ``where`` if the column is absent or has gaps."""
+    import numpy as np
+
+    from bayes_simrmf.errors import ConfigError
+
+    if column not in frame.columns:
+        raise ConfigError(f"{where}: {requirement}; has {list(frame.columns)}")
+    if frame[column].isna().any():
+        rows = np.flatnonzero(frame[column].isna().to_numpy())[:5].tolist()
+        raise ConfigError(f"{where}: {'LLM' if column == 'llm' else column} ids are missing in rows {rows}")
+    return frame[column].astype(str)
+
+
+def _items_file(path: str, model):
+    """The items file: question ids, and the rows of questions the model does not hold (to fold in from their
+    text; without a text column they stop with what to do)."""
+    import numpy as np
+
+    from bayes_simrmf.errors import ConfigError, UnknownEntityError
+
+    frame = _read_table_file(path, "--items")
+    ids = _id_column(frame, f"--items {path}", "item", "needs an item column")
+    repeated = ids.duplicated().to_numpy()
+    if repeated.any():
+        raise ConfigError(f"--items {path}: item ids repeat, e.g. {ids[repeated].head(5).tolist()} "
+                          f"(rows {np.flatnonzero(repeated)[:5].tolist()})")
+    new = ~ids.isin(np.asarray(model.items_, dtype=str)).to_numpy()
+    if new.any() and "text" not in frame.columns:
+        raise UnknownEntityError(
+            f"--items {path}: {int(new.sum())} question id(s) are not in the model, e.g. {ids[new].head(5).tolist()}; "
+            "add a text column to fold them in from their text, or route questions the model holds"
+        )
+    if new.any() and frame.loc[new, "text"].isna().any():
+        rows = np.flatnonzero(new & frame["text"].isna().to_numpy())[:5].tolist()
+        raise ConfigError(f"--items {path}: new questions need a text to be folded in; rows {rows} have none")
+    new_items = frame.loc[new].assign(item=ids[new].to_numpy()).reset_index(drop=True)
+    return ids, new_items
+
+
+def _new_llms(frame, model, dataset, path: str):
+    """Rows of the candidates the model does not hold, with metadata from the --llms file's own columns
+    (beyond llm and cost) or else from the dataset's llms table."""
+    import numpy as np
+
+    from bayes_simrmf.errors import UnknownEntityError
+
+    ids = frame["llm"].astype(str)
+    new = ~ids.isin(np.asarray(model.llms_, dtype=str)).to_numpy()
+    if not new.any():
+        return None
+    metadata_columns = [column for column in frame.columns if column not in ("llm", "cost")]
+    if metadata_columns:
+        return frame.loc[new, ["llm", *metadata_columns]].assign(llm=ids[new].to_numpy()).reset_index(drop=True)
+    if dataset is not None:
+        known = dataset.llms.assign(llm=dataset.llms["llm"].astype(str)).set_index("llm")
+        found = ids[new][ids[new].isin(known.index)]
+        if len(found) == new.sum():
+            return known.loc[found.to_numpy()].reset_index()
+    raise UnknownEntityError(
+        f"--llms {path}: {int(new.sum())} LLM id(s) are not in the model, e.g. {ids[new].head(5).tolist()}, and no "
+        "metadata was found for them; add leaderboard metadata columns (e.g. params_billions, architecture, "
+        "model_type, base_model) to the file to fold them in, or route among the model's LLMs"
+    )
+
+
+@lru_cache(maxsize=2)
+def _dataset_at(folder: str, unknown_entities: str):
+    from bayes_simrmf.data import load_dataset
+
+    return load_dataset(folder, unknown_entities=unknown_entities, log=None)
+
+
+def _optional_dataset(data: str | None, saved):
+    """The dataset the model was fitted on: --data, else the folder its config records, else the shared data
+    folder of that name; None where none of them is a folder (--data that is not a folder is refused)."""
+    from bayes_simrmf.data import default_data_dir
+    from bayes_simrmf.errors import ConfigError
+
+    extra = saved.config.get("extra", {})
+    recorded = extra.get("data_source") or ""
+    name = extra.get("data") or ""
+    for candidate in ([data] if data else [recorded, str(default_data_dir() / name) if name else ""]):
+        if candidate and Path(candidate).is_dir():
+            return _dataset_at(str(candidate), extra.get("unknown_entities", "error"))
+    if data:
+        raise ConfigError(f"--data {data} is not a folder")
+    return None
+
+
+def _fitted_dataset(data: str | None, saved, what: str):
+    """:func:`_optional_dataset`, refusing its absence: ``what`` (e.g. "3 question(s) ... are") is not in the
+    model and needs the texts and metadata of the data it was fitted on."""
+    dataset = _optional_dataset(data, saved)
+    if dataset is None:
+        from bayes_simrmf.errors import ConfigError
+
+        name = saved.config.get("extra", {}).get("data") or "not recorded"
+        raise ConfigError(
+            f"{what} not in the model; they are folded in with the texts and metadata of the data the model was "
+            f"fitted on ({name}): pass that folder with --data DIR"
+        )
+    return dataset
+
+
+class _LlmsFile(NamedTuple):
+    """The --llms file: its path, its table and the table's LLM ids (str)."""
+
+    path: str
+    frame: pd.DataFrame
+    ids: pd.Series
+
+
+def _read_llms_file(path: str) -> _LlmsFile:
+    """The --llms file, with its llm column checked."""
+    frame = _read_table_file(path, "--llms")
+    return _LlmsFile(path, frame, _id_column(frame, f"--llms {path}", "llm", "needs columns llm and cost"))
+
+
+def _fold_in_unknown(model, saved, data: str | None, new_items, llms: _LlmsFile) -> None:
+    """Fold the new questions and the candidates the model does not hold into ``model`` (in memory), with the
+    texts and metadata of the dataset it was fitted on (see :func:`_route_dataset`)."""
+    import numpy as np
+
+    unknown_llms = ~llms.ids.isin(np.asarray(model.llms_, dtype=str))
+    if not (len(new_items) or unknown_llms.any()):
+        return
+    from bayes_simrmf.predict import fold_in_new_entities
+
+    new_ids = [f"{len(new_items)} question(s), e.g. {new_items['item'].head(3).tolist()}"] if len(new_items) else []
+    if unknown_llms.any():
+        new_ids.append(f"{int(unknown_llms.sum())} LLM(s), e.g. {llms.ids[unknown_llms].head(3).tolist()}")
+    dataset = _fitted_dataset(data, saved, " and ".join(new_ids) + (" is" if len(new_ids) == 1 else " are"))
+    extra = saved.config.get("extra", {})
+    fold_in_new_entities(
+        model, dataset, items=new_items if len(new_items) else None,
+        llms=_new_llms(llms.frame, model, dataset, llms.path),
+        alpha=extra.get("alpha", 0.5), embeddings=extra.get("embeddings"),
+        embedding_model=extra.get("embedding_model") or DEFAULT_EMBEDDING_MODEL, log=click.echo,
+    )
+
+
+def _write_table(frame, out: str | None) -> None:
+    """Write ``frame`` to ``out`` (.csv or .parquet), if given."""
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        if Path(out).suffix.lower() == ".csv":
+            frame.to_csv(out, index=False)
+        else:
+            frame.to_parquet(out, index=False)

@@ -1,0 +1,315 @@
+"""`bayes-simrmf predict` and `bayes-simrmf next-questions`: a new LLM's scores before and while you run it.
+
+An evaluation team works in rounds: ``predict`` (from leaderboard metadata alone, or with the answers so
+far), ``next-questions`` (which questions to run next), run them, append the answers, predict again.
+Nothing is written to the model folder: new LLMs and questions are folded in in memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bayes_simrmf.cli.common import _friendly_errors
+from bayes_simrmf.cli.entities import (
+    _fitted_dataset,
+    _id_column,
+    _items_file,
+    _optional_dataset,
+    _read_table_file,
+    _write_table,
+)
+from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
+
+BY = ("benchmark", "subtask", "item")
+
+
+def _check_out(out: str | None) -> None:
+    from bayes_simrmf.errors import ConfigError
+
+    if out is not None and Path(out).suffix.lower() not in (".csv", ".parquet"):
+        raise ConfigError(f"--out {out} must end in .csv or .parquet")
+
+
+def _load_factor_model(model_dir: str, command: str):
+    """The saved model folder and its estimator; refuses a baseline (it has no LLM to fold in)."""
+    from bayes_simrmf.errors import ConfigError
+    from bayes_simrmf.saving import load_model
+
+    saved = load_model(model_dir)
+    if not hasattr(saved.estimator, "fold_in"):
+        method = saved.config["estimator"].get("method")
+        raise ConfigError(f"--model {model_dir} holds a {method} model; {command} needs one fitted with "
+                          "--method mf or simrmf")
+    return saved, saved.estimator
+
+
+def _read_answers(path: str, llm_id: str, model):
+    """The --answers file as (llm, item, correct) rows of ``llm_id`` on questions the model was fitted on."""
+    import numpy as np
+    import pandas as pd
+
+    from bayes_simrmf.errors import ConfigError
+
+    frame = _read_table_file(path, "--answers")
+    items = _id_column(frame, f"--answers {path}", "item", "needs columns item and correct (and optionally llm)")
+    if "correct" not in frame.columns:
+        raise ConfigError(f"--answers {path}: needs columns item and correct; has {list(frame.columns)}")
+    if "llm" in frame.columns:
+        mine = frame["llm"].astype(str).to_numpy() == llm_id
+        if not mine.any():
+            raise ConfigError(f"--answers {path}: no row has llm {llm_id!r} (the --llm given)")
+        frame, items = frame[mine], items[mine]
+    correct = pd.to_numeric(frame["correct"], errors="coerce")
+    bad = ~correct.isin([0, 1]).to_numpy()
+    if bad.any():
+        rows = np.flatnonzero(bad)[:5].tolist()
+        raise ConfigError(f"--answers {path}: correct must be 0 or 1; rows {rows} are not")
+    if items.duplicated().any():
+        raise ConfigError(f"--answers {path}: questions answered twice, e.g. {items[items.duplicated()].head(3).tolist()}")
+    fitted = np.asarray(model.items_[: model.n_fitted_items_], dtype=str)
+    unknown = ~items.isin(fitted).to_numpy()
+    if unknown.any():
+        raise ConfigError(
+            f"--answers {path}: {int(unknown.sum())} question(s) are not among the questions the model was fitted on, "
+            f"e.g. {items[unknown].head(3).tolist()}; answers count only on those"
+        )
+    return pd.DataFrame({"llm": llm_id, "item": items.to_numpy(), "correct": correct.astype(int).to_numpy()})
+
+
+def _metadata_row(llms_file: str | None, llm_id: str, dataset):
+    """The new LLM's metadata: its row of --llms, else of the dataset's llms table, else None."""
+    from bayes_simrmf.errors import ConfigError
+
+    if llms_file is not None:
+        frame = _read_table_file(llms_file, "--llms")
+        ids = _id_column(frame, f"--llms {llms_file}", "llm", "needs an llm column and leaderboard metadata columns")
+        if not (ids == llm_id).any():
+            raise ConfigError(f"--llms {llms_file}: no row has llm {llm_id!r} (the --llm given)")
+        return frame[(ids == llm_id).to_numpy()].assign(llm=llm_id).head(1).reset_index(drop=True)
+    if dataset is not None and llm_id in set(dataset.llm_ids()):
+        return dataset.llms[dataset.llms["llm"].astype(str) == llm_id].reset_index(drop=True)
+    return None
+
+
+def _train_answers(saved, llm_id: str) -> int | None:
+    """How many training answers of ``llm_id`` the saved split holds (None without a split)."""
+    import numpy as np
+
+    if saved.split is None:
+        return None
+    code = np.flatnonzero(np.asarray(saved.split.llms, dtype=str) == llm_id)
+    return int((saved.split.pairs["train"].llm == code[0]).sum()) if len(code) else 0
+
+
+def _fold_in_llm(saved, model, llm_id: str, *, llms_file, answers, data, temperature: float, new_items) -> str:
+    """Fold ``llm_id`` (if new) and the new questions into ``model``; a line saying what its estimate rests on."""
+    import numpy as np
+
+    from bayes_simrmf.errors import ConfigError
+    from bayes_simrmf.predict import fold_in_new_entities
+
+    extra = saved.config.get("extra", {})
+    options = dict(alpha=extra.get("alpha", 0.5), embeddings=extra.get("embeddings"),
+                   embedding_model=extra.get("embedding_model") or DEFAULT_EMBEDDING_MODEL, log=click.echo)
+    known = llm_id in set(np.asarray(model.llms_, dtype=str))
+    if known and answers is not None:
+        raise ConfigError(f"--llm {llm_id} is in the model (fitted on its training answers); --answers is for an LLM "
+                          "the model does not hold")
+    what = " and ".join(([f"{len(new_items)} question(s) of --items"] if len(new_items) else [])
+                        + ([] if known else [f"the LLM {llm_id}"])) + " are"
+    dataset = _fitted_dataset(data, saved, what) if len(new_items) or (not known and llms_file) else (
+        None if known else _optional_dataset(data, saved))
+    metadata = None if known else _metadata_row(llms_file, llm_id, dataset)
+    if len(new_items) or metadata is not None:
+        fold_in_new_entities(model, dataset, items=new_items if len(new_items) else None, llms=metadata,
+                             answers=answers, temperature=temperature, **options)
+    if known:
+        code = int(np.flatnonzero(np.asarray(model.llms_, dtype=str) == llm_id)[0])
+        if code >= model.n_warm_llms_:
+            return f"{llm_id}: in the model without answers (placed by its similarity to the fitted LLMs)"
+        count = _train_answers(saved, llm_id)
+        return f"{llm_id}: in the model" + (f", fitted on {count} training answers" if count is not None else "")
+    if metadata is None:
+        model.fold_in("llm", [llm_id], answers=answers, temperature=temperature)
+    n_answers = 0 if answers is None else len(answers)
+    source = "leaderboard metadata" if metadata is not None else "no metadata (prior: the fitted LLMs' population)"
+    return f"{llm_id}: new, folded in from {source} and {n_answers} answer(s) (temperature {temperature:g})"
+
+
+def _labels(by: str, items, model, saved, data, new_items):
+    """One label per question: its benchmark or subtask (from the model's groups, the --items file or the
+    dataset), or the question itself."""
+    import numpy as np
+    import pandas as pd
+
+    if by == "item":
+        return np.asarray(items, dtype=str)
+    labels = pd.Series(np.nan, index=pd.Index(np.asarray(items, dtype=str)), dtype=object)
+    if by == "benchmark" and model.item_groups_:
+        labels[:] = model.item_groups_.labels_of(labels.index)
+    if len(new_items) and by in new_items.columns:
+        labels.update(new_items.set_index("item")[by].astype(str))
+    missing = labels.isna() | (labels == "(none)")
+    if missing.any():
+        dataset = _optional_dataset(data, saved)
+        if dataset is not None and by in dataset.items.columns:
+            table = dataset.items.assign(item=dataset.items["item"].astype(str)).set_index("item")[by]
+            labels[missing] = table.reindex(labels.index[missing]).astype(object).to_numpy()
+    return labels.fillna("(none)").astype(str).to_numpy()
+
+
+def _accuracy_table(model, llm_id: str, items, labels, answers, *, level: float, n_draws: int, seed: int, by: str):
+    """Per label: the predicted accuracy of ``llm_id`` on its questions (answered ones count as answered) with a
+    ``level`` interval; per question (``by="item"``) the probability of a correct answer."""
+    import numpy as np
+    import pandas as pd
+
+    items = np.asarray(items, dtype=str)
+    given = pd.Series(dtype=float) if answers is None else answers.set_index("item")["correct"].astype(float)
+    answered = np.isin(items, given.index)
+    names = pd.Index(pd.unique(labels))
+    totals = np.zeros((n_draws, len(names)))
+    counts = np.zeros(len(names))
+    if (~answered).any():
+        group_ids, means, n_pairs = model.group_draws(
+            np.full(int((~answered).sum()), llm_id), items[~answered], by=labels[~answered], n_draws=n_draws,
+            observed=by != "item", seed=seed)
+        columns = names.get_indexer(group_ids)
+        totals[:, columns] += means * n_pairs
+        counts[columns] += n_pairs
+    if answered.any():
+        known = pd.Series(given.reindex(items[answered]).to_numpy()).groupby(labels[answered]).agg(["sum", "size"])
+        columns = names.get_indexer(known.index)
+        totals[:, columns] += known["sum"].to_numpy()
+        counts[columns] += known["size"].to_numpy()
+    accuracy = totals / counts
+    tail = (1.0 - level) / 2.0
+    n_answered = pd.Series(answered).groupby(labels).sum().reindex(names).to_numpy()
+    return pd.DataFrame({
+        by: names, "accuracy" if by != "item" else "prob": accuracy.mean(axis=0),
+        "lower": np.quantile(accuracy, tail, axis=0), "upper": np.quantile(accuracy, 1.0 - tail, axis=0),
+        "n_items": counts.astype(int), "n_answered": n_answered.astype(int),
+    })
+
+
+def _echo_table(frame, out: str | None, show: int = 60) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_colwidth", 60, "display.float_format", "{:.4f}".format):
+        click.echo(frame.head(show).to_string(index=False))
+    if len(frame) > show:
+        click.echo(f"... {len(frame) - show} more rows" + (f" in {out}" if out else " (--out FILE writes all)"))
+    if out is not None:
+        _write_table(frame, out)
+        click.echo(f"written to {out}")
+
+
+_MODEL = click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
+                      help="Saved model folder (from `fit`, --method mf or simrmf).")
+_LLM = click.option("--llm", "llm_id", required=True,
+                    help="The LLM: one the model holds, or a new one (folded in from metadata and answers).")
+_LLMS = click.option("--llms", "llms_file", type=click.Path(dir_okay=False, exists=True), default=None,
+                     help="CSV/parquet with a row for the new LLM: llm and leaderboard metadata columns (params_billions, "
+                          "architecture, model_type, base_model, ...). [default: its row of the data's llms table, if any]")
+_ANSWERS = click.option("--answers", "answers_file", type=click.Path(dir_okay=False, exists=True), default=None,
+                        help="CSV/parquet of the new LLM's answers so far: item, correct (0/1), optionally llm.")
+_DATA = click.option("--data", "data", default=None, metavar="DIR",
+                     help="The dataset the model was fitted on (texts and metadata for folding in). [default: the "
+                          "folder recorded in the model, or the shared data folder of its name]")
+_TEMPERATURE = click.option("--temperature", type=float, default=1.0,
+                            help="Fold-in temperature: > 1 widens the posterior the answers give (the estimate stays).")
+_OUT = click.option("--out", type=click.Path(dir_okay=False), default=None,
+                    help="Write the table to FILE.csv or FILE.parquet. [default: print only]")
+
+
+@click.command()
+@_MODEL
+@_LLM
+@_LLMS
+@_ANSWERS
+@click.option("--items", "items_file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="CSV/parquet of the questions to predict (item; text for questions the model does not hold; "
+                   "optional benchmark / subtask). [default: every question the model was fitted on]")
+@_DATA
+@click.option("--by", type=click.Choice(BY), default="benchmark", help="Report accuracy per benchmark, per subtask, "
+              "or the probability per question.")
+@click.option("--level", type=float, default=0.9, help="Credible level of the intervals.")
+@_TEMPERATURE
+@click.option("--n-draws", type=int, default=500, help="Posterior predictive draws.")
+@click.option("--seed", type=int, default=0, help="Seed of the draws.")
+@_OUT
+@_friendly_errors
+def predict(model_dir, llm_id, llms_file, answers_file, items_file, data, by, level, temperature, n_draws, seed, out):
+    """Predict an LLM's accuracy per benchmark (or per question), with credible intervals.
+
+    For a new LLM the estimate rests on its leaderboard metadata (SimRMF's LLM similarity) and on the answers
+    given; questions it answered count as answered, the rest are predicted. The interval is for the accuracy
+    you would measure by running every question.
+
+    \b
+    Example:
+      bayes-simrmf predict --model models/v2-simrmf --llm org/new-7b --llms new.csv --answers so_far.csv
+    """
+    from bayes_simrmf.errors import ConfigError
+
+    _check_out(out)
+    if not 0 < level < 1:
+        raise ConfigError(f"--level must be in (0, 1), got {level}")
+    if n_draws < 2:
+        raise ConfigError(f"--n-draws must be >= 2, got {n_draws}")
+    saved, model = _load_factor_model(model_dir, "predict")
+    answers = None if answers_file is None else _read_answers(answers_file, llm_id, model)
+    if items_file is not None:
+        items, new_items = _items_file(items_file, model)
+        items = items.to_numpy()
+    else:
+        import pandas as pd
+
+        items, new_items = model.items_[: model.n_fitted_items_], pd.DataFrame({"item": []})
+    click.echo(_fold_in_llm(saved, model, llm_id, llms_file=llms_file, answers=answers, data=data,
+                            temperature=temperature, new_items=new_items))
+    labels = _labels(by, items, model, saved, data, new_items)
+    table = _accuracy_table(model, llm_id, items, labels, answers, level=level, n_draws=n_draws, seed=seed, by=by)
+    if model.guide == "delta" and llm_id in set(model.llms_[: model.n_fitted_llms_]):
+        click.echo("note: the model has a delta guide, so for an LLM it was fitted on the interval holds only the "
+                   "answers' Bernoulli noise, not the uncertainty of its parameters")
+    _echo_table(table, out)
+
+
+@click.command("next-questions")
+@_MODEL
+@_LLM
+@_LLMS
+@_ANSWERS
+@_DATA
+@click.option("--k", "k", type=int, default=10, help="How many questions to propose.")
+@_TEMPERATURE
+@_OUT
+@_friendly_errors
+def next_questions(model_dir, llm_id, llms_file, answers_file, data, k, temperature, out):
+    """Propose the questions to run next on a new LLM: those expected to shrink the uncertainty of its benchmark
+    accuracies most (greedy expected variance reduction; see docs/adaptive_testing.md).
+
+    \b
+    Rounds: predict -> next-questions -> run them -> append to --answers -> predict ...
+    Example:
+      bayes-simrmf next-questions --model models/v2-simrmf --llm org/new-7b --llms new.csv --answers so_far.csv --k 20
+    """
+    import pandas as pd
+
+    from bayes_simrmf.predict.adaptive import next_questions as choose
+
+    _check_out(out)
+    saved, model = _load_factor_model(model_dir, "next-questions")
+    answers = None if answers_file is None else _read_answers(answers_file, llm_id, model)
+    click.echo(_fold_in_llm(saved, model, llm_id, llms_file=llms_file, answers=answers, data=data,
+                            temperature=temperature, new_items=pd.DataFrame({"item": []})))
+    items = model.items_[: model.n_fitted_items_]
+    groups = None
+    if not model.item_groups_:
+        groups = dict(zip(items, _labels("benchmark", items, model, saved, data, pd.DataFrame({"item": []}))))
+    chosen = choose(model, llm_id, k, answered=() if answers is None else answers["item"], item_groups=groups,
+                    temperature=temperature)
+    _echo_table(chosen, out)

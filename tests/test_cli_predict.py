@@ -1,0 +1,131 @@
+"""`bayes-simrmf predict` and `next-questions` on real data: a new LLM described by leaderboard metadata, with and
+without answers, in rounds; and their one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from bayes_simrmf.cli import main
+from bayes_simrmf.data import shared_dataset_path
+from bayes_simrmf.saving import load_model
+
+DATA = shared_dataset_path("openllm-v2-mmlupro-math")
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data/openllm-v2-mmlupro-math")
+
+
+@pytest.fixture(scope="module")
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture(scope="module")
+def setup(runner, tmp_path_factory):
+    """A small MF fit on mmlupro-math, and a new LLM: a test LLM's metadata and 40 of its answers under a new id."""
+    folder = tmp_path_factory.mktemp("predict")
+    model = folder / "model"
+    result = runner.invoke(main, ["fit", "--data", str(DATA), "--method", "mf", "--n-known-llms", "120",
+                                  "--n-known-items", "300", "--T", "60", "--dim", "3", "--max-steps", "400",
+                                  "--n-test-pairs", "2000", "--quiet", "--out", str(model)])
+    assert result.exit_code == 0, result.output
+    saved = load_model(model)
+    source = saved.split.new_llms[0]
+    llms = pd.read_parquet(DATA / "llms.parquet")
+    llms[llms.llm == source].assign(llm="me/new-llm").to_csv(folder / "new.csv", index=False)
+    responses = pd.read_parquet(DATA / "responses.parquet")
+    fitted = saved.estimator.items_[: saved.estimator.n_fitted_items_]
+    mine = responses[(responses.llm == source) & responses.item.isin(fitted)]
+    mine.head(40).assign(llm="me/new-llm")[["llm", "item", "correct"]].to_csv(folder / "answers.csv", index=False)
+    return folder, model, mine
+
+
+def _table(output: str, first: str) -> pd.DataFrame:
+    lines = output.splitlines()
+    start = next(index for index, line in enumerate(lines) if line.split()[:1] == [first])
+    rows = [line.split() for line in lines[start + 1:] if line and not line.startswith(("...", "written"))]
+    return pd.DataFrame(rows, columns=lines[start].split())
+
+
+def test_predict_a_new_llm_from_metadata_then_with_answers(runner, setup):
+    folder, model, mine = setup
+    before = runner.invoke(main, ["predict", "--model", str(model), "--llm", "me/new-llm",
+                                  "--llms", str(folder / "new.csv")])
+    assert before.exit_code == 0, before.output
+    assert "new, folded in from leaderboard metadata and 0 answer(s)" in before.output
+    row = _table(before.output, "benchmark").iloc[0]
+    assert row["benchmark"] == "MMLU-Pro" and int(row["n_items"]) == 300 and int(row["n_answered"]) == 0
+    out = folder / "after.csv"
+    after = runner.invoke(main, ["predict", "--model", str(model), "--llm", "me/new-llm", "--llms",
+                                 str(folder / "new.csv"), "--answers", str(folder / "answers.csv"), "--out", str(out)])
+    assert after.exit_code == 0, after.output
+    table = pd.read_csv(out)
+    assert table.loc[0, "n_answered"] == 40 and table.loc[0, "lower"] <= table.loc[0, "accuracy"] <= table.loc[0, "upper"]
+    width_before = float(row["upper"]) - float(row["lower"])
+    assert table.loc[0, "upper"] - table.loc[0, "lower"] < width_before
+    assert abs(table.loc[0, "accuracy"] - mine.correct.mean()) < 0.1
+
+
+def test_predict_per_question_keeps_the_answers_given(runner, setup):
+    folder, model, mine = setup
+    out = folder / "items.parquet"
+    result = runner.invoke(main, ["predict", "--model", str(model), "--llm", "me/other", "--by", "item",
+                                  "--answers", str(folder / "answers.csv"), "--out", str(out)])
+    assert result.exit_code == 1 and "no row has llm 'me/other'" in result.output
+    answers = pd.read_csv(folder / "answers.csv").assign(llm="me/other")
+    answers.to_csv(folder / "other.csv", index=False)
+    result = runner.invoke(main, ["predict", "--model", str(model), "--llm", "me/other", "--by", "item",
+                                  "--answers", str(folder / "other.csv"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "no metadata (prior: the fitted LLMs' population)" in result.output
+    table = pd.read_parquet(out).set_index("item")
+    answered = table.loc[answers.item]
+    np.testing.assert_array_equal(answered["prob"], answers.correct)
+    assert (answered["lower"] == answered["upper"]).all() and len(table) == 300
+    assert table["prob"].between(0, 1).all() and (table["n_answered"].sum() == len(answers))
+
+
+def test_next_questions_then_predict_in_rounds(runner, setup):
+    folder, model, mine = setup
+    out = folder / "next.csv"
+    result = runner.invoke(main, ["next-questions", "--model", str(model), "--llm", "me/new-llm", "--llms",
+                                  str(folder / "new.csv"), "--answers", str(folder / "answers.csv"), "--k", "12",
+                                  "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    chosen = pd.read_csv(out)
+    answers = pd.read_csv(folder / "answers.csv")
+    assert len(chosen) == 12 and chosen.item.is_unique and not set(chosen.item) & set(answers.item)
+    assert (np.diff(chosen.sd_after) < 0).all()
+    ran = mine[mine.item.isin(chosen.item)].assign(llm="me/new-llm")[["llm", "item", "correct"]]
+    pd.concat([answers, ran]).to_csv(folder / "round2.csv", index=False)
+    round2 = runner.invoke(main, ["predict", "--model", str(model), "--llm", "me/new-llm", "--llms",
+                                  str(folder / "new.csv"), "--answers", str(folder / "round2.csv")])
+    assert round2.exit_code == 0 and int(_table(round2.output, "benchmark").iloc[0]["n_answered"]) == 40 + len(ran)
+
+
+def test_predict_errors_are_one_line_and_speak_cli(runner, setup, tmp_path):
+    folder, model, mine = setup
+    bad = pd.read_csv(folder / "answers.csv").assign(correct=2)
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    bad[["item"]].to_csv(tmp_path / "nollm.csv", index=False)
+    known = load_model(model).estimator.llms_[0]
+    cases = [
+        (["--llm", "me/new-llm", "--answers", str(tmp_path / "bad.csv")], "correct must be 0 or 1; rows [0, 1, 2"),
+        (["--llm", known, "--answers", str(folder / "answers.csv")], "no row has llm"),
+        (["--llm", "me/new-llm", "--llms", str(tmp_path / "nollm.csv")], "needs an llm column"),
+        (["--llm", "me/new-llm", "--level", "1.5"], "--level must be in (0, 1)"),
+        (["--llm", "me/new-llm", "--out", str(tmp_path / "x.txt")], "must end in .csv or .parquet"),
+    ]
+    for arguments, message in cases:
+        result = runner.invoke(main, ["predict", "--model", str(model), *arguments])
+        assert result.exit_code == 1, (arguments, result.output)
+        assert message in result.output and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+    known_answers = pd.read_csv(folder / "answers.csv").assign(llm=known)
+    known_answers.to_csv(tmp_path / "known.csv", index=False)
+    result = runner.invoke(main, ["predict", "--model", str(model), "--llm", known, "--answers",
+                                  str(tmp_path / "known.csv")])
+    assert result.exit_code == 1 and "is in the model" in result.output and "--answers is for" in result.output
+    result = runner.invoke(main, ["next-questions", "--model", str(model), "--llm", known])
+    assert result.exit_code == 1 and "fitted with the model" in result.output
