@@ -318,3 +318,26 @@ def test_fit_counting_baseline_saves_and_evaluates(runner, tmp_path):
 def test_fit_paper_needs_a_similarity_method(runner):
     result = runner.invoke(main, ["fit", *SMALL_FIT, "--paper"])
     assert result.exit_code != 0 and "--paper applies to --method simrmf or oracle" in result.output
+
+
+def test_errors_and_log_lines_name_cli_options_not_python_keywords(runner, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    llms, items = [f"m{i}" for i in range(30)], [f"q{j}" for j in range(40)]
+    responses = pd.DataFrame([(m, q, int(rng.random() < 0.5)) for m in llms for q in items],
+                             columns=["llm", "item", "correct"])
+    responses.loc[0, "llm"] = "ghost"  # an LLM the llms table does not list
+    responses.to_csv(tmp_path / "responses.csv", index=False)
+    pd.DataFrame({"llm": llms}).to_csv(tmp_path / "llms.csv", index=False)
+    pd.DataFrame({"item": items}).to_csv(tmp_path / "items.csv", index=False)
+    small = ["--data", str(tmp_path), "--n-known-llms", "20", "--n-known-items", "30", "--T", "10",
+             "--max-steps", "50", "--dim", "2"]
+    refused = runner.invoke(main, ["fit", *small])
+    assert refused.exit_code == 1
+    assert "--unknown-entities drop" in refused.output and "--unknown-entities add" in refused.output
+    assert "unknown_entities=" not in refused.output
+    dropped = runner.invoke(main, ["fit", *small, "--unknown-entities", "drop", "--out", str(tmp_path / "m")])
+    assert dropped.exit_code == 0, dropped.output
+    assert "(--unknown-entities drop)" in dropped.output and "unknown_entities=" not in dropped.output

@@ -129,3 +129,35 @@ def test_predict_errors_are_one_line_and_speak_cli(runner, setup, tmp_path):
     assert result.exit_code == 1 and "is in the model" in result.output and "--answers is for" in result.output
     result = runner.invoke(main, ["next-questions", "--model", str(model), "--llm", known])
     assert result.exit_code == 1 and "fitted with the model" in result.output
+
+
+def test_unusable_metadata_is_reported(runner, setup, tmp_path):
+    folder, model, _ = setup
+    garbage = pd.DataFrame({"llm": ["me/garbage"], "params_billions": ["lots"], "architecture": [None],
+                            "model_type": ["???"], "base_model": ["me/garbage"], "is_merged": [None], "is_moe": [None],
+                            "weight_type": [None], "has_chat_template": [None]})
+    garbage.to_csv(tmp_path / "garbage.csv", index=False)
+    result = runner.invoke(main, ["predict", "--model", str(model), "--llm", "me/garbage", "--llms",
+                                  str(tmp_path / "garbage.csv")])
+    assert result.exit_code == 0, result.output
+    assert "warning: the metadata of me/garbage has no readable architecture, model_type or params_billions" in result.output
+
+
+def test_side_information_warns_about_unusable_metadata_and_blank_texts():
+    from bayes_simrmf.data import load_dataset
+    from bayes_simrmf.data.dataset import Dataset
+    from bayes_simrmf.similarity import build_side_information, side_information_warnings
+
+    dataset = load_dataset(DATA)
+    llms = dataset.llms.assign(architecture=None, model_type="???", params_billions=np.nan, base_model=None)
+    items = dataset.items.assign(text=dataset.items["text"].where(np.arange(len(dataset.items)) >= 7, "  "))
+    broken = Dataset(dataset.responses, items, llms, name="broken")
+    lines: list[str] = []
+    side = build_side_information(broken, broken.llm_ids()[:40], broken.item_ids()[:50], log=lines.append)
+    warnings = side_information_warnings(side.report)
+    assert warnings and all(line in lines for line in warnings)
+    assert "LLM metadata is unusable for 40 of 40 LLMs" in warnings[0] and "carries no metadata" in warnings[0]
+    assert any("lineage part" in line for line in warnings) and any("7 question text(s) are blank" in line
+                                                                    for line in warnings)
+    clean = build_side_information(dataset, dataset.llm_ids(), dataset.item_ids()[:50])
+    assert side_information_warnings(clean.report) == []

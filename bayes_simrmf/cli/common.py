@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -21,15 +22,34 @@ SYNTHETIC = "synthetic"
 EXIT_ERROR = 1
 
 
+def _cli_wording(message: str) -> str:
+    """``message`` as a shell user reads it: a library hint ``name='value'`` (or ``name=value``) whose ``name`` is an
+    option of the running command becomes ``--the-option value``."""
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return message
+    for parameter in context.command.params:
+        long_names = [opt for opt in parameter.opts if opt.startswith("--")]
+        if isinstance(parameter, click.Option) and long_names and parameter.name:
+            pattern = rf"\b{re.escape(parameter.name)}=(['\"]?)([\w.-]+)\1"
+            message = re.sub(pattern, lambda match: f"{long_names[0]} {match.group(2)}", message)
+    return message
+
+
+def _say(line: str) -> None:
+    """Print a library log line in CLI wording (see :func:`_cli_wording`); the ``log`` the commands pass."""
+    click.echo(_cli_wording(line))
+
+
 def _friendly_errors(command):
-    """Turn package errors into one line on stderr and exit code 1."""
+    """Turn package errors into one line on stderr (in CLI wording) and exit code 1."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
         except BayesSimRMFError as error:
-            click.echo(f"error: {error}", err=True)
+            click.echo(f"error: {_cli_wording(str(error))}", err=True)
             sys.exit(EXIT_ERROR)
 
     return wrapper
@@ -83,7 +103,7 @@ def _load_data(data: str | None, unknown_entities: str, seed: int):
             )
         dataset, _ = make_synthetic_dataset(seed_value=seed)
         return dataset
-    return load_dataset(data, unknown_entities=unknown_entities, log=click.echo)
+    return load_dataset(data, unknown_entities=unknown_entities, log=_say)
 
 
 def _side_information(method: str, dataset, split, *, alpha: float, embeddings: str | None, embedding_model: str,
@@ -97,7 +117,7 @@ def _side_information(method: str, dataset, split, *, alpha: float, embeddings: 
 
     return build_side_information(
         dataset, split.llms, split.items, kind="oracle" if method == "oracle" else "similarity", alpha=alpha,
-        embeddings=embeddings, embedding_model=embedding_model, log=click.echo, **(PAPER_SIDE if paper else {}),
+        embeddings=embeddings, embedding_model=embedding_model, log=_say, **(PAPER_SIDE if paper else {}),
     )
 
 

@@ -7,8 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-import click
-
+from bayes_simrmf.cli.common import _say
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 
 if TYPE_CHECKING:
@@ -170,7 +169,7 @@ def _fold_in_unknown(model, saved, data: str | None, new_items, llms: _LlmsFile)
         model, dataset, items=new_items if len(new_items) else None,
         llms=_new_llms(llms.frame, model, dataset, llms.path),
         alpha=extra.get("alpha", 0.5), embeddings=extra.get("embeddings"),
-        embedding_model=extra.get("embedding_model") or DEFAULT_EMBEDDING_MODEL, log=click.echo,
+        embedding_model=extra.get("embedding_model") or DEFAULT_EMBEDDING_MODEL, log=_say,
     )
 
 

@@ -21,6 +21,7 @@ from bayes_simrmf.cli.common import (
     _invoked_command,
     _load_data,
     _read_hyper,
+    _say,
     _side_information,
 )
 
@@ -151,6 +152,7 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
     from bayes_simrmf.predict import PAPER_FORM, make_estimator
     from bayes_simrmf.evaluate import fit_on_split, format_metrics
     from bayes_simrmf.saving import save_model
+    from bayes_simrmf.similarity import report_summary
     from bayes_simrmf.splits import Protocol
 
     baseline_method = method in ("meanscore", "counting")
@@ -164,7 +166,7 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
     dataset = _load_data(data, unknown_entities, seed)
     click.echo(dataset.summary())
     protocol = Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, n_test_pairs=n_test_pairs, seed=seed)
-    split = protocol.split(dataset, log=click.echo)
+    split = protocol.split(dataset, log=_say)
     click.echo(split.summary())
     options = {"shrinkage": shrinkage} if method == "counting" else {} if method == "meanscore" else dict(
         dim=dim, lambda_reg=lambda_reg, bias_scale=bias_scale, llm_bias_scale=llm_bias_scale, guide=guide,
@@ -194,7 +196,8 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
         metrics=results[method],
         extra_config={"data": dataset.name, "data_source": dataset.source, "unknown_entities": unknown_entities, "alpha": alpha,
                       "paper_form": bool(paper),
-                      "embedding_model": embedding_model, "embeddings": embeddings},
+                      "embedding_model": embedding_model, "embeddings": embeddings,
+                      **({"similarity_report": report_summary(side.report)} if side is not None else {})},
         command=_invoked_command(),
         overwrite=overwrite,
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from bayes_simrmf.cli.common import _friendly_errors
+from bayes_simrmf.cli.common import _friendly_errors, _say
 from bayes_simrmf.cli.entities import (
     _fitted_dataset,
     _id_column,
@@ -93,6 +93,16 @@ def _metadata_row(llms_file: str | None, llm_id: str, dataset):
     return None
 
 
+def _warn_unusable_metadata(metadata, llm_id: str) -> None:
+    """Say so when none of the fields the LLM similarity reads could be read from the new LLM's metadata."""
+    from bayes_simrmf.similarity import llm_feature_matrix
+
+    report = llm_feature_matrix(metadata)[2]
+    if report.n_usable == 0:
+        click.echo(f"warning: the metadata of {llm_id} has no readable architecture, model_type or params_billions, "
+                   "so it tells the model little (the LLM's prior stays close to the fitted LLMs' population)")
+
+
 def _train_answers(saved, llm_id: str) -> int | None:
     """How many training answers of ``llm_id`` the saved split holds (None without a split)."""
     import numpy as np
@@ -112,7 +122,7 @@ def _fold_in_llm(saved, model, llm_id: str, *, llms_file, answers, data, tempera
 
     extra = saved.config.get("extra", {})
     options = dict(alpha=extra.get("alpha", 0.5), embeddings=extra.get("embeddings"),
-                   embedding_model=extra.get("embedding_model") or DEFAULT_EMBEDDING_MODEL, log=click.echo)
+                   embedding_model=extra.get("embedding_model") or DEFAULT_EMBEDDING_MODEL, log=_say)
     known = llm_id in set(np.asarray(model.llms_, dtype=str))
     if known and answers is not None:
         raise ConfigError(f"--llm {llm_id} is in the model (fitted on its training answers); --answers is for an LLM "
@@ -122,6 +132,8 @@ def _fold_in_llm(saved, model, llm_id: str, *, llms_file, answers, data, tempera
     dataset = _fitted_dataset(data, saved, what) if len(new_items) or (not known and llms_file) else (
         None if known else _optional_dataset(data, saved))
     metadata = None if known else _metadata_row(llms_file, llm_id, dataset)
+    if metadata is not None:
+        _warn_unusable_metadata(metadata, llm_id)
     if len(new_items) or metadata is not None:
         fold_in_new_entities(model, dataset, items=new_items if len(new_items) else None, llms=metadata,
                              answers=answers, temperature=temperature, **options)

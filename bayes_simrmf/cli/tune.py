@@ -10,7 +10,7 @@ import click
 from bayes_simrmf.options import (
     FACTOR_METHODS,
 )
-from bayes_simrmf.cli.common import DATA_OPTIONS, SIDE_OPTIONS, SPLIT_OPTIONS, _friendly_errors, _load_data
+from bayes_simrmf.cli.common import DATA_OPTIONS, SIDE_OPTIONS, SPLIT_OPTIONS, _friendly_errors, _load_data, _say
 
 
 @click.command()
@@ -46,7 +46,7 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, s
         raise ConfigError(f"--paper applies to --method simrmf or oracle, not {method}")
 
     dataset = _load_data(data, unknown_entities, seed)
-    split = Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, seed=seed).split(dataset, log=click.echo)
+    split = Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, seed=seed).split(dataset, log=_say)
     train = split.pairs["train"]
     fit_kwargs = None
     if method in ("simrmf", "oracle"):
@@ -54,7 +54,7 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, s
 
         side = build_side_information(
             dataset, split.llms, split.items, kind="oracle" if method == "oracle" else "similarity", alpha=alpha,
-            embeddings=embeddings, embedding_model=embedding_model, log=click.echo, **(PAPER_SIDE if paper else {}),
+            embeddings=embeddings, embedding_model=embedding_model, log=_say, **(PAPER_SIDE if paper else {}),
         )
         fit_kwargs = {"side": side, "llms": split.llms, "items": split.items}
     preset = {key: value for key, value in PAPER_FORM.items() if key != "method"} if paper else {}
@@ -64,7 +64,7 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, s
 
     chosen, results = staged_search(
         build, PAPER_STAGES if paper else DEFAULT_STAGES[method], split.llms[train.llm], split.items[train.item], train.correct,
-        share=share, seed=seed, fit_kwargs=fit_kwargs, log=click.echo,
+        share=share, seed=seed, fit_kwargs=fit_kwargs, log=_say,
     )
     payload = {
         "method": method,

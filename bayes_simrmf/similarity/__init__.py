@@ -82,6 +82,8 @@ from bayes_simrmf.similarity.side_information import (
     item_embeddings,
     new_entity_side_information,
     precomputed_embeddings_file,
+    report_summary,
+    side_information_warnings,
 )
 
 __all__ = [
@@ -91,6 +93,8 @@ __all__ = [
     "item_embeddings",
     "new_entity_side_information",
     "precomputed_embeddings_file",
+    "report_summary",
+    "side_information_warnings",
     "ARCHITECTURE_FAMILIES",
     "AlignmentReport",
     "DEFAULT_EMBEDDING_MODEL",

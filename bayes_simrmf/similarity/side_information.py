@@ -195,11 +195,58 @@ def build_side_information(
         report.update(items=item_report, **llm_report, alpha=alpha)
     else:
         raise ConfigError(f"kind must be 'similarity' or 'oracle', got {kind!r}")
+    if kind == "similarity":
+        report["texts_blank"] = int(sum(not text.strip() for text in _item_texts(dataset, item_ids)))
     if centre:
         llm_factor, item_factor = centre_rows(llm_factor), centre_rows(item_factor)
     if log:
         log(f"side information ({kind}): LLM factor {llm_factor.shape}, item factor {item_factor.shape}")
+        for line in side_information_warnings(report):
+            log(line)
     return SideInformation(llm_ids, np.asarray(llm_factor, np.float32), item_ids, np.asarray(item_factor, np.float32), report)
+
+
+def side_information_warnings(report: dict) -> list[str]:
+    """Warnings about metadata and texts a similarity cannot use, from a side-information ``report``: how many
+    LLMs and which fields, and blank question texts (empty when everything was usable)."""
+    lines = []
+    features = getattr(report.get("llms"), "features", None)
+    if features is not None and features.n_usable < features.n_llms:
+        fields = ", ".join(f"{name} {count}" for name, count in (
+            ("params_billions missing", features.n_params_missing),
+            ("architecture unreadable", features.n_architecture_unparsed),
+            ("model_type unreadable", features.n_model_type_unparsed)) if count)
+        lines.append(
+            f"warning: LLM metadata is unusable for {features.n_llms - features.n_usable} of {features.n_llms} LLMs "
+            f"(no architecture, model_type or parameter count could be read; {fields})"
+            + ("; the LLM similarity carries no metadata" if features.n_usable == 0 else "")
+        )
+    lineage = getattr(report.get("llms"), "lineage", None)
+    if lineage is not None and lineage.n_llms > 1 and lineage.n_with_relation == 0:
+        lines.append(f"warning: no LLM's base_model links it to another of the {lineage.n_llms} LLMs, so the lineage "
+                     "part of the LLM similarity is empty")
+    if report.get("texts_blank"):
+        lines.append(f"warning: {report['texts_blank']} question text(s) are blank, so those questions look alike "
+                     "to the question similarity")
+    return lines
+
+
+def report_summary(report: dict) -> dict:
+    """A side-information ``report`` as JSON-ready values (reports of dataclasses become dicts)."""
+    import dataclasses
+
+    def plain(value):
+        if dataclasses.is_dataclass(value):
+            return {field.name: plain(getattr(value, field.name)) for field in dataclasses.fields(value)}
+        if isinstance(value, dict):
+            return {str(key): plain(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(item) for item in value]
+        if isinstance(value, np.generic):
+            return value.item()
+        return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
+
+    return plain(report)
 
 
 def new_entity_side_information(
