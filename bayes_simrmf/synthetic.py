@@ -3,8 +3,9 @@
 Used by the offline demo (``bayes-simrmf fit`` with no ``--data``) and by tests. The
 responses are sampled by :func:`~bayes_simrmf.model.simrmf_model` conditioned on known
 "true" parameters, the NumPyro way: the same function that is fitted also simulates.
-Items get short texts and LLMs leaderboard-like metadata, so every table the package
-reads is present.
+Items get short texts and LLMs leaderboard-like metadata that follow the planted factors (a
+question's topic, an LLM's family, size and base model), so SimRMF's side information has
+something to find, as on real data.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from bayes_simrmf.model import (
 )
 
 _FAMILIES = ("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM", "Gemma2ForCausalLM")
-_TOPICS = ("algebra", "geometry", "probability", "number theory", "logic", "physics")
+_TOPICS = ("algebra", "geometry", "probability", "number theory", "logic", "physics", "chemistry", "biology")
 
 
 def planted_parameters(
@@ -55,6 +56,12 @@ def simulate_scores(params: dict[str, np.ndarray], dim: int, seed_value: int) ->
         n_llms, n_items, layout, ModelConfig(dim=dim)
     )
     return np.asarray(model_trace[OBSERVED]["value"]).astype(np.int8)
+
+
+def _direction(factors: np.ndarray) -> np.ndarray:
+    """Per row, the signed axis its factors point along most: ``2·argmax|f| + (that entry < 0)``."""
+    axis = np.argmax(np.abs(factors), axis=1)
+    return 2 * axis + (factors[np.arange(len(factors)), axis] < 0)
 
 
 def make_synthetic_dataset(
@@ -84,7 +91,10 @@ def make_synthetic_dataset(
     keep = rng.random((n_llms, n_items)) < observed_share
     llm_idx, item_idx = np.nonzero(keep)
     responses = pd.DataFrame({"llm": llm_ids[llm_idx], "item": item_ids[item_idx], "correct": scores[llm_idx, item_idx]})
-    topics = rng.integers(0, len(_TOPICS), n_items)
+    # Side information that carries the planted structure, as real texts and metadata do: a question's topic is
+    # the direction its factors point in most; an LLM's architecture family likewise, its size grows with its
+    # ability, and the LLMs of a family are fine-tunes of the family's first LLM.
+    topics = _direction(params[ITEM_FACTORS]) % len(_TOPICS)
     items = pd.DataFrame(
         {
             "item": item_ids,
@@ -93,14 +103,19 @@ def make_synthetic_dataset(
             "text": [f"Synthetic {_TOPICS[t]} question number {k}." for k, t in enumerate(topics)],
         }
     )
-    family = rng.integers(0, len(_FAMILIES), n_llms)
+    family = _direction(params[LLM_FACTORS]) % len(_FAMILIES)
+    first_of_family = {f: llm_ids[np.flatnonzero(family == f)[0]] for f in np.unique(family)}
     llms = pd.DataFrame(
         {
             "llm": llm_ids,
             "architecture": [_FAMILIES[f] for f in family],
-            "params_billions": np.round(np.exp(rng.normal(2.0, 0.8, n_llms)), 2),
+            "params_billions": np.round(np.exp(2.0 + 0.8 * params[LLM_BIAS] + rng.normal(0.0, 0.3, n_llms)), 2),
             "model_type": rng.choice(["pretrained", "fine-tunedondomain-specificdatasets", "chatmodels"], n_llms),
-            "base_model": llm_ids,
+            "base_model": [first_of_family[f] for f in family],
+            "weight_type": "Original",
+            "is_merged": False,
+            "is_moe": False,
+            "has_chat_template": rng.random(n_llms) < 0.5,
         }
     )
     dataset = from_frames(responses, items, llms, name="synthetic", log=None)

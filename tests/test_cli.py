@@ -20,7 +20,7 @@ from bayes_simrmf.errors import DataError
 SPLITS = ("A", "B", "C", "D")
 # Known block 120 x 200 (the shape the other test modules compile), small enough to fit in seconds.
 SMALL_FIT = [
-    "--T", "50", "--max-steps", "200", "--dim", "3", "--n-known-llms", "120", "--n-known-items", "200",
+    "--method", "mf", "--T", "50", "--max-steps", "200", "--dim", "3", "--n-known-llms", "120", "--n-known-items", "200",
     "--n-test-pairs", "20000", "--quiet",
 ]
 _ROW = re.compile(r"^\s*(?P<method>mf|meanscore)\s+(?P<split>[ABCD])\s+(?P<numbers>[-0-9.\s]+?)\s*$")
@@ -62,7 +62,7 @@ def test_fit_help_shows_defaults_and_an_example(runner):
     text = " ".join(result.output.split())  # undo click's line wrapping
     assert "Example:" in text and "bayes-simrmf fit --data" in text
     for expected in ("[default: 300]", "[default: delta]", "[default: 8]", "[default: 1.0]", "[default: 0.05]",
-                     "[default: 3000]", "[default: 1000000]", "[default: mf]"):
+                     "[default: 3000]", "[default: 1000000]", "[default: simrmf where the data carry"):
         assert expected in text, expected
     # Every option that takes a value shows its default: cut the Options section into one entry per option
     # (they are listed in declaration order) and look for "[default:" in each.
@@ -221,7 +221,7 @@ def test_fit_on_openllm_mmlupro_math_beats_mean_score_on_a_and_c(runner, tmp_pat
     result = runner.invoke(
         main,
         [
-            "fit", "--data", str(data), "--n-known-llms", "150", "--n-known-items", "300", "--T", "50",
+            "fit", "--data", str(data), "--method", "mf", "--n-known-llms", "150", "--n-known-items", "300", "--T", "50",
             "--n-test-pairs", "20000", "--dim", "4", "--max-steps", "400", "--quiet", "--out", str(folder),
         ],
     )
@@ -273,7 +273,7 @@ def test_similarity_methods_fit_real_data_from_the_cli(runner, tmp_path, method)
     if not path.is_dir():
         pytest.skip(f"{path} is absent")
     folder = tmp_path / method
-    result = runner.invoke(main, ["fit", "--data", str(path), "--method", method, *SMALL_FIT, "--out", str(folder)])
+    result = runner.invoke(main, ["fit", "--data", str(path), *SMALL_FIT, "--method", method, "--out", str(folder)])
     assert result.exit_code == 0, result.output
     assert "side information" in result.output
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -341,3 +341,36 @@ def test_errors_and_log_lines_name_cli_options_not_python_keywords(runner, tmp_p
     dropped = runner.invoke(main, ["fit", *small, "--unknown-entities", "drop", "--out", str(tmp_path / "m")])
     assert dropped.exit_code == 0, dropped.output
     assert "(--unknown-entities drop)" in dropped.output and "unknown_entities=" not in dropped.output
+
+
+def test_the_demo_defaults_to_simrmf_and_shows_a_new_llm_and_question(runner, tmp_path):
+    result = runner.invoke(main, ["fit", "--quiet", "--T", "50", "--max-steps", "200", "--dim", "3", "--n-known-llms",
+                                  "120", "--n-known-items", "200", "--n-test-pairs", "20000", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert "method: simrmf (the data carry question texts and LLM metadata)" in result.output
+    lines = {line.split(",")[0]: line for line in result.output.splitlines() if line.startswith("a new ")}
+    assert set(lines) == {"a new LLM", "a new question"}
+    for line in lines.values():
+        numbers = [float(value) for value in re.findall(r"(?<![-\w])\d\.\d{3}", line)]
+        predicted, lower, upper, actual = numbers
+        assert lower <= predicted <= upper and 0 <= lower < upper <= 1 and 0 <= actual <= 1
+    # Where the data carry no texts or metadata the default is mf, said in one line.
+    for name, frame in _plain_tables().items():
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    plain = runner.invoke(main, ["fit", "--data", str(tmp_path), "--quiet", "--T", "10", "--n-known-llms", "20",
+                                 "--n-known-items", "30", "--max-steps", "50", "--dim", "2"])
+    assert plain.exit_code == 0, plain.output
+    assert "method: mf (the data have no question texts and LLM metadata, which simrmf needs)" in plain.output
+    refused = runner.invoke(main, ["fit", "--data", str(tmp_path), "--paper", "--quiet"])
+    assert refused.exit_code == 1 and "--paper needs --method simrmf" in refused.output
+
+
+def _plain_tables():
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    llms, items = [f"m{i}" for i in range(30)], [f"q{j}" for j in range(40)]
+    responses = pd.DataFrame([(m, q, int(rng.random() < 0.5)) for m in llms for q in items],
+                             columns=["llm", "item", "correct"])
+    return {"responses": responses, "llms": pd.DataFrame({"llm": llms}), "items": pd.DataFrame({"item": items})}

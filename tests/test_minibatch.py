@@ -267,7 +267,8 @@ def test_cli_fit_options(monkeypatch):
         raise Reached
 
     monkeypatch.setattr(bayes_simrmf.evaluate, "fit_on_split", capture)
-    result = runner.invoke(main, ["fit", "--batch-size", "512", "--device", "cpu", "--quiet", "--n-known-llms", "100",
+    result = runner.invoke(main, ["fit", "--method", "mf", "--batch-size", "512", "--device", "cpu", "--quiet",
+                                  "--n-known-llms", "100",
                                   "--n-known-items", "100", "--T", "20", "--no-baseline"])
     assert isinstance(result.exception, Reached), result.output
     assert seen["batch_size"] == 512 and seen["device"] == {jax.devices("cpu")[0]}

@@ -23,15 +23,15 @@ EXIT_ERROR = 1
 
 
 def _cli_wording(message: str) -> str:
-    """``message`` as a shell user reads it: a library hint ``name='value'`` (or ``name=value``) whose ``name`` is an
-    option of the running command becomes ``--the-option value``."""
+    """``message`` as a shell user reads it: a library hint ``name='value'`` whose ``name`` is an option of the
+    running command becomes ``--the-option value`` (unquoted ``name=value`` is left: it states a value, e.g. T=300)."""
     context = click.get_current_context(silent=True)
     if context is None:
         return message
     for parameter in context.command.params:
         long_names = [opt for opt in parameter.opts if opt.startswith("--")]
         if isinstance(parameter, click.Option) and long_names and parameter.name:
-            pattern = rf"\b{re.escape(parameter.name)}=(['\"]?)([\w.-]+)\1"
+            pattern = rf"\b{re.escape(parameter.name)}=(['\"])([\w.-]+)\1"
             message = re.sub(pattern, lambda match: f"{long_names[0]} {match.group(2)}", message)
     return message
 

@@ -33,7 +33,7 @@ def _check_fit_options(*, method: str, guide: str, paper: bool, out: str | None,
 
     if method in ("meanscore", "counting") and guide != "delta":
         raise ConfigError(f"--guide applies to mf, simrmf and oracle; --method {method} has no posterior")
-    if paper and method not in ("simrmf", "oracle"):
+    if paper and method not in (None, "simrmf", "oracle"):
         raise ConfigError(f"--paper applies to --method simrmf or oracle, not {method}")
     if out is not None and Path(out).exists() and not overwrite:
         raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite")
@@ -55,6 +55,43 @@ def _item_groups(dataset, item_groups: str | None, method: str):
     if method == "counting" and groups is None:
         click.echo("note: --method counting without --item-groups puts every item in one group (each LLM's overall accuracy)")
     return groups
+
+
+def _default_method(dataset, paper: bool) -> str:
+    """simrmf where the data carry question texts and LLM metadata (its side information), else mf; said in one
+    line either way."""
+    from bayes_simrmf.errors import ConfigError
+    from bayes_simrmf.similarity.llm_features import LLM_COLUMNS_NEEDED
+
+    texts = "text" in dataset.items.columns and dataset.items["text"].notna().any()
+    metadata = all(column in dataset.llms.columns for column in LLM_COLUMNS_NEEDED)
+    if texts and metadata:
+        click.echo("method: simrmf (the data carry question texts and LLM metadata); --method mf fits without them")
+        return "simrmf"
+    missing = " and ".join(part for part, present in (("question texts", texts), ("LLM metadata", metadata))
+                           if not present)
+    if paper:
+        raise ConfigError(f"--paper needs --method simrmf, and the data have no {missing} for it")
+    click.echo(f"method: mf (the data have no {missing}, which simrmf needs)")
+    return "mf"
+
+
+def _demo_new_entities(estimator, split) -> None:
+    """On the demo data: a new LLM's and a new question's predicted accuracy with a 90% interval, beside the
+    accuracy they actually have on their test pairs."""
+    import numpy as np
+
+    for kind, part, label in (("llm", "C", "a new LLM"), ("item", "B", "a new question")):
+        pairs = split.pairs[part]
+        codes = pairs.llm if kind == "llm" else pairs.item
+        mine = codes == codes[0]
+        llms, items = split.llms[pairs.llm[mine]], split.items[pairs.item[mine]]
+        interval = estimator.predict_group_interval(llms, items, by=kind, n_draws=400, level=0.9, unknown="population")
+        row = interval.iloc[0]
+        other = "questions" if kind == "llm" else "known LLMs"
+        click.echo(f"{label}, {interval.index[0]} (no answers in the fit): predicted accuracy on its {int(row.n_pairs)} "
+                   f"test pairs with {other} {row['mean']:.3f}, 90% interval [{row.lower:.3f}, {row.upper:.3f}]; "
+                   f"actual {np.mean(pairs.correct[mine]):.3f}")
 
 
 def _report_fit(estimator, method: str, guide: str) -> None:
@@ -91,8 +128,9 @@ def _model_folder(out: str | None, data_name: str, method: str, T: int, seed: in
 
 @click.command()
 @DATA_OPTIONS
-@click.option("--method", type=click.Choice(METHODS), default="mf",
-              help="mf: factorisation; simrmf: plus similarity from question texts and LLM metadata; "
+@click.option("--method", type=click.Choice(METHODS), default=None,
+              help="[default: simrmf where the data carry question texts and LLM metadata, else mf] "
+                   "mf: factorisation; simrmf: plus similarity from question texts and LLM metadata; "
                    "oracle: plus the ideal similarity from the true scores (an upper bound, uses test data); "
                    "counting: each LLM's training accuracy per --item-groups group, shrunk to the group mean.")
 @click.option("--shrinkage", type=float, default=10.0, help="Pseudo-count of --method counting's shrinkage.")
@@ -155,7 +193,6 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
     from bayes_simrmf.similarity import report_summary
     from bayes_simrmf.splits import Protocol
 
-    baseline_method = method in ("meanscore", "counting")
     _check_fit_options(method=method, guide=guide, paper=paper, out=out, overwrite=overwrite)
     import jax
 
@@ -165,6 +202,8 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
     fit_device = select_device(device)
     dataset = _load_data(data, unknown_entities, seed)
     click.echo(dataset.summary())
+    method = method or _default_method(dataset, paper)
+    baseline_method = method in ("meanscore", "counting")
     protocol = Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, n_test_pairs=n_test_pairs, seed=seed)
     split = protocol.split(dataset, log=_say)
     click.echo(split.summary())
@@ -188,6 +227,8 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
         _report_fit(estimator, method, guide)
     results = _evaluate(estimator, split, method, baseline)
     click.echo(format_metrics(results))
+    if data is None and not baseline_method:
+        _demo_new_entities(estimator, split)
     folder = save_model(
         _model_folder(out, dataset.name, method, T, seed, overwrite),
         estimator,

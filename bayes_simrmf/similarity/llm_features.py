@@ -71,6 +71,8 @@ _FEATURE_COLUMNS_REQUIRED = (
     "llm", "architecture", "model_type", "params_billions", "is_merged", "is_moe", "weight_type", "has_chat_template",
 )
 _LINEAGE_COLUMNS_REQUIRED = ("llm", "base_model", "model_type", "is_merged")
+#: The columns of the llms table the LLM similarity reads (features, then lineage).
+LLM_COLUMNS_NEEDED = tuple(dict.fromkeys(_FEATURE_COLUMNS_REQUIRED + _LINEAGE_COLUMNS_REQUIRED))
 
 _MISSING_ARCHITECTURE_VALUES = frozenset({"", "?", "unknown", "nan", "none", "null", "n/a"})
 _TRUE_STRINGS = frozenset({"true", "t", "yes", "y", "1"})
