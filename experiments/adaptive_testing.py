@@ -43,7 +43,9 @@ from bayes_simrmf.predict.fold_in import partner_design
 from bayes_simrmf.predict.sides import ITEM
 
 ESTIMATES = ("pp", "mode", "sample")
-STRATEGIES = ("random", "adaptive")
+#: The hybrid strategy asks this many questions adaptively, then random ones.
+ADAPTIVE_FIRST = 10
+STRATEGIES = ("random", "adaptive", "hybrid")
 
 
 def fit(responses: pd.DataFrame, groups: dict, args) -> SimRMF:
@@ -100,12 +102,12 @@ def run_llm(model, scorer, truth: pd.Series, llm: str, ks, strategy: str, temper
     unavailable = pd.Index(scorer.items).difference(truth.index)  # questions the data holds no answer of
     for k in sorted(ks):
         while len(answered) < min(k, len(truth)):
-            if strategy == "random":
-                chosen = order[len(answered):k]
+            if strategy == "random" or (strategy == "hybrid" and len(answered) >= ADAPTIVE_FIRST):
+                chosen = [item for item in order if item not in answered.index][: k - len(answered)]
             else:
                 probe = f"{llm}#{tag}{strategy}{len(answered)}p"
                 model.fold_in("llm", [probe], answers=_answers(probe, answered), temperature=temperature)
-                step = min(batch, k - len(answered))
+                step = min(batch, k - len(answered), *([ADAPTIVE_FIRST - len(answered)] if strategy == "hybrid" else []))
                 chosen = next_questions(model, probe, step, answered=answered.index.union(unavailable),
                                         temperature=temperature)["item"]
             answered = pd.concat([answered, truth.reindex(chosen)])
@@ -120,6 +122,10 @@ def run_llm(model, scorer, truth: pd.Series, llm: str, ks, strategy: str, temper
 
 def _answers(llm_id: str, answered: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"llm": llm_id, "item": answered.index, "correct": answered.to_numpy(int)})
+
+
+def _covered(frame: pd.DataFrame) -> pd.Series:
+    return ((frame.lower <= frame.actual) & (frame.actual <= frame.upper)).astype(float)
 
 
 def study(model, groups, responses, llms, ks, strategies, temperature, args, tag) -> pd.DataFrame:
@@ -152,22 +158,25 @@ def run_cell(name: str, seed: int, args) -> dict:
     tested = new[: args.n_llms]
     args.seed_fit = seed
     inner = fit(train[~train.llm.isin(held)], groups, args)
-    validation = {}
-    for temperature in args.temperatures:
-        validation[temperature] = study(inner, groups, train, held, [k for k in args.ks if k > 0], ("random",),
-                                        temperature, args, f"v{temperature:g}")
-    cover = {t: float(((v.lower <= v.actual) & (v.actual <= v.upper)).mean()) for t, v in validation.items()}
-    temperature = min(cover, key=lambda t: abs(cover[t] - 0.9))
-    chosen_validation = validation[temperature]
-    mae = {k: {e: float((part[e].fillna(part["pp"]) - part.actual).abs().mean()) for e in ESTIMATES}
-           for k, part in chosen_validation.groupby("k")}
-    choice = {int(k): min(values, key=values.get) for k, values in mae.items()}
+    validation = {temperature: study(inner, groups, train, held, [k for k in args.ks if k > 0], STRATEGIES,
+                                     temperature, args, f"v{temperature:g}") for temperature in args.temperatures}
+    cover, temperature, mae, choice = {}, {}, {}, {}
+    for strategy in STRATEGIES:
+        # Per strategy: τ whose 90% intervals cover closest to 90%, then the estimate with the least MAE per k.
+        cover[strategy] = {t: float(_covered(v[v.strategy == strategy]).mean()) for t, v in validation.items()}
+        temperature[strategy] = min(cover[strategy], key=lambda t: abs(cover[strategy][t] - 0.9))
+        chosen = validation[temperature[strategy]]
+        chosen = chosen[chosen.strategy == strategy]
+        mae[strategy] = {int(k): {e: float((part[e].fillna(part["pp"]) - part.actual).abs().mean()) for e in ESTIMATES}
+                         for k, part in chosen.groupby("k")}
+        choice[strategy] = {str(k): min(values, key=values.get) for k, values in mae[strategy].items()}
     model = fit(train, groups, args)
     population = train.assign(benchmark=train.item.map(groups)).groupby(["llm", "benchmark"]).correct.mean() \
         .groupby("benchmark").mean()
-    test = study(model, groups, responses, tested, args.ks, STRATEGIES, temperature, args, "t")
+    test = pd.concat([study(model, groups, responses, tested, args.ks, (strategy,), temperature[strategy], args,
+                            f"t{strategy}") for strategy in STRATEGIES])
     return {"dataset": name, "seed": seed, "temperature": temperature, "validation_cover90": cover,
-            "validation_mae": {str(k): v for k, v in mae.items()}, "choice": {str(k): v for k, v in choice.items()},
+            "validation_mae": {s: {str(k): v for k, v in m.items()} for s, m in mae.items()}, "choice": choice,
             "population": population.to_dict(), "n_train_llms": int(len(llms) - len(new)),
             "n_validation_llms": len(held), "n_test_llms": len(tested), "seconds": time.time() - started,
             "rows": test.to_dict(orient="list")}
@@ -178,11 +187,11 @@ def summarise(cells: list[dict]) -> pd.DataFrame:
     for cell in cells:
         rows = pd.DataFrame(cell["rows"])
         population = rows.benchmark.map(cell["population"])
-        chosen = rows.k.map(lambda k: cell["choice"].get(str(k), "pp"))
+        chosen = pd.Series([cell["choice"][strategy].get(str(k), "pp") for strategy, k in zip(rows.strategy, rows.k)])
         model = np.select([chosen == e for e in ESTIMATES], [rows[e] for e in ESTIMATES])
         model = np.where(np.isnan(model), rows["pp"], model)
         sample = rows["sample"].fillna(population)
-        covered = ((rows.lower <= rows.actual) & (rows.actual <= rows.upper)).astype(float)
+        covered = _covered(rows)
         for estimate, values in (("model", model), ("sample mean", sample), ("population", population)):
             frames.append(pd.DataFrame({"dataset": cell["dataset"], "seed": cell["seed"], "strategy": rows.strategy,
                                         "k": rows.k, "estimate": estimate,
@@ -220,7 +229,7 @@ def main() -> None:
                 continue
             cell = run_cell(name, seed, args)
             path.write_text(json.dumps(cell, default=float))
-            print(f"{name} seed {seed}: τ={cell['temperature']:g}, choice {cell['choice']}, {cell['seconds']:.0f} s",
+            print(f"{name} seed {seed}: τ={cell['temperature']}, choice {cell['choice']}, {cell['seconds']:.0f} s",
                   flush=True)
     cells = [json.loads(path.read_text()) for path in sorted(cells_dir.glob("*.json"))]
     if not cells:
@@ -228,14 +237,14 @@ def main() -> None:
     table = summarise(cells)
     table.to_csv(args.out.with_suffix(".csv"), index=False)
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    lines = [f"# A new LLM's benchmark accuracies from k questions: random vs adaptive (issue 14)", "",
+    lines = ["# A new LLM's benchmark accuracies from k questions: random vs adaptive (issue 14)", "",
              f"Command: `{command}`  ", f"Machine: {platform.machine()}, JAX on CPU. MF (d={args.dim}, "
              f"λ_reg={args.lambda_reg}, item groups = benchmarks, delta guide), fitted on every answer of the training "
              "LLMs; each new LLM folded in with the population prior (no metadata). MAE in accuracy points (0-1), "
              "mean ± sd over seeds; cover90: share of 90% intervals (model rows) holding the actual accuracy. "
              "The model's estimate and τ are chosen per seed on validation LLMs (see the cells' choice).", ""]
     for cell in cells:
-        lines.append(f"- {cell['dataset']} seed {cell['seed']}: τ = {cell['temperature']:g}, estimate per k "
+        lines.append(f"- {cell['dataset']} seed {cell['seed']}: τ per strategy {cell['temperature']}, estimate per k "
                      f"{cell['choice']}, {cell['n_test_llms']} test / {cell['n_validation_llms']} validation / "
                      f"{cell['n_train_llms']} training LLMs, {cell['seconds']:.0f} s")
     lines += ["", table.to_string(index=False, float_format=lambda v: f"{v:.4f}"), ""]

@@ -197,7 +197,9 @@ def main() -> None:
         f"Likelihood temperature τ = {temperature:g}, chosen on {len(held)} training LLMs held out as new (model "
         f"refitted without them; k ∈ {[k for k in ks if k > 0]}, one draw): the τ whose 90% intervals covered closest "
         "to 90%. τ divides the curvature the answers add to the fold-in posterior's precision; the estimate is "
-        "the untempered one. Rows marked (τ=1) are the untempered fold-in, for comparison.",
+        "the posterior-predictive mean at this τ, so it moves with τ (the posterior mode does not; "
+        "experiments/adaptive_testing.py chooses the reported estimate on validation LLMs). Rows marked (τ=1) are the "
+        "untempered fold-in, for comparison.",
         "",
         choice.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
         "",
