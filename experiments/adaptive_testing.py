@@ -204,6 +204,16 @@ def summarise(cells: list[dict]) -> pd.DataFrame:
             .reset_index())
 
 
+def validation_table(cells: list[dict]) -> pd.DataFrame:
+    """Per dataset, strategy and k: the validation MAE of the estimate chosen there (at the chosen τ), over seeds."""
+    rows = [{"dataset": cell["dataset"], "seed": cell["seed"], "strategy": strategy, "k": int(k),
+             "validation_mae": min(values.values())}
+            for cell in cells for strategy, per_k in cell["validation_mae"].items() for k, values in per_k.items()]
+    frame = pd.DataFrame(rows)
+    return (frame.groupby(["dataset", "k", "strategy"]).validation_mae.agg(["mean", "std", "size"])
+            .rename(columns={"mean": "mae", "std": "mae_sd", "size": "seeds"}).reset_index())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", nargs="+", default=["openllm-v2-mmlupro-math"])
@@ -247,7 +257,10 @@ def main() -> None:
         lines.append(f"- {cell['dataset']} seed {cell['seed']}: τ per strategy {cell['temperature']}, estimate per k "
                      f"{cell['choice']}, {cell['n_test_llms']} test / {cell['n_validation_llms']} validation / "
                      f"{cell['n_train_llms']} training LLMs, {cell['seconds']:.0f} s")
-    lines += ["", table.to_string(index=False, float_format=lambda v: f"{v:.4f}"), ""]
+    lines += ["", "## Test LLMs: MAE and 90% coverage per strategy, estimate and k", "",
+              table.to_string(index=False, float_format=lambda v: f"{v:.4f}"), "",
+              "## Validation LLMs (what the choices rest on): MAE of the chosen estimate, mean over seeds", "",
+              validation_table(cells).to_string(index=False, float_format=lambda v: f"{v:.4f}"), ""]
     args.out.with_suffix(".md").write_text("\n".join(lines))
     print("\n".join(lines))
 

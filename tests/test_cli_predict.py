@@ -161,3 +161,18 @@ def test_side_information_warns_about_unusable_metadata_and_blank_texts():
                                                                     for line in warnings)
     clean = build_side_information(dataset, dataset.llm_ids(), dataset.item_ids()[:50])
     assert side_information_warnings(clean.report) == []
+
+
+def test_a_new_llm_is_looked_up_by_id_in_a_leaderboard_contents_table(runner, setup):
+    contents = shared_dataset_path("leaderboard-contents") / "llms.parquet"
+    if not contents.is_file():
+        pytest.skip(f"{contents} is absent")
+    folder, model, _ = setup
+    table = pd.read_parquet(contents)
+    held = set(load_model(model).estimator.llms_)
+    llm = next(name for name in table.llm if name not in held and isinstance(name, str))
+    result = runner.invoke(main, ["predict", "--model", str(model), "--llm", llm, "--llms", str(contents)])
+    assert result.exit_code == 0, result.output
+    assert f"{llm}: new, folded in from leaderboard metadata" in result.output
+    row = _table(result.output, "benchmark").iloc[0]
+    assert 0 <= float(row["lower"]) <= float(row["accuracy"]) <= float(row["upper"]) <= 1
