@@ -10,7 +10,8 @@ as answered, the rest are predicted.
 Estimates compared at each k:
 * ``model``: the estimate chosen on validation LLMs (training LLMs held out as new, the model refitted without
   them; never the test LLMs) among the posterior-predictive mean at the chosen temperature τ, the plug-in at the
-  posterior mode, and the sample mean; its 90% interval comes from posterior draws of the LLM's latent row with
+  posterior mode, the sample mean and the population mean, per k (so on validation it is never worse than either
+  baseline); its 90% interval comes from posterior draws of the LLM's latent row with
   the unanswered questions' answers drawn (τ, chosen on validation by coverage closest to 90%).
 * ``sample mean``: the mean of the answered questions of the benchmark (the population mean where it has none);
 * ``population``: the training LLMs' mean accuracy on the benchmark.
@@ -42,7 +43,7 @@ from bayes_simrmf.predict.adaptive import llm_posterior, next_questions
 from bayes_simrmf.predict.fold_in import partner_design
 from bayes_simrmf.predict.sides import ITEM
 
-ESTIMATES = ("pp", "mode", "sample")
+ESTIMATES = ("pp", "mode", "sample", "population")
 #: The hybrid strategy asks this many questions adaptively, then random ones.
 ADAPTIVE_FIRST = 10
 STRATEGIES = ("random", "adaptive", "hybrid")
@@ -128,7 +129,13 @@ def _covered(frame: pd.DataFrame) -> pd.Series:
     return ((frame.lower <= frame.actual) & (frame.actual <= frame.upper)).astype(float)
 
 
-def study(model, groups, responses, llms, ks, strategies, temperature, args, tag) -> pd.DataFrame:
+def population_means(responses: pd.DataFrame, groups: dict) -> pd.Series:
+    """Per benchmark: the mean over LLMs of each LLM's accuracy on it (what a new LLM scores on average)."""
+    per_llm = responses.assign(benchmark=responses.item.map(groups)).groupby(["llm", "benchmark"]).correct.mean()
+    return per_llm.groupby("benchmark").mean()
+
+
+def study(model, groups, responses, llms, ks, strategies, temperature, args, tag, population) -> pd.DataFrame:
     """Rows for every LLM of ``llms``, strategy and k, with the actual accuracy and the population mean."""
     scorer = Scorer(model, groups, args.n_draws, args.seed_fit)
     fitted = set(scorer.items)
@@ -142,6 +149,7 @@ def study(model, groups, responses, llms, ks, strategies, temperature, args, tag
     actual = (responses[responses.llm.isin(llms) & responses.item.isin(fitted)]
               .assign(benchmark=lambda f: f.item.map(groups)).groupby(["llm", "benchmark"]).correct.mean())
     frame["actual"] = actual.reindex(pd.MultiIndex.from_frame(frame[["llm", "benchmark"]])).to_numpy()
+    frame["population"] = frame.benchmark.map(population)
     return frame[frame.actual.notna()]
 
 
@@ -157,24 +165,26 @@ def run_cell(name: str, seed: int, args) -> dict:
     held = np.sort(rng.choice(np.setdiff1d(llms, new), args.n_llms, replace=False))
     tested = new[: args.n_llms]
     args.seed_fit = seed
-    inner = fit(train[~train.llm.isin(held)], groups, args)
-    validation = {temperature: study(inner, groups, train, held, [k for k in args.ks if k > 0], STRATEGIES,
-                                     temperature, args, f"v{temperature:g}") for temperature in args.temperatures}
+    inner_train = train[~train.llm.isin(held)]
+    inner = fit(inner_train, groups, args)
+    inner_population = population_means(inner_train, groups)
+    validation = {temperature: study(inner, groups, train, held, args.ks, STRATEGIES, temperature, args,
+                                     f"v{temperature:g}", inner_population) for temperature in args.temperatures}
     cover, temperature, mae, choice = {}, {}, {}, {}
     for strategy in STRATEGIES:
         # Per strategy: τ whose 90% intervals cover closest to 90%, then the estimate with the least MAE per k.
-        cover[strategy] = {t: float(_covered(v[v.strategy == strategy]).mean()) for t, v in validation.items()}
+        cover[strategy] = {t: float(_covered(v[(v.strategy == strategy) & (v.k > 0)]).mean())
+                           for t, v in validation.items()}
         temperature[strategy] = min(cover[strategy], key=lambda t: abs(cover[strategy][t] - 0.9))
         chosen = validation[temperature[strategy]]
         chosen = chosen[chosen.strategy == strategy]
-        mae[strategy] = {int(k): {e: float((part[e].fillna(part["pp"]) - part.actual).abs().mean()) for e in ESTIMATES}
-                         for k, part in chosen.groupby("k")}
+        mae[strategy] = {int(k): {e: float((part[e].fillna(part["population"]) - part.actual).abs().mean())
+                                  for e in ESTIMATES} for k, part in chosen.groupby("k")}
         choice[strategy] = {str(k): min(values, key=values.get) for k, values in mae[strategy].items()}
     model = fit(train, groups, args)
-    population = train.assign(benchmark=train.item.map(groups)).groupby(["llm", "benchmark"]).correct.mean() \
-        .groupby("benchmark").mean()
+    population = population_means(train, groups)
     test = pd.concat([study(model, groups, responses, tested, args.ks, (strategy,), temperature[strategy], args,
-                            f"t{strategy}") for strategy in STRATEGIES])
+                            f"t{strategy}", population) for strategy in STRATEGIES])
     return {"dataset": name, "seed": seed, "temperature": temperature, "validation_cover90": cover,
             "validation_mae": {s: {str(k): v for k, v in m.items()} for s, m in mae.items()}, "choice": choice,
             "population": population.to_dict(), "n_train_llms": int(len(llms) - len(new)),
@@ -189,7 +199,7 @@ def summarise(cells: list[dict]) -> pd.DataFrame:
         population = rows.benchmark.map(cell["population"])
         chosen = pd.Series([cell["choice"][strategy].get(str(k), "pp") for strategy, k in zip(rows.strategy, rows.k)])
         model = np.select([chosen == e for e in ESTIMATES], [rows[e] for e in ESTIMATES])
-        model = np.where(np.isnan(model), rows["pp"], model)
+        model = np.where(np.isnan(model), population, model)
         sample = rows["sample"].fillna(population)
         covered = _covered(rows)
         for estimate, values in (("model", model), ("sample mean", sample), ("population", population)):
