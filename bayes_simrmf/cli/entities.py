@@ -130,8 +130,8 @@ def _fitted_dataset(data: str | None, saved, what: str):
 
         name = saved.config.get("extra", {}).get("data") or "not recorded"
         raise ConfigError(
-            f"{what} not in the model; they are folded in with the texts and metadata of the data the model was "
-            f"fitted on ({name}): pass that folder with --data DIR"
+            f"{what} not in the model; folding in needs the texts and metadata of the data the model was fitted on "
+            f"({name}): pass that folder with --data DIR"
         )
     return dataset
 

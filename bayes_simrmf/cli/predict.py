@@ -127,8 +127,9 @@ def _fold_in_llm(saved, model, llm_id: str, *, llms_file, answers, data, tempera
     if known and answers is not None:
         raise ConfigError(f"--llm {llm_id} is in the model (fitted on its training answers); --answers is for an LLM "
                           "the model does not hold")
-    what = " and ".join(([f"{len(new_items)} question(s) of --items"] if len(new_items) else [])
-                        + ([] if known else [f"the LLM {llm_id}"])) + " are"
+    parts = ([f"{len(new_items)} question(s) of --items"] if len(new_items) else []) + ([] if known else [
+        f"the LLM {llm_id}"])
+    what = " and ".join(parts) + (" is" if parts == [f"the LLM {llm_id}"] else " are")
     dataset = _fitted_dataset(data, saved, what) if len(new_items) or (not known and llms_file) else (
         None if known else _optional_dataset(data, saved))
     metadata = None if known else _metadata_row(llms_file, llm_id, dataset)
