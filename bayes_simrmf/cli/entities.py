@@ -173,6 +173,14 @@ def _fold_in_unknown(model, saved, data: str | None, new_items, llms: _LlmsFile)
     )
 
 
+def _check_out(out: str | None) -> None:
+    """Refuse an --out that is not FILE.csv or FILE.parquet, before any work."""
+    from bayes_simrmf.errors import ConfigError
+
+    if out is not None and Path(out).suffix.lower() not in (".csv", ".parquet"):
+        raise ConfigError(f"--out {out} must end in .csv or .parquet")
+
+
 def _write_table(frame, out: str | None) -> None:
     """Write ``frame`` to ``out`` (.csv or .parquet), if given."""
     if out is not None:

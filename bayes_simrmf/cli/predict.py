@@ -7,12 +7,12 @@ Nothing is written to the model folder: new LLMs and questions are folded in in 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import click
 
 from bayes_simrmf.cli.common import _friendly_errors, _say
 from bayes_simrmf.cli.entities import (
+    _check_out,
     _fitted_dataset,
     _id_column,
     _items_file,
@@ -23,13 +23,6 @@ from bayes_simrmf.cli.entities import (
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 
 BY = ("benchmark", "subtask", "item")
-
-
-def _check_out(out: str | None) -> None:
-    from bayes_simrmf.errors import ConfigError
-
-    if out is not None and Path(out).suffix.lower() not in (".csv", ".parquet"):
-        raise ConfigError(f"--out {out} must end in .csv or .parquet")
 
 
 def _load_factor_model(model_dir: str, command: str):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import click
 
@@ -10,15 +9,15 @@ from bayes_simrmf.options import (
     POLICIES,
 )
 from bayes_simrmf.cli.common import _friendly_errors
-from bayes_simrmf.cli.entities import _fold_in_unknown, _items_file, _read_llms_file, _write_table
+from bayes_simrmf.cli.entities import _check_out, _fold_in_unknown, _items_file, _read_llms_file, _write_table
+
 
 def _check_route_options(*, out: str | None, policy: str, lam: float | None, budget: float | None) -> None:
     """Raise ConfigError for an --out that is not .csv/.parquet and for --budget / --lam with a policy they do not
     apply to."""
     from bayes_simrmf.errors import ConfigError
 
-    if out is not None and Path(out).suffix.lower() not in (".csv", ".parquet"):
-        raise ConfigError(f"--out {out} must end in .csv or .parquet")
+    _check_out(out)
     if budget is not None and policy != "cost-aware":
         raise ConfigError("--budget chooses cost-aware's lam; use it with --policy cost-aware")
     if budget is not None and lam is not None:
