@@ -192,7 +192,8 @@ def run_cell(name: str, seed: int, args) -> dict:
             "rows": test.to_dict(orient="list")}
 
 
-def summarise(cells: list[dict]) -> pd.DataFrame:
+def per_seed_scores(cells: list[dict]) -> pd.DataFrame:
+    """MAE and 90% coverage per dataset, strategy, estimate, k and seed (the test LLMs' rows averaged)."""
     frames = []
     for cell in cells:
         rows = pd.DataFrame(cell["rows"])
@@ -207,11 +208,35 @@ def summarise(cells: list[dict]) -> pd.DataFrame:
                                         "k": rows.k, "estimate": estimate,
                                         "abs_error": np.abs(values - rows.actual),
                                         "covered": covered if estimate == "model" else np.nan}))
-    per_seed = (pd.concat(frames).groupby(["dataset", "strategy", "estimate", "k", "seed"])
-                .agg(mae=("abs_error", "mean"), cover90=("covered", "mean")).reset_index())
-    return (per_seed.groupby(["dataset", "strategy", "estimate", "k"])
+    return (pd.concat(frames).groupby(["dataset", "strategy", "estimate", "k", "seed"])
+            .agg(mae=("abs_error", "mean"), cover90=("covered", "mean")).reset_index())
+
+
+def summarise(cells: list[dict]) -> pd.DataFrame:
+    return (per_seed_scores(cells).groupby(["dataset", "strategy", "estimate", "k"])
             .agg(mae=("mae", "mean"), mae_sd=("mae", "std"), cover90=("cover90", "mean"), seeds=("seed", "size"))
             .reset_index())
+
+
+def paired_differences(cells: list[dict]) -> pd.DataFrame:
+    """The model's MAE of one strategy minus another's, paired by seed, with a 95% t interval over seeds: adaptive
+    and hybrid against random at the same k, and adaptive at k against random at 2k (the issue's goal)."""
+    from scipy.stats import t as student
+
+    scores = per_seed_scores(cells)
+    mae = scores[scores.estimate == "model"].set_index(["dataset", "strategy", "k", "seed"]).mae
+    rows = []
+    for dataset in sorted(scores.dataset.unique()):
+        ks = sorted(scores[scores.dataset == dataset].k.unique())
+        pairs = [(s, k, "random", k) for s in ("adaptive", "hybrid") for k in ks if k > 0]
+        pairs += [("adaptive", k, "random", 2 * k) for k in ks if k > 0 and 2 * k in ks]
+        for strategy, k, other, k_other in pairs:
+            diff = (mae[dataset, strategy, k] - mae[dataset, other, k_other]).dropna()
+            half = student.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else np.nan
+            rows.append({"dataset": dataset, "comparison": f"{strategy} k={k} - {other} k={k_other}",
+                         "mean_diff": diff.mean(), "ci95_low": diff.mean() - half, "ci95_high": diff.mean() + half,
+                         "seeds": len(diff)})
+    return pd.DataFrame(rows)
 
 
 def validation_table(cells: list[dict]) -> pd.DataFrame:
@@ -269,6 +294,8 @@ def main() -> None:
                      f"{cell['n_train_llms']} training LLMs, {cell['seconds']:.0f} s")
     lines += ["", "## Test LLMs: MAE and 90% coverage per strategy, estimate and k", "",
               table.to_string(index=False, float_format=lambda v: f"{v:.4f}"), "",
+              "## Paired differences of the model's MAE (negative: the first is better), 95% t interval over seeds", "",
+              paired_differences(cells).to_string(index=False, float_format=lambda v: f"{v:.4f}"), "",
               "## Validation LLMs (what the choices rest on): MAE of the chosen estimate, mean over seeds", "",
               validation_table(cells).to_string(index=False, float_format=lambda v: f"{v:.4f}"), ""]
     args.out.with_suffix(".md").write_text("\n".join(lines))
