@@ -3,16 +3,18 @@
 Layout of ``models/NAME/``::
 
     config.json      format version, estimator config, data fingerprint, split protocol,
-                     config_hash (over all of these) and state_sha256 (of state.npz)
+                     config_hash (over all of these), state_sha256 (of state.npz) and
+                     files_sha256 (of every other file: split/*, metrics.json, provenance.json)
     state.npz        fitted arrays (parameters, entity ids, loss trace)
     split/           the train/test split (split.json + pairs.parquet)
     metrics.json     metrics per test split
     provenance.json  package versions, time, command line
 
-Writes are atomic: the folder is assembled under a temporary name beside the target and
-moved into place with one rename, so an interrupted save never leaves a half-written
-model. Loading checks the format version and both hashes and says what does not match.
-"""
+Writes are atomic: the folder is assembled under a temporary name beside the target
+(``.NAME.staging-PID-RANDOM``) and moved into place with one rename, so an interrupted save never leaves a
+half-written model; staging left by a killed save is removed by the next save to the same folder. An existing
+folder is replaced only on request and only if it is a model folder (:mod:`bayes_simrmf.outputs`). Loading
+checks the format version and every hash and says what does not match."""
 
 from __future__ import annotations
 
@@ -22,18 +24,22 @@ import os
 import platform
 import shutil
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bayes_simrmf import interrupts
 from bayes_simrmf.errors import ModelFormatError
+from bayes_simrmf.outputs import check_model_target, remove_stale_staging, staging_name
 from bayes_simrmf.splits import Split
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions load_model reads. Version 1 did not record the hashes of split/ and metrics.json (files_sha256);
+#: such a folder loads with a note saying so in ``SavedModel.notes``.
+READABLE_VERSIONS = (1, 2)
 REQUIRED_FILES = ("config.json", "state.npz")
 
 
@@ -84,6 +90,7 @@ class SavedModel:
     metrics: dict | None
     provenance: dict
     folder: Path
+    notes: list[str] = field(default_factory=list)
 
 
 def save_model(
@@ -97,48 +104,76 @@ def save_model(
     command: str | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write a fitted estimator to ``folder`` atomically; returns the folder path."""
-    folder = Path(folder)
-    if folder.exists() and not overwrite:
-        raise ModelFormatError(f"{folder} already exists; choose another --out or pass overwrite=True (--overwrite)")
+    """Write a fitted estimator to ``folder`` atomically; returns the folder path.
+
+    An existing ``folder`` is replaced only with ``overwrite`` and only if it is a model folder written by this
+    package (:func:`bayes_simrmf.outputs.check_model_target`); staging folders left by a killed save to the same
+    folder are removed first.
+    """
+    folder = check_model_target(folder, overwrite)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    # mkdtemp makes a private (0700) folder; a model folder gets the permissions of any new folder.
+    remove_stale_staging(folder)
+    staging = staging_name(folder, "staging")
+    with interrupts.cleanup_on_interrupt(staging):
+        try:
+            staging.mkdir()
+            _write_contents(staging, estimator, data_fingerprint, split, metrics, extra_config, command)
+            _move_into_place(staging, folder)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return folder
+
+
+def _write_contents(staging: Path, estimator, data_fingerprint, split, metrics, extra_config, command) -> None:
+    """The files of a model folder, written into ``staging``; config.json last, with the hashes of the others."""
+    np.savez(staging / "state.npz", **estimator.get_state())
+    if split is not None:
+        split.save(staging / "split")
+    if metrics is not None:
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    provenance = {"saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command, **_versions()}
+    (staging / "provenance.json").write_text(json.dumps(provenance, indent=2))
+    payload = {
+        "estimator": estimator.get_config(),
+        "data_fingerprint": data_fingerprint,
+        "split_protocol": split_protocol(split),
+        "extra": extra_config or {},
+    }
+    config = {
+        "format_version": FORMAT_VERSION,
+        **payload,
+        "config_hash": config_hash(payload),
+        "state_sha256": _file_sha256(staging / "state.npz"),
+        "files_sha256": _files_sha256(staging),
+    }
+    (staging / "config.json").write_text(json.dumps(config, indent=2, default=str))
+
+
+def _move_into_place(staging: Path, folder: Path) -> None:
+    """Rename ``staging`` to ``folder`` (the old folder, if any, first to a trash name, then removed), with
+    interrupts held so that the two renames are never cut apart."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)
-    try:
-        np.savez(staging / "state.npz", **estimator.get_state())
-        payload = {
-            "estimator": estimator.get_config(),
-            "data_fingerprint": data_fingerprint,
-            "split_protocol": split_protocol(split),
-            "extra": extra_config or {},
-        }
-        config = {
-            "format_version": FORMAT_VERSION,
-            **payload,
-            "config_hash": config_hash(payload),
-            "state_sha256": _file_sha256(staging / "state.npz"),
-        }
-        (staging / "config.json").write_text(json.dumps(config, indent=2, default=str))
-        if split is not None:
-            split.save(staging / "split")
-        if metrics is not None:
-            (staging / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
-        provenance = {"saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command, **_versions()}
-        (staging / "provenance.json").write_text(json.dumps(provenance, indent=2))
-        if folder.exists():
-            trash = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            os.replace(folder, trash)
-            os.replace(staging, folder)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return folder
+    os.chmod(staging, 0o777 & ~umask)  # the permissions of any new folder
+    if not folder.exists():
+        os.replace(staging, folder)
+        return
+    trash = staging_name(folder, "old")
+    with interrupts.cleanup_on_interrupt(trash), interrupts.deferred():
+        os.replace(folder, trash)
+        os.replace(staging, folder)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _files_sha256(folder: Path) -> dict[str, str]:
+    """sha256 of every file of ``folder`` but config.json and state.npz (which config.json covers itself), by
+    path relative to ``folder`` (posix)."""
+    return {
+        path.relative_to(folder).as_posix(): _file_sha256(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.relative_to(folder).as_posix() not in REQUIRED_FILES
+    }
 
 
 def load_model(folder: str | os.PathLike, *, data_fingerprint: str | None = None) -> SavedModel:
@@ -161,9 +196,10 @@ def load_model(folder: str | os.PathLike, *, data_fingerprint: str | None = None
     except json.JSONDecodeError as error:
         raise ModelFormatError(f"{folder / 'config.json'} is not valid JSON: {error}") from None
     version = config.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ModelFormatError(
             f"{folder} has format version {version!r}; this bayes-simrmf reads version {FORMAT_VERSION}"
+            f" (and {', '.join(map(str, READABLE_VERSIONS[:-1]))})"
         )
     payload = {key: config.get(key) for key in ("estimator", "data_fingerprint", "split_protocol", "extra")}
     if config_hash(payload) != config.get("config_hash"):
@@ -177,6 +213,9 @@ def load_model(folder: str | os.PathLike, *, data_fingerprint: str | None = None
             f"{folder / 'state.npz'} does not match the sha256 recorded in config.json "
             f"(recorded {str(config.get('state_sha256'))[:16]}..., found {actual_state[:16]}...): the file changed or is corrupt"
         )
+    notes = _check_files(folder, config) if version >= 2 else [
+        f"{folder} was saved in format version {version}, whose hashes do not cover split/ and metrics.json: they "
+        "are read unchecked; fit again to save it in the current format"]
     if data_fingerprint is not None and config.get("data_fingerprint") not in (None, data_fingerprint):
         raise ModelFormatError(
             f"{folder} was fitted on data with fingerprint {config['data_fingerprint']}, "
@@ -203,4 +242,29 @@ def load_model(folder: str | os.PathLike, *, data_fingerprint: str | None = None
     split = Split.load(folder / "split") if (folder / "split").is_dir() else None
     metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else None
     provenance = json.loads((folder / "provenance.json").read_text()) if (folder / "provenance.json").is_file() else {}
-    return SavedModel(estimator, config, split, metrics, provenance, folder)
+    return SavedModel(estimator, config, split, metrics, provenance, folder, notes)
+
+
+def _check_files(folder: Path, config: dict) -> list[str]:
+    """ModelFormatError unless the files beside config.json and state.npz are exactly those config.json records
+    in ``files_sha256``, each with its recorded sha256; no notes (an empty list) otherwise."""
+    recorded = config.get("files_sha256")
+    if not isinstance(recorded, dict):
+        raise ModelFormatError(f"{folder / 'config.json'} lacks files_sha256, the hashes of split/ and metrics.json")
+    present = {path.relative_to(folder).as_posix(): path for path in sorted(folder.rglob("*"))
+               if path.is_file() and path.relative_to(folder).as_posix() not in REQUIRED_FILES}
+    missing = sorted(set(recorded) - set(present))
+    if missing:
+        raise ModelFormatError(f"{folder} is incomplete: {', '.join(missing)} recorded in config.json is missing")
+    added = sorted(set(present) - set(recorded))
+    if added:
+        raise ModelFormatError(f"{folder} holds {', '.join(added)}, not recorded in config.json: "
+                               "a file was added after saving")
+    for name, path in present.items():
+        actual = _file_sha256(path)
+        if actual != recorded[name]:
+            raise ModelFormatError(
+                f"{path} does not match the sha256 recorded in config.json (recorded {str(recorded[name])[:16]}..., "
+                f"found {actual[:16]}...): the file changed or is corrupt"
+            )
+    return []

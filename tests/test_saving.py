@@ -10,7 +10,7 @@ import stat
 import numpy as np
 import pytest
 
-from bayes_simrmf.errors import ModelFormatError
+from bayes_simrmf.errors import ConfigError, ModelFormatError
 from bayes_simrmf.predict import MeanScore, SimRMF
 from bayes_simrmf.evaluate import TEST_SPLITS, evaluate_on_split, fit_on_split
 from bayes_simrmf.saving import FORMAT_VERSION, load_model, save_model
@@ -106,7 +106,7 @@ def test_mean_score_round_trip(tmp_path):
 
 def test_existing_folder_is_refused_without_overwrite_and_replaced_with_it(tmp_path, saved, fitted):
     before = (saved / "config.json").read_text()
-    with pytest.raises(ModelFormatError, match="already exists") as error:
+    with pytest.raises(ConfigError, match="already exists") as error:
         save_model(saved, MeanScore().fit(["a"], ["x"], [1]), data_fingerprint=None)
     assert str(saved) in str(error.value) and "overwrite" in str(error.value)
     assert (saved / "config.json").read_text() == before  # untouched

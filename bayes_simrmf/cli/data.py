@@ -76,6 +76,10 @@ def pull_command(out, n_models, models_file, seed, benchmarks, workers, max_retr
     if n_models is not None and models_file is not None:
         raise click.UsageError("give either --models N or --models-file FILE, not both")
     try:
+        if out is not None and not dry_run:
+            from bayes_simrmf.hub.pull import check_pull_folder
+
+            check_pull_folder(out)  # before the hub is asked anything
         models = hub.read_models_file(models_file) if models_file is not None else None
         retry = hub.RetryPolicy(max_attempts=max_retries + 1, seed=seed)
         if hub_root is not None:

@@ -7,6 +7,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+import click
+
 from bayes_simrmf.cli.common import _say
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 
@@ -173,19 +175,29 @@ def _fold_in_unknown(model, saved, data: str | None, new_items, llms: _LlmsFile)
     )
 
 
-def _check_out(out: str | None) -> None:
-    """Refuse an --out that is not FILE.csv or FILE.parquet, before any work."""
+def _check_out(out: str | None, overwrite: bool = False) -> None:
+    """Refuse, before any work, an --out that is not FILE.csv or FILE.parquet, and one that exists without
+    --overwrite (see bayes_simrmf.outputs.check_file_target)."""
     from bayes_simrmf.errors import ConfigError
+    from bayes_simrmf.outputs import check_file_target
 
     if out is not None and Path(out).suffix.lower() not in (".csv", ".parquet"):
         raise ConfigError(f"--out {out} must end in .csv or .parquet")
-
-
-def _write_table(frame, out: str | None) -> None:
-    """Write ``frame`` to ``out`` (.csv or .parquet), if given."""
     if out is not None:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        if Path(out).suffix.lower() == ".csv":
-            frame.to_csv(out, index=False)
-        else:
-            frame.to_parquet(out, index=False)
+        check_file_target(out, overwrite)
+
+
+def _write_table(frame, out: str | None, overwrite: bool = False) -> None:
+    """Write ``frame`` to ``out`` (.csv or .parquet), if given, through a temporary file renamed into place."""
+    if out is None:
+        return
+    from bayes_simrmf.outputs import write_file
+
+    if Path(out).suffix.lower() == ".csv":
+        write_file(out, lambda path: frame.to_csv(path, index=False), overwrite=overwrite)
+    else:
+        write_file(out, lambda path: frame.to_parquet(path, index=False), overwrite=overwrite)
+
+
+#: --overwrite of the commands that write a table (predict, next-questions, route).
+OVERWRITE_TABLE_OPTION = click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")

@@ -35,8 +35,10 @@ def _check_fit_options(*, method: str, guide: str, paper: bool, out: str | None,
         raise ConfigError(f"--guide applies to mf, simrmf and oracle; --method {method} has no posterior")
     if paper and method not in (None, "simrmf", "oracle"):
         raise ConfigError(f"--paper applies to --method simrmf or oracle, not {method}")
-    if out is not None and Path(out).exists() and not overwrite:
-        raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite")
+    if out is not None:
+        from bayes_simrmf.outputs import check_model_target
+
+        check_model_target(out, overwrite)
 
 
 def _item_groups(dataset, item_groups: str | None, method: str):
@@ -117,12 +119,12 @@ def _evaluate(estimator, split, method: str, baseline: bool) -> dict:
 
 def _model_folder(out: str | None, data_name: str, method: str, T: int, seed: int, overwrite: bool) -> str:
     """--out, or else a folder of its own under models/ named after the data, method, T, seed and the time (so
-    re-running the same command never collides); ConfigError if it exists without --overwrite."""
-    from bayes_simrmf.errors import ConfigError
+    re-running the same command never collides); ConfigError if it exists without --overwrite, or is not a model
+    folder (see bayes_simrmf.outputs.check_model_target)."""
+    from bayes_simrmf.outputs import check_model_target
 
     name = out or f"models/{Path(data_name).name}-{method}-T{T}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if Path(name).exists() and not overwrite:
-        raise ConfigError(f"{name} already exists; choose another --out or pass --overwrite")
+    check_model_target(name, overwrite)
     return name
 
 
@@ -172,7 +174,8 @@ def _model_folder(out: str | None, data_name: str, method: str, T: int, seed: in
               help="JSON written by `bayes-simrmf tune`; its values replace the defaults of the options above. [default: none]")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Model folder to write. [default: models/<data>-<method>-T<T>-seed<seed>-<date-time>]")
-@click.option("--overwrite", is_flag=True, help="Replace an existing model folder.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing model folder written by bayes-simrmf (any other folder is refused).")
 @click.option("--baseline/--no-baseline", default=True, help="Also score MeanScore on the same split for comparison.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors

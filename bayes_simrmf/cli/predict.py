@@ -19,6 +19,7 @@ from bayes_simrmf.cli.entities import (
     _optional_dataset,
     _read_table_file,
     _write_table,
+    OVERWRITE_TABLE_OPTION,
 )
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 
@@ -200,7 +201,7 @@ def _accuracy_table(model, llm_id: str, items, labels, answers, *, level: float,
     })
 
 
-def _echo_table(frame, out: str | None, show: int = 60) -> None:
+def _echo_table(frame, out: str | None, show: int = 60, overwrite: bool = False) -> None:
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_colwidth", 60, "display.float_format", "{:.4f}".format):
@@ -208,7 +209,7 @@ def _echo_table(frame, out: str | None, show: int = 60) -> None:
     if len(frame) > show:
         click.echo(f"... {len(frame) - show} more rows" + (f" in {out}" if out else " (--out FILE writes all)"))
     if out is not None:
-        _write_table(frame, out)
+        _write_table(frame, out, overwrite)
         click.echo(f"written to {out}")
 
 
@@ -246,8 +247,10 @@ _OUT = click.option("--out", type=click.Path(dir_okay=False), default=None,
 @click.option("--n-draws", type=int, default=500, help="Posterior predictive draws.")
 @click.option("--seed", type=int, default=0, help="Seed of the draws.")
 @_OUT
+@OVERWRITE_TABLE_OPTION
 @_friendly_errors
-def predict(model_dir, llm_id, llms_file, answers_file, items_file, data, by, level, temperature, n_draws, seed, out):
+def predict(model_dir, llm_id, llms_file, answers_file, items_file, data, by, level, temperature, n_draws, seed, out,
+            overwrite):
     """Predict an LLM's accuracy per benchmark (or per question), with credible intervals.
 
     For a new LLM the estimate rests on its leaderboard metadata (SimRMF's LLM similarity) and on the answers
@@ -260,7 +263,7 @@ def predict(model_dir, llm_id, llms_file, answers_file, items_file, data, by, le
     """
     from bayes_simrmf.errors import ConfigError
 
-    _check_out(out)
+    _check_out(out, overwrite)
     if not 0 < level < 1:
         raise ConfigError(f"--level must be in (0, 1), got {level}")
     if n_draws < 2:
@@ -281,7 +284,7 @@ def predict(model_dir, llm_id, llms_file, answers_file, items_file, data, by, le
     if model.guide == "delta" and llm_id in set(model.llms_[: model.n_fitted_llms_]):
         click.echo("note: the model has a delta guide, so for an LLM it was fitted on the interval holds only the "
                    "answers' Bernoulli noise, not the uncertainty of its parameters")
-    _echo_table(table, out)
+    _echo_table(table, out, overwrite=overwrite)
 
 
 @click.command("next-questions")
@@ -293,8 +296,9 @@ def predict(model_dir, llm_id, llms_file, answers_file, items_file, data, by, le
 @click.option("--k", "k", type=int, default=10, help="How many questions to propose.")
 @_TEMPERATURE
 @_OUT
+@OVERWRITE_TABLE_OPTION
 @_friendly_errors
-def next_questions(model_dir, llm_id, llms_file, answers_file, data, k, temperature, out):
+def next_questions(model_dir, llm_id, llms_file, answers_file, data, k, temperature, out, overwrite):
     """Propose the questions to run next on a new LLM: those expected to shrink the uncertainty of its benchmark
     accuracies most (greedy expected variance reduction; see docs/adaptive_testing.md).
 
@@ -307,7 +311,7 @@ def next_questions(model_dir, llm_id, llms_file, answers_file, data, k, temperat
 
     from bayes_simrmf.predict.adaptive import next_questions as choose
 
-    _check_out(out)
+    _check_out(out, overwrite)
     saved, model = _load_factor_model(model_dir, "next-questions")
     answers = None if answers_file is None else _read_answers(answers_file, llm_id, model)
     click.echo(_fold_in_llm(saved, model, llm_id, llms_file=llms_file, answers=answers, data=data,
@@ -318,4 +322,4 @@ def next_questions(model_dir, llm_id, llms_file, answers_file, data, k, temperat
         groups = dict(zip(items, _labels("benchmark", items, model, saved, data, pd.DataFrame({"item": []}))))
     chosen = choose(model, llm_id, k, answered=() if answers is None else answers["item"], item_groups=groups,
                     temperature=temperature)
-    _echo_table(chosen, out)
+    _echo_table(chosen, out, overwrite=overwrite)

@@ -9,15 +9,23 @@ from bayes_simrmf.options import (
     POLICIES,
 )
 from bayes_simrmf.cli.common import _friendly_errors
-from bayes_simrmf.cli.entities import _check_out, _fold_in_unknown, _items_file, _read_llms_file, _write_table
+from bayes_simrmf.cli.entities import (
+    OVERWRITE_TABLE_OPTION,
+    _check_out,
+    _fold_in_unknown,
+    _items_file,
+    _read_llms_file,
+    _write_table,
+)
 
 
-def _check_route_options(*, out: str | None, policy: str, lam: float | None, budget: float | None) -> None:
-    """Raise ConfigError for an --out that is not .csv/.parquet and for --budget / --lam with a policy they do not
-    apply to."""
+def _check_route_options(*, out: str | None, overwrite: bool, policy: str, lam: float | None,
+                         budget: float | None) -> None:
+    """Raise ConfigError for an --out that is not .csv/.parquet (or exists without --overwrite) and for --budget /
+    --lam with a policy they do not apply to."""
     from bayes_simrmf.errors import ConfigError
 
-    _check_out(out)
+    _check_out(out, overwrite)
     if budget is not None and policy != "cost-aware":
         raise ConfigError("--budget chooses cost-aware's lam; use it with --policy cost-aware")
     if budget is not None and lam is not None:
@@ -93,10 +101,11 @@ def _print_summary(result, *, level: float, out: str | None) -> None:
 @click.option("--batch-items", type=int, default=1000, help="Questions per batch (memory: n_draws x batch x LLMs).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Write the decisions to FILE.csv or FILE.parquet. [default: print only]")
+@OVERWRITE_TABLE_OPTION
 @click.option("--show", type=int, default=20, help="Rows of the decision table to print.")
 @_friendly_errors
 def route(model_dir, items_file, llms_file, data, policy, level, lam, threshold, confidence, fallback, budget, n_draws,
-          seed, batch_items, out, show):
+          seed, batch_items, out, overwrite, show):
     """Choose an LLM for each question from the model's posterior, with costs.
 
     Prints the chosen LLM per question with its predicted success probability and credible interval, and the
@@ -111,7 +120,7 @@ def route(model_dir, items_file, llms_file, data, policy, level, lam, threshold,
     from bayes_simrmf.errors import ConfigError
     from bayes_simrmf.saving import load_model
 
-    _check_route_options(out=out, policy=policy, lam=lam, budget=budget)
+    _check_route_options(out=out, overwrite=overwrite, policy=policy, lam=lam, budget=budget)
     saved = load_model(model_dir)
     model = saved.estimator
     if not hasattr(model, "sample_posterior"):
@@ -134,6 +143,6 @@ def route(model_dir, items_file, llms_file, data, policy, level, lam, threshold,
                    "thompson routing equals greedy, except for entities added by fold_in")
     result = routing.route(model, items, candidates, chosen, n_draws=n_draws, level=level, seed=seed,
                            batch_items=batch_items)
-    _write_table(result.decisions, out)
+    _write_table(result.decisions, out, overwrite)
     _print_decisions(result, len(candidates), show=show, out=out)
     _print_summary(result, level=level, out=out)

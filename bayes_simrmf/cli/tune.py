@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import click
 
 from bayes_simrmf.options import (
@@ -23,9 +21,10 @@ from bayes_simrmf.cli.common import DATA_OPTIONS, SIDE_OPTIONS, SPLIT_OPTIONS, _
               help="Tune SimRMF as the paper writes it (see fit --paper): d and lambda_reg, then lambda_X and lambda_M "
                    "(kappa grids) on held-out questions and LLMs.")
 @click.option("--out", type=click.Path(dir_okay=False), default="hyper.json", help="Where to write the chosen values.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @_friendly_errors
 def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, share, alpha, embeddings,
-         embedding_model, paper, out):
+         embedding_model, paper, out, overwrite):
     """Choose hyper-parameters on validation pairs carved from the training pairs (never test pairs).
 
     Stages: d and lambda_reg with random training pairs held out; then (simrmf/oracle) the question-similarity
@@ -38,12 +37,14 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, s
       bayes-simrmf fit --data ../shared/data/openllm-v2-mmlupro-math --method simrmf --T 300 --hyper hyper.json
     """
     from bayes_simrmf.errors import ConfigError
+    from bayes_simrmf.outputs import check_file_target, write_file
     from bayes_simrmf.predict import PAPER_FORM, PAPER_SIDE, make_estimator
     from bayes_simrmf.splits import Protocol
     from bayes_simrmf.evaluate.tuning import DEFAULT_STAGES, PAPER_STAGES, staged_search
 
     if paper and method not in ("simrmf", "oracle"):
         raise ConfigError(f"--paper applies to --method simrmf or oracle, not {method}")
+    check_file_target(out, overwrite)
 
     dataset = _load_data(data, unknown_entities, seed)
     split = Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, seed=seed).split(dataset, log=_say)
@@ -79,7 +80,8 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, s
             for result in results
         ],
     }
-    Path(out).write_text(json.dumps(payload, indent=2, default=float))
+    text = json.dumps(payload, indent=2, default=float)
+    write_file(out, lambda path: path.write_text(text), overwrite=overwrite)
     click.echo(f"chosen {chosen}; written to {out}")
 
 

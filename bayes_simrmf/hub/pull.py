@@ -220,6 +220,22 @@ class _ItemsStore:
             _write_parquet_atomic(self.frame, self.path)
 
 
+def check_pull_folder(out: str | os.PathLike[str]) -> Path:
+    """``out`` as a Path; ConfigError unless it is new, empty, or a folder a pull wrote (it holds the staging area
+    or the summary): a pull never writes over files it did not write."""
+    from bayes_simrmf.outputs import refuse_unsafe_target
+
+    out = refuse_unsafe_target(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder")
+    if out.is_dir() and not ((out / STAGING_DIR).is_dir() or (out / SUMMARY_FILE).is_file()):
+        entries = sorted(entry.name for entry in out.iterdir())
+        if entries:
+            raise ConfigError(f"--out {out} is a folder not written by a pull (it holds {', '.join(entries[:5])}"
+                              f"{' ...' if len(entries) > 5 else ''}); give a new or empty folder")
+    return out
+
+
 def _staging_paths(out: Path) -> tuple[Path, Path, Path]:
     staging = out / STAGING_DIR
     return staging, staging / "models", staging / "items.parquet"
@@ -396,7 +412,7 @@ def pull(
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
     started, clock = _now(), time.monotonic()
-    out = Path(out)
+    out = check_pull_folder(out)
     staging, models_dir, items_path = _staging_paths(out)
     models_dir.mkdir(parents=True, exist_ok=True)
     try:
