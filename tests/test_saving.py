@@ -239,3 +239,57 @@ def test_saved_folder_has_the_permissions_of_an_ordinary_folder(tmp_path, saved)
     reference = tmp_path / "reference"
     reference.mkdir()
     assert stat.S_IMODE(saved.stat().st_mode) == stat.S_IMODE(reference.stat().st_mode)
+
+
+# --------------------------------------------------------------------------------------------------
+# the split and metrics are covered by the hashes
+# --------------------------------------------------------------------------------------------------
+
+
+def _flip_correct(path) -> None:
+    import pandas as pd
+
+    pairs = pd.read_parquet(path)
+    pairs["correct"] = (1 - pairs["correct"]).astype("int8")
+    pairs.to_parquet(path, index=False)
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete", "add", "metrics"])
+def test_a_tampered_or_truncated_split_is_refused_like_a_tampered_state(saved, damage):
+    pairs = saved / "split" / "pairs.parquet"
+    if damage == "flip":
+        _flip_correct(pairs)
+    elif damage == "truncate":
+        pairs.write_bytes(pairs.read_bytes()[: pairs.stat().st_size // 2])
+    elif damage == "delete":
+        pairs.unlink()
+    elif damage == "add":
+        (saved / "split" / "extra.parquet").write_bytes(b"x")
+    else:
+        (saved / "metrics.json").write_text("{}")
+    expected = {"delete": "missing", "add": "not recorded"}.get(damage, "does not match the sha256")
+    with pytest.raises(ModelFormatError, match=expected):
+        load_model(saved)
+
+
+def test_evaluate_refuses_a_flipped_split_in_one_line(saved):
+    from click.testing import CliRunner
+
+    from bayes_simrmf.cli import main
+
+    _flip_correct(saved / "split" / "pairs.parquet")
+    result = CliRunner().invoke(main, ["evaluate", str(saved)])
+    assert result.exit_code == 1 and "pairs.parquet does not match the sha256" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_version_1_folder_still_loads_with_a_note_that_its_split_is_unchecked(saved, fitted):
+    def as_version_1(config):
+        config.update(format_version=1)
+        del config["files_sha256"]
+
+    _rewrite_config(saved, as_version_1)
+    loaded = load_model(saved)
+    assert loaded.notes and "format version 1" in loaded.notes[0] and "split/" in loaded.notes[0]
+    assert loaded.split.pairs["A"].equals(fitted[1].pairs["A"])
+    assert load_model(save_model(saved.parent / "new", fitted[2], data_fingerprint=None, split=fitted[1])).notes == []

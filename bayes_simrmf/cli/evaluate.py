@@ -35,6 +35,8 @@ def evaluate(model_dir, data, unknown_entities, as_json):
     if data is not None:
         fingerprint = _load_data(data, unknown_entities, 0).fingerprint()
     saved = load_model(model_dir, data_fingerprint=fingerprint)
+    for note in saved.notes:
+        click.echo(f"warning: {note}", err=True)
     if saved.split is None:
         raise ModelFormatError(f"{model_dir} holds no split/ folder, so there are no test pairs to score")
     method = saved.config["estimator"]["method"]
