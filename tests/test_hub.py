@@ -774,6 +774,7 @@ def test_hf_client_calls_huggingface_hub_and_deletes_parsed_files(tmp_path, monk
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr("bayes_simrmf.hub.client.check_reachable", lambda endpoint: None)  # no network here
     client = hub.HfHubClient(download_dir=tmp_path / "scratch", token="t0k")
     assert client.list_files("open-llm-leaderboard/org__m-details") == [("org__m/samples_x.jsonl", 123)]
     assert calls["tree"] == ("open-llm-leaderboard/org__m-details", {"repo_type": "dataset", "recursive": True})

@@ -38,8 +38,9 @@ def data() -> None:
 @click.option("--workers", type=click.IntRange(1, 32), default=4,
               help="LLMs fetched concurrently; keep it small to respect the hub's rate limits.")
 @click.option("--max-retries", type=click.IntRange(0, 20), default=5,
-              help="Retries per hub call on rate limits (429), server (5xx) and connection errors, "
-                   "with exponential backoff (2 s, 4 s, ... at most 120 s, or the server's Retry-After).")
+              help="Retries per hub call on rate limits (429), server errors (5xx), timeouts and dropped "
+                   "connections, with exponential backoff (2 s, 4 s, ... at most 120 s, or the server's Retry-After). "
+                   "A hub that cannot be reached (no name resolution, connection refused) fails at once.")
 @click.option("--hub-root", type=click.Path(file_okay=False, exists=True), default=None, metavar="DIR",
               help="A mirror in the hub's layout, for offline use and tests: DIR/datasets/open-llm-leaderboard/"
                    "<org>__<name>-details/... and DIR/datasets/open-llm-leaderboard/contents/data/*.parquet. "

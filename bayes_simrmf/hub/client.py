@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from bayes_simrmf.errors import ConfigError
-from bayes_simrmf.hub.common import HubError, HubGatedError, HubNotFoundError, HubTransientError, llm_key
+from bayes_simrmf.hub.common import (
+    OFFLINE_ADVICE,
+    HubError,
+    HubGatedError,
+    HubNotFoundError,
+    HubTransientError,
+    HubUnreachableError,
+    llm_key,
+)
+from bayes_simrmf.hub.network import check_reachable, unreachable_reason
 
 
 class HubClient:
@@ -71,6 +80,7 @@ class HfHubClient(HubClient):
         self._download_dir = Path(download_dir) if download_dir is not None else None
         self._own_download_dir = False
         self._lock = threading.Lock()
+        self._reachable = False
 
     def _scratch(self) -> Path:
         with self._lock:
@@ -88,10 +98,21 @@ class HfHubClient(HubClient):
             raise HubError("HF_HUB_OFFLINE is set, so the hub cannot be reached: unset it, or read a local mirror "
                            "in the hub's layout with --hub-root DIR (hub.LocalHubMirror)")
 
+    def _check_reachable(self) -> None:
+        """Once per client: HubUnreachableError at once if the hub's name does not resolve or it refuses
+        connections (huggingface_hub would retry those itself for half a minute per call)."""
+        with self._lock:
+            if not self._reachable:
+                from huggingface_hub import constants
+
+                check_reachable(self.endpoint or constants.ENDPOINT)
+                self._reachable = True
+
     def list_files(self, repo_id: str) -> list[tuple[str, int]]:
         from huggingface_hub import HfApi
 
         self._check_online()
+        self._check_reachable()
         api = HfApi(endpoint=self.endpoint, token=self.token)
         entries = list(api.list_repo_tree(repo_id, repo_type="dataset", recursive=True))
         return [(entry.path, int(entry.size or 0)) for entry in entries if hasattr(entry, "size")]
@@ -100,6 +121,7 @@ class HfHubClient(HubClient):
         from huggingface_hub import hf_hub_download
 
         self._check_online()
+        self._check_reachable()
         kwargs: dict[str, Any] = {"repo_id": repo_id, "filename": filename, "repo_type": "dataset", "token": self.token}
         if self.endpoint is not None:
             kwargs["endpoint"] = self.endpoint
@@ -165,7 +187,7 @@ class LocalHubMirror(HubClient):
 
 # ----------------------------------------------------------------------------- retries
 
-ErrorKind = Literal["gated", "repo_missing", "file_missing", "transient"]
+ErrorKind = Literal["gated", "repo_missing", "file_missing", "transient", "unreachable"]
 _TRANSIENT_NAME_PARTS = ("ConnectError", "ConnectionError", "Timeout", "TransportError", "NetworkError",
                          "RemoteProtocolError", "ReadError", "ChunkedEncodingError", "ProtocolError")
 
@@ -202,8 +224,12 @@ def classify_error(error: BaseException) -> ErrorKind | None:
     ``"gated"``: a licence must be accepted or a token given (``GatedRepoError``, HTTP 401/403);
     ``"repo_missing"``: the dataset does not exist (``RepositoryNotFoundError``, ``DisabledRepoError``);
     ``"file_missing"``: a listed file is gone (``EntryNotFoundError``, HTTP 404);
-    ``"transient"``: retry later (HTTP 429, 5xx, 408, connection and timeout errors).
+    ``"transient"``: retry later (HTTP 429, 5xx, 408, a connection reset or a read timeout: the hub was reached);
+    ``"unreachable"``: the hub cannot be reached (its name does not resolve, the connection is refused, the
+    network is unreachable): retrying only makes the user wait.
     """
+    if isinstance(error, HubUnreachableError) or unreachable_reason(error) is not None:
+        return "unreachable"
     classes = _hf_error_classes()
 
     def is_a(*names: str) -> bool:
@@ -279,7 +305,11 @@ class RetryPolicy:
             try:
                 return function()
             except Exception as error:  # classified below; unexpected errors propagate unchanged
-                if classify_error(error) != "transient" or attempt + 1 >= self.max_attempts:
+                kind = classify_error(error)
+                if kind == "unreachable" and not isinstance(error, HubUnreachableError):
+                    raise HubUnreachableError(f"the hub is unreachable ({unreachable_reason(error)}); "
+                                              f"{OFFLINE_ADVICE}") from error
+                if kind != "transient" or attempt + 1 >= self.max_attempts:
                     raise
                 delay = min(self.max_delay, self.base_delay * 2 ** attempt) * (0.5 + 0.5 * rng.random())
                 retry_after = _retry_after(error)
@@ -307,7 +337,7 @@ def _attempt(retry: RetryPolicy, function: Callable[[], Any], *, rng: random.Ran
         return _Attempt(retry.call(function, rng=rng, on_retry=on_retry), None, None)
     except Exception as error:
         kind = classify_error(error)
-        if kind is None:
+        if kind is None or kind == "unreachable":  # unreachable: every other call would fail too; stop now
             raise
         return _Attempt(None, kind, error)
 

@@ -48,6 +48,15 @@ class HubTransientError(HubError):
     """A failure worth retrying: rate limit, server error, connection error."""
 
 
+class HubUnreachableError(HubError):
+    """The hub cannot be reached at all (its name does not resolve, the connection is refused): not retried."""
+
+
+#: What to do when the hub is unreachable, appended to that error's one line.
+OFFLINE_ADVICE = ("no network? read a local mirror in the hub's layout with --hub-root DIR, or set HF_HUB_OFFLINE=1 "
+                  "to fail at once without trying")
+
+
 class MalformedSamplesError(DataError):
     """A samples file has a line that is not JSON or lacks a field the pull needs (names file and line)."""
 
