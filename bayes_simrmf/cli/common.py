@@ -90,6 +90,19 @@ def _read_hyper(path: str, method: str, paper: bool = False) -> dict:
     return dict(payload["chosen"])
 
 
+def _warn_empty_test_splits(split, n_test_pairs: int) -> None:
+    """One warning line per test split without pairs (its metrics are then NaN), saying why where it can."""
+    from bayes_simrmf.evaluate import TEST_SPLITS
+
+    empty = [name for name in TEST_SPLITS if len(split.pairs[name]) == 0]
+    if not empty:
+        return
+    why = "--n-test-pairs 0 asks for none" if n_test_pairs == 0 else "the data hold no pairs of that kind"
+    click.echo(f"warning: test split{'s' if len(empty) > 1 else ''} {', '.join(empty)} "
+               f"{'have' if len(empty) > 1 else 'has'} no pairs ({why}): {'their' if len(empty) > 1 else 'its'} "
+               "metrics are NaN", err=True)
+
+
 def _load_data(data: str | None, unknown_entities: str, seed: int):
     from bayes_simrmf.data import load_dataset
     from bayes_simrmf.synthetic import make_synthetic_dataset

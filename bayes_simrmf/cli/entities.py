@@ -54,7 +54,9 @@ def _items_file(path: str, model):
 
     from bayes_simrmf.errors import ConfigError, UnknownEntityError
 
-    frame = _read_table_file(path, "--items")
+    from bayes_simrmf.data.tables import decode_text_column
+
+    frame = decode_text_column(_read_table_file(path, "--items"), "text", f"--items {path}")
     ids = _id_column(frame, f"--items {path}", "item", "needs an item column")
     repeated = ids.duplicated().to_numpy()
     if repeated.any():

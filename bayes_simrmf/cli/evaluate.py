@@ -9,7 +9,7 @@ import click
 from bayes_simrmf.options import (
     UNKNOWN_ENTITY_POLICIES,
 )
-from bayes_simrmf.cli.common import _friendly_errors, _load_data
+from bayes_simrmf.cli.common import _friendly_errors, _load_data, _warn_empty_test_splits
 
 
 @click.command()
@@ -39,6 +39,7 @@ def evaluate(model_dir, data, unknown_entities, as_json):
         click.echo(f"warning: {note}", err=True)
     if saved.split is None:
         raise ModelFormatError(f"{model_dir} holds no split/ folder, so there are no test pairs to score")
+    _warn_empty_test_splits(saved.split, saved.split.protocol.n_test_pairs)
     method = saved.config["estimator"]["method"]
     results = {method: evaluate_on_split(saved.estimator, saved.split)}
     if as_json:

@@ -23,6 +23,7 @@ from bayes_simrmf.cli.common import (
     _read_hyper,
     _say,
     _side_information,
+    _warn_empty_test_splits,
 )
 
 
@@ -85,6 +86,8 @@ def _demo_new_entities(estimator, split) -> None:
 
     for kind, part, label in (("llm", "C", "a new LLM"), ("item", "B", "a new question")):
         pairs = split.pairs[part]
+        if len(pairs) == 0:
+            continue
         codes = pairs.llm if kind == "llm" else pairs.item
         mine = codes == codes[0]
         llms, items = split.llms[pairs.llm[mine]], split.items[pairs.item[mine]]
@@ -104,6 +107,22 @@ def _report_fit(estimator, method: str, guide: str) -> None:
         f"{'converged' if estimator.converged_ else 'NOT converged (raise --max-steps)'}, "
         f"final loss {estimator.losses_[-1]:.6g}, layout {estimator.layout_}"
     )
+
+
+def _check_divergence(estimator, learning_rate: float, save_diverged: bool) -> dict:
+    """FitError if the fit's loss diverged (see inference.stopping.divergence), unless --save-diverged, which
+    only warns; the entry for the saved config either way (empty when it did not diverge)."""
+    from bayes_simrmf.errors import FitError
+    from bayes_simrmf.inference.stopping import divergence
+
+    problem = divergence(estimator.losses_)
+    if problem is None:
+        return {}
+    if not save_diverged:
+        raise FitError(f"the fit diverged: {problem}; nothing was saved. Lower --learning-rate (now {learning_rate:g}), "
+                       "or pass --save-diverged to evaluate and save it anyway")
+    click.echo(f"warning: the fit diverged: {problem}; saving it because of --save-diverged", err=True)
+    return {"diverged": problem}
 
 
 def _evaluate(estimator, split, method: str, baseline: bool) -> dict:
@@ -176,13 +195,16 @@ def _model_folder(out: str | None, data_name: str, method: str, T: int, seed: in
               help="Model folder to write. [default: models/<data>-<method>-T<T>-seed<seed>-<date-time>]")
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing model folder written by bayes-simrmf (any other folder is refused).")
+@click.option("--save-diverged", is_flag=True,
+              help="Evaluate and save a fit whose loss diverged (ended far above where it started); by default it "
+                   "is refused.")
 @click.option("--baseline/--no-baseline", default=True, help="Also score MeanScore on the same split for comparison.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
 def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, lambda_reg, bias_scale, llm_bias_scale, n_known_llms, n_known_items, n_test_pairs, seed,
         learning_rate, max_steps, tol, batch_size, device, similarity_weight_items, similarity_weight_llms, similarity_mode,
         paper, fold_in_ridge_items, fold_in_ridge_llms, alpha, item_groups,
-        embeddings, embedding_model, hyper, out, overwrite, baseline, quiet):
+        embeddings, embedding_model, hyper, out, overwrite, save_diverged, baseline, quiet):
     """Fit a model on a split of the data, evaluate it on splits A-D and save it.
 
     \b
@@ -210,6 +232,7 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
     protocol = Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, n_test_pairs=n_test_pairs, seed=seed)
     split = protocol.split(dataset, log=_say)
     click.echo(split.summary())
+    _warn_empty_test_splits(split, n_test_pairs)
     options = {"shrinkage": shrinkage} if method == "counting" else {} if method == "meanscore" else dict(
         dim=dim, lambda_reg=lambda_reg, bias_scale=bias_scale, llm_bias_scale=llm_bias_scale, guide=guide,
         learning_rate=learning_rate, max_steps=max_steps, tol=tol, lowrank_rank=lowrank_rank, seed=seed, progress=not quiet, similarity_weight_items=similarity_weight_items,
@@ -226,8 +249,10 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
     estimator = make_estimator(method, **options)
     with jax.default_device(fit_device):
         fit_on_split(estimator, split, side=side, item_groups=groups)
+    diverged = {}
     if not baseline_method:
         _report_fit(estimator, method, guide)
+        diverged = _check_divergence(estimator, options.get("learning_rate", learning_rate), save_diverged)
     results = _evaluate(estimator, split, method, baseline)
     click.echo(format_metrics(results))
     if data is None and not baseline_method:
@@ -240,7 +265,7 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
         metrics=results[method],
         extra_config={"data": dataset.name, "data_source": dataset.source, "unknown_entities": unknown_entities, "alpha": alpha,
                       "paper_form": bool(paper),
-                      "embedding_model": embedding_model, "embeddings": embeddings,
+                      "embedding_model": embedding_model, "embeddings": embeddings, **diverged,
                       **({"similarity_report": report_summary(side.report)} if side is not None else {})},
         command=_invoked_command(),
         overwrite=overwrite,

@@ -140,7 +140,7 @@ def route(model_dir, items_file, llms_file, data, policy, level, lam, threshold,
         click.echo(f"budget {budget:g}: lam = {solved.lam:.6g}")
     if model.guide == "delta":
         click.echo("note: the model has a delta guide (a point estimate): intervals are degenerate and risk-averse / "
-                   "thompson routing equals greedy, except for entities added by fold_in")
+                   "thompson routing equals greedy, except for questions and LLMs folded in from texts or metadata")
     result = routing.route(model, items, candidates, chosen, n_draws=n_draws, level=level, seed=seed,
                            batch_items=batch_items)
     _write_table(result.decisions, out, overwrite)

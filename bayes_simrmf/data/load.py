@@ -52,10 +52,10 @@ def load_dataset(
     folder = Path(path).expanduser()
     if not folder.is_dir():
         if folder.exists():
-            raise DataError(f"{folder} is a file; load_dataset() expects a folder holding responses, items, llms")
+            raise DataError(f"{folder} is a file; a dataset is a folder holding responses, items and llms tables")
         hint = ""
         if not folder.is_absolute() and len(folder.parts) == 1 and (default_data_dir() / folder).is_dir():
-            hint = f"; did you mean shared_dataset_path({str(folder)!r}) = {default_data_dir() / folder}?"
+            hint = f"; did you mean {default_data_dir() / folder}?"
         raise DataError(f"dataset folder not found: {folder.resolve()}{hint}")
 
     files: dict[str, Path] = {}

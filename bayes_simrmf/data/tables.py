@@ -143,3 +143,29 @@ def _reject_missing_values(table: _Table, columns: Sequence[str]) -> None:
             )
     if problems:
         raise DataError(f"{table.label}: {'; '.join(problems)}")
+
+
+def decode_text_column(frame: pd.DataFrame, column: str, label: str, rows_phrase=None) -> pd.DataFrame:
+    """``frame`` with the bytes of ``column`` decoded as UTF-8 (a copy if any were); DataError naming the rows
+    whose bytes are not UTF-8. ``rows_phrase(rows)`` words the row positions (default 'rows 3, 7')."""
+    if column not in frame.columns or frame[column].dtype != object:
+        return frame
+    values = frame[column].to_numpy()
+    is_bytes = np.fromiter((isinstance(value, (bytes, bytearray)) for value in values), bool, len(values))
+    if not is_bytes.any():
+        return frame
+    decoded, bad = values.copy(), []
+    for row in np.flatnonzero(is_bytes):
+        try:
+            decoded[row] = bytes(values[row]).decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(row)
+    if bad:
+        where = rows_phrase(np.asarray(bad)) if rows_phrase else f"rows {', '.join(map(str, bad[:_MAX_EXAMPLES]))}" + (
+            f" and {len(bad) - _MAX_EXAMPLES} more" if len(bad) > _MAX_EXAMPLES else "")
+        ids = f" (items {_format_examples(frame['item'].to_numpy()[bad])})" if "item" in frame.columns else ""
+        raise DataError(f"{label}: column {column!r} holds bytes that are not UTF-8 text in {len(bad)} row(s): "
+                        f"{where}{ids}; store the texts as UTF-8 strings")
+    frame = frame.copy()
+    frame[column] = decoded
+    return frame

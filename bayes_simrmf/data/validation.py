@@ -20,6 +20,7 @@ from bayes_simrmf.data.tables import (
     _require_columns,
     _rows_phrase,
     _sorted_by,
+    decode_text_column,
 )
 
 
@@ -55,7 +56,8 @@ def _build_dataset(
     log: Log,
 ) -> Dataset:
     """Validate and normalise the three raw tables (the one place the loading rules live)."""
-    items_frame = _validate_id_table(items, "item")
+    items_frame = decode_text_column(_validate_id_table(items, "item"), "text", items.label,
+                                     lambda rows: _rows_phrase(items, rows))
     llms_frame = _validate_id_table(llms, "llm")
     columns = _read_responses(responses, name=name, log=log)
     codes = _encode(columns, llms_frame, items_frame)

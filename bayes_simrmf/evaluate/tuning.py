@@ -81,6 +81,21 @@ class TuningResult:
     seed: int
 
 
+#: Fewer validation pairs (or held-out items / LLMs) than these make the choice among candidates noise.
+MIN_VALIDATION_PAIRS, MIN_VALIDATION_ENTITIES = 200, 10
+
+
+def _warn_small_validation(validation: np.ndarray, ids: np.ndarray, holdout: str, share: float,
+                           log: Log | None) -> None:
+    """Warn through ``log`` when the validation set is too small to tell candidates apart."""
+    n_pairs = int(validation.sum())
+    n_entities = len(pd.unique(ids[validation])) if holdout in ("items", "llms") else None
+    if log and (n_pairs < MIN_VALIDATION_PAIRS or (n_entities is not None and n_entities < MIN_VALIDATION_ENTITIES)):
+        held = f" of {n_entities} held-out {holdout}" if n_entities is not None else ""
+        log(f"warning: {holdout} validation has only {n_pairs} pairs{held} (share='{share}'): the candidates' scores "
+            f"differ mostly by chance; use more data or a larger share")
+
+
 def grid_search(
     make_estimator: Callable[..., object],
     grid: dict[str, Sequence],
@@ -110,6 +125,7 @@ def grid_search(
         raise ConfigError(f"grid must name at least one value per hyper-parameter, got {grid!r}")
     llm, item, correct = np.asarray(llm), np.asarray(item), np.asarray(correct)
     validation = carve_validation(llm, item, share=share, holdout=holdout, seed=seed)
+    _warn_small_validation(validation, llm if holdout == "llms" else item, holdout, share, log)
     fit_part = ~validation
     llm_codes = pd.factorize(llm[validation])[0]
     item_codes = pd.factorize(item[validation])[0]

@@ -96,7 +96,7 @@ class HfHubClient(HubClient):
 
         if constants.HF_HUB_OFFLINE:  # else every call would be retried with backoff before failing
             raise HubError("HF_HUB_OFFLINE is set, so the hub cannot be reached: unset it, or read a local mirror "
-                           "in the hub's layout with --hub-root DIR (hub.LocalHubMirror)")
+                           "in the hub's layout with --hub-root DIR")
 
     def _check_reachable(self) -> None:
         """Once per client: HubUnreachableError at once if the hub's name does not resolve or it refuses

@@ -28,3 +28,18 @@ def _stop_rule(previous: np.ndarray, current: np.ndarray, tol: float, noisy: boo
     return change + noise < tol * scale
 
 
+
+
+def divergence(losses: np.ndarray, window: int = 50) -> str | None:
+    """How the loss diverged, or None: a non-finite loss, or a final loss (the mean of the last ``window`` steps,
+    at most half the trace, which smooths minibatch noise) more than twice as far above zero as the first step's, i.e. optimisation made
+    the objective far worse than where it started (a learning rate too large, typically)."""
+    losses = np.asarray(losses, dtype=np.float64).ravel()
+    if losses.size == 0:
+        return None
+    if not np.isfinite(losses).all():
+        return f"the loss became {losses[~np.isfinite(losses)][0]}"
+    start, final = float(losses[0]), float(np.mean(losses[-min(window, max(1, losses.size // 2)):]))
+    if final > start + max(abs(start), 1.0):
+        return f"the loss rose from {start:.6g} at the first step to {final:.6g} at the end"
+    return None

@@ -19,6 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bayes_simrmf.errors import ConfigError, DataError
+from bayes_simrmf.log import Log
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 from bayes_simrmf.similarity.embedding_cache import (
     _cache_entry_dir,
@@ -92,6 +93,32 @@ def _encode_batch(sentence_model: Any, texts: list[str], prompt: str) -> np.ndar
     return _unit_rows(np.asarray(vectors, dtype=np.float32))
 
 
+def _token_counts(sentence_model: Any, texts: list[str], prompt: str) -> np.ndarray | None:
+    """Tokens of each text as the model sees it (prompt and special tokens included, before truncation), or
+    None where the model has no tokenizer to ask."""
+    tokenizer = getattr(sentence_model, "tokenizer", None)
+    if tokenizer is None:
+        return None
+    try:
+        encoded = tokenizer([f"{prompt or ''}{text}" for text in texts], add_special_tokens=True, truncation=False,
+                            verbose=False)["input_ids"]
+    except Exception:  # tokenizers differ; the count is a report, never a reason to fail
+        return None
+    return np.fromiter((len(ids) for ids in encoded), np.int64, len(encoded))
+
+
+def _report_truncation(counts: list[np.ndarray], limit: int | None, log: Log | None) -> None:
+    """One line: how many texts were longer than the model's ``limit`` tokens, so embedded from their start."""
+    if not log or limit is None or not counts:
+        return
+    lengths = np.concatenate(counts)
+    long = lengths > limit
+    if long.any():
+        log(f"note: {int(long.sum())} of {len(lengths)} question texts are longer than the embedding model's "
+            f"{limit} tokens and were truncated to {limit} tokens (longest {int(lengths.max())} tokens): their "
+            "embeddings see only the start of the text")
+
+
 def _embed_and_cache(
     missing: dict[str, str],
     spec: EmbeddingModelSpec,
@@ -100,6 +127,7 @@ def _embed_and_cache(
     batch_size: int,
     cache_chunk_size: int,
     progress: bool,
+    log: Log | None = None,
 ) -> dict[str, np.ndarray]:
     """Embed the texts the cache lacks, batch by batch, writing a cache chunk whenever ``cache_chunk_size`` vectors
     are pending (and the rest at the end).
@@ -114,11 +142,16 @@ def _embed_and_cache(
     computed: dict[str, np.ndarray] = {}
     pending_hashes: list[str] = []
     pending_vectors: list[np.ndarray] = []
+    token_counts: list[np.ndarray] = []
     with tqdm(total=n_batches, desc=f"embedding {len(missing_hashes)} texts ({spec.model_id})",
               unit="batch", disable=not progress) as bar:
         for start in range(0, len(missing_hashes), batch_size):
             batch_hashes = missing_hashes[start:start + batch_size]
-            batch_vectors = _encode_batch(sentence_model, [missing[h] for h in batch_hashes], spec.prompt)
+            batch_texts = [missing[h] for h in batch_hashes]
+            counts = _token_counts(sentence_model, batch_texts, spec.prompt) if log else None
+            if counts is not None:
+                token_counts.append(counts)
+            batch_vectors = _encode_batch(sentence_model, batch_texts, spec.prompt)
             pending_hashes.extend(batch_hashes)
             pending_vectors.append(batch_vectors)
             computed.update(zip(batch_hashes, batch_vectors))
@@ -128,6 +161,7 @@ def _embed_and_cache(
                 pending_hashes, pending_vectors = [], []
         if pending_hashes:
             _write_cache_chunk(entry_dir, pending_hashes, np.concatenate(pending_vectors))
+    _report_truncation(token_counts, getattr(sentence_model, "max_seq_length", None), log)
     return computed
 
 
@@ -140,6 +174,7 @@ def embed_texts(
     progress: bool = True,
     prompt: str | None = None,
     cache_chunk_size: int = 1024,
+    log: Log | None = None,
 ) -> np.ndarray:
     """Embed texts with a sentence-transformers model, reusing every vector already in the on-disk cache.
 
@@ -151,6 +186,8 @@ def embed_texts(
         progress: show a tqdm progress bar over the batches that must be computed.
         prompt: override the automatic prompt (``"query: "`` for E5 models, else none).
         cache_chunk_size: texts per cache file; an interrupted run loses at most this many computed vectors.
+        log: receives one line saying how many of the texts embedded now were longer than the model's maximum
+            sequence length and so truncated (texts found in the cache were counted when first embedded).
 
     Returns:
         float32 array ``(n, r)`` with unit-norm rows, in the order of ``texts``.
@@ -172,7 +209,8 @@ def embed_texts(
     if missing:
         cached.update(
             _embed_and_cache(
-                missing, spec, entry_dir, batch_size=batch_size, cache_chunk_size=cache_chunk_size, progress=progress
+                missing, spec, entry_dir, batch_size=batch_size, cache_chunk_size=cache_chunk_size, progress=progress,
+                log=log,
             )
         )
 

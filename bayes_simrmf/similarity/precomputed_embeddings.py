@@ -105,7 +105,8 @@ def _check_text_hashes(
     if stale:
         raise DataError(
             f"{path}: {len(stale)} items have embeddings of a different text (text_sha256_16 mismatch, "
-            f"stale embeddings; re-embed them with embed_texts) (e.g. {_examples(stale)})"
+            f"stale embeddings, e.g. {_examples(stale)}): delete or rewrite the file, or pass another --embeddings, "
+            "so that these texts are embedded again"
         )
 
 

@@ -102,7 +102,7 @@ def item_embeddings(
     if path is None:
         if log:
             log(f"item embeddings: embedding {len(texts)} texts with {model}")
-        return embed_texts(texts, model)
+        return embed_texts(texts, model, log=log)
     if log:
         log(f"item embeddings: {path}")
     try:
@@ -116,7 +116,7 @@ def item_embeddings(
     texts = np.asarray(texts, dtype=object)
     if log:
         log(f"item embeddings: {int((~covered).sum())} item(s) not in {path.name}: embedding them with {model}")
-    fresh = embed_texts(texts[~covered].tolist(), model)
+    fresh = embed_texts(texts[~covered].tolist(), model, log=log)
     stored_vectors = (load_precomputed_embeddings(path, item_ids[covered].tolist(), texts=texts[covered].tolist())
                       if covered.any() else np.zeros((0, fresh.shape[1]), np.float32))
     if stored_vectors.shape[1] != fresh.shape[1]:

@@ -189,7 +189,7 @@ class Split:
         json_path, parquet_path = folder / _SPLIT_JSON, folder / _PAIRS_PARQUET
         for path in (json_path, parquet_path):
             if not path.is_file():
-                raise SplitError(f"{path} is missing; is {folder} a folder written by Split.save?")
+                raise SplitError(f"{path} is missing; is {folder} a split folder written by bayes-simrmf?")
         try:
             meta = json.loads(json_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
