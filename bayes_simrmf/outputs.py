@@ -73,8 +73,8 @@ def check_model_target(folder: str | os.PathLike, overwrite: bool, option: str =
         kind = "a symbolic link" if folder.is_symlink() else "a file"
         raise ConfigError(f"{option} {folder} is {kind}, not a model folder; choose another {option}")
     if not overwrite:
-        raise ConfigError(f"{folder} already exists; choose another {option} or pass --overwrite (overwrite=True in "
-                          "Python), which replaces a model folder written by bayes-simrmf")
+        raise ConfigError(f"{folder} already exists; choose another {option} or pass --overwrite, which replaces a "
+                          "model folder written by bayes-simrmf")
     entries = sorted(entry.name for entry in folder.iterdir())
     if entries and not is_model_folder(folder):
         foreign = foreign_entries(folder)

@@ -189,6 +189,8 @@ def load_model(folder: str | os.PathLike, *, data_fingerprint: str | None = None
     if not folder.is_dir():
         raise ModelFormatError(f"{folder} is not a model folder (no such directory)")
     missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    if len(missing) == len(REQUIRED_FILES) and any(folder.iterdir()):
+        raise ModelFormatError(f"{folder} is not a model folder: it has neither {' nor '.join(REQUIRED_FILES)}")
     if missing:
         raise ModelFormatError(f"{folder} is incomplete: missing {', '.join(missing)}")
     try:

@@ -124,3 +124,18 @@ def test_messages_reachable_from_the_cli_name_no_python_functions(tmp_path):
     with pytest.raises(DataError) as stale:
         load_precomputed_embeddings(path, ["q"], texts=["a text of another hash"])
     assert "embed_texts" not in str(stale.value) and "--embeddings" in str(stale.value)
+
+
+def test_the_bad_inputs_doc_is_the_output_of_its_script_for_every_case():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bad_inputs", root / "experiments" / "bad_inputs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    doc = (root / "docs" / "bad_inputs.md").read_text()
+    assert "python experiments/bad_inputs.py --out docs/bad_inputs.md" in doc
+    rows = [line for line in doc.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert len(rows) == len(module.cases())
+    assert not any("TRACEBACK" in row or "| 139 |" in row for row in rows)

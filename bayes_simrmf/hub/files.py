@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bayes_simrmf import interrupts
 from bayes_simrmf.hub.common import _METADATA_KEY, _STAGING_FORMAT
 
 
@@ -26,20 +27,22 @@ def _write_parquet_atomic(frame: pd.DataFrame, path: Path, metadata: dict | None
             {**(table.schema.metadata or {}), _METADATA_KEY: json.dumps(metadata).encode("utf-8")}
         )
     temporary = _temporary_name(path)
-    try:
-        pq.write_table(table, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with interrupts.cleanup_on_interrupt(temporary):
+        try:
+            pq.write_table(table, temporary)
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
 
 
 def _write_text_atomic(text: str, path: Path) -> None:
     temporary = _temporary_name(path)
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with interrupts.cleanup_on_interrupt(temporary):
+        try:
+            temporary.write_text(text, encoding="utf-8")
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
 
 
 def _read_staged_metadata(path: Path) -> dict | None:

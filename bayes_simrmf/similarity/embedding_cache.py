@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from bayes_simrmf import interrupts
 from bayes_simrmf.similarity.embedding_models import EmbeddingModelSpec
 
 __all__ = ["default_cache_dir"]
@@ -59,18 +60,19 @@ def _atomic_write_bytes_via(path: Path, write: Any) -> None:
     A crash leaves at most a ``.tmp-*`` file, which readers ignore; the final name only ever holds a whole file.
     """
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX, suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:  # also KeyboardInterrupt: never leave the temp file behind when we can help it
+    with interrupts.cleanup_on_interrupt(temp_name):  # removed also when Ctrl-C ends the CLI
         try:
-            os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
-        raise
+            with os.fdopen(fd, "wb") as handle:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp_name, path)
+        except BaseException:  # also KeyboardInterrupt: never leave the temp file behind when we can help it
+            try:
+                os.unlink(temp_name)
+            except FileNotFoundError:
+                pass
+            raise
 
 
 def _prepare_cache_entry(entry_dir: Path, spec: EmbeddingModelSpec) -> None:
