@@ -185,14 +185,14 @@ def test_item_embeddings_embed_what_the_precomputed_file_lacks(tmp_path, monkeyp
     pd.DataFrame({"item": stored_ids, "text_sha256_16": [text_sha256_16(texts[i]) for i in stored_ids],
                   "embedding": list(stored)}).to_parquet(path)
     embedded = []
-    monkeypatch.setattr(sideinfo, "embed_texts", lambda batch, model: embedded.append(list(batch)) or _group_embedding(batch))
+    monkeypatch.setattr(sideinfo, "embed_texts", lambda batch, model, **_: embedded.append(list(batch)) or _group_embedding(batch))
     wanted = np.array(["new-a", stored_ids[3], "new-b", stored_ids[0]])
     vectors = sideinfo.item_embeddings(extended, wanted, embeddings=path, log=None)
     np.testing.assert_allclose(vectors[[1, 3]], stored[[3, 0]], atol=1e-6)  # from the file
     np.testing.assert_allclose(vectors[[0, 2]], _group_embedding(["group 3", "group 0"]))  # embedded
     assert embedded == [["group 3", "group 0"]]  # only what the file lacks
     # A file from another model (other dimension) is refused, naming the file.
-    monkeypatch.setattr(sideinfo, "embed_texts", lambda batch, model: np.ones((len(batch), 7), np.float32))
+    monkeypatch.setattr(sideinfo, "embed_texts", lambda batch, model, **_: np.ones((len(batch), 7), np.float32))
     with pytest.raises(DataError, match="embeddings.parquet.*dimension 4"):
         sideinfo.item_embeddings(extended, wanted, embeddings=path, log=None)
 
@@ -217,7 +217,7 @@ def test_fold_in_new_entities_places_new_questions_by_their_text(monkeypatch):
     from bayes_simrmf.similarity import side_information as sideinfo
     from bayes_simrmf.predict import fold_in_new_entities
 
-    monkeypatch.setattr(sideinfo, "embed_texts", lambda texts, model: _group_embedding(texts))
+    monkeypatch.setattr(sideinfo, "embed_texts", lambda texts, model, **_: _group_embedding(texts))
     dataset, _ = _similar_items_dataset()
     metadata = dict(model_type="fine-tuned", is_merged=False, is_moe=False, weight_type="Original",
                     has_chat_template=True, architecture="LlamaForCausalLM", params_billions=7.0,
