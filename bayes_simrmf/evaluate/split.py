@@ -18,6 +18,8 @@ from bayes_simrmf.splits import Split
 
 TEST_SPLITS = ("A", "B", "C", "D")
 METRIC_COLUMNS = ("rmse_p", "rmse_m", "rmse_x", "log_loss", "auc", "n_pairs")
+#: Test pairs predicted per call in :func:`evaluate_on_split`.
+EVALUATE_CHUNK = 262_144
 
 
 def fit_on_split(estimator, split: Split, side=None, item_groups=None):
@@ -41,10 +43,12 @@ def evaluate_on_split(estimator, split: Split, splits: Iterable[str] = TEST_SPLI
     results: dict[str, dict[str, float]] = {}
     for name in splits:
         pairs = split.pairs[name]
-        if len(pairs):
-            prob = estimator.predict(split.llms[pairs.llm], split.items[pairs.item], unknown="population")
-        else:
-            prob = np.zeros(0)
+        prob = np.zeros(len(pairs))
+        # In chunks of pairs: a prediction is per pair, and the id arrays and temporaries of 10^6 pairs at once
+        # were most of the peak memory of a fit on openllm-v2.
+        for start in range(0, len(pairs), EVALUATE_CHUNK):
+            rows = slice(start, start + EVALUATE_CHUNK)
+            prob[rows] = estimator.predict(split.llms[pairs.llm[rows]], split.items[pairs.item[rows]], unknown="population")
         results[name] = evaluate(prob, pairs.correct, pairs.llm, pairs.item)
     return results
 

@@ -20,7 +20,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Literal
 
-import jax.numpy as jnp
+import jax
 import numpy as np
 import pandas as pd
 
@@ -268,9 +268,10 @@ class SimRMF(PosteriorQueries):
         lambda_items = float(self.similarity_weight_items) * n_pairs / len(items) ** 2
         lambda_llms = float(self.similarity_weight_llms) * n_pairs / len(llms) ** 2
         self.similarity_lambdas_ = {"lambda_items": lambda_items, "lambda_llms": lambda_llms}
+        # device_put, not jnp.asarray: on a CPU it shares an aligned factor's memory (see aligned_empty).
         return SimilarityInputs.build(
-            items_factor=None if item_factor is None or lambda_items == 0 else jnp.asarray(item_factor),
-            llms_factor=None if llm_factor is None or lambda_llms == 0 else jnp.asarray(llm_factor),
+            items_factor=None if item_factor is None or lambda_items == 0 else _on_device(item_factor),
+            llms_factor=None if llm_factor is None or lambda_llms == 0 else _on_device(llm_factor),
             items_weight=lambda_items,
             llms_weight=lambda_llms,
             augmented=self.similarity_on == "augmented",
@@ -370,6 +371,11 @@ class SimRMF(PosteriorQueries):
         self.fitted_ = FittedState.from_arrays(state, dim=int(self.dim))
         self.svi_result_ = None
         return self
+
+
+def _on_device(factor: np.ndarray):
+    """A similarity factor as a float32 JAX array on the default device (without a copy where JAX can share it)."""
+    return jax.device_put(np.asarray(factor, dtype=np.float32))
 
 
 def _extra(ids, warm: np.ndarray) -> np.ndarray:

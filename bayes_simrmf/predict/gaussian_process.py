@@ -12,6 +12,8 @@ import numpy as np
 
 from bayes_simrmf.errors import ConfigError
 
+_ROWS = 8192  # new rows per block in gp_conditional
+
 
 def group_means(
     latent: np.ndarray, known_groups: np.ndarray | None, new_groups: np.ndarray | None, n_new: int
@@ -67,17 +69,23 @@ def gp_conditional(
         raise ConfigError(f"the fold-in ridge must be > 0, got {ridge!r}")
     known_latent = np.asarray(known_latent, dtype=np.float64)
     known_factor = np.asarray(known_factor, dtype=np.float64)
-    new_factor = np.asarray(new_factor, dtype=np.float64)
     known_mean, new_mean = group_means(known_latent, known_groups, new_groups, len(new_factor))
     centred = known_latent - known_mean
     gram = known_factor.T @ known_factor
     inverse = np.linalg.inv(gram + ridge * np.eye(gram.shape[0]))
     projected = known_factor.T @ centred
     row_cov = (centred.T @ centred - projected.T @ inverse @ projected) / (ridge * len(known_latent))
-    # (W M) ⊙ W summed over columns: the three-operand einsum without a contraction order is ~30× slower.
-    explained = np.sum((new_factor @ (gram - gram @ inverse @ gram)) * new_factor, axis=1) / ridge
-    factor = np.maximum(np.sum(new_factor**2, axis=1) + ridge - explained, 1e-6)
-    return new_mean + new_factor @ inverse @ projected, factor, row_cov
+    middle = gram - gram @ inverse @ gram
+    factor = np.empty(len(new_factor))
+    # A block of new rows at a time (in float64), so the temporaries do not grow with the new entities.
+    for start in range(0, len(new_factor), _ROWS):
+        rows = slice(start, start + _ROWS)
+        block = np.asarray(new_factor[rows], dtype=np.float64)
+        # (W M) ⊙ W summed over columns: the three-operand einsum without a contraction order is ~30× slower.
+        explained = np.sum((block @ middle) * block, axis=1) / ridge
+        factor[rows] = np.maximum(np.sum(block**2, axis=1) + ridge - explained, 1e-6)
+        new_mean[rows] += block @ inverse @ projected
+    return new_mean, factor, row_cov
 
 
 

@@ -38,6 +38,8 @@ from bayes_simrmf.predict.sides import ITEM, LLM, SIDES, Side
 from bayes_simrmf.predict.state import FittedState
 
 # Quantile levels of the empirical logit spread (``fold_in_spread="empirical"``), and the normal's.
+#: Pairs per chunk of :meth:`PointModel.probabilities` (bounds its temporaries to ~100 MB).
+PAIR_CHUNK = 65_536
 _SPREAD_LEVELS = (np.arange(32) + 0.5) / 32
 _NORMAL_QUANTILES = ndtri(_SPREAD_LEVELS)
 
@@ -64,9 +66,12 @@ class PointModel:
         """Probabilities ``(n_pairs,)`` of coded pairs; code -1 marks an entity the model does not hold,
         whose population comes from ``pools`` (:func:`~bayes_simrmf.predict.population.unknown_pools`)."""
         prob = np.empty(len(llm_codes), dtype=np.float64)
-        both = (llm_codes >= 0) & (item_codes >= 0)
-        if both.any():
-            prob[both] = self._known_probabilities(llm_codes[both], item_codes[both])
+        both = np.flatnonzero((llm_codes >= 0) & (item_codes >= 0))
+        # In chunks: every step is per pair, and the temporaries (a fold-in covariance per pair, quadrature
+        # nodes) would otherwise grow with the number of pairs asked for.
+        for start in range(0, len(both), PAIR_CHUNK):
+            rows = both[start:start + PAIR_CHUNK]
+            prob[rows] = self._known_probabilities(llm_codes[rows], item_codes[rows])
         fill_unknown(self.state, self.options.seed, prob, llm_codes, item_codes, pools or {})
         return prob
 

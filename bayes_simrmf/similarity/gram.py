@@ -17,13 +17,17 @@ _FULL_PRECISION = jax.lax.Precision.HIGHEST
 
 
 def gram_fro2(sqrt_sim_factor: np.ndarray) -> float:
-    """``‖WᵀW‖²_F = ‖W Wᵀ‖²_F = ‖√S‖²_F`` for a factor ``W`` (n, k), in float64: the constant of the potential."""
-    factor = np.asarray(sqrt_sim_factor, dtype=np.float64)
+    """``‖WᵀW‖²_F = ‖W Wᵀ‖²_F = ‖√S‖²_F`` for a factor ``W`` (n, k): the constant of the potential.
+
+    Accumulated in float64 over row blocks, so the only float64 temporaries are one block and the (k, k) Gram
+    matrix, never a float64 copy of the whole factor.
+    """
+    factor = np.asarray(sqrt_sim_factor)
     if factor.ndim != 2:
         raise DataError(f"sqrt_sim_factor: expected a 2-D array, got shape {factor.shape}")
     gram = np.zeros((factor.shape[1], factor.shape[1]))
     for start in range(0, factor.shape[0], _BLOCK):
-        block = factor[start:start + _BLOCK]
+        block = np.asarray(factor[start:start + _BLOCK], dtype=np.float64)
         gram += block.T @ block
     return float(np.sum(gram**2))
 

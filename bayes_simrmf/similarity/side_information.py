@@ -26,6 +26,7 @@ import pandas as pd
 from bayes_simrmf.data import Dataset
 from bayes_simrmf.errors import ConfigError, DataError
 from bayes_simrmf.log import Log
+from bayes_simrmf.similarity.common import _BLOCK, aligned_empty
 from bayes_simrmf.similarity.embed import embed_texts
 from bayes_simrmf.similarity.embedding_models import DEFAULT_EMBEDDING_MODEL
 from bayes_simrmf.similarity.llm_lineage import llm_similarity
@@ -64,12 +65,19 @@ class SideInformation:
                 f"side information has no {kind} row for {len(missing)} id(s), e.g. {missing[:5]}; "
                 f"build it for every {kind} the model will hold"
             )
+        if len(ids) == len(known) and np.array_equal(np.asarray(ids, dtype=object), np.asarray(known, dtype=object)):
+            return factor  # the rows as they are: no copy of a factor that may be large
         return factor[[position[entity] for entity in ids]]
 
 
 def centre_rows(factor: np.ndarray) -> np.ndarray:
     """``W − mean_rows(W)``: the factor of the double-centred ``H (W Wᵀ) H``."""
-    return (factor - factor.mean(axis=0, keepdims=True)).astype(np.float32)
+    factor = np.asarray(factor)
+    mean = factor.mean(axis=0, keepdims=True)
+    centred = aligned_empty(factor.shape, np.float32)  # aligned: a fit shares it with JAX instead of copying
+    for start in range(0, len(factor), _BLOCK):
+        np.subtract(factor[start:start + _BLOCK], mean, out=centred[start:start + _BLOCK], casting="same_kind")
+    return centred
 
 
 def precomputed_embeddings_file(folder: str | os.PathLike, model: str = DEFAULT_EMBEDDING_MODEL) -> Path:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from bayes_simrmf.errors import ConfigError, DataError
-from bayes_simrmf.similarity.common import _BLOCK, _RELATIVE_EIGENVALUE_TOLERANCE
+from bayes_simrmf.similarity.common import _BLOCK, _RELATIVE_EIGENVALUE_TOLERANCE, aligned_empty
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +102,9 @@ def _as_finite_matrix(matrix: Any, name: str) -> np.ndarray:
         raise DataError(f"{name}: expected a 2-D array, got shape {array.shape}")
     if not np.issubdtype(array.dtype, np.number):
         raise DataError(f"{name}: expected numbers, got dtype {array.dtype}")
-    bad_rows = np.flatnonzero(~np.isfinite(array).all(axis=1))
+    finite_rows = np.concatenate([np.isfinite(array[start:start + _BLOCK]).all(axis=1)
+                                  for start in range(0, max(len(array), 1), _BLOCK)]) if len(array) else np.ones(0, bool)
+    bad_rows = np.flatnonzero(~finite_rows)
     if len(bad_rows):
         raise DataError(f"{name}: {len(bad_rows)} rows contain NaN or inf (e.g. rows {bad_rows[:5].tolist()})")
     return array
@@ -127,25 +129,26 @@ def sqrt_psd_factor_from_embeddings(
     _check_energy(energy)
     embedding_matrix = _as_finite_matrix(embeddings, "embeddings")
     n_rows, dim = embedding_matrix.shape
-    norms = np.linalg.norm(embedding_matrix.astype(np.float64), axis=1)
+    norms = _row_norms(embedding_matrix)
     zero_rows = np.flatnonzero(norms == 0)
     if len(zero_rows):
         raise DataError(f"embeddings: {len(zero_rows)} rows are all zeros (e.g. rows {zero_rows[:5].tolist()})")
     if n_rows == 0:
         return np.zeros((0, 0), np.float32), SqrtFactorReport(0, 0, 0, energy, 1.0, 1.0)
 
-    def unit_block(start: int) -> np.ndarray:
-        block = embedding_matrix[start:start + _BLOCK].astype(np.float64)
-        return block / norms[start:start + _BLOCK, None]
+    def unit_block(start: int, stop: int | None = None) -> np.ndarray:
+        stop = start + _BLOCK if stop is None else stop
+        block = embedding_matrix[start:stop].astype(np.float64)
+        return block / norms[start:stop, None]
 
     if n_rows <= dim:
         # Few rows: the n × n Gram matrix is the small one.
-        unit = unit_block(0) if n_rows <= _BLOCK else embedding_matrix.astype(np.float64) / norms[:, None]
+        unit = unit_block(0, n_rows)
         squared_singular, left_vectors = _eigh_descending(unit @ unit.T)
         positive = _numerically_positive(squared_singular, n_rows)
         singular = np.sqrt(squared_singular[positive])
         k = _n_components_for_energy(singular, energy)
-        factor = left_vectors[:, positive][:, :k] * np.sqrt(singular[:k])
+        factor = (left_vectors[:, positive][:, :k] * np.sqrt(singular[:k])).astype(np.float32)
     else:
         gram = np.zeros((dim, dim))
         for start in range(0, n_rows, _BLOCK):
@@ -155,12 +158,20 @@ def sqrt_psd_factor_from_embeddings(
         positive = _numerically_positive(squared_singular, dim)
         singular = np.sqrt(squared_singular[positive])
         k = _n_components_for_energy(singular, energy)
-        # U diag(√s) = E V diag(s) s^{-1} diag(√s) = E V diag(s^{-1/2})
+        # U diag(√s) = E V diag(s) s^{-1} diag(√s) = E V diag(s^{-1/2}); float64 per block, stored as float32.
         projection = right_vectors[:, positive][:, :k] / np.sqrt(singular[:k])
-        factor = np.empty((n_rows, k))
+        factor = aligned_empty((n_rows, k), np.float32)
         for start in range(0, n_rows, _BLOCK):
             factor[start:start + _BLOCK] = unit_block(start) @ projection
-    return factor.astype(np.float32), _report(n_rows, singular, k, energy)
+    return factor, _report(n_rows, singular, k, energy)
+
+
+def _row_norms(matrix: np.ndarray) -> np.ndarray:
+    """Euclidean norm of each row, in float64, a block of rows at a time (no float64 copy of ``matrix``)."""
+    norms = np.empty(matrix.shape[0])
+    for start in range(0, matrix.shape[0], _BLOCK):
+        norms[start:start + _BLOCK] = np.linalg.norm(matrix[start:start + _BLOCK].astype(np.float64), axis=1)
+    return norms
 
 
 def sqrt_psd_factor_from_dense(
