@@ -12,14 +12,23 @@ in). Heavy modules (JAX, the estimators) are imported inside the commands, so ``
 
 from __future__ import annotations
 
-import click
+import os
 
-from bayes_simrmf.cli.data import data
-from bayes_simrmf.cli.evaluate import evaluate
-from bayes_simrmf.cli.fit import fit
-from bayes_simrmf.cli.predict import next_questions, predict
-from bayes_simrmf.cli.route import route
-from bayes_simrmf.cli.tune import tune
+# One OpenBLAS thread (NumPy's and SciPy's BLAS) unless the user chose: the fits run in XLA, which has its own
+# thread pool, and a BLAS pool beside it only competes with it on a small machine (measured in
+# experiments/results/bench_threads.md). Set before NumPy loads (the commands import it lazily); a value of
+# OPENBLAS_NUM_THREADS or OMP_NUM_THREADS in the environment wins. Torch (text embedding) keeps its own threads.
+if "OPENBLAS_NUM_THREADS" not in os.environ and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+import click  # noqa: E402
+
+from bayes_simrmf.cli.data import data  # noqa: E402
+from bayes_simrmf.cli.evaluate import evaluate  # noqa: E402
+from bayes_simrmf.cli.fit import fit  # noqa: E402
+from bayes_simrmf.cli.predict import next_questions, predict  # noqa: E402
+from bayes_simrmf.cli.route import route  # noqa: E402
+from bayes_simrmf.cli.tune import tune  # noqa: E402
 
 __all__ = ["main"]
 

@@ -120,18 +120,33 @@ def _load_data(data: str | None, unknown_entities: str, seed: int):
 
 
 def _side_information(method: str, dataset, split, *, alpha: float, embeddings: str | None, embedding_model: str,
-                      paper: bool):
+                      paper: bool, energy: float | None = None):
     """Side information for the split's LLMs and items: the ideal similarity for oracle, the similarity from
-    question texts and LLM metadata for simrmf (the paper's form with ``paper``); None for other methods."""
+    question texts and LLM metadata for simrmf (the paper's form with ``paper``), each √S truncated to the
+    leading components holding ``energy`` of its trace (None: all); None for other methods."""
     if method not in ("simrmf", "oracle"):
         return None
     from bayes_simrmf.predict import PAPER_SIDE
     from bayes_simrmf.similarity import build_side_information
 
-    return build_side_information(
+    side = build_side_information(
         dataset, split.llms, split.items, kind="oracle" if method == "oracle" else "similarity", alpha=alpha,
-        embeddings=embeddings, embedding_model=embedding_model, log=_say, **(PAPER_SIDE if paper else {}),
+        embeddings=embeddings, embedding_model=embedding_model, energy=energy, log=_say, **(PAPER_SIDE if paper else {}),
     )
+    click.echo(_rank_line(side.report, energy))
+    return side
+
+
+def _rank_line(report: dict, energy: float | None) -> str:
+    """One line: the components of each √S factor kept, and the share of its trace they hold."""
+    parts = []
+    for label, key in (("question", "items"), ("LLM", "llms_sqrt")):
+        kept = report.get(key)
+        if hasattr(kept, "n_components_kept"):
+            parts.append(f"{label} factor keeps {kept.n_components_kept} of {kept.n_components_total} components "
+                         f"({kept.trace_share_kept:.1%} of the trace of its √S)")
+    setting = "all components" if energy is None else f"{energy:g} of the trace"
+    return f"similarity energy ({setting}): " + ("; ".join(parts) if parts else "no factor report")
 
 
 def _option_group(*options):
@@ -171,6 +186,10 @@ SIDE_OPTIONS = _option_group(
     click.option("--embedding-model", default=DEFAULT_EMBEDDING_MODEL,
                  help="sentence-transformers model for question texts: the bundled default, "
                       "'e5-multilingual-base' (the paper's), a hub id or a local path."),
+    click.option("--similarity-energy", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+                 help="Keep the leading components of each square-root similarity holding this share of its trace "
+                      "(e.g. 0.9): fewer columns, faster steps (see experiments/results/bench_energy.md). "
+                      "[default: all components]"),
 )
 
 

@@ -173,7 +173,8 @@ def _fold_in_unknown(model, saved, data: str | None, new_items, llms: _LlmsFile)
         model, dataset, items=new_items if len(new_items) else None,
         llms=_new_llms(llms.frame, model, dataset, llms.path),
         alpha=extra.get("alpha", 0.5), embeddings=extra.get("embeddings"),
-        embedding_model=extra.get("embedding_model") or DEFAULT_EMBEDDING_MODEL, log=_say,
+        embedding_model=extra.get("embedding_model") or DEFAULT_EMBEDDING_MODEL,
+        energy=extra.get("similarity_energy"), log=_say,
     )
 
 

@@ -204,7 +204,7 @@ def _model_folder(out: str | None, data_name: str, method: str, T: int, seed: in
 def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, lambda_reg, bias_scale, llm_bias_scale, n_known_llms, n_known_items, n_test_pairs, seed,
         learning_rate, max_steps, tol, batch_size, device, similarity_weight_items, similarity_weight_llms, similarity_mode,
         paper, fold_in_ridge_items, fold_in_ridge_llms, alpha, item_groups,
-        embeddings, embedding_model, hyper, out, overwrite, save_diverged, baseline, quiet):
+        embeddings, embedding_model, similarity_energy, hyper, out, overwrite, save_diverged, baseline, quiet):
     """Fit a model on a split of the data, evaluate it on splits A-D and save it.
 
     \b
@@ -244,7 +244,7 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
     if hyper is not None and not baseline_method:
         options.update(_read_hyper(hyper, method, paper))
     side = _side_information(method, dataset, split, alpha=alpha, embeddings=embeddings,
-                             embedding_model=embedding_model, paper=paper)
+                             embedding_model=embedding_model, paper=paper, energy=similarity_energy)
     groups = _item_groups(dataset, item_groups, method)
     estimator = make_estimator(method, **options)
     with jax.default_device(fit_device):
@@ -266,6 +266,7 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
         extra_config={"data": dataset.name, "data_source": dataset.source, "unknown_entities": unknown_entities, "alpha": alpha,
                       "paper_form": bool(paper),
                       "embedding_model": embedding_model, "embeddings": embeddings, **diverged,
+                      "similarity_energy": similarity_energy,
                       **({"similarity_report": report_summary(side.report)} if side is not None else {})},
         command=_invoked_command(),
         overwrite=overwrite,

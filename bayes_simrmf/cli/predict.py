@@ -116,7 +116,8 @@ def _fold_in_llm(saved, model, llm_id: str, *, llms_file, answers, data, tempera
 
     extra = saved.config.get("extra", {})
     options = dict(alpha=extra.get("alpha", 0.5), embeddings=extra.get("embeddings"),
-                   embedding_model=extra.get("embedding_model") or DEFAULT_EMBEDDING_MODEL, log=_say)
+                   embedding_model=extra.get("embedding_model") or DEFAULT_EMBEDDING_MODEL,
+                   energy=extra.get("similarity_energy"), log=_say)
     known = llm_id in set(np.asarray(model.llms_, dtype=str))
     if known and answers is not None:
         raise ConfigError(f"--llm {llm_id} is in the model (fitted on its training answers); --answers is for an LLM "

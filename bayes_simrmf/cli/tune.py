@@ -8,7 +8,15 @@ import click
 from bayes_simrmf.options import (
     FACTOR_METHODS,
 )
-from bayes_simrmf.cli.common import DATA_OPTIONS, SIDE_OPTIONS, SPLIT_OPTIONS, _friendly_errors, _load_data, _say
+from bayes_simrmf.cli.common import (
+    DATA_OPTIONS,
+    SIDE_OPTIONS,
+    SPLIT_OPTIONS,
+    _friendly_errors,
+    _load_data,
+    _say,
+    _side_information,
+)
 
 
 @click.command()
@@ -24,7 +32,7 @@ from bayes_simrmf.cli.common import DATA_OPTIONS, SIDE_OPTIONS, SPLIT_OPTIONS, _
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @_friendly_errors
 def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, share, alpha, embeddings,
-         embedding_model, paper, out, overwrite):
+         embedding_model, similarity_energy, paper, out, overwrite):
     """Choose hyper-parameters on validation pairs carved from the training pairs (never test pairs).
 
     Stages: d and lambda_reg with random training pairs held out; then (simrmf/oracle) the question-similarity
@@ -38,7 +46,7 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, s
     """
     from bayes_simrmf.errors import ConfigError
     from bayes_simrmf.outputs import check_file_target, write_file
-    from bayes_simrmf.predict import PAPER_FORM, PAPER_SIDE, make_estimator
+    from bayes_simrmf.predict import PAPER_FORM, make_estimator
     from bayes_simrmf.splits import Protocol
     from bayes_simrmf.evaluate.tuning import DEFAULT_STAGES, PAPER_STAGES, staged_search
 
@@ -51,12 +59,8 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, s
     train = split.pairs["train"]
     fit_kwargs = None
     if method in ("simrmf", "oracle"):
-        from bayes_simrmf.similarity import build_side_information
-
-        side = build_side_information(
-            dataset, split.llms, split.items, kind="oracle" if method == "oracle" else "similarity", alpha=alpha,
-            embeddings=embeddings, embedding_model=embedding_model, log=_say, **(PAPER_SIDE if paper else {}),
-        )
+        side = _side_information(method, dataset, split, alpha=alpha, embeddings=embeddings,
+                                 embedding_model=embedding_model, paper=paper, energy=similarity_energy)
         fit_kwargs = {"side": side, "llms": split.llms, "items": split.items}
     preset = {key: value for key, value in PAPER_FORM.items() if key != "method"} if paper else {}
 
@@ -70,6 +74,7 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, s
     payload = {
         "method": method,
         "paper_form": bool(paper),
+        "similarity_energy": similarity_energy,
         "chosen": {**preset, **chosen},
         "data": dataset.name,
         "data_fingerprint": dataset.fingerprint(),

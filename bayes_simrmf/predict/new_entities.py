@@ -26,6 +26,7 @@ def fold_in_new_entities(
     alpha: float = 0.5,
     embeddings: str | os.PathLike | None = None,
     embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+    energy: float | None = None,
     answers: pd.DataFrame | None = None,
     temperature: float = 1.0,
     log: Log | None = None,
@@ -35,7 +36,7 @@ def fold_in_new_entities(
 
     Args:
         model: a fitted SimRMF (MF or SimRMF method: the prior needs only the fitted latents).
-        dataset, items, llms, alpha, embeddings, embedding_model, log: as for
+        dataset, items, llms, alpha, embeddings, embedding_model, energy, log: as for
             :func:`bayes_simrmf.similarity.new_entity_side_information`.
         answers, temperature: answers of the new LLMs (or of the new questions) and the fold-in's τ, as
             for ``model.fold_in`` (each kind gets the answers naming its new ids).
@@ -48,7 +49,7 @@ def fold_in_new_entities(
     log = sink(log)
     fitted = {"item": model.items_, "llm": model.llms_}
     sides = new_entity_side_information(dataset, fitted, items=items, llms=llms, alpha=alpha, embeddings=embeddings,
-                                        embedding_model=embedding_model, log=log)
+                                        embedding_model=embedding_model, energy=energy, log=log)
     reports = {}
     for kind, (entity_ids, side) in sides.items():
         own = None if answers is None else answers[answers[kind].astype(str).isin(entity_ids)]

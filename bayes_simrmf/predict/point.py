@@ -38,8 +38,8 @@ from bayes_simrmf.predict.sides import ITEM, LLM, SIDES, Side
 from bayes_simrmf.predict.state import FittedState
 
 # Quantile levels of the empirical logit spread (``fold_in_spread="empirical"``), and the normal's.
-#: Pairs per chunk of :meth:`PointModel.probabilities` (bounds its temporaries to ~100 MB).
-PAIR_CHUNK = 65_536
+#: Pairs per chunk of :meth:`PointModel.probabilities` (bounds its temporaries to ~30 MB).
+PAIR_CHUNK = 16_384
 _SPREAD_LEVELS = (np.arange(32) + 0.5) / 32
 _NORMAL_QUANTILES = ndtri(_SPREAD_LEVELS)
 

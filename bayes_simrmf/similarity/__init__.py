@@ -15,8 +15,9 @@ Where the factors come from
   ``E`` comes from :func:`embed_texts` (a sentence-transformers model named as in :func:`resolve_embedding_model`,
   every vector cached on disk) or from the precomputed files beside the data (:func:`load_precomputed_embeddings`).
 - LLMs (``S_M``): ``α·S_feature + (1−α)·S_lineage`` from leaderboard metadata (:func:`llm_feature_matrix`,
-  :func:`llm_lineage_matrix`, :func:`llm_similarity`). LLM counts are ≤ ~5·10^3 here, so ``S_M`` is dense; it need
-  not be PSD, so :func:`sqrt_psd_factor_from_dense` clips negative eigenvalues and reports how much was clipped.
+  :func:`llm_lineage_matrix`, :func:`llm_similarity`). Up to 2,000 LLMs ``S_M`` is dense; it need not be PSD, so
+  :func:`sqrt_psd_factor_from_dense` clips negative eigenvalues and reports how much was clipped. Above, its
+  leading components come from its structure in O(n·k) memory (:func:`llm_similarity_factor`).
 - Oracle (experiments only, uses test data): ``S_X = ZᵀZ`` and ``S_M = Z Zᵀ`` from the full true score matrix
   ``Z`` (:func:`oracle_factors`).
 - Diagnostic: :func:`similarity_alignment` correlates ``√S`` with the similarity of observed scores.
@@ -64,6 +65,12 @@ from bayes_simrmf.similarity.llm_lineage import (
     LineageReport,
     llm_lineage_matrix,
     llm_similarity,
+)
+from bayes_simrmf.similarity.llm_factor import (
+    LLMSimilarityOperator,
+    leading_eigenpairs,
+    llm_similarity_factor,
+    llm_similarity_operator,
 )
 from bayes_simrmf.similarity.oracle import (
     OracleReport,
@@ -117,6 +124,10 @@ __all__ = [
     "llm_feature_matrix",
     "llm_lineage_matrix",
     "llm_similarity",
+    "LLMSimilarityOperator",
+    "leading_eigenpairs",
+    "llm_similarity_factor",
+    "llm_similarity_operator",
     "load_precomputed_embeddings",
     "oracle_factors",
     "resolve_embedding_model",

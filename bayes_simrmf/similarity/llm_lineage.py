@@ -182,6 +182,27 @@ def _link_group(lineage: np.ndarray, relation_of_pair: np.ndarray, rows: Sequenc
     relation_of_pair[block] = np.where(stronger, _relation_names().index(relation), relation_of_pair[block])
 
 
+def lineage_groups(graph: _LineageGraph) -> list[tuple[list[int], str]]:
+    """The groups of rows each relation links (every pair within a group), weakest relation first: the order in
+    which :func:`llm_lineage_matrix` applies them, so that a stronger relation overwrites a weaker one. Groups of
+    fewer than two rows link nothing and are left out."""
+    merge_children: dict[str, list[int]] = defaultdict(list)
+    fine_tune_children: dict[str, list[int]] = defaultdict(list)
+    roots: dict[str, list[int]] = defaultdict(list)
+    for row in range(len(graph.own_keys)):
+        roots[_root_of(graph, row)].append(row)
+        if graph.parent_key[row] is not None:
+            (merge_children if graph.is_merge_child[row] else fine_tune_children)[graph.parent_key[row]].append(row)
+    groups = [(rows, "same_merge_source") for rows in merge_children.values()]
+    groups += [(rows, "same_base_model") for rows in roots.values()]
+    groups += [([row, graph.row_of_key[parent]], "merge_source") for parent, rows in merge_children.items()
+               if parent in graph.row_of_key for row in rows]
+    # A parent is linked to all its fine-tune children at 0.8, and the children to each other at 0.8.
+    groups += [(rows + ([graph.row_of_key[parent]] if parent in graph.row_of_key else []), "fine_tune")
+               for parent, rows in fine_tune_children.items()]
+    return [(rows, relation) for rows, relation in groups if len(rows) >= 2]
+
+
 def _link_relations(graph: _LineageGraph) -> tuple[np.ndarray, np.ndarray]:
     """Lineage similarity (n_llms, n_llms) float32 before its diagonal is set, and the relation that set each pair.
 
@@ -190,27 +211,9 @@ def _link_relations(graph: _LineageGraph) -> tuple[np.ndarray, np.ndarray]:
     n_llms = len(graph.own_keys)
     lineage = np.zeros((n_llms, n_llms), dtype=np.float32)
     relation_of_pair = np.zeros((n_llms, n_llms), dtype=np.int8)
-    merge_children: dict[str, list[int]] = defaultdict(list)
-    fine_tune_children: dict[str, list[int]] = defaultdict(list)
-    roots: dict[str, list[int]] = defaultdict(list)
-    for row in range(n_llms):
-        roots[_root_of(graph, row)].append(row)
-        if graph.parent_key[row] is not None:
-            (merge_children if graph.is_merge_child[row] else fine_tune_children)[graph.parent_key[row]].append(row)
-
-    # Weakest relation first, so that a stronger one overwrites it.
     link = functools.partial(_link_group, lineage, relation_of_pair)
-    for rows in merge_children.values():
-        link(rows, "same_merge_source")
-    for rows in roots.values():
-        link(rows, "same_base_model")
-    for parent, rows in merge_children.items():
-        if parent in graph.row_of_key:
-            for row in rows:
-                link([row, graph.row_of_key[parent]], "merge_source")
-    for parent, rows in fine_tune_children.items():
-        link(rows + ([graph.row_of_key[parent]] if parent in graph.row_of_key else []), "fine_tune")
-        # (a parent linked to all its fine-tune children at 0.8, and the children to each other at 0.8)
+    for rows, relation in lineage_groups(graph):
+        link(rows, relation)
     return lineage, relation_of_pair
 
 

@@ -66,8 +66,11 @@ def _rows_of_items(table: pd.DataFrame, item_ids: list[str], path: Path) -> np.n
     return row_of_item.loc[item_ids].to_numpy()
 
 
-def _stacked_vectors(table: pd.DataFrame, rows: np.ndarray, item_ids: list[str], path: Path) -> np.ndarray:
-    """The embedding column at ``rows`` as a float64 ``(len(rows), r)`` matrix; all vectors must share one length."""
+_ROWS = 4096  # rows normalised per block
+
+
+def _stacked_vectors(table: pd.DataFrame, rows: np.ndarray, item_ids: list[str], path: Path) -> list[np.ndarray]:
+    """The embedding column at ``rows`` (one 1-D array per row); all vectors must share one length."""
     vectors = [table["embedding"].iat[row] for row in rows]
     lengths = np.array([np.size(v) if v is not None else 0 for v in vectors])
     dims, counts = np.unique(lengths, return_counts=True)
@@ -78,22 +81,29 @@ def _stacked_vectors(table: pd.DataFrame, rows: np.ndarray, item_ids: list[str],
             f"{path}: column 'embedding' has vectors of different lengths {dims.tolist()}; "
             f"{len(odd_items)} items differ from the common length {common_dim} (e.g. {_examples(odd_items)})"
         )
-    if vectors:
-        return np.stack([np.asarray(v, dtype=np.float64).ravel() for v in vectors])
-    return np.zeros((0, 0))
+    return vectors
 
 
-def _row_norms(embedding_matrix: np.ndarray, item_ids: list[str], path: Path) -> np.ndarray:
-    """Euclidean norm of each row; every row must be finite and not all zeros."""
-    non_finite = ~np.isfinite(embedding_matrix).all(axis=1)
-    if non_finite.any():
-        bad = [item_ids[i] for i in np.flatnonzero(non_finite)]
+def _unit_rows(vectors: list[np.ndarray], item_ids: list[str], path: Path) -> np.ndarray:
+    """float32 ``(n, r)`` unit-norm rows, normalised in float64 a block of rows at a time (no float64 copy of the
+    whole matrix); every row must be finite and not all zeros."""
+    dim = int(np.size(vectors[0])) if vectors else 0
+    unit = np.empty((len(vectors), dim), np.float32)
+    non_finite, zero = [], []
+    for start in range(0, len(vectors), _ROWS):
+        block = np.stack([np.asarray(v, dtype=np.float64).ravel() for v in vectors[start:start + _ROWS]])
+        finite = np.isfinite(block).all(axis=1)
+        non_finite += (start + np.flatnonzero(~finite)).tolist()
+        norms = np.linalg.norm(block, axis=1)
+        zero += (start + np.flatnonzero(finite & (norms == 0))).tolist()
+        unit[start:start + _ROWS] = block / norms[:, None]
+    if non_finite:
+        bad = [item_ids[i] for i in non_finite]
         raise DataError(f"{path}: {len(bad)} embeddings contain NaN or inf (e.g. {_examples(bad)})")
-    norms = np.linalg.norm(embedding_matrix, axis=1)
-    if (norms == 0).any():
-        bad = [item_ids[i] for i in np.flatnonzero(norms == 0)]
+    if zero:
+        bad = [item_ids[i] for i in zero]
         raise DataError(f"{path}: {len(bad)} embeddings are all zeros (e.g. {_examples(bad)})")
-    return norms
+    return unit
 
 
 def _check_text_hashes(
@@ -141,12 +151,10 @@ def load_precomputed_embeddings(
             raise DataError(f"texts: {len(texts)} texts given for {len(item_ids)} item_ids; they must align")
     table = _read_precomputed_table(path)
     rows = _rows_of_items(table, item_ids, path)
-    embedding_matrix = _stacked_vectors(table, rows, item_ids, path)
-    if expected_dim is not None and len(rows) and embedding_matrix.shape[1] != expected_dim:
-        raise DataError(
-            f"{path}: embeddings have dimension {embedding_matrix.shape[1]}, expected_dim={expected_dim}"
-        )
-    norms = _row_norms(embedding_matrix, item_ids, path)
+    vectors = _stacked_vectors(table, rows, item_ids, path)
+    if expected_dim is not None and len(rows) and np.size(vectors[0]) != expected_dim:
+        raise DataError(f"{path}: embeddings have dimension {np.size(vectors[0])}, expected_dim={expected_dim}")
+    unit = _unit_rows(vectors, item_ids, path)
     if texts is not None:
         _check_text_hashes(table, rows, item_ids, texts, path)
-    return (embedding_matrix / norms[:, None]).astype(np.float32)
+    return unit if len(rows) else np.zeros((0, 0), np.float32)

@@ -29,10 +29,10 @@ from bayes_simrmf.log import Log
 from bayes_simrmf.similarity.common import _BLOCK, aligned_empty
 from bayes_simrmf.similarity.embed import embed_texts
 from bayes_simrmf.similarity.embedding_models import DEFAULT_EMBEDDING_MODEL
-from bayes_simrmf.similarity.llm_lineage import llm_similarity
+from bayes_simrmf.similarity.llm_factor import llm_similarity_factor
 from bayes_simrmf.similarity.oracle import oracle_factors
 from bayes_simrmf.similarity.precomputed_embeddings import load_precomputed_embeddings
-from bayes_simrmf.similarity.sqrt_factor import sqrt_psd_factor_from_dense, sqrt_psd_factor_from_embeddings
+from bayes_simrmf.similarity.sqrt_factor import sqrt_psd_factor_from_embeddings
 
 
 @dataclass
@@ -144,8 +144,7 @@ def _item_factor(dataset, item_ids, embeddings, embedding_model, energy, log):
 def _llm_factor(dataset, llm_ids, alpha, energy):
     """``(W, report)`` with ``√S_M ≈ W Wᵀ`` from the LLMs' metadata (uncentred)."""
     llms_table = dataset.llms.set_index("llm").reindex(list(llm_ids)).reset_index()
-    sim_llms, llm_report = llm_similarity(llms_table, alpha=alpha)
-    llm_factor, llm_sqrt_report = sqrt_psd_factor_from_dense(sim_llms, energy=energy)
+    llm_factor, llm_sqrt_report, llm_report = llm_similarity_factor(llms_table, alpha=alpha, energy=energy)
     return llm_factor, {"llms": llm_report, "llms_sqrt": llm_sqrt_report}
 
 
@@ -266,6 +265,7 @@ def new_entity_side_information(
     alpha: float = 0.5,
     embeddings: str | os.PathLike | None = None,
     embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+    energy: float | None = None,
     log: Log | None = None,
 ) -> dict[str, tuple[np.ndarray, SideInformation]]:
     """Side information for questions and LLMs a model has never seen, from their text and metadata.
@@ -278,7 +278,7 @@ def new_entity_side_information(
             Ids the dataset already holds keep the dataset's row (its text or metadata).
         llms: new LLMs, a DataFrame with ``llm`` and leaderboard metadata columns (see
             :func:`bayes_simrmf.similarity.llm_feature_matrix`).
-        alpha, embeddings, embedding_model: as for :func:`build_side_information`; pass the values the
+        alpha, embeddings, embedding_model, energy: as for :func:`build_side_information`; pass the values the
             model was fitted with.
     Returns:
         ``{kind: (new ids, side information over the fitted ids then the new ones)}`` for the kinds given.
@@ -300,10 +300,10 @@ def new_entity_side_information(
         entity_ids = np.asarray(frame[kind]).astype(str)
         all_ids = np.concatenate([np.asarray(fitted[kind], dtype=str), entity_ids])
         if kind == "item":
-            factor = _item_factor(extended, all_ids, embeddings, embedding_model, None, log)[0]
+            factor = _item_factor(extended, all_ids, embeddings, embedding_model, energy, log)[0]
             side = SideInformation(np.zeros(0, str), None, all_ids, centre_rows(factor))
         else:
-            factor = _llm_factor(extended, all_ids, alpha, None)[0]
+            factor = _llm_factor(extended, all_ids, alpha, energy)[0]
             side = SideInformation(all_ids, centre_rows(factor), np.zeros(0, str), None)
         sides[kind] = (entity_ids, side)
     return sides

@@ -26,6 +26,7 @@ class SqrtFactorReport:
             spectral mass removed to make ``S`` PSD (0 for embeddings, whose ``S`` is PSD by construction).
         min_eigenvalue: smallest eigenvalue of the symmetrised ``S`` (0 when ``S`` is PSD by construction).
         max_asymmetry: ``max |S − Sᵀ|`` before symmetrising (0 for embeddings).
+        route: "exact" (every component computed), or how the leading ones were (then the shares are bounds).
     """
 
     n: int
@@ -37,12 +38,14 @@ class SqrtFactorReport:
     clipped_negative_share: float = 0.0
     min_eigenvalue: float = 0.0
     max_asymmetry: float = 0.0
+    route: str = "exact"
 
     def __str__(self) -> str:
         return (
             f"sqrt-similarity factor: n={self.n}, kept {self.n_components_kept}/{self.n_components_total} "
             f"components ({self.trace_share_kept:.1%} of trace, {self.frobenius_share_kept:.1%} of ‖√S‖²_F); "
             f"clipped negative spectral share {self.clipped_negative_share:.2%}"
+            + ("" if self.route == "exact" else f"; {self.route}")
         )
 
 
