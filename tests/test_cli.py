@@ -177,7 +177,8 @@ def test_meanscore_with_a_posterior_guide_is_refused_before_loading_data(runner,
     assert result.stderr.startswith("error: ") and "--guide" in result.stderr
 
 
-@pytest.mark.parametrize("arguments", [["fit", "--no-such-option"], ["evaluate"], ["fit", "--T", "many"], ["predictt"]])
+@pytest.mark.parametrize("arguments", [["fit", "--no-such-option"], ["evaluate"], ["fit", "--T", "many"], ["predictt"],
+                                       ["fit", "--similarity-energy", "0"], ["tune", "--similarity-energy", "1.5"]])
 def test_usage_errors_exit_2(runner, arguments):
     result = runner.invoke(main, arguments)
     assert result.exit_code == 2, result.output
@@ -273,9 +274,19 @@ def test_similarity_methods_fit_real_data_from_the_cli(runner, tmp_path, method)
     if not path.is_dir():
         pytest.skip(f"{path} is absent")
     folder = tmp_path / method
-    result = runner.invoke(main, ["fit", "--data", str(path), *SMALL_FIT, "--method", method, "--out", str(folder)])
+    # simrmf with each √S truncated to half its trace (--similarity-energy), oracle with every component.
+    energy = ["--similarity-energy", "0.5"] if method == "simrmf" else []
+    result = runner.invoke(main, ["fit", "--data", str(path), *SMALL_FIT, "--method", method, *energy, "--out", str(folder)])
     assert result.exit_code == 0, result.output
     assert "side information" in result.output
+    if method == "simrmf":
+        line = next(line for line in result.output.splitlines() if line.startswith("similarity energy (0.5 of the trace)"))
+        kept = [int(k) for k in re.findall(r"keeps (\d+) of", line)]
+        total = [int(k) for k in re.findall(r"keeps \d+ of (\d+)", line)]
+        assert len(kept) == 2 and all(0 < k < n for k, n in zip(kept, total))
+        config = json.loads((folder / "config.json").read_text())
+        assert config["extra"]["similarity_energy"] == 0.5
+        assert config["extra"]["similarity_report"]["items"]["n_components_kept"] == kept[0]
     metrics = json.loads((folder / "metrics.json").read_text())
     assert set(metrics) == {"A", "B", "C", "D"}
     assert all(0 < metrics[s]["rmse_p"] < 0.5 for s in "ABCD")
