@@ -12,14 +12,11 @@ in). Heavy modules (JAX, the estimators) are imported inside the commands, so ``
 
 from __future__ import annotations
 
-import os
+from bayes_simrmf.runtime import configure_process
 
-# One OpenBLAS thread (NumPy's and SciPy's BLAS) unless the user chose: the fits run in XLA, which has its own
-# thread pool, and a BLAS pool beside it only competes with it on a small machine (measured in
-# experiments/results/bench_threads.md). Set before NumPy loads (the commands import it lazily); a value of
-# OPENBLAS_NUM_THREADS or OMP_NUM_THREADS in the environment wins. Torch (text embedding) keeps its own threads.
-if "OPENBLAS_NUM_THREADS" not in os.environ and "OMP_NUM_THREADS" not in os.environ:
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+# One OpenBLAS thread and two malloc arenas unless the user chose (see bayes_simrmf.runtime): set before NumPy
+# loads (the commands import it lazily) and before JAX starts its threads.
+configure_process()
 
 import click  # noqa: E402
 

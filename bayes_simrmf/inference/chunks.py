@@ -43,7 +43,7 @@ def make_chunk_runner(
     data = (layout, model_kwargs["correct"], model_kwargs["similarity"], model_kwargs["item_group"])
     n_pairs = None if batch_size is None else len(layout.llm)
 
-    @functools.partial(jax.jit, static_argnums=3)
+    @functools.partial(jax.jit, static_argnums=3, donate_argnums=0)
     def run_chunk(svi_state, data, chunk_key, length):
         chunk_layout, chunk_observed, chunk_similarity, chunk_item_group = data
 

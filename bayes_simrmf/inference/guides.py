@@ -28,8 +28,6 @@ def make_guide(config: InferenceConfig, init_values: dict):
     )
 
 
-
-
 def prepare_guide(guide, model_args: tuple, model_kwargs: dict, rng_key: jax.Array) -> None:
     """Set up ``guide``'s prototype (its latent sites, shapes, plates and initial values), compiled.
 

@@ -24,8 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-if "OPENBLAS_NUM_THREADS" not in os.environ and "OMP_NUM_THREADS" not in os.environ:
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"  # as the CLI sets it (before NumPy loads)
+from bayes_simrmf.runtime import configure_process  # noqa: E402
+
+configure_process()  # one OpenBLAS thread, two malloc arenas: as bayes-simrmf runs (before NumPy loads)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_scale import REPO, machine_line  # noqa: E402
 

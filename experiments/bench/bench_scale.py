@@ -890,6 +890,9 @@ def main() -> None:
     parser.add_argument("--scratch", type=Path, default=None, help="keep generated inputs here (default: a temp dir)")
     args = parser.parse_args()
     if args.child:
+        from bayes_simrmf.runtime import configure_process
+
+        configure_process()  # two malloc arenas, as bayes-simrmf runs (BLAS threads: set by the parent's env)
         spec = json.loads(args.child)
         print(json.dumps(CHILDREN[spec["kind"]](spec)))
         return
