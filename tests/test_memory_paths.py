@@ -86,3 +86,18 @@ def test_predictions_in_chunks_equal_predictions_at_once(monkeypatch):
         pairs = split.pairs[name]
         np.testing.assert_allclose(model.predict(split.llms[pairs.llm], split.items[pairs.item]), probabilities[name],
                                    rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("user_value", [None, "2"])
+def test_the_cli_starts_with_one_openblas_thread_unless_the_user_chose(user_value):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MALLOC_ARENA_MAX")}
+    if user_value is not None:
+        env["OPENBLAS_NUM_THREADS"] = user_value
+    code = ("import os, sys, bayes_simrmf.cli; from bayes_simrmf.runtime import configure_process; "
+            "print(os.environ.get('OPENBLAS_NUM_THREADS'), 'numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.split()
+    assert out == [user_value or "1", "False"]  # set before NumPy loads, and only when the user did not
