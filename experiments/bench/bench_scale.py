@@ -831,31 +831,47 @@ def mode_e2e(args: argparse.Namespace, scratch: Path) -> None:
     executable = shutil.which("bayes-simrmf")
     prefix = [executable] if executable else [sys.executable, "-m", "bayes_simrmf.cli"]
     print(f"parent RSS at the forks {_current_rss_mib():.0f} MiB (the floor of the children's ru_maxrss)")
+    codes = {"this tree": None} if args.e2e_baseline is None else {"this tree": None, "baseline": args.e2e_baseline}
+    if args.e2e_baseline is not None:
+        print(f"baseline: the same commands with PYTHONPATH={args.e2e_baseline} (another version of the package), "
+              "interleaved run by run")
     rows = []
     for repeat in range(args.e2e_repeats):
         for name in args.e2e_variants:
-            dataset, T, extra, env = E2E_RUNS[name]
-            out = scratch / f"model-{len(rows)}"
-            command = [*prefix, "fit", "--data", str(data_root / dataset), "--T", str(T), "--guide", "delta",
-                       "--method", "simrmf", "--quiet", *extra, "--out", str(out)]
-            print(f"  {' '.join(f'{k}={v}' for k, v in env.items())} {' '.join(command)}".strip(), flush=True)
-            wall, peak, code, stdout, stderr = run_command_with_rusage(command, cwd=REPO, env=dict(os.environ, **env))
-            if code != 0:
-                print(f"  !! exit {code}: {stderr[-2000:]}")
-            fitted = next((line for line in stdout.splitlines() if line.startswith("fitted")), "")
-            rows.append((name, repeat, wall, peak, code, fitted))
-            print(f"    {wall:.1f} s, peak RSS {peak:.0f} MiB; {fitted}", flush=True)
-            if len(rows) == 1 and not args.quiet_output:
-                print("    --- stdout of the first run ---")
-                print("\n".join("    " + line for line in stdout.splitlines()))
-            shutil.rmtree(out, ignore_errors=True)
+            for version, path in codes.items():
+                dataset, T, extra, env = E2E_RUNS[name]
+                env = dict(env, **({"PYTHONPATH": str(path)} if path is not None else {}))
+                out = scratch / f"model-{len(rows)}"
+                command = [*prefix, "fit", "--data", str(data_root / dataset), "--T", str(T), "--guide", "delta",
+                           "--method", "simrmf", "--quiet", *extra, "--out", str(out)]
+                print(f"  {' '.join(f'{k}={v}' for k, v in env.items())} {' '.join(command)}".strip(), flush=True)
+                wall, peak, code, stdout, stderr = run_command_with_rusage(command, cwd=REPO, env=dict(os.environ, **env))
+                if code != 0:
+                    print(f"  !! exit {code}: {stderr[-2000:]}")
+                fitted = next((line for line in stdout.splitlines() if line.startswith("fitted")), "")
+                rows.append((name, version, repeat, wall, peak, code, fitted))
+                print(f"    {wall:.1f} s, peak RSS {peak:.0f} MiB; {fitted}", flush=True)
+                if len(rows) == 1 and not args.quiet_output:
+                    print("    --- stdout of the first run ---")
+                    print("\n".join("    " + line for line in stdout.splitlines()))
+                shutil.rmtree(out, ignore_errors=True)
     print("\n## end to end: process wall time (start, imports, load, split, side information, fit, evaluate A-D, save)")
     print(f"target: openllm-v2 peak RSS <= 1.2 GB ({E2E_RSS_TARGET_MIB:.0f} MiB); every run <= 60 s")
-    print(f"{'run':<28} {'#':>2} {'wall':>8} {'peak RSS':>9} {'<= 60 s':>8} {'RSS target':>11}  fit line")
-    for name, repeat, wall, peak, code, fitted in rows:
+    print(f"{'run':<22} {'version':<10} {'#':>2} {'wall':>8} {'peak RSS':>9} {'<= 60 s':>8} {'RSS target':>11}  fit line")
+    for name, version, repeat, wall, peak, code, fitted in rows:
         rss = ("MET" if peak <= E2E_RSS_TARGET_MIB else "NOT MET") if name.startswith("v2-") else "-"
-        print(f"{name:<28} {repeat:>2} {wall:>6.1f} s {peak:>5.0f} MiB {('MET' if wall <= 60 and code == 0 else 'NOT MET'):>8} "
-              f"{rss:>11}  {fitted}")
+        print(f"{name:<22} {version:<10} {repeat:>2} {wall:>6.1f} s {peak:>5.0f} MiB "
+              f"{('MET' if wall <= 60 and code == 0 else 'NOT MET'):>8} {rss:>11}  {fitted}")
+    if args.e2e_baseline is not None:
+        print("\n## ratios this tree / baseline (medians over the repeats)")
+        print(f"{'run':<22} {'wall':>16} {'ratio':>7} {'peak RSS':>22} {'ratio':>7}")
+        for name in args.e2e_variants:
+            median = {version: (float(np.median([r[3] for r in rows if r[0] == name and r[1] == version])),
+                                float(np.median([r[4] for r in rows if r[0] == name and r[1] == version])))
+                      for version in codes}
+            (wall, peak), (base_wall, base_peak) = median["this tree"], median["baseline"]
+            print(f"{name:<22} {wall:>6.1f} / {base_wall:>5.1f} s {wall / base_wall:>6.2f}x {peak:>7.0f} / {base_peak:>5.0f} MiB "
+                  f"{peak / base_peak:>6.2f}x")
 
 
 # ====================================================================================================== main
@@ -886,6 +902,9 @@ def main() -> None:
     parser.add_argument("--e2e-variants", nargs="+", choices=list(E2E_RUNS), default=list(E2E_RUNS)[:3],
                         help="e2e: which runs (default: the CLI's default command on mmlupro-math T=300 and on "
                              "openllm-v2 T=100 and T=300)")
+    parser.add_argument("--e2e-baseline", type=Path, default=None,
+                        help="e2e: a folder holding another version of bayes_simrmf (e.g. `git archive main bayes_simrmf`); "
+                             "each run is repeated with it on PYTHONPATH, for ratios from one run")
     parser.add_argument("--quiet-output", action="store_true", help="do not echo the CLI's output (e2e)")
     parser.add_argument("--scratch", type=Path, default=None, help="keep generated inputs here (default: a temp dir)")
     args = parser.parse_args()
