@@ -102,7 +102,7 @@ def accuracy(args) -> None:
             scores[route] = metrics
             print(f"{name:<22} {len(split.llms):>5} {route:<11} {str(factor.shape):>13} {build_s:>5.1f} s {fit_s:>5.1f} s "
                   + " ".join(f"{metrics[s]['rmse_p']:>{9 if s == 'A' else 7}.4f}" for s in "ABCD"), flush=True)
-        change = {s: scores["structured"][s]["rmse_p"] / scores["exact"]["rmse_p"] - 1 for s in "ABCD"}
+        change = {s: scores["structured"][s]["rmse_p"] / scores["exact"][s]["rmse_p"] - 1 for s in "ABCD"}
         print(f"{'':<22} {'':>5} {'change':<11} {'':>13} {'':>7} {'':>7} "
               + " ".join(f"{change[s]:>+{9 if s == 'A' else 7}.2%}" for s in "ABCD"))
 
