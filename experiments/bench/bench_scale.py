@@ -104,7 +104,7 @@ def machine_line() -> str:
     load = os.getloadavg()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (f"machine: {platform.machine()}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, {platform.platform()}, python "
-            f"{platform.python_version()}, jax {version('jax')} (CPU), numpyro {version('numpyro')}, numpy {np.__version__}; "
+            f"{platform.python_version()}, jax {version('jax')} ({os.environ.get('JAX_PLATFORMS') or 'default backend'}), numpyro {version('numpyro')}, numpy {np.__version__}; "
             f"load average at start {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min)")
 
 
