@@ -96,7 +96,8 @@ def _unit_rows(vectors: list[np.ndarray], item_ids: list[str], path: Path) -> np
         non_finite += (start + np.flatnonzero(~finite)).tolist()
         norms = np.linalg.norm(block, axis=1)
         zero += (start + np.flatnonzero(finite & (norms == 0))).tolist()
-        unit[start:start + _ROWS] = block / norms[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):  # bad rows are refused below, by name
+            unit[start:start + _ROWS] = block / norms[:, None]
     if non_finite:
         bad = [item_ids[i] for i in non_finite]
         raise DataError(f"{path}: {len(bad)} embeddings contain NaN or inf (e.g. {_examples(bad)})")
