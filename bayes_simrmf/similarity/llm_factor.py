@@ -38,6 +38,7 @@ from bayes_simrmf.similarity.llm_lineage import (
     _read_lineage_graph,
     _root_of,
     lineage_groups,
+    lineage_report,
     llm_similarity,
 )
 from bayes_simrmf.similarity.sqrt_factor import (
@@ -126,22 +127,8 @@ def _structured_lineage_report(graph: _LineageGraph, groups, membership) -> Line
         count = len(set(members))
         pairs[relation] += count * (count - 1) // 2
     pairs["same_base_model"] -= pairs["fine_tune"]  # fine-tune pairs lie in a family and take its stronger weight
-    with_parent = [row for row in range(len(graph.own_keys)) if graph.parent_key[row] is not None]
-    readings = graph.base_model_readings
-    return LineageReport(
-        n_llms=len(graph.own_keys),
-        n_with_parent=len(with_parent),
-        n_parent_in_table=sum(graph.parent_key[row] in graph.row_of_key for row in with_parent),
-        n_with_relation=int((np.asarray(membership.sum(axis=1)).ravel() > 0).sum()),
-        n_fine_tune_edges=sum(not graph.is_merge_child[row] for row in with_parent),
-        n_merge_edges=sum(bool(graph.is_merge_child[row]) for row in with_parent),
-        n_no_parent_self=readings["self"],
-        n_self_merge=readings["self_merge"],
-        n_removed=readings["removed"],
-        n_parent_marked_merge=readings["parent_marked_merge"],
-        n_id_case_duplicates=len(graph.own_keys) - len(graph.row_of_key),
-        pair_counts={name: max(count, 0) for name, count in pairs.items()},
-    )
+    n_with_relation = int((np.asarray(membership.sum(axis=1)).ravel() > 0).sum())
+    return lineage_report(graph, n_with_relation, {name: max(count, 0) for name, count in pairs.items()})
 
 
 def leading_eigenpairs(operator: LLMSimilarityOperator, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -224,20 +224,26 @@ def _lineage_report(graph: _LineageGraph, lineage: np.ndarray, relation_of_pair:
     np.fill_diagonal(off_diagonal, 0.0)
     upper_codes = relation_of_pair[np.triu_indices(n_llms, k=1)]
     pair_counts = {name: int((upper_codes == code).sum()) for code, name in enumerate(_relation_names()) if code}
-    with_parent = [row for row in range(n_llms) if graph.parent_key[row] is not None]
+    return lineage_report(graph, int((off_diagonal > 0).any(axis=1).sum()), pair_counts)
+
+
+def lineage_report(graph: _LineageGraph, n_with_relation: int, pair_counts: dict[str, int]) -> LineageReport:
+    """The :class:`LineageReport` of ``graph`` given how many LLMs have a relation and the pairs per relation
+    (the dense matrix and the structured factor count those their own way)."""
+    with_parent = [row for row in range(len(graph.own_keys)) if graph.parent_key[row] is not None]
     readings = graph.base_model_readings
     return LineageReport(
-        n_llms=n_llms,
+        n_llms=len(graph.own_keys),
         n_with_parent=len(with_parent),
         n_parent_in_table=sum(graph.parent_key[row] in graph.row_of_key for row in with_parent),
-        n_with_relation=int((off_diagonal > 0).any(axis=1).sum()),
+        n_with_relation=n_with_relation,
         n_fine_tune_edges=sum(not graph.is_merge_child[row] for row in with_parent),
         n_merge_edges=sum(bool(graph.is_merge_child[row]) for row in with_parent),
         n_no_parent_self=readings["self"],
         n_self_merge=readings["self_merge"],
         n_removed=readings["removed"],
         n_parent_marked_merge=readings["parent_marked_merge"],
-        n_id_case_duplicates=n_llms - len(graph.row_of_key),
+        n_id_case_duplicates=len(graph.own_keys) - len(graph.row_of_key),
         pair_counts=pair_counts,
     )
 
