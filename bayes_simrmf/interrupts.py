@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["cleanup_on_interrupt", "deferred", "install", "installed"]
+__all__ = ["cleanup_on_interrupt", "deferred", "install", "installed", "written_into_place"]
 
 _SIGNAL_NAMES = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
 _lock = threading.Lock()
@@ -59,6 +59,19 @@ def cleanup_on_interrupt(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         with _lock:
             _paths.pop(id(path), None)
+
+
+@contextlib.contextmanager
+def written_into_place(temporary: str | os.PathLike, path: str | os.PathLike) -> Iterator[Path]:
+    """Yield ``temporary`` to write into; when the block succeeds, rename it to ``path`` (so ``path`` is whole or
+    absent). ``temporary`` is removed on an error, and on an interrupt meanwhile (:func:`cleanup_on_interrupt`)."""
+    temporary = Path(temporary)
+    with cleanup_on_interrupt(temporary):
+        try:
+            yield temporary
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

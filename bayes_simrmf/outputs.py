@@ -152,11 +152,6 @@ def write_file(path: str | os.PathLike, write: Callable[[Path], None], *, overwr
     path = check_file_target(path, overwrite, option)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(path)
-    temporary = staging_name(path, "partial")
-    with interrupts.cleanup_on_interrupt(temporary):
-        try:
-            write(temporary)
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
+    with interrupts.written_into_place(staging_name(path, "partial"), path) as temporary:
+        write(temporary)
     return path

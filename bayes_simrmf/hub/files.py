@@ -26,23 +26,13 @@ def _write_parquet_atomic(frame: pd.DataFrame, path: Path, metadata: dict | None
         table = table.replace_schema_metadata(
             {**(table.schema.metadata or {}), _METADATA_KEY: json.dumps(metadata).encode("utf-8")}
         )
-    temporary = _temporary_name(path)
-    with interrupts.cleanup_on_interrupt(temporary):
-        try:
-            pq.write_table(table, temporary)
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
+    with interrupts.written_into_place(_temporary_name(path), path) as temporary:
+        pq.write_table(table, temporary)
 
 
 def _write_text_atomic(text: str, path: Path) -> None:
-    temporary = _temporary_name(path)
-    with interrupts.cleanup_on_interrupt(temporary):
-        try:
-            temporary.write_text(text, encoding="utf-8")
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
+    with interrupts.written_into_place(_temporary_name(path), path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
 
 
 def _read_staged_metadata(path: Path) -> dict | None:

@@ -60,19 +60,11 @@ def _atomic_write_bytes_via(path: Path, write: Any) -> None:
     A crash leaves at most a ``.tmp-*`` file, which readers ignore; the final name only ever holds a whole file.
     """
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX, suffix=path.suffix)
-    with interrupts.cleanup_on_interrupt(temp_name):  # removed also when Ctrl-C ends the CLI
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                write(handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp_name, path)
-        except BaseException:  # also KeyboardInterrupt: never leave the temp file behind when we can help it
-            try:
-                os.unlink(temp_name)
-            except FileNotFoundError:
-                pass
-            raise
+    # Removed on an error or when Ctrl-C ends the CLI: never a temp file left behind when we can help it.
+    with interrupts.written_into_place(temp_name, path), os.fdopen(fd, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _prepare_cache_entry(entry_dir: Path, spec: EmbeddingModelSpec) -> None:
