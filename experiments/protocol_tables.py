@@ -14,16 +14,32 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from bayes_simrmf.evaluate.study import check_provenance, paired_interval
 
 SPLITS = ("A", "B", "C", "D")
 METRICS = ("rmse_p", "rmse_m", "rmse_x")
 DEFAULT_PAIRED = ("B rmse_m", "B rmse_x", "C rmse_m", "C rmse_x", "A rmse_p")
 
 
-def load_cells(cells: Path, config: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_cells(cells: Path, config: dict | None = None) -> list[tuple[str, dict]]:
+    """``(name, payload)`` of every method cell (of ``config``'s methods, if given) under ``cells``."""
+    found = []
+    for path in sorted(cells.glob("*/T*/seed*/*.json")):
+        if path.name == "split.json":
+            continue
+        payload = json.loads(path.read_text())
+        if config is not None and payload["method"] not in config["methods"]:
+            continue
+        found.append((path.relative_to(cells).with_suffix("").as_posix(), payload))
+    return found
+
+
+def load_cells(cells: Path, config: dict | None = None, *, allow_mixed: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(scores, splits)``: one row per dataset × T × seed × method × split, and one per
-    dataset × T × seed with the split's known counts, degrees and noise floors."""
+    dataset × T × seed with the split's known counts, degrees and noise floors. Each score row has
+    ``mark`` ("" or why its provenance differs from the majority's: other code, dirty, none);
+    without ``allow_mixed`` such cells raise :class:`bayes_simrmf.evaluate.study.StudyError`."""
+    checked = check_provenance(read_cells(cells, config), allow_mixed=allow_mixed)
     rows, split_rows = [], []
     for path in sorted(cells.glob("*/T*/seed*/*.json")):
         dataset, t_part, seed_part = path.parts[-4:-1]
@@ -42,8 +58,12 @@ def load_cells(cells: Path, config: dict | None = None) -> tuple[pd.DataFrame, p
             continue
         if config is not None and payload["method"] not in config["methods"]:
             continue
+        mark = checked.mark(path.relative_to(cells).with_suffix("").as_posix())
+        edges = payload.get("edges", {})
         for split_name, metrics in payload["scores"].items():
-            rows.append({**key, "method": payload["method"], "split": split_name, **metrics,
+            rows.append({**key, "method": payload["method"], "split": split_name, **metrics, "mark": mark,
+                         "commit": (payload.get("provenance") or {}).get("commit"),
+                         "at_edge": json.dumps(sorted(n for n, s in edges.items() if s == "edge")),
                          "paper_form": payload.get("paper_form", False), "embedding_model": payload.get("embedding_model"),
                          "fit_seconds": payload["fit_seconds"], "tune_seconds": payload["tune_seconds"],
                          "converged": payload.get("converged", True), "chosen": json.dumps(payload["chosen"], sort_keys=True)})
@@ -68,17 +88,24 @@ def paired_difference(frame: pd.DataFrame, method: str, reference: str, split: s
     if len(pair) < 2:
         return None
     diff = (pair[method] - pair[reference]).to_numpy()
-    half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+    mean, lower, upper = paired_interval(diff)
     base = pair[reference].mean()
-    return {"n": len(diff), "diff": diff.mean(), "lower": diff.mean() - half, "upper": diff.mean() + half,
-            "relative": diff.mean() / base if base else np.nan, "wins": int((diff < 0).sum())}
+    return {"n": len(diff), "diff": mean, "lower": lower, "upper": upper,
+            "relative": mean / base if base else np.nan, "wins": int((diff < 0).sum())}
+
+
+def references_of(method: str, config: dict) -> list[str]:
+    """The methods a compared method is paired against, its own base first: ``config["references"][method]``
+    (a name or a list of names: a variant against the method it inherits from, then further references)
+    where the config names them, else ``config["reference"]``."""
+    named = config.get("references", {}).get(method, config.get("reference"))
+    return [named] if isinstance(named, str) else list(named or [])
 
 
 def reference_of(method: str, config: dict) -> str:
-    """The method a compared method is paired against: ``config["references"][method]`` where the
-    config names one (a variant against the baseline given the same extra tuning), else
-    ``config["reference"]``."""
-    return config.get("references", {}).get(method, config.get("reference"))
+    """The first of :func:`references_of`: the method's own base."""
+    references = references_of(method, config)
+    return references[0] if references else None
 
 
 def results_table(part: pd.DataFrame, methods: list[str], floors: pd.DataFrame) -> list[str]:
@@ -89,7 +116,8 @@ def results_table(part: pd.DataFrame, methods: list[str], floors: pd.DataFrame) 
             sel = part[(part["T"] == T) & (part["method"] == method)]
             if sel.empty:
                 continue
-            cells = [str(T), method, str(sel["seed"].nunique())]
+            marked = sel[sel["mark"] != ""]["seed"].nunique() if "mark" in sel else 0
+            cells = [str(T), method + (f" †{marked}" if marked else ""), str(sel["seed"].nunique())]
             for split in SPLITS:
                 sub = sel[sel["split"] == split]
                 cells += [mean_sd(sub[metric].to_numpy(dtype=float)) for metric in METRICS]
@@ -102,6 +130,27 @@ def results_table(part: pd.DataFrame, methods: list[str], floors: pd.DataFrame) 
                                   for k in ("floor_m", "floor_x")]
             lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def chosen_table(part: pd.DataFrame, methods: list[str]) -> list[str]:
+    """Each tuned method's chosen hyper-parameters per seed; ⚠ marks a value still at an edge of what
+    was tried (the grid could not be extended past it)."""
+    lines = ["Chosen hyper-parameters per seed (⚠: still at an edge of the values tried; values past the "
+             "configured grid were added by the grid extension):", "", "| T | method | seed: chosen |", "|---|---|---|"]
+    rows = 0
+    for T in sorted(part["T"].unique()):
+        for method in methods:
+            sel = part[(part["T"] == T) & (part["method"] == method)].drop_duplicates("seed").sort_values("seed")
+            if sel.empty or all(c == "{}" for c in sel["chosen"]):
+                continue
+            entries = []
+            for _, row in sel.iterrows():
+                chosen, edge = json.loads(row["chosen"]), set(json.loads(row.get("at_edge", "[]") or "[]"))
+                entries.append(f"{row['seed']}: " + ", ".join(f"{k}={v:g}{'⚠' if k in edge else ''}" if isinstance(v, (int, float))
+                                                              else f"{k}={v}" for k, v in sorted(chosen.items())))
+            lines.append(f"| {T} | {method} | " + "; ".join(entries) + " |")
+            rows += 1
+    return lines if rows else []
 
 
 def log_loss_table(part: pd.DataFrame, methods: list[str]) -> list[str]:
@@ -130,21 +179,23 @@ def paired_table(part: pd.DataFrame, config: dict) -> list[str]:
     for T in sorted(part["T"].unique()):
         sub = part[part["T"] == T]
         for method in compare:
-            against = reference_of(method, config)
-            cells = []
-            for entry in paired:
-                split, metric = entry.split()
-                result = paired_difference(sub, method, against, split, metric)
-                if result is None:
-                    cells.append("—")
+            for against in references_of(method, config):
+                if against not in present:
                     continue
-                flag = "**" if result["upper"] < 0 or result["lower"] > 0 else ""
-                cells.append(f"{flag}{100 * result['relative']:+.1f}%{flag} ({result['diff']:+.4f} "
-                             f"[{result['lower']:+.4f}, {result['upper']:+.4f}], {result['wins']}/{result['n']})")
-            if all(cell == "—" for cell in cells):
-                continue
-            label = method if against == reference else f"{method} (− {against})"
-            lines.append(f"| {T} | {label} | " + " | ".join(cells) + " |")
+                cells = []
+                for entry in paired:
+                    split, metric = entry.split()
+                    result = paired_difference(sub, method, against, split, metric)
+                    if result is None:
+                        cells.append("—")
+                        continue
+                    flag = "**" if result["upper"] < 0 or result["lower"] > 0 else ""
+                    cells.append(f"{flag}{100 * result['relative']:+.1f}%{flag} ({result['diff']:+.4f} "
+                                 f"[{result['lower']:+.4f}, {result['upper']:+.4f}], {result['wins']}/{result['n']})")
+                if all(cell == "—" for cell in cells):
+                    continue
+                label = method if against == reference else f"{method} (− {against})"
+                lines.append(f"| {T} | {label} | " + " | ".join(cells) + " |")
     lines += ["", "Bold: the 95% interval excludes zero."]
     return lines
 
@@ -159,7 +210,7 @@ def goal_rows(part: pd.DataFrame, floors: pd.DataFrame, config: dict) -> list[di
     impossible for any predictor of the per-pair probabilities) and the change the
     ``config["goal_bound"]`` method (the oracle similarity) reaches.
     """
-    goal, bound = config.get("goal", {}), config.get("goal_bound")
+    goal = config.get("goal", {})
     present = set(part["method"])
     methods = [m for m in config.get("goal_methods", []) if m in present and reference_of(m, config) in present]
     if not goal or not methods:
@@ -169,7 +220,8 @@ def goal_rows(part: pd.DataFrame, floors: pd.DataFrame, config: dict) -> list[di
         sub, floor = part[part["T"] == T], floors[floors["T"] == T]
         for method in methods:
             reference = reference_of(method, config)
-            row = {"T": int(T), "method": method, "reference": reference}
+            bound = config.get("goal_bounds", {}).get(method, config.get("goal_bound"))
+            row = {"T": int(T), "method": method, "reference": reference, "bound": bound}
             met_all = True
             for entry, limit in goal.items():
                 split, metric = entry.split()
@@ -202,12 +254,13 @@ def goal_table(part: pd.DataFrame, floors: pd.DataFrame, config: dict) -> list[s
     rows = goal_rows(part, floors, config)
     if not rows:
         return []
-    goal, bound = config["goal"], config.get("goal_bound")
+    goal = config["goal"]
     lines = [f"Goal (the paper's headline) against **{config['reference']}** (or the method in brackets): "
              + "; ".join(f"{k.replace('rmse_', 'RMSE_')} {100 * v:+.0f}%" + (" or lower, 95% interval below 0" if v < 0 else " or lower")
                          for k, v in goal.items())
              + f". *headroom*: the reference's distance above the noise floor as a share of it (no predictor of the "
-             f"per-pair probabilities can reduce the metric by more); *bound*: the change {bound} reaches.", "",
+             f"per-pair probabilities can reduce the metric by more); *bound*: the change the row's oracle method (named "
+             f"in brackets after the method) reaches against the same reference.", "",
              "| T | method | " + " | ".join(k.replace("rmse_", "RMSE_") for k in goal) + " | met |",
              "|---|---|" + "---|" * (len(goal) + 1)]
     for row in rows:
@@ -221,6 +274,7 @@ def goal_table(part: pd.DataFrame, floors: pd.DataFrame, config: dict) -> list[s
             extra += [f"bound {100 * r['bound']:+.1f}%"] if r["bound"] is not None else []
             cells.append(f"{100 * r['relative']:+.1f}% {'✓' if r['met'] else '✗'}" + (f" ({', '.join(extra)})" if extra else ""))
         label = row["method"] if row["reference"] == config.get("reference") else f"{row['method']} (− {row['reference']})"
+        label += f" [bound: {row['bound']}]" if row.get("bound") else ""
         lines.append(f"| {row['T']} | {label} | " + " | ".join(cells) + f" | {'yes' if row['met'] else 'no'} |")
     return lines
 
@@ -307,7 +361,8 @@ def losses_to_baseline(part: pd.DataFrame, config: dict) -> list[str]:
     return [header, ""] + ([f"- {line}" for line in losses] or ["- nowhere"])
 
 
-def write_tables(config: dict, cells: Path, out: Path, command: str) -> None:
+def write_tables(config: dict, cells: Path, out: Path, command: str, allow_mixed: bool = False) -> None:
+    report = check_provenance(read_cells(cells, config), allow_mixed=allow_mixed)
     scores, splits = load_cells(cells, config)
     out.parent.mkdir(parents=True, exist_ok=True)
     scores.to_csv(out.with_suffix(".csv"), index=False)
@@ -321,7 +376,7 @@ def write_tables(config: dict, cells: Path, out: Path, command: str) -> None:
                 f"that seed's own training pairs ({config['tuning']}), never on test pairs.  ",
                 f"Question embeddings: {_embedding_note(scores)} (the paper's multilingual E5 is not reachable here).  ",
                 "Noise floor: RMSE_m / RMSE_x that the true per-pair probabilities would still show, from the binomial "
-                "variance of each LLM's / item's observed mean on the split.", "", "Methods:", ""]
+                "variance of each LLM's / item's observed mean on the split.  ", *report.header(), "", "Methods:", ""]
     for label, spec in config["methods"].items():
         form = ("the paper's form" if spec.get("paper") else "ours" if spec["method"] in ("simrmf", "oracle")
                 else f"peer: {spec['peer']}, features = our similarity factors + benchmark indicators"
@@ -346,6 +401,8 @@ def write_tables(config: dict, cells: Path, out: Path, command: str) -> None:
                          + ("" if g["t_regular"].isna().all() else f", T-regular in {int(g['t_regular'].fillna(False).sum())}/{len(g)} seeds")
                          for T, g in floors.groupby("T")), "",
                      *results_table(part, methods, floors), "", *log_loss_table(part, methods), ""]
+        chosen = chosen_table(part, methods)
+        sections += chosen + ([""] if chosen else [])
         sections += paired_table(part, config) + [""]
         goal = goal_table(part, floors, config)
         sections += goal + ([""] if goal else [])

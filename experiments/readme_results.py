@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from protocol_tables import goal_table, load_cells, mean_sd, paired_difference, peer_table, reference_of  # noqa: E402
+from protocol_tables import goal_table, load_cells, mean_sd, paired_difference, peer_table, references_of  # noqa: E402
 
 CONFIG = ROOT / "experiments" / "configs" / "table2.json"
 CELLS = ROOT / "experiments" / "results" / "table2_cells"
@@ -35,7 +35,9 @@ def render(config: dict, cells: Path) -> str:
              "(full tables with every split, log loss and noise floors: `experiments/results/table2.md`). "
              "Mean ± sd over the seeds done; paired differences against "
              f"{config['reference']} (or the method a row names) with 95% intervals over seeds; "
-             "question embeddings all-MiniLM-L6-v2._", ""]
+             "question embeddings all-MiniLM-L6-v2. † n: n of the row's seeds come from cells without provenance, "
+             "from a dirty tree or from other code than the rest (see the provenance line of `table2.md`); such rows "
+             "are not yet results of one commit._", ""]
     if scores.empty:
         return "\n".join(lines + ["No cells have been computed yet."])
     methods = list(config["methods"])
@@ -52,14 +54,17 @@ def render(config: dict, cells: Path) -> str:
                 if sel.empty:
                     continue
                 cells_text = [mean_sd(sel[sel["split"] == s][m].to_numpy(dtype=float)) for s, m in SHOWN]
-                lines.append(f"| {T} | {method} | {sel['seed'].nunique()} | " + " | ".join(cells_text) + " |")
+                marked = sel[sel["mark"] != ""]["seed"].nunique()
+                label = method + (f" †{marked}" if marked else "")
+                lines.append(f"| {T} | {label} | {sel['seed'].nunique()} | " + " | ".join(cells_text) + " |")
             for method in config.get("compare", []):
-                against = reference_of(method, config)
-                diffs = [paired_difference(part[part["T"] == T], method, against, s, m) for s, m in SHOWN]
-                if all(d is None for d in diffs):
-                    continue
-                lines.append(f"| {T} | {method} − {against} | {max(d['n'] for d in diffs if d)} | " + " | ".join(
-                    "—" if d is None else f"{100 * d['relative']:+.1f}% [{d['lower']:+.4f}, {d['upper']:+.4f}]" for d in diffs) + " |")
+                for against in references_of(method, config):
+                    diffs = [paired_difference(part[part["T"] == T], method, against, s, m) for s, m in SHOWN]
+                    if all(d is None for d in diffs):
+                        continue
+                    lines.append(f"| {T} | {method} − {against} | {max(d['n'] for d in diffs if d)} | " + " | ".join(
+                        "—" if d is None else f"{100 * d['relative']:+.1f}% [{d['lower']:+.4f}, {d['upper']:+.4f}]"
+                        for d in diffs) + " |")
         goal = goal_table(part, splits[splits["dataset"] == dataset], config)
         lines += ([""] + goal) if goal else []
         peers = peer_table(part, config)

@@ -13,6 +13,15 @@ cells as they finish); ``--max-minutes`` stops cleanly after the cell in progres
 (``PREFIX.csv``, ``PREFIX.md``) are rebuilt from every cell on disk at the end of each run, or
 alone with ``--aggregate-only``.
 
+Provenance (:mod:`bayes_simrmf.evaluate.study`): every cell records the commit, whether the code was
+dirty, the hash of the code it depends on (the package, this script and ``peers.py``; not the
+results), the package version, the hash of its config (method spec, dataset options, T, seed,
+tuning settings) and the dataset's fingerprint. Cells are written only from a clean tree (unless
+``--allow-dirty``); ``--rerun-stale`` recomputes cells from other code or another config and says
+how far each moved; the tables refuse mixed cells unless ``--allow-mixed`` (then marked †).
+Grids are extended past an edge choice (:func:`bayes_simrmf.evaluate.tuning.grid_search`); each
+cell records where every tuned value lies (interior / bound / edge).
+
 Config keys per method: ``method`` (meanscore, counting, mf, simrmf, oracle, or ``peer`` with ``peer``:
 "smurff" / "cmfrec", see ``experiments/peers.py``; a peer that is not installed is skipped with a
 message, its cells stay missing), ``fixed`` options,
@@ -46,13 +55,16 @@ from bayes_simrmf.evaluate import TEST_SPLITS, evaluate_on_split, fit_on_split
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 from bayes_simrmf.similarity import build_side_information, centre_rows
 from bayes_simrmf.splits import Protocol
+from bayes_simrmf.evaluate.study import CellStore, StudyError, code_state, config_hash, max_difference, provenance
 from bayes_simrmf.evaluate.tuning import staged_search
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import PeerEstimator, missing_peers  # noqa: E402  (experiments/ is not a package)
 from protocol_tables import write_tables  # noqa: E402
 
-CELL_FORMAT = 1
+CELL_FORMAT = 2
+#: The code a Table 2 cell depends on besides the package (its code tree hash covers these).
+CODE_PATHS = ("experiments/run_protocol.py", "experiments/peers.py")
 
 
 def method_options(spec: dict, seed: int, chosen: dict | None) -> dict:
@@ -147,8 +159,8 @@ def run_cell(context: SeedContext, label: str, spec: dict, config: dict, inherit
             split.llms[train.llm], split.items[train.item], train.correct,
             base=chosen, metric=config["tuning"]["metric"], share=config["tuning"]["share"], seed=seed,
             fit_kwargs=fit_kwargs or None, log=None)
-        tuning = [{"holdout": r.holdout, "metric": r.metric, "table": r.table.to_dict(orient="records")}
-                  for r in results]
+        tuning = [{"holdout": r.holdout, "metric": r.metric, "edges": r.edges,
+                   "table": r.table.to_dict(orient="records")} for r in results]
     tune_seconds = time.perf_counter() - started
     start = time.perf_counter()
     estimator = fit_on_split(build(spec, seed, chosen), split, side=side, item_groups=groups)
@@ -163,6 +175,7 @@ def run_cell(context: SeedContext, label: str, spec: dict, config: dict, inherit
         "item_groups": spec.get("item_groups"),
         "embedding_model": DEFAULT_EMBEDDING_MODEL if spec.get("side") == "similarity" else None,
         "chosen": chosen,
+        "edges": {name: status for stage in tuning for name, status in stage["edges"].items()},
         "tuning": tuning,
         "tune_seconds": tune_seconds,
         "fit_seconds": fit_seconds,
@@ -190,17 +203,40 @@ def noise_floor(split) -> dict:
     return floors
 
 
-def write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(payload, indent=1, default=float))
-    temporary.replace(path)
+def cell_config(config: dict, dataset_name: str, T: int, seed: int, label: str) -> dict:
+    """What decides a cell's result besides the code and the data; its hash is the cell's ``config_hash``."""
+    return {"dataset": dataset_name, "dataset_options": config["datasets"][dataset_name], "T": T, "seed": seed,
+            "n_test_pairs": config["n_test_pairs"], "tuning": config["tuning"], "method": label,
+            "spec": config["methods"][label]}
+
+
+def is_stale(cell: dict, code: dict, expected_config_hash: str) -> bool:
+    """A cell from other code, another config, a dirty tree, or without provenance."""
+    block = cell.get("provenance") or {}
+    return (block.get("code_tree") != code["code_tree"] or block.get("config_hash") != expected_config_hash
+            or block.get("dirty") is not False)
 
 
 def run(config: dict, cells: Path, datasets: list[str] | None, deadline: float, log=print,
-        t_values: list[int] | None = None, methods: list[str] | None = None) -> bool:
-    """Fill missing cells (of ``datasets``, ``t_values`` and ``methods`` only, if given); False if the
-    deadline stopped it before every cell was done."""
+        t_values: list[int] | None = None, methods: list[str] | None = None, rerun_stale: bool = False,
+        allow_dirty: bool = False, seeds: list[int] | None = None) -> bool:
+    """Fill missing cells (of ``datasets``, ``t_values``, ``methods`` and ``seeds`` only, if given), and
+    with ``rerun_stale`` recompute those of other code or config; False if the deadline stopped it
+    before every cell was done."""
+    code = code_state(CODE_PATHS)
+    if code["dirty"] and not allow_dirty:
+        raise SystemExit(f"the code has uncommitted changes ({', '.join(code['dirty_paths'][:5])}): commit them so "
+                         "every cell can be traced to a commit, or pass --allow-dirty for a trial run")
+    store = CellStore(cells)
+
+    def needs(folder_parts, label, T, seed, dataset_name) -> bool:
+        if not store.has(*folder_parts, label):
+            return True
+        if not rerun_stale:
+            return False
+        expected = config_hash(cell_config(config, dataset_name, T, seed, label))
+        return is_stale(store.read(*folder_parts, label), code, expected)
+
     unknown = sorted(set(methods or []) - set(config["methods"]))
     if unknown:
         raise SystemExit(f"--methods: {unknown} not in the config's methods {list(config['methods'])}")
@@ -214,9 +250,11 @@ def run(config: dict, cells: Path, datasets: list[str] | None, deadline: float, 
             if t_values and T not in t_values:
                 continue
             for seed in config["seeds"]:
-                folder = cells / dataset_name / f"T{T}" / f"seed{seed}"
+                if seeds is not None and seed not in seeds:
+                    continue
+                parts = (dataset_name, f"T{T}", f"seed{seed}")
                 todo = [label for label in selected
-                        if label not in skipped and not (folder / f"{label}.json").is_file()]
+                        if label not in skipped and needs(parts, label, T, seed, dataset_name)]
                 if not todo:
                     continue
                 if time.time() > deadline:
@@ -225,17 +263,20 @@ def run(config: dict, cells: Path, datasets: list[str] | None, deadline: float, 
                 if dataset is None:
                     dataset = load_dataset(shared_dataset_path(dataset_name),
                                            unknown_entities=options.get("unknown_entities", "error"), log=None)
+                    data_hash = dataset.fingerprint()
                 context = SeedContext(dataset, options, T, seed, config["n_test_pairs"], side_cache)
                 split = context.split
-                write_json(folder / "split.json", {
+                split_config = {"dataset": dataset_name, "dataset_options": options, "T": T, "seed": seed,
+                                "n_test_pairs": config["n_test_pairs"]}
+                store.write({
                     "n_known_llms": split.n_known_llms, "n_known_items": split.n_known_items,
                     "counts": {name: len(p) for name, p in split.pairs.items()},
                     "degree_report": split.degree_report, "log": context.split_log,
-                    "noise_floor": noise_floor(split)})
+                    "noise_floor": noise_floor(split),
+                    "provenance": provenance(code, config=split_config, data_hash=data_hash)}, *parts, "split")
                 for label in selected:
                     spec = config["methods"][label]
-                    path = folder / f"{label}.json"
-                    if path.is_file() or label in skipped:
+                    if label not in todo:
                         continue
                     if spec["method"] == "peer" and missing_peers([spec["peer"]]):
                         skipped.add(label)
@@ -246,13 +287,21 @@ def run(config: dict, cells: Path, datasets: list[str] | None, deadline: float, 
                         return False
                     inherited = {}
                     if "inherit" in spec:
-                        parent = folder / f"{spec['inherit']}.json"
-                        if not parent.is_file():
+                        parent = store.path(*parts, spec["inherit"])
+                        if not parent.is_file() or needs(parts, spec["inherit"], T, seed, dataset_name):
                             raise SystemExit(f"{label} inherits from {spec['inherit']}, whose cell {parent} is "
-                                             "not done; run it first (or select it with --methods)")
-                        inherited = json.loads(parent.read_text())["chosen"]
+                                             "not done at this code; run it first (or select it with --methods)")
+                        inherited = store.read(*parts, spec["inherit"])["chosen"]
+                    previous = store.read(*parts, label) if store.has(*parts, label) else None
                     cell = run_cell(context, label, spec, config, inherited)
-                    write_json(path, cell)
+                    cell["provenance"] = provenance(
+                        code, config=cell_config(config, dataset_name, T, seed, label), data_hash=data_hash)
+                    if previous is not None:
+                        moved = max_difference(previous.get("scores"), json.loads(json.dumps(cell["scores"], default=float)))
+                        cell["recomputed"] = {"from_commit": (previous.get("provenance") or {}).get("commit"),
+                                              "max_score_difference": moved}
+                        log(f"[{dataset_name} T={T} seed={seed}] {label}: recomputed; scores moved by at most {moved:.3g}")
+                    store.write(cell, *parts, label)
                     scores = cell["scores"]
                     log(f"[{dataset_name} T={T} seed={seed}] {label}: "
                         + "  ".join(f"{s} {scores[s]['rmse_p']:.4f}/{scores[s]['rmse_m']:.4f}/{scores[s]['rmse_x']:.4f}"
@@ -269,16 +318,27 @@ def main() -> None:
     parser.add_argument("--T", type=int, nargs="*", dest="t_values", help="only these T of the config")
     parser.add_argument("--methods", nargs="*", help="only these methods of the config (a method's 'inherit' "
                         "parent must be done or selected too)")
+    parser.add_argument("--seeds", type=int, nargs="*", help="only these seeds of the config")
     parser.add_argument("--max-minutes", type=float, default=None, help="start no new cell after this long")
+    parser.add_argument("--rerun-stale", action="store_true", help="recompute cells from other code or another "
+                        "config (or without provenance), saying how far each moved")
+    parser.add_argument("--allow-dirty", action="store_true", help="run with uncommitted code changes (cells record "
+                        "dirty: true and the tables refuse them without --allow-mixed)")
+    parser.add_argument("--allow-mixed", action="store_true", help="aggregate cells of different code, dirty or "
+                        "without provenance, marked † in the tables")
     parser.add_argument("--aggregate-only", action="store_true", help="rebuild the tables from the cells on disk")
     args = parser.parse_args()
     config = json.loads(args.config.read_text())
     cells = args.out.parent / f"{args.out.name}_cells"
     deadline = time.time() + 60 * args.max_minutes if args.max_minutes else float("inf")
     if not args.aggregate_only:
-        run(config, cells, args.datasets, deadline, t_values=args.t_values, methods=args.methods)
+        run(config, cells, args.datasets, deadline, t_values=args.t_values, methods=args.methods,
+            rerun_stale=args.rerun_stale, allow_dirty=args.allow_dirty, seeds=args.seeds)
     command = shlex.join(["python", "experiments/run_protocol.py", "--config", str(args.config), "--out", str(args.out)])
-    write_tables(config, cells, args.out, command)
+    try:
+        write_tables(config, cells, args.out, command, allow_mixed=args.allow_mixed)
+    except StudyError as error:
+        raise SystemExit(f"{args.out}: {error}") from None
     print(args.out.with_suffix(".md").read_text())
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Literal, Sequence
 
 import numpy as np
@@ -62,15 +62,57 @@ def carve_validation(
     return np.isin(ids, held)
 
 
+@dataclass(frozen=True)
+class Bound:
+    """Where a hyper-parameter's grid may be extended: ``low``/``high`` are the natural or documented
+    limits (inclusive), ``integer`` rounds extended values."""
+
+    low: float
+    high: float
+    integer: bool = False
+
+
+#: Limits for extending a grid past its edge (see :func:`grid_search`). ``0`` and ``1`` are natural
+#: bounds (a shrinkage, a share); the other numbers are documented caps: a grid that reaches one is
+#: reported as "at its cap", never silently treated as interior.
+GRID_BOUNDS: dict[str, Bound] = {
+    "dim": Bound(1, 128, integer=True),
+    "num_latent": Bound(1, 128, integer=True),
+    "k": Bound(1, 128, integer=True),
+    "lambda_reg": Bound(1e-4, 1e4),
+    "lambda_": Bound(1e-4, 1e4),
+    "bias_scale": Bound(1e-3, 1e2),
+    "llm_bias_scale": Bound(1e-3, 1e2),
+    "fold_in_ridge_items": Bound(1e-5, 1e5),
+    "fold_in_ridge_llms": Bound(1e-5, 1e5),
+    "similarity_weight_items": Bound(1e-5, 1e5),
+    "similarity_weight_llms": Bound(1e-5, 1e5),
+    "w_item": Bound(1e-5, 1e5),
+    "w_user": Bound(1e-5, 1e5),
+    "shrinkage": Bound(0, 1e5),
+    "alpha": Bound(0, 1),
+    "similarity_energy": Bound(0, 1),
+}
+#: At most this many extension steps per hyper-parameter in one search (a cap, reported when hit).
+MAX_EXTENSIONS = 6
+
+EdgeStatus = Literal["interior", "bound", "edge", "single"]
+
+
 @dataclass
 class TuningResult:
     """Outcome of :func:`grid_search`.
 
     Attributes:
         best: the chosen hyper-parameters.
-        table: one row per candidate: its hyper-parameters, validation metrics, fit seconds.
+        table: one row per candidate: its hyper-parameters, validation metrics, fit seconds and
+            ``extension`` (0 for the grid as given, k for the k-th value added past an edge).
         metric: the metric that chose.
         holdout, share, seed: how the validation pairs were carved.
+        edges: per hyper-parameter, where the chosen value lies among the values tried beside it:
+            ``"interior"``; ``"bound"`` (at the edge, but the edge is a natural bound or documented cap
+            of :data:`GRID_BOUNDS`); ``"edge"`` (at an edge that could not be extended: no bound known
+            for it, or :data:`MAX_EXTENSIONS` spent); ``"single"`` (one value, not tuned).
     """
 
     best: dict
@@ -79,6 +121,12 @@ class TuningResult:
     holdout: str
     share: float
     seed: int
+    edges: dict = field(default_factory=dict)
+
+    @property
+    def at_edge(self) -> list[str]:
+        """The hyper-parameters whose chosen value is still at an extendable edge of what was tried."""
+        return [name for name, status in self.edges.items() if status == "edge"]
 
 
 #: Fewer validation pairs (or held-out items / LLMs) than these make the choice among candidates noise.
@@ -96,6 +144,56 @@ def _warn_small_validation(validation: np.ndarray, ids: np.ndarray, holdout: str
             f"differ mostly by chance; use more data or a larger share")
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def next_value(values: Sequence[float], side: Literal["lower", "upper"], bound: Bound) -> float | None:
+    """The next value past ``side`` of the sorted tried ``values``, a geometric step of the ratio of
+    the two outermost values (×10 where that ratio is undefined), clipped to ``bound``; None when the
+    edge already is the bound (or a step would not move)."""
+    values = sorted(float(v) for v in values)
+    edge, inner = (values[0], values[1]) if side == "lower" else (values[-1], values[-2])
+    limit = bound.low if side == "lower" else bound.high
+    if (side == "lower" and edge <= limit) or (side == "upper" and edge >= limit):
+        return None
+    if edge > 0 and inner > 0:
+        ratio = max(edge, inner) / min(edge, inner)
+    else:
+        ratio = 10.0
+    if side == "lower":
+        candidate = edge / ratio if edge > 0 else limit
+        # A geometric walk never reaches 0: past the cap of positive values, 0 itself is the last try.
+        candidate = max(candidate, limit)
+    else:
+        candidate = edge * ratio if edge > 0 else (inner if inner > 0 else 1.0)
+        candidate = min(candidate, limit)
+    if bound.integer:
+        candidate = float(np.floor(candidate) if side == "lower" else np.ceil(candidate))
+        candidate = min(max(candidate, bound.low), bound.high)
+    if candidate == edge:
+        return None
+    return int(candidate) if bound.integer else float(f"{candidate:.6g}")
+
+
+def _edge_side(name: str, best: dict, table: pd.DataFrame, names: list[str]) -> tuple[str | None, list]:
+    """Which edge (``"lower"`` / ``"upper"`` / None) ``best[name]`` is at among the values tried with
+    every other hyper-parameter at its chosen value, and those values."""
+    others = [other for other in names if other != name]
+    mask = np.ones(len(table), dtype=bool)
+    for other in others:
+        mask &= (table[other] == best[other]).to_numpy()
+    tried = sorted({float(v) for v in table.loc[mask, name]})
+    if len(tried) < 2:
+        return None, tried
+    value = float(best[name])
+    if value <= tried[0]:
+        return "lower", tried
+    if value >= tried[-1]:
+        return "upper", tried
+    return None, tried
+
+
 def grid_search(
     make_estimator: Callable[..., object],
     grid: dict[str, Sequence],
@@ -108,9 +206,17 @@ def grid_search(
     share: float = 0.1,
     seed: int = 0,
     fit_kwargs: dict | None = None,
+    extend: bool = True,
+    bounds: dict[str, Bound] | None = None,
     log: Log | None = None,
 ) -> TuningResult:
     """Try every combination in ``grid`` and keep the best on validation pairs.
+
+    When the best value of a numeric hyper-parameter lies at the edge of the values tried (with the
+    others at their chosen values) and ``extend`` is on, the grid is extended geometrically past that
+    edge, one value at a time with the others held at their best, until the choice is interior, a
+    bound of ``bounds`` (default :data:`GRID_BOUNDS`) is reached, or :data:`MAX_EXTENSIONS` steps are
+    spent; every added candidate is a row of the table (``extension`` > 0) and is said through ``log``.
 
     Args:
         make_estimator: builds an unfitted estimator from keyword hyper-parameters.
@@ -118,11 +224,15 @@ def grid_search(
         llm, item, correct: the training pairs (ids and 0/1 scores).
         metric: key of :func:`bayes_simrmf.evaluate.metrics.evaluate` to optimise.
         fit_kwargs: passed to every ``fit`` (e.g. side information).
+        extend: extend a grid whose choice lies at an edge (see above).
+        bounds: limits per hyper-parameter name; a numeric one not named here is not extended and
+            its edge is reported as ``"edge"``.
     """
     if metric not in LOWER_IS_BETTER:
         raise ConfigError(f"metric must be one of {sorted(LOWER_IS_BETTER)}, got {metric!r}")
     if not grid or any(len(values) == 0 for values in grid.values()):
         raise ConfigError(f"grid must name at least one value per hyper-parameter, got {grid!r}")
+    bounds = GRID_BOUNDS if bounds is None else bounds
     llm, item, correct = np.asarray(llm), np.asarray(item), np.asarray(correct)
     validation = carve_validation(llm, item, share=share, holdout=holdout, seed=seed)
     _warn_small_validation(validation, llm if holdout == "llms" else item, holdout, share, log)
@@ -131,22 +241,67 @@ def grid_search(
     item_codes = pd.factorize(item[validation])[0]
     names = list(grid)
     rows = []
-    for values in itertools.product(*(grid[name] for name in names)):
-        candidate = dict(zip(names, values))
+
+    def score(candidate: dict, extension: int) -> None:
         start = time.perf_counter()
         estimator = make_estimator(**candidate)
         estimator.fit(llm[fit_part], item[fit_part], correct[fit_part], **(fit_kwargs or {}))
         prob = estimator.predict(llm[validation], item[validation], unknown="population")
         scores = evaluate(prob, correct[validation], llm_codes, item_codes)
-        rows.append({**candidate, **{k: scores[k] for k in LOWER_IS_BETTER}, "seconds": time.perf_counter() - start})
+        rows.append({**candidate, **{k: scores[k] for k in LOWER_IS_BETTER}, "seconds": time.perf_counter() - start,
+                     "extension": extension})
         if log:
             log(f"  {candidate}: validation {metric} {scores[metric]:.5f}")
+
+    def best_of(table: pd.DataFrame) -> dict:
+        best_row = table[metric].idxmin() if LOWER_IS_BETTER[metric] else table[metric].idxmax()
+        return {name: _plain(table.loc[best_row, name]) for name in names}
+
+    for values in itertools.product(*(grid[name] for name in names)):
+        score(dict(zip(names, values)), 0)
     table = pd.DataFrame(rows)
-    best_row = table[metric].idxmin() if LOWER_IS_BETTER[metric] else table[metric].idxmax()
-    best = {name: _plain(table.loc[best_row, name]) for name in names}
+    best = best_of(table)
+    steps = dict.fromkeys(names, 0)
+    edges: dict[str, str] = {}
+    while True:
+        edges = {}
+        moved = False
+        for name in names:
+            if len(grid[name]) < 2:
+                edges[name] = "single"
+                continue
+            if not all(_is_number(v) for v in table[name]):
+                edges[name] = "interior"  # a choice among labels has no edge
+                continue
+            side, tried = _edge_side(name, best, table, names)
+            if side is None:
+                edges[name] = "interior"
+                continue
+            bound = bounds.get(name)
+            value = None if bound is None else next_value(tried, side, bound)
+            if value is None:
+                edges[name] = "bound" if bound is not None else "edge"
+                continue
+            if not extend or steps[name] >= MAX_EXTENSIONS:
+                edges[name] = "edge"
+                continue
+            steps[name] += 1
+            if log:
+                log(f"  {name}={best[name]} is at the {side} edge of {tried}: trying {name}={value}")
+            score({**best, name: value}, steps[name])
+            table = pd.DataFrame(rows)
+            best = best_of(table)
+            moved = True
+            break
+        if not moved:
+            break
     if log:
         log(f"chosen on {holdout} validation ({share:.0%}, {int(validation.sum())} pairs): {best}")
-    return TuningResult(best=best, table=table, metric=metric, holdout=holdout, share=share, seed=seed)
+        still = [name for name, status in edges.items() if status == "edge"]
+        if still:
+            log(f"warning: {still} still at the edge of the values tried (extension off, no known bound, or "
+                f"{MAX_EXTENSIONS} steps spent)")
+    return TuningResult(best=best, table=table, metric=metric, holdout=holdout, share=share, seed=seed, edges=edges)
 
 
 def _plain(value):
@@ -203,6 +358,7 @@ def staged_search(
     share: float = 0.1,
     seed: int = 0,
     fit_kwargs: dict | None = None,
+    extend: bool = True,
     log: Log | None = None,
 ) -> tuple[dict, list[TuningResult]]:
     """Run :func:`grid_search` stage by stage, fixing each stage's winner for the next.
@@ -212,6 +368,7 @@ def staged_search(
             given, is passed as ``method=``; a stage's ``"fixed"`` options hold only during it).
         stages: dicts with ``"grid"`` and optional ``"holdout"``, ``"metric"``, ``"method"``, ``"fixed"``.
         base: options fixed throughout (and returned updated with the winners).
+        extend: extend each stage's grid past an edge choice (see :func:`grid_search`).
     Returns:
         The chosen options and one :class:`TuningResult` per stage.
     """
@@ -237,6 +394,7 @@ def staged_search(
             # A stage that swaps the method (e.g. MF first) gets no side information, but keeps
             # what every method takes (item groups).
             fit_kwargs=fit_kwargs if "method" not in stage else _without_side(fit_kwargs),
+            extend=extend,
             log=log,
         )
         chosen.update(result.best)

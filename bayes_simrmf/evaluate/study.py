@@ -1,0 +1,265 @@
+"""Studies that can be rerun and trusted: one cell store with provenance, one paired interval.
+
+A study (Table 2, calibration, adaptive testing, ...) is a grid of independent cells, one per
+dataset × T × seed × method (or the study's own key parts). Each cell is one JSON file, written
+whole or not at all, that carries a ``provenance`` block:
+
+* ``commit`` (HEAD when it ran) and ``dirty`` (whether the code it depends on had uncommitted changes);
+* ``code_tree``: sha256 of the ``git ls-tree`` listing of the code the study depends on (the package
+  and the study's scripts, never ``experiments/results``), so commits that touch only tests, docs or
+  results leave it unchanged while any change of that code changes it;
+* ``package_version``, library versions, ``config_hash`` (the cell's method spec, dataset options,
+  T, seed and tuning settings) and ``data_hash`` (the dataset's fingerprint).
+
+Aggregation (:func:`check_provenance`) refuses cells from different code, dirty cells and cells
+without provenance unless asked; when asked, the tables mark such cells. A cell from other code is
+brought to the current code only by re-computing it (:func:`max_difference` says whether it moved).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bayes_simrmf import interrupts
+from bayes_simrmf.errors import BayesSimRMFError
+
+#: The repository root (the package's parent); git is asked about it.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: What every study depends on: the package and its install metadata.
+PACKAGE_PATHS = ("bayes_simrmf", "pyproject.toml")
+#: The study framework's own results folder, never part of a code hash.
+RESULTS_PATH = "experiments/results"
+
+
+class StudyError(BayesSimRMFError):
+    """Cells that cannot be aggregated or written as asked (mixed code, dirty tree, no provenance)."""
+
+
+def _git(*args: str, root: Path = REPO_ROOT) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return done.stdout
+
+
+def code_state(paths: Sequence[str] = (), root: Path = REPO_ROOT) -> dict:
+    """``{"commit", "code_tree", "dirty", "dirty_paths"}`` of the package plus ``paths`` (relative to
+    ``root``). Outside a git checkout every field is None (``dirty`` too: unknown)."""
+    tracked = sorted(set(PACKAGE_PATHS) | set(paths))
+    commit = _git("rev-parse", "HEAD", root=root)
+    if commit is None:
+        return {"commit": None, "code_tree": None, "dirty": None, "dirty_paths": None}
+    listing = _git("ls-tree", "-r", "HEAD", "--", *tracked, root=root) or ""
+    lines = [line for line in listing.splitlines() if not line.split("\t", 1)[-1].startswith(RESULTS_PATH)]
+    status = _git("status", "--porcelain", "--untracked-files=all", "--", *tracked,
+                  f":(exclude){RESULTS_PATH}", root=root) or ""
+    dirty_paths = sorted(line[3:] for line in status.splitlines() if line.strip())
+    return {
+        "commit": commit.strip(),
+        "code_tree": hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16],
+        "dirty": bool(dirty_paths),
+        "dirty_paths": dirty_paths,
+    }
+
+
+def config_hash(payload) -> str:
+    """sha256 (hex, 16 chars) of the canonical JSON of ``payload``."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries a result depends on."""
+    import jax
+    import numpyro
+
+    from bayes_simrmf import __version__
+
+    return {"bayes_simrmf": __version__, "python": sys.version.split()[0], "jax": jax.__version__,
+            "numpyro": numpyro.__version__, "numpy": np.__version__}
+
+
+def provenance(code: dict, *, config: dict, data_hash: str | None) -> dict:
+    """The provenance block of one cell: ``code`` (from :func:`code_state`, taken once per run), the
+    hash of the cell's ``config`` and the dataset's fingerprint."""
+    versions = library_versions()
+    return {
+        "commit": code["commit"],
+        "dirty": code["dirty"],
+        "code_tree": code["code_tree"],
+        "package_version": versions["bayes_simrmf"],
+        "versions": versions,
+        "config_hash": config_hash(config),
+        "data_hash": data_hash,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+class CellStore:
+    """A folder of JSON cells, one file per key: ``root/part/part/.../last.json``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def path(self, *parts: object) -> Path:
+        *folders, name = (str(part) for part in parts)
+        return self.root.joinpath(*folders, f"{name}.json")
+
+    def has(self, *parts: object) -> bool:
+        return self.path(*parts).is_file()
+
+    def read(self, *parts: object) -> dict:
+        return read_cell(self.path(*parts))
+
+    def write(self, payload: dict, *parts: object) -> Path:
+        """Write ``payload`` whole (a temporary file renamed into place, removed on error or interrupt)."""
+        path = self.path(*parts)
+        write_json(path, payload)
+        return path
+
+    def cells(self, pattern: str = "**/*.json") -> Iterator[tuple[Path, dict]]:
+        for path in sorted(self.root.glob(pattern)):
+            yield path, read_cell(path)
+
+
+def write_json(path: str | Path, payload: dict) -> None:
+    """Write ``payload`` as indented JSON to ``path``, whole or not at all."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(payload, indent=1, default=_plain)
+    with interrupts.written_into_place(path.with_name(f".{path.name}.partial"), path) as temporary:
+        temporary.write_text(text)
+
+
+def read_cell(path: str | Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise StudyError(f"cannot read the cell {path}: {error}") from error
+
+
+def _plain(value):
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return float(value)
+
+
+@dataclass
+class ProvenanceReport:
+    """What :func:`check_provenance` found: the code tree the cells agree on (the most common one),
+    and the cells that differ from it, are dirty, or have no provenance."""
+
+    code_tree: str | None
+    commits: list[str]
+    n_cells: int
+    other_code: list[str] = field(default_factory=list)
+    dirty: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.other_code or self.dirty or self.missing)
+
+    def mark(self, name: str) -> str:
+        """A table marker for the cell ``name``: ``""`` when it is from the report's code, clean."""
+        marks = []
+        if name in self.missing:
+            marks.append("no provenance")
+        if name in self.other_code:
+            marks.append("other code")
+        if name in self.dirty:
+            marks.append("dirty")
+        return ", ".join(marks)
+
+    def header(self) -> list[str]:
+        """Markdown lines for a results file: where the cells ran."""
+        commits = ", ".join(f"`{commit[:10]}`" for commit in self.commits) or "unknown"
+        lines = [f"Provenance: {self.n_cells} cells, code tree `{self.code_tree}` (commit{'s' if len(self.commits) > 1 else ''} "
+                 f"{commits}; a commit that changes no code the study depends on keeps the code tree)."]
+        if not self.clean:
+            lines.append(f"**Mixed provenance**: {len(self.other_code)} cells from other code, {len(self.dirty)} from a "
+                         f"dirty tree, {len(self.missing)} without provenance; they are marked † in the tables.")
+        return lines
+
+
+def check_provenance(cells: Iterable[tuple[str, dict]], *, allow_mixed: bool = False) -> ProvenanceReport:
+    """Check that the cells ``(name, payload)`` ran on one code tree from a clean checkout.
+
+    Raises:
+        StudyError: naming the cells that differ, unless ``allow_mixed`` (then the report lists them).
+    """
+    cells = list(cells)
+    trees = Counter(cell.get("provenance", {}).get("code_tree") for _, cell in cells if cell.get("provenance"))
+    code_tree = trees.most_common(1)[0][0] if trees else None
+    report = ProvenanceReport(code_tree=code_tree, commits=[], n_cells=len(cells))
+    commits = []
+    for name, cell in cells:
+        block = cell.get("provenance")
+        if not block:
+            report.missing.append(name)
+            continue
+        if block.get("code_tree") != code_tree:
+            report.other_code.append(name)
+        elif block.get("commit") and block["commit"] not in commits:
+            commits.append(block["commit"])
+        if block.get("dirty") is not False:
+            report.dirty.append(name)
+    report.commits = commits
+    if not report.clean and not allow_mixed:
+        parts = []
+        for label, names in (("without provenance", report.missing), ("from code other than " + str(code_tree), report.other_code),
+                             ("from a dirty tree", report.dirty)):
+            if names:
+                parts.append(f"{len(names)} cells {label} (e.g. {', '.join(names[:3])})")
+        raise StudyError("cells of mixed provenance: " + "; ".join(parts) + ". Re-run them at one commit "
+                         "(--rerun-stale), or pass --allow-mixed to aggregate them marked †")
+    return report
+
+
+def paired_interval(diff: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of paired differences and its two-sided t interval ``(mean, lower, upper)``; NaN bounds
+    with fewer than two pairs."""
+    from scipy import stats
+
+    diff = np.asarray(diff, dtype=float)
+    diff = diff[~np.isnan(diff)]
+    if len(diff) == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(diff.mean())
+    if len(diff) < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff)))
+    return mean, mean - half, mean + half
+
+
+def max_difference(first, second) -> float:
+    """Largest absolute difference between the numbers of two JSON-like values of the same shape
+    (``inf`` where their shapes or non-numeric leaves differ)."""
+    if isinstance(first, dict) and isinstance(second, dict):
+        if set(first) != set(second):
+            return math.inf
+        return max((max_difference(first[key], second[key]) for key in first), default=0.0)
+    if isinstance(first, list) and isinstance(second, list):
+        if len(first) != len(second):
+            return math.inf
+        return max((max_difference(a, b) for a, b in zip(first, second)), default=0.0)
+    numbers = (int, float)
+    if isinstance(first, numbers) and isinstance(second, numbers) and not isinstance(first, bool):
+        if math.isnan(first) and math.isnan(second):
+            return 0.0
+        return abs(float(first) - float(second))
+    return 0.0 if first == second else math.inf

@@ -1,0 +1,221 @@
+"""The study framework: provenance of result cells, mixed-code refusal, one paired interval, grid extension."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+
+import numpy as np
+import pytest
+
+from bayes_simrmf.evaluate.study import (
+    CellStore,
+    StudyError,
+    check_provenance,
+    code_state,
+    max_difference,
+    paired_interval,
+    provenance,
+)
+from bayes_simrmf.evaluate.tuning import GRID_BOUNDS, Bound, grid_search, next_value, staged_search
+
+
+def git(root, *args):
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path):
+    root = tmp_path / "repo"
+    (root / "bayes_simrmf").mkdir(parents=True)
+    (root / "experiments" / "results").mkdir(parents=True)
+    (root / "bayes_simrmf" / "model.py").write_text("x = 1\n")
+    (root / "pyproject.toml").write_text("[project]\n")
+    (root / "experiments" / "study.py").write_text("run = True\n")
+    (root / "experiments" / "results" / "cell.json").write_text("{}\n")
+    (root / "README.md").write_text("docs\n")
+    git(root, "init", "-q")
+    git(root, "-c", "user.email=t@t", "-c", "user.name=t", "add", ".")
+    git(root, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "first")
+    return root
+
+
+def commit_all(root, message):
+    git(root, "add", "-A")
+    git(root, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", message)
+
+
+def test_code_tree_follows_the_code_not_the_results_or_docs(repo):
+    first = code_state(["experiments/study.py"], root=repo)
+    assert first["dirty"] is False and len(first["commit"]) == 40
+    (repo / "experiments" / "results" / "cell.json").write_text('{"a": 1}\n')
+    (repo / "README.md").write_text("more docs\n")
+    assert code_state(["experiments/study.py"], root=repo)["dirty"] is False  # results and docs are not code
+    commit_all(repo, "results and docs")
+    second = code_state(["experiments/study.py"], root=repo)
+    assert second["commit"] != first["commit"] and second["code_tree"] == first["code_tree"]
+    (repo / "bayes_simrmf" / "model.py").write_text("x = 2\n")
+    dirty = code_state(["experiments/study.py"], root=repo)
+    assert dirty["dirty"] is True and dirty["dirty_paths"] == ["bayes_simrmf/model.py"]
+    commit_all(repo, "code")
+    assert code_state(["experiments/study.py"], root=repo)["code_tree"] != first["code_tree"]
+    (repo / "experiments" / "study.py").write_text("run = False\n")
+    assert code_state(["experiments/study.py"], root=repo)["dirty"] is True
+    assert code_state([], root=repo)["dirty"] is False  # a script the study does not name
+
+
+def test_code_state_outside_git_is_unknown(tmp_path):
+    state = code_state([], root=tmp_path)
+    assert state == {"commit": None, "code_tree": None, "dirty": None, "dirty_paths": None}
+
+
+def cell(tree, dirty=False, commit="c" * 40):
+    return {"scores": {"A": {"rmse_p": 0.3}}, "provenance": {"code_tree": tree, "dirty": dirty, "commit": commit}}
+
+
+def test_mixed_code_is_refused_unless_asked_then_marked():
+    cells = [("a", cell("t1")), ("b", cell("t1")), ("c", cell("t2")), ("d", {"scores": {}}), ("e", cell("t1", dirty=True))]
+    with pytest.raises(StudyError) as caught:
+        check_provenance(cells)
+    message = str(caught.value)
+    assert "c" in message and "without provenance" in message and "dirty" in message and "--allow-mixed" in message
+    report = check_provenance(cells, allow_mixed=True)
+    assert report.code_tree == "t1" and not report.clean
+    assert [report.mark(name) for name in "abcde"] == ["", "", "other code", "no provenance", "dirty"]
+    assert any("Mixed provenance" in line for line in report.header())
+    clean = check_provenance(cells[:2])
+    assert clean.clean and clean.commits == ["c" * 40]
+
+
+def test_provenance_block_hashes_the_config_and_records_the_code():
+    code = {"commit": "a" * 40, "code_tree": "t", "dirty": False, "dirty_paths": []}
+    first = provenance(code, config={"T": 100, "method": "MF"}, data_hash="d")
+    second = provenance(code, config={"method": "MF", "T": 100}, data_hash="d")
+    other = provenance(code, config={"method": "MF", "T": 300}, data_hash="d")
+    assert first["config_hash"] == second["config_hash"] != other["config_hash"]
+    assert first["commit"] == "a" * 40 and first["dirty"] is False and first["data_hash"] == "d"
+    assert first["package_version"] and first["versions"]["jax"]
+
+
+def test_cell_store_writes_whole_files(tmp_path):
+    store = CellStore(tmp_path / "cells")
+    path = store.write({"x": np.float32(0.5), "n": np.int64(3)}, "ds", "T100", "seed0", "MF")
+    assert path == tmp_path / "cells" / "ds" / "T100" / "seed0" / "MF.json"
+    assert store.has("ds", "T100", "seed0", "MF") and store.read("ds", "T100", "seed0", "MF") == {"x": 0.5, "n": 3}
+    assert [p.name for p in path.parent.iterdir()] == ["MF.json"]  # no temporary left
+    path.write_text("{not json")
+    with pytest.raises(StudyError, match="MF.json"):
+        store.read("ds", "T100", "seed0", "MF")
+
+
+def test_paired_interval_is_the_t_interval():
+    from scipy import stats
+
+    diff = np.array([0.01, -0.02, 0.005, 0.0, 0.012])
+    mean, lower, upper = paired_interval(diff)
+    half = stats.t.ppf(0.975, 4) * diff.std(ddof=1) / math.sqrt(5)
+    assert mean == pytest.approx(diff.mean()) and lower == pytest.approx(diff.mean() - half)
+    assert upper == pytest.approx(diff.mean() + half)
+    assert math.isnan(paired_interval([0.1])[1]) and math.isnan(paired_interval([])[0])
+
+
+def test_max_difference_walks_json():
+    assert max_difference({"a": [1.0, 2.0], "b": "x"}, {"a": [1.0, 2.5], "b": "x"}) == pytest.approx(0.5)
+    assert max_difference({"a": 1.0}, {"b": 1.0}) == math.inf
+    assert max_difference({"a": float("nan")}, {"a": float("nan")}) == 0.0
+    assert max_difference([1], [1, 2]) == math.inf
+
+
+class ConstantProbability:
+    """Predicts one probability ``p`` for every pair; the log loss on 0/1 answers of rate r is lowest at p = r."""
+
+    def __init__(self, p, label="x"):
+        self.p = p
+
+    def fit(self, llm, item, correct):
+        return self
+
+    def predict(self, llm, item, unknown="error"):
+        return np.full(len(llm), self.p)
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    rng = np.random.default_rng(0)
+    n = 4000
+    return rng.integers(0, 40, n), rng.integers(0, 100, n), (rng.random(n) < 0.03).astype(np.int8)
+
+
+def test_an_edge_choice_extends_the_grid_until_interior(pairs):
+    lines = []
+    result = grid_search(ConstantProbability, {"p": [0.3, 0.5, 0.7]}, *pairs, bounds={"p": Bound(1e-3, 1 - 1e-3)},
+                         log=lines.append)
+    assert result.edges == {"p": "interior"} and result.at_edge == []
+    assert result.best["p"] < 0.1  # the grid's edge 0.3 was far from the optimum near 0.03
+    added = result.table[result.table["extension"] > 0]
+    assert len(added) >= 2 and added["p"].max() < 0.3
+    assert any("lower edge" in line for line in lines)
+    tried = sorted(result.table["p"])
+    assert tried[0] < result.best["p"] < tried[-1]
+
+
+def test_a_natural_bound_stops_the_extension(pairs):
+    llm, item, _ = pairs
+    never = np.zeros(len(llm), dtype=np.int8)  # no answer is correct: the best probability is the bound 0
+    result = grid_search(ConstantProbability, {"p": [0.0, 0.1, 0.5]}, llm, item, never, bounds={"p": Bound(0, 1)})
+    assert result.best == {"p": 0.0} and result.edges == {"p": "bound"} and len(result.table) == 3
+
+
+def test_without_a_known_bound_or_with_extension_off_the_edge_is_reported(pairs):
+    lines = []
+    result = grid_search(ConstantProbability, {"p": [0.3, 0.5]}, *pairs, bounds={}, log=lines.append)
+    assert result.edges == {"p": "edge"} and result.at_edge == ["p"] and len(result.table) == 2
+    assert any("still at the edge" in line for line in lines)
+    off = grid_search(ConstantProbability, {"p": [0.3, 0.5]}, *pairs, bounds={"p": Bound(1e-3, 1)}, extend=False)
+    assert off.edges == {"p": "edge"} and len(off.table) == 2
+    at_bound = grid_search(ConstantProbability, {"p": [0.03, 0.5]}, *pairs, bounds={"p": Bound(0.03, 1)})
+    assert at_bound.edges == {"p": "bound"} and len(at_bound.table) == 2
+
+
+def test_single_values_and_labels_have_no_edge(pairs):
+    def make(p, label):
+        return ConstantProbability(p)
+
+    result = grid_search(make, {"p": [0.03], "label": ["a", "b"]}, *pairs, bounds={"p": Bound(1e-3, 1)})
+    assert result.edges == {"p": "single", "label": "interior"}
+
+
+def test_staged_search_passes_the_extension_on(pairs):
+    chosen, results = staged_search(lambda **o: ConstantProbability(o["p"]), [{"grid": {"p": [0.3, 0.5]}}], *pairs)
+    assert results[0].table["extension"].max() == 0 and results[0].edges == {"p": "edge"}  # "p" has no known bound
+    chosen, results = staged_search(lambda **o: ConstantProbability(o["shrinkage"] / 1000),
+                                    [{"grid": {"shrinkage": [300, 500]}}], *pairs)
+    assert results[0].edges == {"shrinkage": "interior"} and chosen["shrinkage"] < 300
+
+
+@pytest.mark.parametrize(("values", "side", "bound", "expected"), [
+    ([0.1, 1.0, 10.0], "lower", GRID_BOUNDS["fold_in_ridge_llms"], 0.01),
+    ([0.5, 1.0, 2.0], "upper", GRID_BOUNDS["lambda_reg"], 4.0),
+    ([4, 8, 16], "upper", GRID_BOUNDS["dim"], 32),
+    ([4, 8, 16], "lower", GRID_BOUNDS["dim"], 2),
+    ([1, 2], "lower", GRID_BOUNDS["dim"], None),
+    ([0, 1, 3, 10, 30, 100], "lower", GRID_BOUNDS["shrinkage"], None),
+    ([0, 1, 3, 10, 30, 100], "upper", GRID_BOUNDS["shrinkage"], 333.333),
+    ([0.2, 0.5], "upper", GRID_BOUNDS["alpha"], 1.0),
+    ([1e-5, 1e-4], "lower", GRID_BOUNDS["fold_in_ridge_items"], None),
+])
+def test_next_value_is_a_geometric_step_within_the_bound(values, side, bound, expected):
+    assert next_value(values, side, bound) == expected
+
+
+def test_every_default_stage_parameter_has_a_bound():
+    from bayes_simrmf.evaluate.tuning import DEFAULT_STAGES, PAPER_STAGES
+
+    names = {name for stages in [*DEFAULT_STAGES.values(), PAPER_STAGES] for stage in stages for name in stage["grid"]}
+    assert names <= set(GRID_BOUNDS)
+    config = json.loads((__import__("pathlib").Path(__file__).resolve().parents[1]
+                         / "experiments" / "configs" / "table2.json").read_text())
+    tuned = {name for spec in config["methods"].values()
+             for grid in [spec.get("tune", {})] + [s["grid"] for s in spec.get("stages", [])] for name in grid}
+    assert tuned <= set(GRID_BOUNDS)

@@ -1,0 +1,49 @@
+"""CI re-computes one cheap committed cell per study kind and fails if it moved.
+
+Table 2 (``experiments/run_protocol.py``): the MeanScore and Counting cells of openllm-v2-bbh-tso5,
+T=100, seed 0 (split, tuning and scores in a few seconds), compared with the committed cells to 1e-6.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from bayes_simrmf.data.locations import default_data_dir as shared_data_root
+from bayes_simrmf.evaluate.study import max_difference
+
+ROOT = Path(__file__).resolve().parents[1]
+CELLS = ROOT / "experiments" / "results" / "table2_cells"
+DATASET, T, SEED = "openllm-v2-bbh-tso5", 100, 0
+
+
+def load_runner():
+    sys.path.insert(0, str(ROOT / "experiments"))
+    spec = importlib.util.spec_from_file_location("run_protocol", ROOT / "experiments" / "run_protocol.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("label", ["MeanScore", "Counting"])
+def test_a_committed_table2_cell_recomputes_within_1e_6(label):
+    if not (shared_data_root() / DATASET).is_dir():
+        pytest.skip(f"{DATASET} is not in {shared_data_root()} (set BAYES_SIMRMF_DATA or place ../shared beside the repo)")
+    path = CELLS / DATASET / f"T{T}" / f"seed{SEED}" / f"{label}.json"
+    assert path.is_file(), f"{path} is not committed"
+    committed = json.loads(path.read_text())
+    runner = load_runner()
+    config = json.loads((ROOT / "experiments" / "configs" / "table2.json").read_text())
+    from bayes_simrmf.data import load_dataset
+
+    dataset = load_dataset(shared_data_root() / DATASET, log=None)
+    context = runner.SeedContext(dataset, config["datasets"][DATASET], T, SEED, config["n_test_pairs"], {})
+    fresh = json.loads(json.dumps(runner.run_cell(context, label, config["methods"][label], config, {}), default=float))
+    assert fresh["chosen"] == committed["chosen"]
+    moved = max_difference(committed["scores"], fresh["scores"])
+    assert moved <= 1e-6, f"{path} moved by {moved:.3g}: re-run Table 2 at this commit (run_protocol.py --rerun-stale)"
