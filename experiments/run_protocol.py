@@ -14,8 +14,8 @@ cells as they finish); ``--max-minutes`` stops cleanly after the cell in progres
 alone with ``--aggregate-only``.
 
 Provenance (:mod:`bayes_simrmf.evaluate.study`): every cell records the commit, whether the code was
-dirty, the hash of the code it depends on (the package, this script and ``peers.py``; not the
-results), the package version, the hash of its config (method spec, dataset options, T, seed,
+dirty, the hash of the code it depends on (this script, ``peers.py`` and every package module they
+can import: not the CLI, the hub client or the results), the package version, the hash of its config (method spec, dataset options, T, seed,
 tuning settings) and the dataset's fingerprint. Cells are written only from a clean tree (unless
 ``--allow-dirty``); ``--rerun-stale`` recomputes cells from other code or another config and says
 how far each moved; the tables refuse mixed cells unless ``--allow-mixed`` (then marked †).
@@ -55,7 +55,8 @@ from bayes_simrmf.evaluate import TEST_SPLITS, evaluate_on_split, fit_on_split
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 from bayes_simrmf.similarity import build_side_information, centre_rows
 from bayes_simrmf.splits import Protocol
-from bayes_simrmf.evaluate.study import CellStore, StudyError, code_state, config_hash, max_difference, provenance
+from bayes_simrmf.evaluate.study import (CellStore, StudyError, code_state, config_hash, import_closure, max_difference,
+                                         provenance)
 from bayes_simrmf.evaluate.tuning import staged_search
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -63,8 +64,8 @@ from peers import PeerEstimator, missing_peers  # noqa: E402  (experiments/ is n
 from protocol_tables import write_tables  # noqa: E402
 
 CELL_FORMAT = 2
-#: The code a Table 2 cell depends on besides the package (its code tree hash covers these).
-CODE_PATHS = ("experiments/run_protocol.py", "experiments/peers.py")
+#: The scripts that compute a cell; their code tree covers them and every package module they can import.
+SCRIPTS = ("experiments/run_protocol.py", "experiments/peers.py")
 
 
 def method_options(spec: dict, seed: int, chosen: dict | None) -> dict:
@@ -223,7 +224,7 @@ def run(config: dict, cells: Path, datasets: list[str] | None, deadline: float, 
     """Fill missing cells (of ``datasets``, ``t_values``, ``methods`` and ``seeds`` only, if given), and
     with ``rerun_stale`` recompute those of other code or config; False if the deadline stopped it
     before every cell was done."""
-    code = code_state(CODE_PATHS)
+    code = code_state(import_closure(SCRIPTS), whole_package=False)
     if code["dirty"] and not allow_dirty:
         raise SystemExit(f"the code has uncommitted changes ({', '.join(code['dirty_paths'][:5])}): commit them so "
                          "every cell can be traced to a commit, or pass --allow-dirty for a trial run")

@@ -65,6 +65,33 @@ def test_code_tree_follows_the_code_not_the_results_or_docs(repo):
     assert code_state([], root=repo)["dirty"] is False  # a script the study does not name
 
 
+def test_import_closure_follows_lazy_and_in_function_imports(tmp_path):
+    from bayes_simrmf.evaluate.study import import_closure
+
+    package = tmp_path / "bayes_simrmf"
+    for folder in (package, package / "sub", package / "cli"):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "__init__.py").write_text("")
+    (package / "__init__.py").write_text('_LAZY = {"thing": "bayes_simrmf.lazy"}\n')
+    (package / "lazy.py").write_text("from bayes_simrmf.sub import inner\n")
+    (package / "sub" / "inner.py").write_text("def f():\n    import bayes_simrmf.deep\n")
+    (package / "deep.py").write_text("")
+    (package / "unreached.py").write_text("")
+    (package / "cli" / "main.py").write_text("import bayes_simrmf.lazy\n")
+    (tmp_path / "script.py").write_text("def main():\n    from bayes_simrmf import sub\n")
+    assert import_closure(["script.py"], root=tmp_path) == [
+        "bayes_simrmf/__init__.py", "bayes_simrmf/deep.py", "bayes_simrmf/lazy.py", "bayes_simrmf/sub/__init__.py",
+        "bayes_simrmf/sub/inner.py", "script.py"]
+
+
+def test_the_table2_runner_does_not_depend_on_the_cli_or_the_hub():
+    from bayes_simrmf.evaluate.study import import_closure
+
+    closure = import_closure(["experiments/run_protocol.py", "experiments/peers.py"])
+    assert "bayes_simrmf/evaluate/tuning.py" in closure and "bayes_simrmf/model/program.py" in closure
+    assert not any(path.startswith(("bayes_simrmf/cli/", "bayes_simrmf/hub/")) for path in closure)
+
+
 def test_code_state_outside_git_is_unknown(tmp_path):
     state = code_state([], root=tmp_path)
     assert state == {"commit": None, "code_tree": None, "dirty": None, "dirty_paths": None}

@@ -5,9 +5,11 @@ dataset × T × seed × method (or the study's own key parts). Each cell is one 
 whole or not at all, that carries a ``provenance`` block:
 
 * ``commit`` (HEAD when it ran) and ``dirty`` (whether the code it depends on had uncommitted changes);
-* ``code_tree``: sha256 of the ``git ls-tree`` listing of the code the study depends on (the package
-  and the study's scripts, never ``experiments/results``), so commits that touch only tests, docs or
-  results leave it unchanged while any change of that code changes it;
+* ``code_tree``: sha256 of the ``git ls-tree`` listing of the code the study depends on: its scripts
+  and every package module they can import (:func:`import_closure`, read from the source, lazy and
+  in-function imports included), never ``experiments/results``. Commits that touch only tests, docs,
+  results or modules the study cannot reach (the CLI, the hub client) leave it unchanged; any change
+  of code it runs changes it;
 * ``package_version``, library versions, ``config_hash`` (the cell's method spec, dataset options,
   T, seed and tuning settings) and ``data_hash`` (the dataset's fingerprint).
 
@@ -18,9 +20,11 @@ brought to the current code only by re-computing it (:func:`max_difference` says
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import math
+import re
 import subprocess
 import sys
 import time
@@ -54,10 +58,57 @@ def _git(*args: str, root: Path = REPO_ROOT) -> str | None:
     return done.stdout
 
 
-def code_state(paths: Sequence[str] = (), root: Path = REPO_ROOT) -> dict:
-    """``{"commit", "code_tree", "dirty", "dirty_paths"}`` of the package plus ``paths`` (relative to
-    ``root``). Outside a git checkout every field is None (``dirty`` too: unknown)."""
-    tracked = sorted(set(PACKAGE_PATHS) | set(paths))
+_MODULE_NAME = re.compile(r"^bayes_simrmf(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _module_file(name: str, root: Path) -> Path | None:
+    base = root.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def import_closure(scripts: Sequence[str], root: Path = REPO_ROOT) -> list[str]:
+    """Paths (relative to ``root``) of ``scripts`` and of every ``bayes_simrmf`` module they can import,
+    followed through the package: ``import``/``from`` statements anywhere in a file (functions
+    included) and strings naming a module (the package's lazy-import tables), with each module's
+    parent packages. An over-approximation of what a run executes, never an under-approximation
+    of the package code it reaches by import."""
+    seen: set[Path] = set()
+    queue = [root / script for script in scripts]
+    while queue:
+        path = queue.pop()
+        if path in seen or not path.is_file():
+            continue
+        seen.add(path)
+        if path.suffix != ".py":
+            continue
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _MODULE_NAME.match(node.value):
+                names.add(node.value)
+        for name in names:
+            if not name.startswith("bayes_simrmf"):
+                continue
+            parts = name.split(".")
+            for end in range(1, len(parts) + 1):
+                module = _module_file(".".join(parts[:end]), root)
+                if module is not None:
+                    queue.append(module)
+    return sorted(path.relative_to(root).as_posix() for path in seen)
+
+
+def code_state(paths: Sequence[str] = (), root: Path = REPO_ROOT, *, whole_package: bool = True) -> dict:
+    """``{"commit", "code_tree", "dirty", "dirty_paths"}`` of ``paths`` (relative to ``root``), plus the
+    whole package and its metadata unless ``whole_package`` is off (then pass :func:`import_closure`'s
+    paths). Outside a git checkout every field is None (``dirty`` too: unknown)."""
+    tracked = sorted(set(PACKAGE_PATHS if whole_package else PACKAGE_PATHS[1:]) | set(paths))
     commit = _git("rev-parse", "HEAD", root=root)
     if commit is None:
         return {"commit": None, "code_tree": None, "dirty": None, "dirty_paths": None}
