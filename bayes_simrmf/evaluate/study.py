@@ -40,8 +40,8 @@ from bayes_simrmf.errors import BayesSimRMFError
 
 #: The repository root (the package's parent); git is asked about it.
 REPO_ROOT = Path(__file__).resolve().parents[2]
-#: What every study depends on: the package and its install metadata.
-PACKAGE_PATHS = ("bayes_simrmf", "pyproject.toml")
+#: The package: what a study depends on when it names no import closure.
+PACKAGE_PATHS = ("bayes_simrmf",)
 #: The study framework's own results folder, never part of a code hash.
 RESULTS_PATH = "experiments/results"
 
@@ -106,9 +106,10 @@ def import_closure(scripts: Sequence[str], root: Path = REPO_ROOT) -> list[str]:
 
 def code_state(paths: Sequence[str] = (), root: Path = REPO_ROOT, *, whole_package: bool = True) -> dict:
     """``{"commit", "code_tree", "dirty", "dirty_paths"}`` of ``paths`` (relative to ``root``), plus the
-    whole package and its metadata unless ``whole_package`` is off (then pass :func:`import_closure`'s
-    paths). Outside a git checkout every field is None (``dirty`` too: unknown)."""
-    tracked = sorted(set(PACKAGE_PATHS if whole_package else PACKAGE_PATHS[1:]) | set(paths))
+    whole package unless ``whole_package`` is off (then pass :func:`import_closure`'s paths). The
+    install metadata is left out: the provenance block records the library versions themselves.
+    Outside a git checkout every field is None (``dirty`` too: unknown)."""
+    tracked = sorted(set(PACKAGE_PATHS if whole_package else ()) | set(paths))
     commit = _git("rev-parse", "HEAD", root=root)
     if commit is None:
         return {"commit": None, "code_tree": None, "dirty": None, "dirty_paths": None}
