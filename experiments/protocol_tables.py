@@ -64,6 +64,7 @@ def load_cells(cells: Path, config: dict | None = None, *, allow_mixed: bool = T
             rows.append({**key, "method": payload["method"], "split": split_name, **metrics, "mark": mark,
                          "commit": (payload.get("provenance") or {}).get("commit"),
                          "at_edge": json.dumps(sorted(n for n, s in edges.items() if s == "edge")),
+                         "at_bound": json.dumps(sorted(n for n, s in edges.items() if s == "bound")),
                          "paper_form": payload.get("paper_form", False), "embedding_model": payload.get("embedding_model"),
                          "fit_seconds": payload["fit_seconds"], "tune_seconds": payload["tune_seconds"],
                          "converged": payload.get("converged", True), "chosen": json.dumps(payload["chosen"], sort_keys=True)})
@@ -135,8 +136,10 @@ def results_table(part: pd.DataFrame, methods: list[str], floors: pd.DataFrame) 
 def chosen_table(part: pd.DataFrame, methods: list[str]) -> list[str]:
     """Each tuned method's chosen hyper-parameters per seed; ⚠ marks a value still at an edge of what
     was tried (the grid could not be extended past it)."""
-    lines = ["Chosen hyper-parameters per seed (⚠: still at an edge of the values tried; values past the "
-             "configured grid were added by the grid extension):", "", "| T | method | seed: chosen |", "|---|---|---|"]
+    lines = ["Chosen hyper-parameters per seed (⚠: still at an edge of the values tried, not a result; ⊣: at a "
+             "natural bound or documented cap of `bayes_simrmf.evaluate.tuning.GRID_BOUNDS`, e.g. a similarity weight "
+             "of 1e-5 or a fold-in ridge of 1e5, i.e. the similarity term switched off; values past the configured grid "
+             "were added by the grid extension):", "", "| T | method | seed: chosen |", "|---|---|---|"]
     rows = 0
     for T in sorted(part["T"].unique()):
         for method in methods:
@@ -146,7 +149,9 @@ def chosen_table(part: pd.DataFrame, methods: list[str]) -> list[str]:
             entries = []
             for _, row in sel.iterrows():
                 chosen, edge = json.loads(row["chosen"]), set(json.loads(row.get("at_edge", "[]") or "[]"))
-                entries.append(f"{row['seed']}: " + ", ".join(f"{k}={v:g}{'⚠' if k in edge else ''}" if isinstance(v, (int, float))
+                bound = set(json.loads(row.get("at_bound", "[]") or "[]"))
+                entries.append(f"{row['seed']}: " + ", ".join(f"{k}={v:g}{'⚠' if k in edge else '⊣' if k in bound else ''}"
+                                                              if isinstance(v, (int, float))
                                                               else f"{k}={v}" for k, v in sorted(chosen.items())))
             lines.append(f"| {T} | {method} | " + "; ".join(entries) + " |")
             rows += 1
