@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from bayes_simrmf.cli import main
-from bayes_simrmf.data import shared_dataset_path
+from bayes_simrmf.data.locations import default_data_dir
 from bayes_simrmf.saving import load_model
 
-DATA = shared_dataset_path("openllm-v2-mmlupro-math")
+DATA = default_data_dir() / "openllm-v2-mmlupro-math"  # no error at import where ../shared is absent
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data/openllm-v2-mmlupro-math")
 
 
@@ -164,7 +164,7 @@ def test_side_information_warns_about_unusable_metadata_and_blank_texts():
 
 
 def test_a_new_llm_is_looked_up_by_id_in_a_leaderboard_contents_table(runner, setup):
-    contents = shared_dataset_path("leaderboard-contents") / "llms.parquet"
+    contents = default_data_dir() / "leaderboard-contents" / "llms.parquet"
     if not contents.is_file():
         pytest.skip(f"{contents} is absent")
     folder, model, _ = setup
