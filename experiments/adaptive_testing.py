@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayes_simrmf.evaluate.study import paired_interval
 from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.model.predictor import expected_sigmoid, sigmoid
 from bayes_simrmf.predict import SimRMF
@@ -372,11 +373,7 @@ def summarise(cells: list[dict]) -> pd.DataFrame:
 
 
 def t_interval(diff: pd.Series) -> tuple[float, float, float]:
-    from scipy.stats import t as student
-
-    diff = diff.dropna()
-    half = student.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else np.nan
-    return diff.mean(), diff.mean() - half, diff.mean() + half
+    return paired_interval(diff.to_numpy(dtype=float))
 
 
 def paired_differences(cells: list[dict]) -> pd.DataFrame:
