@@ -255,7 +255,11 @@ def test_tune_writes_chosen_values_that_fit_reads(runner, tmp_path):
     for stage, names in zip(payload["stages"], (("dim", "lambda_reg"), ("llm_bias_scale",), ("bias_scale",))):
         best = min(stage["table"], key=lambda row: row["log_loss"])
         assert {name: best[name] for name in names} == {name: payload["chosen"][name] for name in names}
-    assert len(payload["stages"][0]["table"]) == 9  # 3 dims x 3 lambda_reg
+    # 3 dims x 3 lambda_reg, then values past an edge choice until it is interior or at a documented cap.
+    first = payload["stages"][0]
+    assert sum(row["extension"] == 0 for row in first["table"]) == 9
+    assert all(row["extension"] > 0 for row in first["table"][9:])
+    assert all(status in ("interior", "bound") for stage in payload["stages"] for status in stage["edges"].values())
     folder = tmp_path / "model"
     result = runner.invoke(main, ["fit", *SMALL_FIT, "--hyper", str(hyper), "--out", str(folder)])
     assert result.exit_code == 0, result.output

@@ -37,7 +37,9 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, s
 
     Stages: d and lambda_reg with random training pairs held out; then (simrmf/oracle) the question-similarity
     weight with whole training questions held out, and the LLM-similarity weight with whole LLMs held out.
-    Writes the chosen values and every candidate's validation scores to --out, for `fit --hyper`.
+    A value chosen at a grid's edge is extended geometrically until interior or at a documented cap (each stage's
+    "edges" in --out says which). Writes the chosen values and every candidate's validation scores to --out, for
+    `fit --hyper`.
 
     \b
     Example:
@@ -81,7 +83,7 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, s
         "protocol": {"T": T, "n_known_llms": split.n_known_llms, "n_known_items": split.n_known_items, "seed": seed},
         "stages": [
             {"holdout": result.holdout, "metric": result.metric, "share": result.share, "best": result.best,
-             "table": result.table.to_dict(orient="records")}
+             "edges": result.edges, "table": result.table.to_dict(orient="records")}
             for result in results
         ],
     }
