@@ -20,10 +20,16 @@ import os
 import shutil
 import tempfile
 
+from dataclasses import dataclass, field
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.special import ndtr
+
+from bayes_simrmf.errors import ConfigError
+from bayes_simrmf.params import Estimator, hyper
 
 PEERS = ("smurff", "cmfrec")
 CMFREC_CLIP = 1e-3
@@ -166,26 +172,30 @@ def group_indicators(item_groups: pd.Series, items: np.ndarray) -> np.ndarray:
     return indicators
 
 
-class PeerEstimator:
-    """A peer behind the package's estimator interface (``fit`` / ``predict`` on entity ids).
+@dataclass(eq=False, repr=False)
+class PeerEstimator(Estimator):
+    """A peer behind the package's estimator interface (``fit`` / ``predict`` on entity ids, and the
+    hyper-parameter conventions of :class:`bayes_simrmf.params.Estimator`).
 
     Args:
         peer: ``"cmfrec"`` or ``"smurff"`` (or a class with the :class:`CmfrecPeer` interface, for tests).
         seed: the peer's random seed.
-        **options: the peer's own hyper-parameters (``k``, ``lambda_``, ``w_user``, ``w_item`` for cmfrec;
+        options: the peer's own hyper-parameters (``k``, ``lambda_``, ``w_user``, ``w_item`` for cmfrec;
             ``num_latent``, ``burnin``, ``nsamples``, ``n_saved`` for SMURFF; ``threads`` for both).
     """
 
-    def __init__(self, peer="cmfrec", seed: int = 0, **options) -> None:
-        classes = {"cmfrec": CmfrecPeer, "smurff": SmurffPeer}
-        if isinstance(peer, str) and peer not in classes:
-            raise ValueError(f"unknown peer {peer!r}; choose from {sorted(classes)}")
-        self.peer, self.seed, self.options = peer, seed, options
-        self._class = classes[peer] if isinstance(peer, str) else peer
+    method: ClassVar[str] = "peer"
+    peer: object = hyper("cmfrec", "cmfrec or smurff (or a peer class).", cli=None)
+    seed: int = hyper(0, "The peer's random seed.", cli=None)
+    options: dict = field(default_factory=dict, metadata={"help": "The peer's own hyper-parameters.", "cli": None})
 
     def fit(self, llm, item, correct, *, side, llms, items, item_groups=None) -> "PeerEstimator":
+        classes = {"cmfrec": CmfrecPeer, "smurff": SmurffPeer}
+        if isinstance(self.peer, str) and self.peer not in classes:
+            raise ConfigError(f"unknown peer {self.peer!r}; choose from {sorted(classes)}")
+        peer_class = classes[self.peer] if isinstance(self.peer, str) else self.peer
         if side is None or side.llm_factor is None or side.item_factor is None:
-            raise ValueError("a peer needs side information for both LLMs and questions (side=...)")
+            raise ConfigError("a peer needs side information for both LLMs and questions (side=...)")
         self.llm_index_, self.item_index_ = pd.Index(np.asarray(llms)), pd.Index(np.asarray(items))
         llm_features = np.asarray(side.rows_for("llm", np.asarray(llms)), np.float64)
         item_features = np.asarray(side.rows_for("item", np.asarray(items)), np.float64)
@@ -193,7 +203,7 @@ class PeerEstimator:
             item_features = np.hstack([item_features, group_indicators(item_groups, np.asarray(items))])
         self.n_features_ = (llm_features.shape[1], item_features.shape[1])
         llm_codes, item_codes = self._codes(llm, item)
-        self.model_ = self._class(seed=self.seed, **self.options).fit(
+        self.model_ = peer_class(seed=self.seed, **self.options).fit(
             llm_codes, item_codes, np.asarray(correct, np.float64), llm_features, item_features)
         return self
 
@@ -211,6 +221,5 @@ class PeerEstimator:
         """P(correct) per pair; every id must be among the ``llms`` / ``items`` given to ``fit`` (the peers
         place an entity without training pairs from its features alone; ``unknown`` is accepted for the
         interface and has no other choice)."""
-        if not hasattr(self, "model_"):
-            raise RuntimeError("PeerEstimator is not fitted; call fit first")
+        self._require_fitted("model_")
         return np.asarray(self.model_.predict_codes(*self._codes(llm, item)), np.float64)

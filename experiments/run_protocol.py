@@ -85,7 +85,7 @@ def build(spec: dict, seed: int, chosen: dict | None):
     options = method_options(spec, seed, chosen)
     method = options.pop("method")
     if method == "peer":
-        return PeerEstimator(**options)
+        return PeerEstimator(peer=options.pop("peer"), seed=options.pop("seed"), options=options)
     return make_estimator(method, **options)
 
 

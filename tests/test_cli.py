@@ -61,8 +61,8 @@ def test_fit_help_shows_defaults_and_an_example(runner):
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())  # undo click's line wrapping
     assert "Example:" in text and "bayes-simrmf fit --data" in text
-    for expected in ("[default: 300]", "[default: delta]", "[default: 8]", "[default: 1.0]", "[default: 0.05]",
-                     "[default: 3000]", "[default: 1000000]", "[default: simrmf where the data carry"):
+    for expected in ("[default: 300]", "[default: delta]", "[default: 8; x>=0]", "[default: 1.0]", "[default: 0.05]",
+                     "[default: 3000; x>=1]", "[default: 1000000]", "[default: simrmf where the data carry"):
         assert expected in text, expected
     # Every option that takes a value shows its default: cut the Options section into one entry per option
     # (they are listed in declaration order) and look for "[default:" in each.

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bayes_simrmf.errors import ConfigError, NotFittedError
 from bayes_simrmf.similarity import SideInformation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
@@ -52,7 +53,7 @@ def test_group_indicators_one_column_per_group_and_zero_rows_without_group():
 
 def test_wrapper_codes_pairs_and_appends_group_indicators(side):
     groups = pd.Series({"q0": "a", "q1": "b", "q2": "a", "q3": "b"})
-    model = PeerEstimator(peer=RecordingPeer, seed=3, num_latent=4).fit(
+    model = PeerEstimator(peer=RecordingPeer, seed=3, options={"num_latent": 4}).fit(
         np.array(["m2", "m0"]), np.array(["q1", "q3"]), np.array([1, 0]), side=side,
         llms=np.array(["m0", "m1", "m2"]), items=np.array(["q0", "q1", "q2", "q3"]), item_groups=groups)
     got = model.model_.got
@@ -68,10 +69,11 @@ def test_wrapper_codes_pairs_and_appends_group_indicators(side):
 
 
 def test_wrapper_errors_name_the_problem(side):
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         PeerEstimator(peer=RecordingPeer).predict(np.array(["m0"]), np.array(["q0"]))
-    with pytest.raises(ValueError, match="unknown peer"):
-        PeerEstimator(peer="macau")
+    with pytest.raises(ConfigError, match="unknown peer"):
+        PeerEstimator(peer="macau").fit(np.array(["m0"]), np.array(["q0"]), np.array([1]), side=side,
+                                        llms=side.llms, items=side.items)
     with pytest.raises(ValueError, match="side information"):
         PeerEstimator(peer=RecordingPeer).fit(np.array(["m0"]), np.array(["q0"]), np.array([1]), side=None,
                                               llms=side.llms, items=side.items)
@@ -94,7 +96,7 @@ def test_cmfrec_through_the_wrapper_learns_a_block_pattern():
     items = np.array([f"q{j}" for j in range(n_items)])
     side = SideInformation(llms=llms, llm_factor=np.c_[strong.astype(float), rng.normal(size=n_llms) * 0.01],
                            items=items, item_factor=rng.normal(size=(n_items, 2)))
-    model = PeerEstimator(peer="cmfrec", k=2, lambda_=1.0, threads=1).fit(
+    model = PeerEstimator(peer="cmfrec", options={"k": 2, "lambda_": 1.0, "threads": 1}).fit(
         llms[llm], items[item], correct, side=side, llms=llms, items=items)
     prob = model.predict(llms[llm], items[item])
     assert prob[strong[llm]].mean() > prob[~strong[llm]].mean() + 0.4

@@ -7,12 +7,8 @@ from pathlib import Path
 
 import click
 
-from bayes_simrmf.options import (
-    DEVICES,
-    GUIDES,
-    METHODS,
-    SIMILARITY_MODES,
-)
+from bayes_simrmf.options import DEVICES, METHODS
+from bayes_simrmf.params import CountingParams, SimRMFParams, cli_params, click_options
 from bayes_simrmf.cli.common import (
     DATA_OPTIONS,
     SIDE_OPTIONS,
@@ -154,37 +150,15 @@ def _model_folder(out: str | None, data_name: str, method: str, T: int, seed: in
                    "mf: factorisation; simrmf: plus similarity from question texts and LLM metadata; "
                    "oracle: plus the ideal similarity from the true scores (an upper bound, uses test data); "
                    "counting: each LLM's training accuracy per --item-groups group, shrunk to the group mean.")
-@click.option("--shrinkage", type=float, default=10.0, help="Pseudo-count of --method counting's shrinkage.")
+@click_options(CountingParams)
 @SPLIT_OPTIONS
-@click.option("--guide", type=click.Choice(GUIDES), default="delta",
-              help="Variational family: delta = MAP (the paper's point estimate).")
-@click.option("--rank", "lowrank_rank", type=int, default=8, help="Rank of the low-rank guide's covariance (--guide lowrank).")
-@click.option("--dim", type=int, default=8, help="Latent dimension d.")
-@click.option("--lambda-reg", type=float, default=1.0, help="L2 weight (prior sd of factors = 1/sqrt(2*lambda_reg)).")
-@click.option("--bias-scale", type=float, default=2.0, help="Prior sd of the LLM and item biases (logit units).")
-@click.option("--llm-bias-scale", type=float, default=None,
-              help="Prior sd of the LLM biases alone; smaller when each LLM has few training answers. [default: --bias-scale]")
+@click_options(SimRMFParams)
 @click.option("--n-test-pairs", type=int, default=1_000_000, help="At most this many pairs per test split.")
-@click.option("--learning-rate", type=float, default=0.05, help="Adam step size.")
-@click.option("--max-steps", type=int, default=3000, help="Upper bound on SVI steps.")
-@click.option("--tol", type=float, default=1e-5, help="Stop when the relative loss change per 50 steps is below this.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Training pairs per SVI step (minibatch SVI, log-likelihood scaled by pairs / batch size) for "
-                   "observed sets too large for full-batch steps. [default: full batch]")
 @click.option("--device", type=click.Choice(DEVICES), default="auto",
               help="Where JAX runs the fit: auto = JAX's default backend (a GPU when a CUDA build of JAX sees one).")
-@click.option("--similarity-weight-items", type=float, default=1.0,
-              help="kappa_X: question-similarity weight (lambda_X = kappa_X * pairs / items^2); simrmf/oracle.")
-@click.option("--similarity-weight-llms", type=float, default=1.0,
-              help="kappa_M: LLM-similarity weight (lambda_M = kappa_M * pairs / LLMs^2); simrmf/oracle.")
-@click.option("--similarity-mode", type=click.Choice(SIMILARITY_MODES), default="kernel",
-              help="kernel: fold LLMs/questions without data in by GP regression on the similarity; cold: the Gram "
-                   "potential moving only those; joint: the paper's Gram potential on all.")
 @click.option("--paper", is_flag=True,
               help="SimRMF as the paper writes it (with --method simrmf/oracle): the joint Gram potential on the factors "
                    "alone, uncentred similarity at scale 1 (overrides --similarity-mode); intercept and biases stay.")
-@click.option("--fold-in-ridge-items", type=float, default=1.0, help="GP nugget of the question fold-in (kernel mode).")
-@click.option("--fold-in-ridge-llms", type=float, default=1.0, help="GP nugget of the LLM fold-in (kernel mode).")
 @click.option("--item-groups", default=None, metavar="COLUMN",
               help="Column of the items table (e.g. benchmark) whose groups get their own mean question difficulty. "
                    "[default: none]")
@@ -201,10 +175,9 @@ def _model_folder(out: str | None, data_name: str, method: str, T: int, seed: in
 @click.option("--baseline/--no-baseline", default=True, help="Also score MeanScore on the same split for comparison.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, lambda_reg, bias_scale, llm_bias_scale, n_known_llms, n_known_items, n_test_pairs, seed,
-        learning_rate, max_steps, tol, batch_size, device, similarity_weight_items, similarity_weight_llms, similarity_mode,
-        paper, fold_in_ridge_items, fold_in_ridge_llms, alpha, item_groups,
-        embeddings, embedding_model, similarity_energy, hyper, out, overwrite, save_diverged, baseline, quiet):
+def fit(data, unknown_entities, method, T, n_known_llms, n_known_items, n_test_pairs, seed, device, paper, alpha,
+        item_groups, embeddings, embedding_model, similarity_energy, hyper, out, overwrite, save_diverged, baseline, quiet,
+        **values):
     """Fit a model on a split of the data, evaluate it on splits A-D and save it.
 
     \b
@@ -212,13 +185,21 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
       bayes-simrmf fit --data ../shared/data/openllm-v2-mmlupro-math \\
           --T 300 --guide delta --method mf --dim 8 --seed 0 --out models/mmlupro-mf
     """
-    from bayes_simrmf.predict import PAPER_FORM, make_estimator
+    from bayes_simrmf.predict import PAPER_FORM, GroupAccuracy, SimRMF, make_estimator
     from bayes_simrmf.evaluate import fit_on_split, format_metrics
     from bayes_simrmf.saving import save_model
     from bayes_simrmf.similarity import report_summary
     from bayes_simrmf.splits import Protocol
 
+    guide = values["guide"]
     _check_fit_options(method=method, guide=guide, paper=paper, out=out, overwrite=overwrite)
+    factor = {**cli_params(SimRMFParams, values), "seed": seed, "progress": not quiet}
+    if paper:
+        factor.update({key: value for key, value in PAPER_FORM.items() if key != "method"})
+    # Every option checked before any data is loaded (the factor model's also where --method is not yet known).
+    GroupAccuracy(**cli_params(CountingParams, values))._validate()
+    if method not in ("meanscore", "counting"):
+        SimRMF(**factor).check_params()
     import jax
 
     from bayes_simrmf.inference import select_device
@@ -233,16 +214,8 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
     split = protocol.split(dataset, log=_say)
     click.echo(split.summary())
     _warn_empty_test_splits(split, n_test_pairs)
-    options = {"shrinkage": shrinkage} if method == "counting" else {} if method == "meanscore" else dict(
-        dim=dim, lambda_reg=lambda_reg, bias_scale=bias_scale, llm_bias_scale=llm_bias_scale, guide=guide,
-        learning_rate=learning_rate, max_steps=max_steps, tol=tol, lowrank_rank=lowrank_rank, seed=seed, progress=not quiet, similarity_weight_items=similarity_weight_items,
-        similarity_weight_llms=similarity_weight_llms, similarity_mode=similarity_mode,
-        fold_in_ridge_items=fold_in_ridge_items, fold_in_ridge_llms=fold_in_ridge_llms, batch_size=batch_size,
-    )
-    if paper:
-        options.update({key: value for key, value in PAPER_FORM.items() if key != "method"})
-    if hyper is not None and not baseline_method:
-        options.update(_read_hyper(hyper, method, paper))
+    options = (cli_params(CountingParams, values) if method == "counting" else {} if baseline_method else
+               {**factor, **(_read_hyper(hyper, method, paper) if hyper is not None else {})})
     side = _side_information(method, dataset, split, alpha=alpha, embeddings=embeddings,
                              embedding_model=embedding_model, paper=paper, energy=similarity_energy)
     groups = _item_groups(dataset, item_groups, method)
@@ -252,7 +225,7 @@ def fit(data, unknown_entities, method, shrinkage, T, guide, lowrank_rank, dim, 
     diverged = {}
     if not baseline_method:
         _report_fit(estimator, method, guide)
-        diverged = _check_divergence(estimator, options.get("learning_rate", learning_rate), save_diverged)
+        diverged = _check_divergence(estimator, estimator.learning_rate, save_diverged)
     results = _evaluate(estimator, split, method, baseline)
     click.echo(format_metrics(results))
     if data is None and not baseline_method:

@@ -21,35 +21,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayes_simrmf.errors import ConfigError, NotFittedError
+from dataclasses import dataclass
+
 from bayes_simrmf.groups import NO_GROUP, GroupMap
 from bayes_simrmf.pairs import check_pairs
+from bayes_simrmf.params import CountingParams, Estimator
 
 __all__ = ["GroupAccuracy", "MeanScore"]
 
 
-class GroupAccuracy:
+@dataclass(eq=False, repr=False)
+class GroupAccuracy(CountingParams):
     """Each LLM's training accuracy per item group (benchmark), shrunk towards the group mean.
 
     Args:
         shrinkage: pseudo-count ``s >= 0`` of the shrinkage towards the group mean (0: raw
             per-group accuracy, where the LLM has answers in the group).
     """
-
-    method = "counting"
-
-    def __init__(self, shrinkage: float = 10.0) -> None:
-        self.shrinkage = shrinkage
-
-    def get_config(self) -> dict:
-        return {"method": self.method, "shrinkage": float(self.shrinkage)}
-
-    @classmethod
-    def from_config(cls, config: dict) -> GroupAccuracy:
-        unknown = sorted(set(config) - {"method", "shrinkage"})
-        if unknown:
-            raise ConfigError(f"unknown counting option(s) {unknown}")
-        return cls(shrinkage=config.get("shrinkage", 10.0))
 
     def fit(self, llm, item, correct, *, item_groups=None, **_ignored) -> GroupAccuracy:
         """Tally the training pairs.
@@ -59,17 +47,13 @@ class GroupAccuracy:
             item_groups: mapping item id → group label (e.g. the benchmark); items it lacks form
                 one group of their own. Without it every item is in one group.
         """
-        shrinkage = self.shrinkage
-        if isinstance(shrinkage, bool) or not isinstance(shrinkage, (int, float, np.number)) or not (
-            np.isfinite(shrinkage) and shrinkage >= 0
-        ):
-            raise ConfigError(f"shrinkage must be a finite number >= 0, got {shrinkage!r}")
+        self._validate()
         llm, item, correct = check_pairs(llm, item, correct)
         self.item_groups_ = GroupMap.from_mapping(item_groups, "item_groups")
         group = self.item_groups_.labels_of(item)
         frame = pd.DataFrame({"llm": llm, "group": group, "correct": correct.astype(np.float64)})
         self.mean_ = float(frame["correct"].mean())
-        s = float(shrinkage)
+        s = float(self.shrinkage)
         by_group = frame.groupby("group")["correct"].agg(["sum", "count"])
         group_mean = (by_group["sum"] + s * self.mean_) / (by_group["count"] + s)
         self.group_mean_ = group_mean.to_dict()
@@ -88,8 +72,7 @@ class GroupAccuracy:
         Args:
             item_groups: extra item → group labels for items the fit was not told about.
         """
-        if not hasattr(self, "mean_"):
-            raise ConfigError("this GroupAccuracy is not fitted yet: call fit(...) first")
+        self._require_fitted("mean_")
         llm, item, _ = check_pairs(llm, item)
         groups = self.item_groups_.updated(item_groups, "item_groups")
         group = groups.labels_of(item)
@@ -131,8 +114,9 @@ class GroupAccuracy:
         return self
 
 
-class MeanScore:
-    """Predict the mean of all observed training scores for every pair."""
+@dataclass(eq=False, repr=False)
+class MeanScore(Estimator):
+    """Predict the mean of all observed training scores for every pair (no hyper-parameters)."""
 
     method = "meanscore"
 
@@ -144,13 +128,9 @@ class MeanScore:
 
     def predict(self, llm, item, *, unknown: str = "population") -> np.ndarray:
         """Probability ``(n_pairs,)``: the training mean everywhere (every entity is 'known')."""
-        if not hasattr(self, "mean_"):
-            raise NotFittedError("this MeanScore is not fitted yet: call fit(...) or load a saved model first")
+        self._require_fitted("mean_")
         llm, item, _ = check_pairs(llm, item)
         return np.full(len(llm), self.mean_, dtype=np.float64)
-
-    def get_config(self) -> dict:
-        return {"method": self.method}
 
     def get_state(self) -> dict[str, np.ndarray]:
         return {"mean": np.asarray(self.mean_), "n_pairs": np.asarray(self.n_pairs_)}

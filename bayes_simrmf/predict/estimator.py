@@ -16,8 +16,7 @@ biases and factors and a cold entity at its prior mode is not an average entity.
 from __future__ import annotations
 
 import dataclasses
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import jax
@@ -30,6 +29,7 @@ from bayes_simrmf.inference import InferenceConfig, SVIResult, run_svi
 from bayes_simrmf.model import ModelConfig, SimilarityInputs
 from bayes_simrmf.options import METHODS, SIMILARITY_METHODS
 from bayes_simrmf.pairs import as_id_array, check_pairs
+from bayes_simrmf.params import SimRMFParams
 from bayes_simrmf.inference.posterior import GaussianPosterior
 from bayes_simrmf.predict.baselines import GroupAccuracy, MeanScore
 from bayes_simrmf.predict.fold_in import fold_in_state
@@ -49,102 +49,47 @@ PAPER_FORM = {"method": "simrmf", "similarity_mode": "joint", "similarity_on": "
               "fold_in_spread": "gaussian"}
 #: Options of :func:`bayes_simrmf.similarity.build_side_information` for the paper's form.
 PAPER_SIDE = {"centre": False}
-#: Options that steer a run but are no hyper-parameter of the model (left out of ``get_config``).
-_RUNTIME = {"runtime": True}
-
-
 def _fitted(name: str, doc: str) -> property:
     """A read-only attribute of the fitted state (``NotFittedError``, an AttributeError, before fit)."""
     return property(lambda self: getattr(self._state(), name), doc=doc)
 
 
-def _json_ready(value, hint):
-    """``value`` cast to the type its annotation names (``int``, ``float``, ``bool``, optional or choice)."""
-    args = typing.get_args(hint)
-    if type(None) in args:
-        return None if value is None else _json_ready(value, next(a for a in args if a is not type(None)))
-    return hint(value) if hint in (int, float, bool) else value
-
-
-@dataclass(eq=False)
-class SimRMF(PosteriorQueries):
+@dataclass(eq=False, repr=False)
+class SimRMF(SimRMFParams, PosteriorQueries):
     """Matrix factorisation of LLM × question correctness, fitted by SVI in NumPyro.
 
-    Args:
-        method: "mf" (BCE + L2 + biases), "simrmf" (plus Gram potentials towards side-information
-            similarity) or "oracle" (the same with the ideal similarity from the true scores).
-        dim: latent dimension d.
-        lambda_reg: L2 weight (prior sd of factor entries is 1/√(2 λ_reg)).
-        biases: intercept plus per-LLM and per-item biases (see :mod:`bayes_simrmf.model`).
-        bias_scale: prior sd of every bias (logit units); smaller shrinks LLM abilities and item
-            difficulties estimated from few answers harder towards the average.
-        llm_bias_scale: prior sd of the LLM biases alone, or None (default) for ``bias_scale``.
-            Where each LLM has few training answers but each question many (e.g. 1,000 LLMs ×
-            167 questions at T=100), a smaller LLM scale stops per-LLM abilities from fitting
-            answer noise without shrinking item difficulties; tune it on validation
-            (``experiments/configs/table2.json``, rows ``+llmbias``).
-        guide: "delta" (MAP, the paper), "normal" or "lowrank".
-        learning_rate, max_steps, tol, layout, progress: inference settings (:class:`InferenceConfig`).
-        seed: seeds initial values and SVI draws; the same seed gives the same fit.
-        similarity_weight_items, similarity_weight_llms: κ_X, κ_M. The paper's λ is
-            ``κ · n_pairs / n²`` (n items or LLMs in the model): the likelihood grows with the
-            number of observed pairs and the potential with n², so κ is comparable across
-            data sizes. 0 switches a side off.
-        similarity_on: "augmented" matches the Gram of ``[factors, bias]`` to the similarity (it
-            then predicts a new item's difficulty); "factors" matches the factors only.
-        profile_scale: fit the similarity's scale (closed form) instead of fixing it to 1.
-        similarity_mode: how side information reaches LLMs and items without data:
-            "kernel" (default): fit the entities with data, then fold the others in by the
-            conditional mean of a Gaussian-process prior whose covariance is ``√S`` (kernel
-            ridge regression of the fitted ``[factors, bias]`` on the similarity factor; see
-            :func:`kernel_fold_in`); "cold": the Gram potential, moving only entities without
-            data; "joint": the paper's Gram potential on all entities.
-        fold_in_ridge_items, fold_in_ridge_llms: the GP nugget (noise variance relative to
-            ``√S``) of the kernel fold-in: larger shrinks folded-in entities towards the average.
-        lowrank_rank: rank of the low-rank guide's covariance (``guide="lowrank"``).
-        population_draws: how a posterior draw treats the population that stands in for entities
-            the fit never saw (``unknown="population"``): "fixed" (default) draws every unseen entity
-            from the same fitted population, whose mean is then certain; "bootstrap" resamples the
-            fitted members of each group per draw, so a mean over many unseen entities also carries
-            the uncertainty of a population known from finitely many members. On validation
-            questions and LLMs carved from training pairs the two gave the same coverage
-            (``experiments/results/population_draws.md``), so the default stays as it was.
-        fold_in_spread: the shape of the logit uncertainty integrated over when an entity without
-            data (folded in by similarity or by :meth:`fold_in`) meets a fitted partner:
-            "gaussian" (default) integrates a normal; "empirical" spreads it like the partner's own
-            logits across the fitted entities of the new entity's group (standardised, scaled to
-            the fold-in variance), so a strong LLM's mean over new questions keeps the skew its
-            fitted questions show. On questions and LLMs held out of each seed's training pairs
-            (``experiments/results/fold_in_spread.md``) "empirical" was slightly better for new
-            questions on all four datasets and slightly worse for new LLMs on openllm-v2, with
-            every difference under 2% of the RMSE, so the default stays the normal.
-        batch_size: observed pairs per SVI step (minibatch SVI with the log-likelihood scaled by
-            n_pairs / batch_size; see :mod:`bayes_simrmf.inference`), or None for the full batch.
+    The hyper-parameters are the fields of :class:`~bayes_simrmf.params.SimRMFParams` (each with its help
+    text; ``SimRMF(dim=16, guide="normal")``), with scikit-learn's ``get_params`` / ``set_params`` /
+    ``clone``. Notes on some of them:
+
+    - ``method``: "mf" (BCE + L2 + biases), "simrmf" (plus Gram potentials towards side-information
+      similarity) or "oracle" (the same with the ideal similarity from the true scores).
+    - ``similarity_weight_items``, ``similarity_weight_llms``: κ_X, κ_M. The paper's λ is ``κ · n_pairs /
+      n²`` (n items or LLMs in the model): the likelihood grows with the number of observed pairs and
+      the potential with n², so κ is comparable across data sizes.
+    - ``similarity_mode``: how side information reaches LLMs and items without data: "kernel"
+      (default) fits the entities with data, then folds the others in by the conditional mean of a
+      Gaussian-process prior whose covariance is ``√S`` (kernel ridge regression of the fitted
+      ``[factors, bias]`` on the similarity factor, nugget ``fold_in_ridge_*``); "cold": the Gram
+      potential, moving only entities without data; "joint": the paper's Gram potential on all.
+    - ``llm_bias_scale``: where each LLM has few training answers but each question many (e.g. 1,000
+      LLMs × 167 questions at T=100), a smaller LLM scale stops per-LLM abilities from fitting answer
+      noise without shrinking item difficulties; tuned on validation (``experiments/configs/table2.json``,
+      rows ``+llmbias``).
+    - ``population_draws``: "fixed" draws every unseen entity from the same fitted population, whose
+      mean is then certain; "bootstrap" resamples the fitted members of each group per draw, so a mean
+      over many unseen entities also carries the uncertainty of a population known from finitely many
+      members. On validation questions and LLMs carved from training pairs the two gave the same
+      coverage (``experiments/results/population_draws.md``), so the default stays "fixed".
+    - ``fold_in_spread``: "empirical" spreads a folded-in entity's logits like the partner's own logits
+      across the fitted entities of the new entity's group (standardised, scaled to the fold-in
+      variance), so a strong LLM's mean over new questions keeps the skew its fitted questions show. On
+      questions and LLMs held out of each seed's training pairs (``experiments/results/fold_in_spread.md``)
+      it was slightly better for new questions on all four datasets and slightly worse for new LLMs on
+      openllm-v2, every difference under 2% of the RMSE, so the default stays "gaussian".
+    - ``batch_size``: minibatch SVI with the log-likelihood scaled by n_pairs / batch_size (see
+      :mod:`bayes_simrmf.inference`).
     """
-    method: Literal["mf", "simrmf", "oracle"] = "mf"
-    dim: int = 8
-    lambda_reg: float = 1.0
-    biases: bool = True
-    bias_scale: float = 2.0
-    llm_bias_scale: float | None = None
-    guide: Literal["delta", "normal", "lowrank"] = "delta"
-    learning_rate: float = 0.05
-    max_steps: int = 3000
-    tol: float = 1e-5
-    layout: Literal["auto", "dense", "pairs"] = "auto"
-    seed: int = 0
-    progress: bool = field(default=True, metadata=_RUNTIME)
-    similarity_weight_items: float = 1.0
-    similarity_weight_llms: float = 1.0
-    similarity_on: Literal["augmented", "factors"] = "augmented"
-    profile_scale: bool = True
-    similarity_mode: Literal["kernel", "cold", "joint"] = "kernel"
-    fold_in_ridge_items: float = 1.0
-    fold_in_ridge_llms: float = 1.0
-    lowrank_rank: int = 8
-    population_draws: Literal["fixed", "bootstrap"] = "fixed"
-    fold_in_spread: Literal["gaussian", "empirical"] = "gaussian"
-    batch_size: int | None = None
 
     # the fitted state, read-only ----------------------------------------------------------------
     params_ = _fitted("params", "site name → point estimate, one row per entity in the model")
@@ -182,39 +127,26 @@ class SimRMF(PosteriorQueries):
             batch_size=self.batch_size,  # validated there, not cast here: 2.5 must fail, not become 2
         )
 
-    @classmethod
-    def _options(cls) -> dict[str, object]:
-        """Hyper-parameter name → its annotation, in constructor order (runtime options left out)."""
-        hints = typing.get_type_hints(cls)
-        return {f.name: hints[f.name] for f in dataclasses.fields(cls) if not f.metadata.get("runtime")}
-
-    def get_config(self) -> dict:
-        """Every hyper-parameter (the constructor's arguments but ``progress``), JSON-ready."""
-        return {name: _json_ready(getattr(self, name), hint) for name, hint in self._options().items()}
-
-    @classmethod
-    def from_config(cls, config: dict) -> SimRMF:
-        unknown = sorted(set(config) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ConfigError(f"unknown SimRMF option(s) {unknown}")
-        return cls(**config)
-
-    def _validate(self) -> None:
-        """Refuse a hyper-parameter outside its choices (its ``Literal``) or a negative / non-finite weight."""
-        for name, hint in self._options().items():
-            value = getattr(self, name)
-            if typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
-                choices = ", ".join(repr(choice) for choice in typing.get_args(hint))
-                raise ConfigError(f"{name} must be one of {choices}; got {value!r}")
-        for name in ("similarity_weight_items", "similarity_weight_llms", "fold_in_ridge_items", "fold_in_ridge_llms"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value >= 0):
-                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+    def check_params(self) -> SimRMF:
+        """Refuse a bad hyper-parameter now (what ``fit`` checks first), naming it; returns self."""
+        self._validate()
+        self.model_config()
+        self.inference_config()
+        return self
 
     # fitting ------------------------------------------------------------------------------------
     def fit(self, llm, item, correct, *, llms=None, items=None, side=None, item_groups=None, llm_groups=None) -> SimRMF:
-        """Probability ``(n_pairs,)``: the training mean everywhere (every entity is 'known')."""
-        self._validate()
+        """Fit by SVI on the observed ``(llm, item, correct)`` triples and return self.
+
+        Args:
+            llm, item: ``(n_pairs,)`` ids; correct: ``(n_pairs,)`` 0/1 scores.
+            llms, items: every id the model should hold, those without training pairs included (the
+                similarity modes place them from ``side``).
+            side: side information (:func:`bayes_simrmf.similarity.build_side_information`), needed by
+                "simrmf" and "oracle".
+            item_groups, llm_groups: id → group label (e.g. the benchmark; the LLM family).
+        """
+        self.check_params()
         llm, item, correct = check_pairs(llm, item, correct)
         uses_similarity = self.method in SIMILARITY_METHODS
         kernel = uses_similarity and self.similarity_mode == "kernel"

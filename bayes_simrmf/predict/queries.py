@@ -36,7 +36,13 @@ class PosteriorQueries:
         item_groups=None,
         llm_groups=None,
     ) -> np.ndarray:
-        """Probability ``(n_pairs,)``: the training mean everywhere (every entity is 'known')."""
+        """P(correct) per pair ``(n_pairs,)``: at the point estimate, or averaged over ``n_draws`` posterior draws
+        (default 100 for a posterior guide, 0 for MAP).
+
+        Args:
+            unknown: "error" refuses an LLM or item the fit never saw; "population" predicts it as a random member
+                of the fitted population (of its group, given ``item_groups`` / ``llm_groups``).
+        """
         state = self._state()
         llm, item, llm_codes, item_codes = self._coded_pairs(llm, item, unknown)
         if n_draws is None:
