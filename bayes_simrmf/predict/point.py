@@ -29,7 +29,7 @@ from bayes_simrmf.model.predictor import expected_sigmoid, grid_logits, pair_log
 from bayes_simrmf.predict.population import (
     MAX_POPULATION,
     POPULATION_CHUNK,
-    fill_unknown,
+    UnknownFill,
     population,
     sample_members,
     side_logits,
@@ -62,9 +62,11 @@ class PointModel:
         self.options = options
         self._spread_tables: dict[tuple[str, int], np.ndarray] = {}
 
-    def probabilities(self, llm_codes: np.ndarray, item_codes: np.ndarray, pools: dict | None = None) -> np.ndarray:
+    def probabilities(self, llm_codes: np.ndarray, item_codes: np.ndarray, unknown: UnknownFill | None = None
+                      ) -> np.ndarray:
         """Probabilities ``(n_pairs,)`` of coded pairs; code -1 marks an entity the model does not hold,
-        whose population comes from ``pools`` (:func:`~bayes_simrmf.predict.population.unknown_pools`)."""
+        whose stand-ins ``unknown`` names (:class:`~bayes_simrmf.predict.population.UnknownFill`, worked out
+        here without groups when not given; pass it when calling once per posterior draw)."""
         prob = np.empty(len(llm_codes), dtype=np.float64)
         both = np.flatnonzero((llm_codes >= 0) & (item_codes >= 0))
         # In chunks: every step is per pair, and the temporaries (a fold-in covariance per pair, quadrature
@@ -72,7 +74,10 @@ class PointModel:
         for start in range(0, len(both), PAIR_CHUNK):
             rows = both[start:start + PAIR_CHUNK]
             prob[rows] = self._known_probabilities(llm_codes[rows], item_codes[rows])
-        fill_unknown(self.state, self.options.seed, prob, llm_codes, item_codes, pools or {})
+        if unknown is None and ((llm_codes < 0) | (item_codes < 0)).any():
+            unknown = UnknownFill.of(llm_codes, item_codes)
+        if unknown is not None:
+            unknown.fill(self.state, self.options.seed, prob)
         return prob
 
     def _known_probabilities(self, llm: np.ndarray, item: np.ndarray) -> np.ndarray:

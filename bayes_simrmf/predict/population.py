@@ -3,11 +3,13 @@
 An entity the fit never saw (code -1, ``unknown="population"``) is a draw from the fitted
 (warm) entities of its group, or of all of them where its group is unknown or has no fitted
 member: its prediction against a known partner is the partner's mean probability over that
-population (:func:`fill_unknown`). Large populations are represented by a seeded sample of at
+population (:class:`UnknownFill`). Large populations are represented by a seeded sample of at
 most ``MAX_POPULATION`` members.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -86,29 +88,57 @@ def group_population(state: FittedState, seed: int, side: Side, pools: dict | No
     return sample_members(pools[side.kind][1][group], seed, side.salt, group)
 
 
-def fill_unknown(state: FittedState, seed: int, prob: np.ndarray, llm_codes, item_codes, pools: dict) -> None:
-    """Fill ``prob`` for pairs with an unknown entity (code -1): the mean over the fitted population
-    of the entity's group (see :func:`unknown_pools`), in place."""
-    no_group = np.full(len(llm_codes), -1, dtype=np.int64)
-    group_of = {side.kind: pools[side.kind][0] if side.kind in pools else no_group for side in SIDES}
-    known = {LLM.kind: llm_codes >= 0, ITEM.kind: item_codes >= 0}
-    codes = {LLM.kind: llm_codes, ITEM.kind: item_codes}
-    # An unknown entity of ``side`` against a known partner: its group's members stand in.
-    for side in SIDES:
-        partner = side.partner
-        mask = ~known[side.kind] & known[partner.kind]
-        for group in np.unique(group_of[side.kind][mask]) if mask.any() else []:
-            rows = mask & (group_of[side.kind] == group)
-            partners, inverse = np.unique(codes[partner.kind][rows], return_inverse=True)
-            members = group_population(state, seed, side, pools, int(group))
-            prob[rows] = population_mean(state.params, partner, partners, members)[inverse]
-    neither = ~known[LLM.kind] & ~known[ITEM.kind]
-    if neither.any():
-        combos, inverse = np.unique(np.stack([group_of["llm"][neither], group_of["item"][neither]], axis=1), axis=0,
-                                    return_inverse=True)
-        values = np.empty(len(combos))
-        for index, (group_l, group_i) in enumerate(combos):
-            llm_members = group_population(state, seed, LLM, pools, int(group_l))
-            item_members = group_population(state, seed, ITEM, pools, int(group_i))
-            values[index] = float(np.mean(population_mean(state.params, ITEM, item_members, llm_members)))
-        prob[neither] = values[np.ravel(inverse)]
+@dataclass(frozen=True)
+class UnknownFill:
+    """Which pairs have an unknown entity (code -1) and who stands in for it, worked out once per set of
+    pairs so that each posterior draw only evaluates logits (:meth:`fill`).
+
+    ``one_side`` holds ``(side, group, rows, partners, inverse)``: the pairs whose ``side`` entity is
+    unknown, of ``group``, against a known partner, with the distinct partners and each row's index
+    into them; ``neither`` the pairs with both unknown, ``combos`` their distinct (LLM group, item
+    group) and ``combo_inverse`` each pair's index into ``combos``.
+    """
+
+    pools: dict
+    one_side: tuple
+    neither: np.ndarray
+    combos: np.ndarray
+    combo_inverse: np.ndarray
+
+    @classmethod
+    def of(cls, llm_codes: np.ndarray, item_codes: np.ndarray, pools: dict | None = None) -> UnknownFill:
+        """The plan for coded pairs, unknown entities grouped by ``pools`` (see :func:`unknown_pools`)."""
+        pools = pools or {}
+        no_group = np.full(len(llm_codes), -1, dtype=np.int64)
+        group_of = {side.kind: pools[side.kind][0] if side.kind in pools else no_group for side in SIDES}
+        known = {LLM.kind: llm_codes >= 0, ITEM.kind: item_codes >= 0}
+        codes = {LLM.kind: llm_codes, ITEM.kind: item_codes}
+        one_side = []
+        # An unknown entity of ``side`` against a known partner: its group's members stand in.
+        for side in SIDES:
+            mask = ~known[side.kind] & known[side.partner.kind]
+            for group in np.unique(group_of[side.kind][mask]) if mask.any() else []:
+                rows = np.flatnonzero(mask & (group_of[side.kind] == group))
+                partners, inverse = np.unique(codes[side.partner.kind][rows], return_inverse=True)
+                one_side.append((side, int(group), rows, partners, np.ravel(inverse)))
+        neither = np.flatnonzero(~known[LLM.kind] & ~known[ITEM.kind])
+        combos, combo_inverse = np.empty((0, 2), dtype=np.int64), np.empty(0, dtype=np.int64)
+        if len(neither):
+            combos, combo_inverse = np.unique(
+                np.stack([group_of[LLM.kind][neither], group_of[ITEM.kind][neither]], axis=1), axis=0,
+                return_inverse=True)
+        return cls(pools, tuple(one_side), neither, combos, np.ravel(combo_inverse))
+
+    def fill(self, state: FittedState, seed: int, prob: np.ndarray) -> None:
+        """Fill ``prob`` for the planned pairs with the mean over the fitted population of each unknown
+        entity's group, at the parameters of ``state``, in place."""
+        for side, group, rows, partners, inverse in self.one_side:
+            members = group_population(state, seed, side, self.pools, group)
+            prob[rows] = population_mean(state.params, side.partner, partners, members)[inverse]
+        if len(self.neither):
+            values = np.empty(len(self.combos))
+            for index, (group_l, group_i) in enumerate(self.combos):
+                llm_members = group_population(state, seed, LLM, self.pools, int(group_l))
+                item_members = group_population(state, seed, ITEM, self.pools, int(group_i))
+                values[index] = float(np.mean(population_mean(state.params, ITEM, item_members, llm_members)))
+            prob[self.neither] = values[self.combo_inverse]

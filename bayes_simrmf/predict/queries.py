@@ -17,7 +17,7 @@ from bayes_simrmf.options import UNKNOWN_POLICIES
 from bayes_simrmf.pairs import as_id_array, check_pairs
 from bayes_simrmf.predict.draws import draw_batches, draw_points, sample_posterior
 from bayes_simrmf.predict.point import PointModel, PredictOptions
-from bayes_simrmf.predict.population import unknown_pools
+from bayes_simrmf.predict.population import UnknownFill, unknown_pools
 from bayes_simrmf.predict.sides import ITEM, LLM
 from bayes_simrmf.predict.state import FittedState, encode_ids
 
@@ -50,11 +50,12 @@ class PosteriorQueries:
         if n_draws < 0:
             raise ConfigError(f"n_draws must be >= 0, got {n_draws}")
         pools = unknown_pools(state, llm, item, llm_codes, item_codes, llm_groups, item_groups)
+        fill = UnknownFill.of(llm_codes, item_codes, pools)
         if n_draws == 0 or state.posterior.is_point:
-            return self._point().probabilities(llm_codes, item_codes, pools)
+            return self._point().probabilities(llm_codes, item_codes, fill)
         total = np.zeros(len(llm_codes))
         for point in draw_points(state, self._predict_options(), n_draws, seed):
-            total += point.probabilities(llm_codes, item_codes, pools)
+            total += point.probabilities(llm_codes, item_codes, fill)
         return total / n_draws
 
     def predict_interval(
