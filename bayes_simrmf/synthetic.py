@@ -120,3 +120,67 @@ def make_synthetic_dataset(
     )
     dataset = from_frames(responses, items, llms, name="synthetic", log=None)
     return dataset, params
+
+
+# Leaderboard-like side information at any scale (experiments/bench).
+_ARCHITECTURES = (
+    "LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM", "Gemma2ForCausalLM", "Phi3ForCausalLM",
+    "GPT2LMHeadModel", "GPTNeoXForCausalLM", "Qwen2MoeForCausalLM", "MixtralForCausalLM", "T5ForConditionalGeneration",
+)
+_ARCHITECTURE_SHARES = np.array([30, 30, 15, 8, 5, 3, 3, 2, 2, 2]) / 100
+
+
+def synthetic_llm_metadata(n: int, rng: np.random.Generator):
+    """Leaderboard-like metadata for ``n`` LLMs (the columns ``llm_similarity`` reads) and a family code per LLM.
+
+    One LLM in 12 is a pretrained root (architecture, parameter count); the others are fine-tunes (75%) or merges
+    (25%) of a root or of an earlier LLM, inheriting its architecture and size: a random family tree.
+    """
+    import pandas as pd
+
+    n_roots = max(4, n // 12)
+    architecture = rng.choice(len(_ARCHITECTURES), n_roots, p=_ARCHITECTURE_SHARES)
+    rows, family = [], np.empty(n, np.int64)
+    for i in range(n):
+        name = f"org{i % 97:02d}/model-{i:05d}"
+        if i < n_roots:
+            family[i] = i
+            rows.append(dict(llm=name, architecture=_ARCHITECTURES[architecture[i]], model_type="pretrained",
+                             params_billions=float(np.round(np.exp(rng.normal(2.0, 1.0)), 2)), is_merged=False,
+                             is_moe=bool(architecture[i] in (7, 8)), weight_type="Original", has_chat_template=False,
+                             base_model=name))
+            continue
+        parent = int(rng.integers(0, n_roots)) if rng.random() < 0.5 else int(rng.integers(0, i))
+        family[i] = family[parent]
+        merge = bool(rng.random() < 0.25)
+        source = rows[parent]
+        rows.append(dict(
+            llm=name, architecture=source["architecture"],
+            model_type="basemergesandmoerges" if merge else str(rng.choice(["fine-tunedondomain-specificdatasets", "chatmodels"])),
+            params_billions=source["params_billions"], is_merged=merge, is_moe=source["is_moe"],
+            weight_type="Adapter" if rng.random() < 0.05 else "Original", has_chat_template=bool(rng.random() < 0.6),
+            base_model=source["llm"] + (" (Merge)" if merge else ""),
+        ))
+    return pd.DataFrame(rows), family
+
+
+def synthetic_item_embeddings(n: int, dim: int, rng: np.random.Generator, n_clusters: int = 200):
+    """Unit-norm ``(n, dim)`` float32 embeddings with a shared direction, topic clusters and a rank-16 style part.
+
+    ``e = 1.2·μ + C[topic] + B u + 0.35·noise`` (then normalised): cosine similarities are all positive, like sentence
+    embeddings of one benchmark, high within a topic, and the spectrum has a few strong directions over a full-rank
+    floor. Returns the embeddings and each item's topic.
+    """
+    shared = rng.standard_normal(dim)
+    shared /= np.linalg.norm(shared)
+    centres = rng.standard_normal((n_clusters, dim)) / np.sqrt(dim)
+    basis = rng.standard_normal((16, dim)) / np.sqrt(dim)
+    topic = rng.integers(0, n_clusters, n)
+    out = np.empty((n, dim), np.float32)
+    for start in range(0, n, 8192):
+        rows = slice(start, min(n, start + 8192))
+        m = rows.stop - rows.start
+        block = (1.2 * shared + centres[topic[rows]] + 0.5 * rng.standard_normal((m, 16)) @ basis
+                 + 0.35 * rng.standard_normal((m, dim)) / np.sqrt(dim))
+        out[rows] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out, topic

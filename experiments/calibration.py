@@ -27,30 +27,10 @@ import pandas as pd
 from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.predict import SimRMF
 from bayes_simrmf.evaluate import TEST_SPLITS, fit_on_split
+from bayes_simrmf.evaluate.split import COVERAGE_LEVELS as LEVELS, interval_coverage
 from bayes_simrmf.evaluate.metrics import brier, ece, log_loss, reliability_table
 from bayes_simrmf.similarity import build_side_information
 from bayes_simrmf.splits import Protocol
-
-
-LEVELS = (0.5, 0.8, 0.9, 0.95)
-
-
-def coverage(model, split, name: str, by: str, n_draws: int, max_pairs: int, seed: int) -> dict[str, float]:
-    """Coverage of the 50/80/90/95% predictive intervals of each group's observed mean accuracy on a split,
-    the 90% interval's mean width and the centre's mean signed error (observed − predicted)."""
-    pairs = split.pairs[name]
-    rows = np.random.default_rng(seed).permutation(len(pairs))[:max_pairs]
-    llm, item = split.llms[pairs.llm[rows]], split.items[pairs.item[rows]]
-    groups, means, _ = model.group_draws(llm, item, by=by, n_draws=n_draws, unknown="population", seed=seed)
-    keys = llm if by == "llm" else item
-    observed = pd.Series(pairs.correct[rows].astype(float)).groupby(keys).mean().reindex(groups).to_numpy()
-    result = {f"n_{by}s": len(groups), f"bias_{by}_mean": float(np.mean(observed - means.mean(axis=0)))}
-    for level in LEVELS:
-        lower, upper = np.quantile(means, [(1 - level) / 2, (1 + level) / 2], axis=0)
-        result[f"cover{round(level * 100)}_{by}_mean"] = float(np.mean((lower <= observed) & (observed <= upper)))
-        if level == 0.9:
-            result[f"width_{by}_mean"] = float(np.mean(upper - lower))
-    return result
 
 
 def reliability_figure(reliability: dict[tuple[str, str, str], pd.DataFrame], path: Path, title: str) -> None:
@@ -133,8 +113,8 @@ def main() -> None:
                 rows.append({"method": method, "guide": guide, "split": name, "steps": len(model.losses_),
                              "converged": bool(model.converged_), "log_loss": log_loss(prob, correct),
                              "brier": brier(prob, correct), "ece": ece(prob, correct),
-                             **coverage(model, split, name, "llm", args.n_draws, args.max_pairs, args.seed),
-                             **coverage(model, split, name, "item", args.n_draws, args.max_pairs, args.seed)})
+                             **interval_coverage(model, split, name, "llm", args.n_draws, args.max_pairs, args.seed),
+                             **interval_coverage(model, split, name, "item", args.n_draws, args.max_pairs, args.seed)})
                 print(rows[-1], flush=True)
     frame = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)

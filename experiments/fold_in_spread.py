@@ -30,9 +30,9 @@ from bayes_simrmf.evaluate.metrics import evaluate
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 from bayes_simrmf.evaluate.tuning import carve_validation
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from protocol_tables import mean_sd  # noqa: E402  (experiments/ is not a package)
-from run_protocol import SeedContext, build, write_json  # noqa: E402
+from bayes_simrmf.evaluate.runner import SeedContext, build
+from bayes_simrmf.evaluate.study import write_json
+from bayes_simrmf.evaluate.tables import mean_sd
 
 METRICS = ("rmse_p", "rmse_m", "rmse_x", "log_loss")
 SPREADS = ("gaussian", "empirical")

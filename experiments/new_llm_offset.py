@@ -29,9 +29,8 @@ from tqdm import tqdm
 from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.evaluate import fit_on_split
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from protocol_degrees import markdown_table  # noqa: E402
-from run_protocol import SeedContext, build  # noqa: E402
+from bayes_simrmf.evaluate.runner import SeedContext, build
+from bayes_simrmf.evaluate.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "experiments" / "configs" / "table2.json"
@@ -40,7 +39,7 @@ METHODS = ("Counting", "MF+groups+llmbias")
 
 
 def offset_rows(name: str, T: int, seed: int, config: dict) -> list[dict]:
-    """The split, estimators and item groups of the Table 2 runner (``run_protocol.SeedContext`` and
+    """The split, estimators and item groups of the Table 2 runner (:class:`bayes_simrmf.evaluate.runner.SeedContext` and
     ``build``), so these are the cells' own fits."""
     options = config["datasets"][name]
     dataset = load_dataset(shared_dataset_path(name), unknown_entities=options.get("unknown_entities", "error"),

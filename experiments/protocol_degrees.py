@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path
+from bayes_simrmf.evaluate.tables import markdown_table
 from bayes_simrmf.splits import Protocol, Split
 
 #: Dataset -> explicit known counts (None: the protocol's defaults).
@@ -77,25 +78,6 @@ def summary_row(name: str, T: int, split: Split, n_llms: int, n_items: int, seco
         "LLMs / items off nominal": f"{report['n_llms_off_nominal']} / {report['n_items_off_nominal']}",
         "seconds": f"{seconds:.2f}",
     }
-
-
-def markdown_table(frame: pd.DataFrame) -> str:
-    """A GitHub markdown table of ``frame`` (numbers right-aligned, floats to 2 decimals)."""
-    def cell(value: object) -> str:
-        return f"{value:.2f}" if isinstance(value, float) else str(value)
-
-    # Right-align numbers, also those already formatted as text ("1,560", "0 / 0").
-    numeric = [
-        pd.api.types.is_numeric_dtype(frame[column])
-        or frame[column].astype(str).str.fullmatch(r"[\d,./ ]+").all()
-        for column in frame.columns
-    ]
-    lines = [
-        "| " + " | ".join(str(column) for column in frame.columns) + " |",
-        "|" + "|".join("---:" if is_number else "---" for is_number in numeric) + "|",
-    ]
-    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:

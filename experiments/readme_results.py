@@ -18,8 +18,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from protocol_tables import goal_table, load_cells, mean_sd, paired_difference, peer_table, references_of  # noqa: E402
+from bayes_simrmf.evaluate.tables import goal_table, load_cells, mean_sd, paired_difference, peer_table, references_of
 
 CONFIG = ROOT / "experiments" / "configs" / "table2.json"
 CELLS = ROOT / "experiments" / "results" / "table2_cells"

@@ -1,4 +1,4 @@
-"""The peers' estimator wrapper of the experiments (experiments/peers.py), on small generated data.
+"""The peers' estimator wrapper (bayes_simrmf.predict.peers), on small generated data.
 
 A recording stand-in for a peer checks what the wrapper hands over (codes, features, group indicators); the
 real cmfrec runs when it is installed (the optional ``peers`` extra).
@@ -6,8 +6,6 @@ real cmfrec runs when it is installed (the optional ``peers`` extra).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,8 +14,7 @@ import pytest
 from bayes_simrmf.errors import ConfigError, NotFittedError
 from bayes_simrmf.similarity import SideInformation
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from peers import PeerEstimator, group_indicators  # noqa: E402
+from bayes_simrmf.predict.peers import PeerEstimator, group_indicators
 
 
 class RecordingPeer:

@@ -3,8 +3,6 @@ validation wording, one not-fitted error, and CLI options generated from the fie
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +11,7 @@ from click.testing import CliRunner
 from bayes_simrmf.errors import ConfigError, NotFittedError
 from bayes_simrmf.params import CountingParams, SimRMFParams, clone
 from bayes_simrmf.predict import GroupAccuracy, MeanScore, SimRMF
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from peers import PeerEstimator  # noqa: E402
+from bayes_simrmf.predict.peers import PeerEstimator
 
 ESTIMATORS = [
     lambda: SimRMF(dim=3, guide="normal", fold_in_ridge_llms=0.25),

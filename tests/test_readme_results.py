@@ -49,7 +49,7 @@ def test_paired_difference_is_the_mean_over_seeds_with_a_t_interval():
     from scipy import stats
 
     load_script()  # puts experiments/ on sys.path
-    from protocol_tables import paired_difference
+    from bayes_simrmf.evaluate.tables import paired_difference
 
     ours = [0.10, 0.12, 0.11]
     reference = [0.12, 0.13, 0.14]
@@ -88,7 +88,7 @@ def test_goal_rows_need_the_reduction_and_an_interval_below_zero():
     import pandas as pd
 
     load_script()
-    from protocol_tables import goal_rows
+    from bayes_simrmf.evaluate.tables import goal_rows
 
     rng = np.random.default_rng(0)
     reference = 0.10 + 0.005 * rng.random(5)
@@ -114,7 +114,7 @@ def test_peer_rows_pair_ours_with_each_peer_on_every_split_and_metric():
     import pandas as pd
 
     load_script()
-    from protocol_tables import METRICS, SPLITS, peer_rows
+    from bayes_simrmf.evaluate.tables import METRICS, SPLITS, peer_rows
 
     rows = []
     for seed in range(4):

@@ -1,14 +1,12 @@
 """CI re-computes one cheap committed cell per study kind and fails if it moved.
 
-Table 2 (``experiments/run_protocol.py``): the MeanScore and Counting cells of openllm-v2-bbh-tso5,
+Table 2 (:mod:`bayes_simrmf.evaluate.runner`): the MeanScore and Counting cells of openllm-v2-bbh-tso5,
 T=100, seed 0 (split, tuning and scores in a few seconds), compared with the committed cells to 1e-6.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,14 +19,6 @@ CELLS = ROOT / "experiments" / "results" / "table2_cells"
 DATASET, T, SEED = "openllm-v2-bbh-tso5", 100, 0
 
 
-def load_runner():
-    sys.path.insert(0, str(ROOT / "experiments"))
-    spec = importlib.util.spec_from_file_location("run_protocol", ROOT / "experiments" / "run_protocol.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("label", ["MeanScore", "Counting"])
 def test_a_committed_table2_cell_recomputes_within_1e_6(label):
@@ -37,7 +27,8 @@ def test_a_committed_table2_cell_recomputes_within_1e_6(label):
     path = CELLS / DATASET / f"T{T}" / f"seed{SEED}" / f"{label}.json"
     assert path.is_file(), f"{path} is not committed"
     committed = json.loads(path.read_text())
-    runner = load_runner()
+    from bayes_simrmf.evaluate import runner
+
     config = json.loads((ROOT / "experiments" / "configs" / "table2.json").read_text())
     from bayes_simrmf.data import load_dataset
 

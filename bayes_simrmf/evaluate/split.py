@@ -18,6 +18,8 @@ from bayes_simrmf.splits import Split
 
 TEST_SPLITS = ("A", "B", "C", "D")
 METRIC_COLUMNS = ("rmse_p", "rmse_m", "rmse_x", "log_loss", "auc", "n_pairs")
+#: Central interval levels whose coverage :func:`interval_coverage` reports.
+COVERAGE_LEVELS = (0.5, 0.8, 0.9, 0.95)
 #: Test pairs predicted per call in :func:`evaluate_on_split`.
 EVALUATE_CHUNK = 262_144
 
@@ -71,3 +73,21 @@ def format_metrics(results: dict[str, dict[str, dict[str, float]]]) -> str:
     frame = frame.rename(columns={"rmse_p": "RMSE_p", "rmse_m": "RMSE_m", "rmse_x": "RMSE_x"})
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
         return frame.to_string(index=False)
+
+
+def interval_coverage(model, split, name: str, by: str, n_draws: int, max_pairs: int, seed: int) -> dict[str, float]:
+    """Coverage of the 50/80/90/95% predictive intervals of each group's observed mean accuracy on a split,
+    the 90% interval's mean width and the centre's mean signed error (observed − predicted)."""
+    pairs = split.pairs[name]
+    rows = np.random.default_rng(seed).permutation(len(pairs))[:max_pairs]
+    llm, item = split.llms[pairs.llm[rows]], split.items[pairs.item[rows]]
+    groups, means, _ = model.group_draws(llm, item, by=by, n_draws=n_draws, unknown="population", seed=seed)
+    keys = llm if by == "llm" else item
+    observed = pd.Series(pairs.correct[rows].astype(float)).groupby(keys).mean().reindex(groups).to_numpy()
+    result = {f"n_{by}s": len(groups), f"bias_{by}_mean": float(np.mean(observed - means.mean(axis=0)))}
+    for level in COVERAGE_LEVELS:
+        lower, upper = np.quantile(means, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        result[f"cover{round(level * 100)}_{by}_mean"] = float(np.mean((lower <= observed) & (observed <= upper)))
+        if level == 0.9:
+            result[f"width_{by}_mean"] = float(np.mean(upper - lower))
+    return result

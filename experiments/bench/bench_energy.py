@@ -22,13 +22,12 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 from bayes_simrmf.runtime import configure_process  # noqa: E402
 
 configure_process()  # one OpenBLAS thread, two malloc arenas: as bayes-simrmf runs (before NumPy loads)
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scale import REPO, machine_line  # noqa: E402
+from bayes_simrmf.data.locations import default_data_dir
+from bayes_simrmf.machine import machine_line
 
 
 def run_dataset(name: str, T: int, energies: list[float], modes: list[str], seed: int) -> list[dict]:
@@ -38,7 +37,7 @@ def run_dataset(name: str, T: int, energies: list[float], modes: list[str], seed
     from bayes_simrmf.similarity import build_side_information
     from bayes_simrmf.splits import Protocol
 
-    data_root = Path(os.environ.get("BAYES_SIMRMF_DATA", REPO.parent / "shared" / "data"))
+    data_root = default_data_dir()
     dataset = load_dataset(data_root / name, log=None)
     split = Protocol(T=T, seed=seed).split(dataset, log=None)
     print(f"\n{name}: {len(split.llms)} LLMs ({split.n_known_llms} known), {len(split.items)} items "

@@ -13,8 +13,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -27,6 +25,7 @@ from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.inference import InferenceConfig, run_svi
 from bayes_simrmf.model import ModelConfig
 from bayes_simrmf.splits import Protocol
+from bayes_simrmf.machine import machine_line
 
 
 def main_job(data: Path, out: Path) -> tuple[float, float, str]:
@@ -62,7 +61,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400)
     args = parser.parse_args()
     data = args.data or shared_dataset_path("openllm-v2-mmlupro-math")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
+    print(machine_line())
     with tempfile.TemporaryDirectory() as scratch:
         wall, peak, fitted = main_job(data, Path(scratch) / "model")
     print("\n## main job: bayes-simrmf fit --T 300 --guide delta --method mf (default options)")

@@ -23,28 +23,27 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from bayes_simrmf.runtime import configure_process
 
 configure_process()  # one OpenBLAS thread, two malloc arenas: as bayes-simrmf runs (before NumPy loads)
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
-from bench_scale import REPO, _current_rss_mib, _peak_rss_mib, machine_line, power_law  # noqa: E402
+from bayes_simrmf.data.locations import default_data_dir  # noqa: E402
+from bayes_simrmf.machine import current_rss_mib, machine_line, peak_rss_mib, power_law  # noqa: E402
 
 
 def child_build(n: int, route: str) -> dict:
     from bayes_simrmf.similarity import llm_similarity_factor
 
-    from bench_scale import synthetic_llm_metadata
+    from bayes_simrmf.synthetic import synthetic_llm_metadata
 
     metadata, _ = synthetic_llm_metadata(n, np.random.default_rng(0))
-    before = _current_rss_mib()
+    before = current_rss_mib()
     start = time.perf_counter()
     factor, report, _ = llm_similarity_factor(metadata, dense_limit=10**9 if route == "exact" else 0)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "peak_over_mib": _peak_rss_mib() - before, "shape": list(factor.shape),
+    return {"seconds": seconds, "peak_over_mib": peak_rss_mib() - before, "shape": list(factor.shape),
             "trace_share": report.trace_share_kept}
 
 
@@ -79,7 +78,7 @@ def accuracy(args) -> None:
     from bayes_simrmf.similarity import SideInformation, build_side_information, centre_rows, llm_similarity_factor
     from bayes_simrmf.splits import Protocol
 
-    data_root = Path(os.environ.get("BAYES_SIMRMF_DATA", REPO.parent / "shared" / "data"))
+    data_root = default_data_dir()
     print("\n## accuracy: SimRMF (delta, default options, T=300, seed 0) with the LLM factor of each route")
     print(f"{'data':<22} {'LLMs':>5} {'route':<11} {'LLM factor':>13} {'build':>7} {'fit':>7} "
           f"{'RMSE_p A':>9} {'B':>7} {'C':>7} {'D':>7}")

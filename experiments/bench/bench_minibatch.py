@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -42,6 +41,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bayes_simrmf.machine import machine_line
 
 REPO = Path(__file__).resolve().parents[2]
 MID = {"n_llms": 1000, "n_items": 2000, "share": 0.1, "dim": 4}
@@ -213,16 +213,6 @@ def run_child(spec: dict, folder: Path) -> dict:
 # --------------------------------------------------------------------------------------------------
 
 
-def _machine() -> str:
-    import jax
-    import numpyro
-
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    return (f"{platform.node() or 'host'}: {cpu}, {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB RAM; "
-            f"Python {platform.python_version()}, jax {jax.__version__} (backend {jax.default_backend()}), "
-            f"numpyro {numpyro.__version__}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(REPO / "experiments/results/bench_minibatch.md"))
@@ -272,7 +262,7 @@ def main() -> None:
         f"Command: `{shlex.join([Path(sys.executable).name, *map(str, [Path(__file__).relative_to(REPO), *sys.argv[1:]])])}`"
         f" (run from the repository root; {time.perf_counter() - started:.0f} s in all).",
         "",
-        f"Machine: {_machine()}. Load average at start {load_before[0]:.1f} (1 min; the machine is shared, so wall "
+        f"Machine: {machine_line()}. Load average at start {load_before[0]:.1f} (1 min; the machine is shared, so wall "
         f"times carry noise of tens of per cent), at end {os.getloadavg()[0]:.1f}. CPU only.",
         "",
         f"## Mid-size: {MID['n_llms']:,} LLMs x {MID['n_items']:,} items, {mid_pairs:,} random pairs "

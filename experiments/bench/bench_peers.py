@@ -67,9 +67,8 @@ from bayes_simrmf.similarity import llm_feature_matrix
 from bayes_simrmf.splits import Protocol
 from bayes_simrmf.evaluate.tuning import LOWER_IS_BETTER, carve_validation
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from calibration import coverage  # noqa: E402  (experiments/calibration.py: the same coverage computation)
-from peers import PEERS, CmfrecPeer, SmurffDraws, SmurffPeer, missing_peers  # noqa: E402  (experiments/peers.py)
+from bayes_simrmf.evaluate.split import interval_coverage as coverage
+from bayes_simrmf.predict.peers import PEERS, CmfrecPeer, SmurffDraws, SmurffPeer, missing_peers
 
 # SimRMF as committed for openllm-v2-mmlupro-math at T=300 (table2_simrmf.md, calibration_mmlupro.md).
 SIMRMF_OPTIONS = dict(method="simrmf", dim=8, lambda_reg=2.0, similarity_mode="kernel", fold_in_ridge_items=10.0,

@@ -56,10 +56,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -67,104 +64,19 @@ from pathlib import Path
 
 import numpy as np
 
+from bayes_simrmf.machine import (current_rss_mib, machine_line, peak_rss_mib, power_law,  # noqa: F401 (re-exported)
+                                  run_command_with_rusage)
+
 REPO = Path(__file__).resolve().parents[2]
 PAPER = {"n_llms": 1704, "n_items": 21065, "n_known": 1000, "T": 300, "emb_dim": 768, "dim": 32}
-_ARCHITECTURES = (
-    "LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM", "Gemma2ForCausalLM", "Phi3ForCausalLM",
-    "GPT2LMHeadModel", "GPTNeoXForCausalLM", "Qwen2MoeForCausalLM", "MixtralForCausalLM", "T5ForConditionalGeneration",
-)
 # On this shared 2-core machine a 2-thread OpenBLAS eigh spends most of its time waiting for the busy core
 # (n = 3,000 float32: 3.2 s with one thread, 18 s with two); numpy/scipy parts of every child get one thread.
 ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 N_CHECK = 10  # Adam steps over which the dense loss is compared with the package's
-_ARCHITECTURE_SHARES = np.array([30, 30, 15, 8, 5, 3, 3, 2, 2, 2]) / 100
 
-
-def _peak_rss_mib() -> float:
-    """Peak resident set of this process since it started (``VmHWM``). Not ``ru_maxrss``: Linux carries that over
-    ``fork`` + ``exec``, so a child's figure would never be below its parent's RSS at the fork."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def _current_rss_mib() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def machine_line() -> str:
-    from importlib.metadata import version  # not importing jax here keeps the parent small (see _peak_rss_mib)
-
-    load = os.getloadavg()
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"machine: {platform.machine()}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, {platform.platform()}, python "
-            f"{platform.python_version()}, jax {version('jax')} ({os.environ.get('JAX_PLATFORMS') or 'default backend'}), numpyro {version('numpyro')}, numpy {np.__version__}; "
-            f"load average at start {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min)")
 
 
 # ============================================================================================ synthetic problem
-def synthetic_llm_metadata(n: int, rng: np.random.Generator):
-    """Leaderboard-like metadata for ``n`` LLMs (the columns ``llm_similarity`` reads) and a family code per LLM.
-
-    One LLM in 12 is a pretrained root (architecture, parameter count); the others are fine-tunes (75%) or merges
-    (25%) of a root or of an earlier LLM, inheriting its architecture and size: a random family tree.
-    """
-    import pandas as pd
-
-    n_roots = max(4, n // 12)
-    architecture = rng.choice(len(_ARCHITECTURES), n_roots, p=_ARCHITECTURE_SHARES)
-    rows, family = [], np.empty(n, np.int64)
-    for i in range(n):
-        name = f"org{i % 97:02d}/model-{i:05d}"
-        if i < n_roots:
-            family[i] = i
-            rows.append(dict(llm=name, architecture=_ARCHITECTURES[architecture[i]], model_type="pretrained",
-                             params_billions=float(np.round(np.exp(rng.normal(2.0, 1.0)), 2)), is_merged=False,
-                             is_moe=bool(architecture[i] in (7, 8)), weight_type="Original", has_chat_template=False,
-                             base_model=name))
-            continue
-        parent = int(rng.integers(0, n_roots)) if rng.random() < 0.5 else int(rng.integers(0, i))
-        family[i] = family[parent]
-        merge = bool(rng.random() < 0.25)
-        source = rows[parent]
-        rows.append(dict(
-            llm=name, architecture=source["architecture"],
-            model_type="basemergesandmoerges" if merge else str(rng.choice(["fine-tunedondomain-specificdatasets", "chatmodels"])),
-            params_billions=source["params_billions"], is_merged=merge, is_moe=source["is_moe"],
-            weight_type="Adapter" if rng.random() < 0.05 else "Original", has_chat_template=bool(rng.random() < 0.6),
-            base_model=source["llm"] + (" (Merge)" if merge else ""),
-        ))
-    return pd.DataFrame(rows), family
-
-
-def synthetic_item_embeddings(n: int, dim: int, rng: np.random.Generator, n_clusters: int = 200):
-    """Unit-norm ``(n, dim)`` float32 embeddings with a shared direction, topic clusters and a rank-16 style part.
-
-    ``e = 1.2·μ + C[topic] + B u + 0.35·noise`` (then normalised): cosine similarities are all positive, like sentence
-    embeddings of one benchmark, high within a topic, and the spectrum has a few strong directions over a full-rank
-    floor. Returns the embeddings and each item's topic.
-    """
-    shared = rng.standard_normal(dim)
-    shared /= np.linalg.norm(shared)
-    centres = rng.standard_normal((n_clusters, dim)) / np.sqrt(dim)
-    basis = rng.standard_normal((16, dim)) / np.sqrt(dim)
-    topic = rng.integers(0, n_clusters, n)
-    out = np.empty((n, dim), np.float32)
-    for start in range(0, n, 8192):
-        rows = slice(start, min(n, start + 8192))
-        m = rows.stop - rows.start
-        block = (1.2 * shared + centres[topic[rows]] + 0.5 * rng.standard_normal((m, 16)) @ basis
-                 + 0.35 * rng.standard_normal((m, dim)) / np.sqrt(dim))
-        out[rows] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    return out, topic
-
-
 def balanced_pairs(n_known: int, T: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Known LLM i answers items ``(i + o) mod n_known`` for T random distinct offsets o: every known LLM and every
     known item has exactly T training pairs (the paper's balanced design), then rows and columns are shuffled."""
@@ -177,6 +89,8 @@ def balanced_pairs(n_known: int, T: int, rng: np.random.Generator) -> tuple[np.n
 def write_problem(folder: Path, n_llms: int, n_items: int, n_known: int, T: int, emb_dim: int, seed: int = 0) -> Path:
     """Generate a problem and save it (``embeddings.npy``, ``llms.parquet``, ``pairs.npz``). Ids sort known-first, so
     the package's entity order (warm sorted, then cold sorted) is the order of the arrays here."""
+    from bayes_simrmf.synthetic import synthetic_item_embeddings, synthetic_llm_metadata  # not in the parent: keeps JAX out
+
     from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, pair_logits, sigmoid
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -274,11 +188,11 @@ def child_package(spec: dict) -> dict:
 
     import bayes_simrmf.predict  # noqa: F401
 
-    result = {"rss_after_imports_mib": _peak_rss_mib()}
+    result = {"rss_after_imports_mib": peak_rss_mib()}
     problem = load_problem(Path(spec["problem"]))
-    result["rss_after_inputs_mib"] = _peak_rss_mib()
+    result["rss_after_inputs_mib"] = peak_rss_mib()
     side, build = build_side(problem, spec["llm_route"], spec.get("energy"))
-    result.update(build, rss_after_build_mib=_peak_rss_mib())
+    result.update(build, rss_after_build_mib=peak_rss_mib())
     if spec.get("converge"):
         # First fit in a fresh process, default stopping rule: what a user's fit costs (first-call set-up included).
         model, wall = _fit(problem, side, spec, **({"max_steps": spec["max_steps"]} if spec.get("max_steps") else {}))
@@ -286,7 +200,7 @@ def child_package(spec: dict) -> dict:
                               "converged": bool(model.converged_), "final_loss": float(model.losses_[-1]),
                               "max_steps": int(model.max_steps), "layout": model.layout_,
                               "lambdas": model.similarity_lambdas_}
-        result["rss_after_converge_mib"] = _peak_rss_mib()
+        result["rss_after_converge_mib"] = peak_rss_mib()
         del model
         gc.collect()
     elif spec.get("timing"):
@@ -311,7 +225,7 @@ def child_package(spec: dict) -> dict:
                             "losses": [runs[short][2], runs[long][2]]}
         if "converge" in result:
             result["converge"]["setup_s"] = result["converge"]["svi_s"] - result["converge"]["steps"] * per_step
-    result["peak_rss_mib"] = _peak_rss_mib()
+    result["peak_rss_mib"] = peak_rss_mib()
     return result
 
 
@@ -326,7 +240,7 @@ def child_dense(spec: dict) -> dict:
     from bayes_simrmf.model import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS, ModelConfig, grid_logits
 
     highest = jax.lax.Precision.HIGHEST
-    result = {"rss_after_imports_mib": _peak_rss_mib()}
+    result = {"rss_after_imports_mib": peak_rss_mib()}
     problem = load_problem(Path(spec["problem"]))
     side, build = build_side(problem, "package")
     result.update(build)
@@ -344,7 +258,7 @@ def child_dense(spec: dict) -> dict:
     side.item_factor = side.llm_factor = None
     sqrt_items_fro2, sqrt_llms_fro2 = jnp.vdot(sqrt_items, sqrt_items), jnp.vdot(sqrt_llms, sqrt_llms)
     result["dense_sqrt_from_factor_s"] = time.perf_counter() - start
-    result["rss_after_dense_sqrt_mib"] = _peak_rss_mib()
+    result["rss_after_dense_sqrt_mib"] = peak_rss_mib()
 
     n_block = int(problem["llm"].max()) + 1, int(problem["item"].max()) + 1
     mask = np.zeros(n_block, bool)
@@ -395,7 +309,7 @@ def child_dense(spec: dict) -> dict:
     timed = times[: spec["steps"]]
     result.update(per_step_s=float(np.median(timed)), per_step_min_s=float(np.min(timed)),
                   per_step_max_s=float(np.max(timed)), timed_steps=len(timed), losses=losses[:N_CHECK],
-                  peak_rss_mib=_peak_rss_mib())
+                  peak_rss_mib=peak_rss_mib())
     del params, opt_state, data, sqrt_items, sqrt_llms
     # The same loss? The package's first N_CHECK steps from the same initial values (after the peak was read; small).
     from bayes_simrmf.similarity import SideInformation  # noqa: F401
@@ -417,7 +331,7 @@ def child_eigh(spec: dict) -> dict:
     embeddings = np.load(Path(spec["problem"]) / "embeddings.npy", mmap_mode="r")[: spec["n"]]
     embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
     np.linalg.eigh(np.eye(50, dtype=np.float32))  # library load and thread start-up are not the O(n³) cost
-    result = {"n": spec["n"], "rss_before_mib": _peak_rss_mib()}
+    result = {"n": spec["n"], "rss_before_mib": peak_rss_mib()}
     start = time.perf_counter()
     similarity = embeddings @ embeddings.T
     result["cosine_s"] = time.perf_counter() - start
@@ -432,7 +346,7 @@ def child_eigh(spec: dict) -> dict:
     result["assemble_s"] = time.perf_counter() - start
     result["negative_share"] = float(-eigenvalues[eigenvalues < 0].sum() / np.abs(eigenvalues).sum())
     result["sqrt_sim_trace"] = float(np.trace(sqrt_sim))
-    result["peak_rss_mib"] = _peak_rss_mib()
+    result["peak_rss_mib"] = peak_rss_mib()
     return result
 
 
@@ -440,7 +354,7 @@ def child_generate(spec: dict) -> dict:
     """Write a problem (in a child, so the parent stays small)."""
     start = time.perf_counter()
     write_problem(Path(spec["folder"]), spec["n_llms"], spec["n_items"], spec["n_known"], spec["T"], spec["emb_dim"])
-    return {"seconds": time.perf_counter() - start, "peak_rss_mib": _peak_rss_mib()}
+    return {"seconds": time.perf_counter() - start, "peak_rss_mib": peak_rss_mib()}
 
 
 def generate(folder: Path, n_llms: int, n_items: int, p: dict) -> tuple[Path, float]:
@@ -458,36 +372,6 @@ CHILDREN = {"package": child_package, "dense": child_dense, "eigh": child_eigh, 
             "breakdown": lambda spec: child_breakdown(spec)}  # defined further down, with its mode
 
 
-def run_command_with_rusage(command: list[str], *, env: dict | None = None, cwd: Path | None = None,
-                            timeout: float | None = None) -> tuple[float, float, int | None, str, str]:
-    """Run ``command``; wall seconds, peak RSS in MiB of that process (``wait4``'s ``ru_maxrss``, its own, not a
-    running maximum over all children), exit code (None when killed at ``timeout``), stdout, stderr."""
-    import threading
-
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
-    outputs: dict[str, str] = {}
-    readers = [threading.Thread(target=lambda name=name, stream=stream: outputs.__setitem__(name, stream.read()))
-               for name, stream in (("stdout", process.stdout), ("stderr", process.stderr))]
-    for reader in readers:
-        reader.start()
-    killed = threading.Event()
-    timer = None
-    if timeout is not None:
-        timer = threading.Timer(timeout, lambda: (killed.set(), process.kill()))
-        timer.start()
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    if timer is not None:
-        timer.cancel()
-    for reader in readers:
-        reader.join()
-    process.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4; tell Popen
-    code = None if killed.is_set() else process.returncode
-    # ru_maxrss of the reaped child; its floor is this (small) parent's RSS at the fork, printed by the callers.
-    return wall, usage.ru_maxrss / 1024, code, outputs.get("stdout", ""), outputs.get("stderr", "")
-
-
 def run_child(spec: dict, *, env: dict | None = None, timeout: float | None = None) -> dict:
     """Run one configuration in a fresh process; returns its JSON result plus ``wall_s`` and ``peak_rss_wait4_mib``."""
     wall, peak, code, stdout, stderr = run_command_with_rusage(
@@ -503,17 +387,6 @@ def run_child(spec: dict, *, env: dict | None = None, timeout: float | None = No
 
 
 # ============================================================================================= reporting helpers
-def power_law(sizes, values) -> tuple[float, float]:
-    """Exponent and constant of ``value = c · size^exponent`` (least squares in log-log; non-positive values dropped)."""
-    sizes, values = np.asarray(sizes, float), np.asarray(values, float)
-    keep = values > 0
-    if keep.sum() < 2:
-        return float("nan"), float("nan")
-    sizes, values = sizes[keep], values[keep]
-    exponent, log_constant = np.polyfit(np.log(np.asarray(sizes, float)), np.log(np.asarray(values, float)), 1)
-    return float(exponent), float(np.exp(log_constant))
-
-
 def _fmt_s(seconds: float) -> str:
     if not np.isfinite(seconds):
         return "n/a"
@@ -742,7 +615,7 @@ def child_breakdown(spec: dict) -> dict:
           jnp.asarray(observed))
     bench("factor priors", lambda a, b: -(dist.Normal(0.0, 0.7).log_prob(a).sum() + dist.Normal(0.0, 0.7).log_prob(b).sum()),
           llm_f, item_f)
-    return {"timings": timings, "peak_rss_mib": _peak_rss_mib()}
+    return {"timings": timings, "peak_rss_mib": peak_rss_mib()}
 
 
 def mode_breakdown(args: argparse.Namespace, scratch: Path) -> None:
@@ -830,7 +703,7 @@ def mode_e2e(args: argparse.Namespace, scratch: Path) -> None:
     data_root = Path(os.environ.get("BAYES_SIMRMF_DATA", REPO.parent / "shared" / "data"))
     executable = shutil.which("bayes-simrmf")
     prefix = [executable] if executable else [sys.executable, "-m", "bayes_simrmf.cli"]
-    print(f"parent RSS at the forks {_current_rss_mib():.0f} MiB (the floor of the children's ru_maxrss)")
+    print(f"parent RSS at the forks {current_rss_mib():.0f} MiB (the floor of the children's ru_maxrss)")
     codes = {"this tree": None} if args.e2e_baseline is None else {"this tree": None, "baseline": args.e2e_baseline}
     if args.e2e_baseline is not None:
         print(f"baseline: the same commands with PYTHONPATH={args.e2e_baseline} (another version of the package), "

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -40,6 +39,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bayes_simrmf.machine import machine_line
 
 
 def _peak_rss_mib() -> float:
@@ -274,10 +274,7 @@ def main() -> None:
         print(json.dumps(handler(args, args.scratch)))
         return
 
-    import jax
-
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, "
-          f"python {platform.python_version()}, jax {jax.__version__} on {jax.default_backend()}, numpy {np.__version__}")
+    print(machine_line())
     print(f"n={args.n} items, r={args.r} (random unit-norm float32 embeddings, seed {args.seed}), d={args.d}; "
           f"X entries N(0, 1/2); each variant in its own child process")
     lowrank_names = list(_lowrank_functions())

@@ -28,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scale import REPO, machine_line, run_command_with_rusage  # noqa: E402
+from bayes_simrmf.data.locations import default_data_dir
+from bayes_simrmf.machine import machine_line, run_command_with_rusage
+
+REPO = Path(__file__).resolve().parents[2]
 
 COMMANDS = {
     "openllm-v2-mmlupro-math": ["--T", "300", "--guide", "delta", "--method", "simrmf"],
@@ -51,7 +53,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--datasets", nargs="+", default=list(COMMANDS), choices=list(COMMANDS))
     args = parser.parse_args()
-    data_root = Path(os.environ.get("BAYES_SIMRMF_DATA", REPO.parent / "shared" / "data"))
+    data_root = default_data_dir()
     executable = shutil.which("bayes-simrmf")
     prefix = [executable] if executable else [sys.executable, "-m", "bayes_simrmf.cli"]
     print(f"command: python experiments/bench/bench_threads.py {' '.join(sys.argv[1:])}")

@@ -1,7 +1,7 @@
-"""Tables from the cached cells of ``run_protocol.py``: mean ± sd over seeds, noise floors, and
+"""Tables from the cached cells of :mod:`bayes_simrmf.evaluate.runner`: mean ± sd over seeds, noise floors, and
 paired differences against a reference method with 95% intervals over seeds.
 
-Used by ``run_protocol.py`` after each run; ``load_cells`` is also what the README generator and
+Used by ``experiments/run_protocol.py`` after each run; ``load_cells`` is also what the README generator and
 its test read, so a number in the README always comes from the cells.
 """
 
@@ -69,6 +69,25 @@ def load_cells(cells: Path, config: dict | None = None, *, allow_mixed: bool = T
                          "fit_seconds": payload["fit_seconds"], "tune_seconds": payload["tune_seconds"],
                          "converged": payload.get("converged", True), "chosen": json.dumps(payload["chosen"], sort_keys=True)})
     return pd.DataFrame(rows), pd.DataFrame(split_rows)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub markdown table of ``frame`` (numbers right-aligned, floats to 2 decimals)."""
+    def cell(value: object) -> str:
+        return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+    # Right-align numbers, also those already formatted as text ("1,560", "0 / 0").
+    numeric = [
+        pd.api.types.is_numeric_dtype(frame[column])
+        or frame[column].astype(str).str.fullmatch(r"[\d,./ ]+").all()
+        for column in frame.columns
+    ]
+    lines = [
+        "| " + " | ".join(str(column) for column in frame.columns) + " |",
+        "|" + "|".join("---:" if is_number else "---" for is_number in numeric) + "|",
+    ]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
 
 
 def mean_sd(values: np.ndarray) -> str:
