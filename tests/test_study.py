@@ -11,6 +11,7 @@ import pytest
 
 from bayes_simrmf.evaluate.study import (
     CellStore,
+    StudyCells,
     StudyError,
     check_provenance,
     code_state,
@@ -118,6 +119,40 @@ def test_mixed_code_is_refused_unless_asked_then_marked():
     assert any("Mixed provenance" in line for line in report.header())
     clean = check_provenance(cells[:2])
     assert clean.clean and clean.commits == ["c" * 40]
+
+
+def test_study_cells_resume_stamp_and_recompute_only_stale_cells(repo, tmp_path):
+    calls = []
+
+    def compute(value):
+        def run():
+            calls.append(value)
+            return {"scores": {"rmse": np.float64(value)}, "n": np.int64(3)}
+        return run
+
+    config = {"dataset": "d", "seed": 0}
+    study = StudyCells(tmp_path / "cells", ["experiments/study.py"], repo=repo)
+    cell = study.get(("d", "seed0", "MF"), config, compute(0.5), data_hash=lambda: "fingerprint")
+    assert cell["scores"] == {"rmse": 0.5} and cell["n"] == 3 and calls == [0.5]
+    block = cell["provenance"]
+    assert block["data_hash"] == "fingerprint" and block["dirty"] is False and block["code_tree"] == study.code["code_tree"]
+    assert study.get(("d", "seed0", "MF"), config, compute(0.7), data_hash="x") == cell and calls == [0.5]  # resumed
+
+    (repo / "experiments" / "study.py").write_text("run = False\n")
+    with pytest.raises(StudyError, match="uncommitted changes .*experiments/study.py"):
+        StudyCells(tmp_path / "cells", ["experiments/study.py"], repo=repo)
+    commit_all(repo, "new code")
+    later = StudyCells(tmp_path / "cells", ["experiments/study.py"], repo=repo)
+    assert later.get(("d", "seed0", "MF"), config, compute(0.7), data_hash="x") == cell  # kept without rerun_stale
+    lines = []
+    rerun = StudyCells(tmp_path / "cells", ["experiments/study.py"], repo=repo, rerun_stale=True, log=lines.append)
+    assert rerun.needs(("d", "seed0", "MF"), config)
+    fresh = rerun.get(("d", "seed0", "MF"), config, compute(0.75), data_hash="x")
+    assert calls == [0.5, 0.75] and fresh["recomputed"]["max_score_difference"] == pytest.approx(0.25)
+    assert fresh["recomputed"]["from_commit"] == block["commit"] != fresh["provenance"]["commit"]
+    assert lines and "moved by at most 0.25" in lines[0]
+    assert not rerun.needs(("d", "seed0", "MF"), config) and rerun.needs(("d", "seed0", "MF"), {**config, "seed": 1})
+    assert rerun.report().clean and rerun.report().n_cells == 1
 
 
 def test_provenance_block_hashes_the_config_and_records_the_code():

@@ -35,7 +35,6 @@ same seed) and ``tune`` (a grid) or ``stages`` (grids with their own hold-outs; 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -45,7 +44,7 @@ import pandas as pd
 from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.errors import ConfigError
 from bayes_simrmf.evaluate.split import TEST_SPLITS, evaluate_on_split, fit_on_split
-from bayes_simrmf.evaluate.study import CellStore, code_state, config_hash, import_closure, max_difference, provenance
+from bayes_simrmf.evaluate.study import StudyCells
 from bayes_simrmf.evaluate.tuning import staged_search
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 from bayes_simrmf.predict.estimator import PAPER_FORM, make_estimator
@@ -201,13 +200,6 @@ def cell_config(config: dict, dataset_name: str, T: int, seed: int, label: str) 
             "spec": config["methods"][label]}
 
 
-def is_stale(cell: dict, code: dict, expected_config_hash: str) -> bool:
-    """A cell from other code, another config, a dirty tree, or without provenance."""
-    block = cell.get("provenance") or {}
-    return (block.get("code_tree") != code["code_tree"] or block.get("config_hash") != expected_config_hash
-            or block.get("dirty") is not False)
-
-
 def run(config: dict, cells: Path, datasets: list[str] | None, deadline: float, log=None,
         t_values: list[int] | None = None, methods: list[str] | None = None, rerun_stale: bool = False,
         allow_dirty: bool = False, seeds: list[int] | None = None) -> bool:
@@ -215,19 +207,10 @@ def run(config: dict, cells: Path, datasets: list[str] | None, deadline: float, 
     with ``rerun_stale`` recompute those of other code or config; False if the deadline stopped it
     before every cell was done. ``log`` (e.g. ``print``) gets one line per cell."""
     log = log or (lambda message: None)
-    code = code_state(import_closure(STUDY_CODE), whole_package=False)
-    if code["dirty"] and not allow_dirty:
-        raise ConfigError(f"the code has uncommitted changes ({', '.join(code['dirty_paths'][:5])}): commit them so "
-                         "every cell can be traced to a commit, or pass --allow-dirty for a trial run")
-    store = CellStore(cells)
+    study = StudyCells(cells, STUDY_CODE, rerun_stale=rerun_stale, allow_dirty=allow_dirty, log=log)
 
     def needs(folder_parts, label, T, seed, dataset_name) -> bool:
-        if not store.has(*folder_parts, label):
-            return True
-        if not rerun_stale:
-            return False
-        expected = config_hash(cell_config(config, dataset_name, T, seed, label))
-        return is_stale(store.read(*folder_parts, label), code, expected)
+        return study.needs((*folder_parts, label), cell_config(config, dataset_name, T, seed, label))
 
     unknown = sorted(set(methods or []) - set(config["methods"]))
     if unknown:
@@ -260,12 +243,11 @@ def run(config: dict, cells: Path, datasets: list[str] | None, deadline: float, 
                 split = context.split
                 split_config = {"dataset": dataset_name, "dataset_options": options, "T": T, "seed": seed,
                                 "n_test_pairs": config["n_test_pairs"]}
-                store.write({
+                study.write({
                     "n_known_llms": split.n_known_llms, "n_known_items": split.n_known_items,
                     "counts": {name: len(p) for name, p in split.pairs.items()},
                     "degree_report": split.degree_report, "log": context.split_log,
-                    "noise_floor": noise_floor(split),
-                    "provenance": provenance(code, config=split_config, data_hash=data_hash)}, *parts, "split")
+                    "noise_floor": noise_floor(split)}, (*parts, "split"), split_config, data_hash=data_hash)
                 for label in selected:
                     spec = config["methods"][label]
                     if label not in todo:
@@ -279,21 +261,14 @@ def run(config: dict, cells: Path, datasets: list[str] | None, deadline: float, 
                         return False
                     inherited = {}
                     if "inherit" in spec:
-                        parent = store.path(*parts, spec["inherit"])
+                        parent = study.store.path(*parts, spec["inherit"])
                         if not parent.is_file() or needs(parts, spec["inherit"], T, seed, dataset_name):
                             raise ConfigError(f"{label} inherits from {spec['inherit']}, whose cell {parent} is "
                                              "not done at this code; run it first (or select it with --methods)")
-                        inherited = store.read(*parts, spec["inherit"])["chosen"]
-                    previous = store.read(*parts, label) if store.has(*parts, label) else None
-                    cell = run_cell(context, label, spec, config, inherited)
-                    cell["provenance"] = provenance(
-                        code, config=cell_config(config, dataset_name, T, seed, label), data_hash=data_hash)
-                    if previous is not None:
-                        moved = max_difference(previous.get("scores"), json.loads(json.dumps(cell["scores"], default=float)))
-                        cell["recomputed"] = {"from_commit": (previous.get("provenance") or {}).get("commit"),
-                                              "max_score_difference": moved}
-                        log(f"[{dataset_name} T={T} seed={seed}] {label}: recomputed; scores moved by at most {moved:.3g}")
-                    store.write(cell, *parts, label)
+                        inherited = study.store.read(*parts, spec["inherit"])["chosen"]
+                    cell = study.get((*parts, label), cell_config(config, dataset_name, T, seed, label),
+                                     lambda: run_cell(context, label, spec, config, inherited), data_hash=data_hash,
+                                     name=f"[{dataset_name} T={T} seed={seed}] {label}")
                     scores = cell["scores"]
                     log(f"[{dataset_name} T={T} seed={seed}] {label}: "
                         + "  ".join(f"{s} {scores[s]['rmse_p']:.4f}/{scores[s]['rmse_m']:.4f}/{scores[s]['rmse_x']:.4f}"

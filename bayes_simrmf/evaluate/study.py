@@ -186,6 +186,71 @@ class CellStore:
             yield path, read_cell(path)
 
 
+class StudyCells:
+    """One study's cells at the code it runs now: resume, provenance and re-computation in one place.
+
+    :meth:`get` reads a cell that exists (a large study fills over several sessions) and computes one
+    that is missing; with ``rerun_stale`` it also recomputes a cell from other code, another config, a
+    dirty tree or without provenance, and records how far its ``compare`` key moved. Every cell it
+    writes carries a :func:`provenance` block. The code state is taken once, from the import closure of
+    ``code_paths`` (relative to ``repo``); a dirty tree is refused unless ``allow_dirty`` (a trial run:
+    its cells say so)."""
+
+    def __init__(self, root: str | Path, code_paths: Sequence[str], *, rerun_stale: bool = False,
+                 allow_dirty: bool = False, log=None, repo: Path = REPO_ROOT) -> None:
+        self.store = CellStore(root)
+        self.code = code_state(import_closure(code_paths, root=repo), root=repo, whole_package=False)
+        if self.code["dirty"] and not allow_dirty:
+            raise StudyError(f"the code has uncommitted changes ({', '.join(self.code['dirty_paths'][:5])}): commit "
+                             "them so every cell can be traced to a commit, or pass --allow-dirty for a trial run")
+        self.rerun_stale = rerun_stale
+        self.log = log or (lambda message: None)
+
+    def is_stale(self, cell: dict, config: dict) -> bool:
+        """A cell from other code, another config, a dirty tree, or without provenance."""
+        block = cell.get("provenance") or {}
+        return (block.get("code_tree") != self.code["code_tree"] or block.get("config_hash") != config_hash(config)
+                or block.get("dirty") is not False)
+
+    def needs(self, parts: Sequence[object], config: dict) -> bool:
+        """Whether :meth:`get` would compute the cell ``parts``."""
+        if not self.store.has(*parts):
+            return True
+        return self.rerun_stale and self.is_stale(self.store.read(*parts), config)
+
+    def get(self, parts: Sequence[object], config: dict, compute, *, data_hash, compare: str = "scores",
+            name: str | None = None) -> dict:
+        """The cell ``parts``: read, or ``compute()`` (a JSON-like dict) stamped with its provenance and
+        written whole. ``data_hash`` is the dataset's fingerprint or a callable giving it (called only when
+        the cell is computed). A recomputed cell records ``recomputed``: the commit it replaced and the
+        largest difference of its ``compare`` value (logged under ``name``, by default the cell's path)."""
+        if not self.needs(parts, config):
+            return self.store.read(*parts)
+        previous = self.store.read(*parts) if self.store.has(*parts) else None
+        cell = json.loads(json.dumps(compute(), default=_plain))
+        cell["provenance"] = provenance(self.code, config=config,
+                                        data_hash=data_hash() if callable(data_hash) else data_hash)
+        if previous is not None:
+            moved = max_difference(previous.get(compare), cell.get(compare))
+            cell["recomputed"] = {"from_commit": (previous.get("provenance") or {}).get("commit"),
+                                  "max_score_difference": moved}
+            self.log(f"{name or '/'.join(map(str, parts))}: recomputed; {compare} moved by at most {moved:.3g}")
+        self.store.write(cell, *parts)
+        return cell
+
+    def write(self, payload: dict, parts: Sequence[object], config: dict, *, data_hash: str | None) -> dict:
+        """Write ``payload`` (stamped with its provenance) as the cell ``parts`` unconditionally: a
+        by-product of a cell (e.g. a split's counts), rewritten whenever its cells are computed."""
+        payload = {**payload, "provenance": provenance(self.code, config=config, data_hash=data_hash)}
+        self.store.write(payload, *parts)
+        return payload
+
+    def report(self, pattern: str = "**/*.json", *, allow_mixed: bool = False) -> "ProvenanceReport":
+        """:func:`check_provenance` over the cells under the store matching ``pattern``."""
+        return check_provenance(((str(path.relative_to(self.store.root)), cell) for path, cell in self.store.cells(pattern)),
+                                allow_mixed=allow_mixed)
+
+
 def write_json(path: str | Path, payload: dict) -> None:
     """Write ``payload`` as indented JSON to ``path``, whole or not at all."""
     path = Path(path)
