@@ -1,21 +1,26 @@
-"""Calibration of point predictions and of predictive intervals, per guide and split (issue 4, first look).
+"""Calibration of point predictions and of predictive intervals, per guide and split (issues 4, 23).
 
-For one split of a dataset, fits MF (and SimRMF with ``--methods mf,simrmf``) with the delta guide (MAP;
-intervals are the plug-in predictive: answer noise around the MAP only) and with the normal and low-rank
-guides (posterior draws), then per test split reports log loss, Brier and ECE of the pair predictions
-(posterior predictive mean), and the share of LLMs (items) whose observed mean accuracy on the split falls
-inside the 90% predictive interval, with the mean interval width and the mean signed error of the
-interval's centre (observed − predicted).
+Each run of ``experiments/configs/calibration.json`` names a dataset, T and Table 2 methods. For every
+seed, method and guide it takes that seed's Table 2 split and the method's hyper-parameters from its
+Table 2 cell (chosen there on the seed's own validation pairs, never on test pairs), fits with the guide
+(delta: MAP, intervals are the plug-in predictive; normal / low-rank: posterior draws), and per test
+split records log loss, Brier, ECE and a reliability table of the pair predictions (posterior
+predictive mean), and the share of LLMs (questions) whose observed mean accuracy lies inside the
+50/80/90/95% predictive intervals, with the 90% interval's mean width and the centre's mean signed
+error. One cell per run × seed × method × guide, with provenance
+(:class:`bayes_simrmf.evaluate.study.StudyCells`); rerunning skips finished cells.
+
+Writes, per run, ``experiments/results/calibration_<run>.md`` / ``.csv`` / ``_reliability.png``.
 
 Usage:
-    python experiments/calibration.py --data openllm-v2-mmlupro-math --n-known-llms 500 --n-known-items 1000 \
-        --T 300 --dim 8 --lambda-reg 2 --out experiments/results/calibration_mmlupro
+    python experiments/calibration.py                     # every run; add --runs v1_tiny to pick
+    python experiments/calibration.py --aggregate-only    # rebuild the tables from the cells
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import json
 import shlex
 import sys
 import time
@@ -25,31 +30,91 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path
-from bayes_simrmf.predict import SimRMF
+from bayes_simrmf.errors import BayesSimRMFError, ConfigError
 from bayes_simrmf.evaluate import TEST_SPLITS, fit_on_split
-from bayes_simrmf.evaluate.split import COVERAGE_LEVELS as LEVELS, interval_coverage
 from bayes_simrmf.evaluate.metrics import brier, ece, log_loss, reliability_table
-from bayes_simrmf.similarity import build_side_information
-from bayes_simrmf.splits import Protocol
+from bayes_simrmf.evaluate.runner import SeedContext, method_options
+from bayes_simrmf.evaluate.split import COVERAGE_LEVELS, interval_coverage
+from bayes_simrmf.evaluate.study import StudyCells, check_provenance
+from bayes_simrmf.machine import machine_line
+from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
+from bayes_simrmf.predict.estimator import make_estimator
+
+ROOT = Path(__file__).resolve().parents[1]
+CODE = ("experiments/calibration.py",)
+CELLS = ROOT / "experiments" / "results" / "calibration_cells"
 
 
-def reliability_figure(reliability: dict[tuple[str, str, str], pd.DataFrame], path: Path, title: str) -> None:
-    """One panel per split: observed rate against mean predicted probability per bin (bins of ≥ 30 pairs), per
-    method and guide."""
+def table2_choice(config: dict, run: dict, seed: int, label: str) -> dict:
+    """The hyper-parameters Table 2 chose for ``label`` on this dataset, T and seed."""
+    path = ROOT / config["table2"]["cells"] / run["dataset"] / f"T{run['T']}" / f"seed{seed}" / f"{label}.json"
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing: run Table 2 for {run['dataset']} T={run['T']} seed {seed} {label} first")
+    return json.loads(path.read_text())["chosen"]
+
+
+SUMMARY = ["log_loss", "ece", "cover90_llm_mean", "width_llm_mean", "cover90_item_mean", "width_item_mean"]
+SETTINGS = ("seeds", "guides", "max_steps", "n_draws", "max_pairs")
+
+
+def settings(config: dict, run: dict) -> dict:
+    """The config's study settings, with the run's own where it sets them."""
+    return {key: run.get(key, config[key]) for key in SETTINGS}
+
+
+def cell_config(config: dict, table2: dict, run: dict, seed: int, label: str, guide: str) -> dict:
+    own = settings(config, run)
+    return {"dataset": run["dataset"], "dataset_options": table2["datasets"][run["dataset"]], "T": run["T"],
+            "seed": seed, "n_test_pairs": table2["n_test_pairs"], "method": table2["methods"][label],
+            "chosen": table2_choice(config, run, seed, label), "guide": guide, "guide_options": own["guides"][guide],
+            "max_steps": own["max_steps"], "n_draws": own["n_draws"], "max_pairs": own["max_pairs"]}
+
+
+def run_cell(context: SeedContext, spec: dict, cell: dict) -> dict:
+    """Fit one method with one guide on the seed's split and score its calibration on every test split."""
+    started = time.perf_counter()
+    split, seed = context.split, context.seed
+    options = method_options(spec, seed, cell["chosen"])
+    options.update(guide=cell["guide"], max_steps=cell["max_steps"], **cell["guide_options"])
+    side = context.side(spec)
+    model = fit_on_split(make_estimator(options.pop("method"), **options), split, side=side,
+                         item_groups=context.item_groups(spec))
+    rows, reliability = [], {}
+    for name in TEST_SPLITS:
+        pairs = split.pairs[name]
+        if not len(pairs):
+            continue
+        sample = np.random.default_rng(seed).permutation(len(pairs))[: cell["max_pairs"]]
+        prob = model.predict(split.llms[pairs.llm[sample]], split.items[pairs.item[sample]], unknown="population")
+        correct = pairs.correct[sample]
+        reliability[name] = reliability_table(prob, correct).to_dict(orient="list")
+        rows.append({"split": name, "log_loss": log_loss(prob, correct), "brier": brier(prob, correct),
+                     "ece": ece(prob, correct),
+                     **interval_coverage(model, split, name, "llm", cell["n_draws"], cell["max_pairs"], seed),
+                     **interval_coverage(model, split, name, "item", cell["n_draws"], cell["max_pairs"], seed)})
+    return {"rows": rows, "reliability": reliability, "steps": len(model.losses_), "converged": bool(model.converged_),
+            "fit_seconds": model.fit_seconds_, "seconds": time.perf_counter() - started, "machine": machine_line(),
+            "options": {k: v for k, v in options.items() if k != "progress"},
+            "embedding_model": DEFAULT_EMBEDDING_MODEL if side is not None and spec.get("side") == "similarity" else None}
+
+
+def reliability_figure(cells: list[tuple[str, str, dict]], path: Path, title: str) -> None:
+    """One panel per split: observed rate against mean predicted probability per bin (bins of ≥ 30 pairs)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    splits = sorted({key[2] for key in reliability})
+    splits = [name for name in TEST_SPLITS if any(name in cell["reliability"] for _, _, cell in cells)]
     figure, axes = plt.subplots(1, len(splits), figsize=(4 * len(splits), 4), sharey=True)
-    for axis, split_name in zip(np.atleast_1d(axes), splits):
+    for axis, name in zip(np.atleast_1d(axes), splits):
         axis.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
-        for (method, guide, name), table in reliability.items():
-            if name == split_name:
+        for method, guide, cell in cells:
+            if name in cell["reliability"]:
+                table = pd.DataFrame(cell["reliability"][name])
                 used = table.n_pairs >= 30  # bins with fewer pairs are noise
                 axis.plot(table.mean_prob[used], table.observed[used], marker="o", markersize=3, label=f"{method} {guide}")
-        axis.set_title(f"split {split_name}")
+        axis.set_title(f"split {name}")
         axis.set_xlabel("predicted probability")
     np.atleast_1d(axes)[0].set_ylabel("observed rate")
     np.atleast_1d(axes)[-1].legend(fontsize=7)
@@ -59,98 +124,119 @@ def reliability_figure(reliability: dict[tuple[str, str, str], pd.DataFrame], pa
     plt.close(figure)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="openllm-v2-mmlupro-math")
-    parser.add_argument("--n-known-llms", type=int, default=None)
-    parser.add_argument("--n-known-items", type=int, default=None)
-    parser.add_argument("--T", type=int, default=300)
-    parser.add_argument("--dim", type=int, default=8)
-    parser.add_argument("--lambda-reg", type=float, default=2.0)
-    parser.add_argument("--n-draws", type=int, default=100)
-    parser.add_argument("--max-pairs", type=int, default=100_000, help="pairs sampled per split for the intervals")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-steps", type=int, default=3000, help="SVI step cap of every fit")
-    parser.add_argument("--methods", default="mf")
-    parser.add_argument("--guides", default="delta,normal,lowrank")
-    parser.add_argument("--ridge-items", type=float, default=1.0, help="SimRMF fold-in nugget (questions)")
-    parser.add_argument("--ridge-llms", type=float, default=1.0, help="SimRMF fold-in nugget (LLMs)")
-    parser.add_argument("--item-groups", action="store_true",
-                        help="give the model each question's benchmark (items share a mean difficulty per benchmark)")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    started = time.time()
-    dataset = load_dataset(shared_dataset_path(args.data), unknown_entities="add", log=None)
-    split = Protocol(args.n_known_llms, args.n_known_items, T=args.T, seed=args.seed, n_test_pairs=1_000_000).split(
-        dataset, log=None)
-    rows = []
-    reliability = {}
-    side = None
-    item_groups = dataset.items.set_index("item")["benchmark"] if args.item_groups else None
-    for method in args.methods.split(","):
-        if method == "simrmf" and side is None:
-            side = build_side_information(dataset, split.llms, split.items, log=None)
-        for guide in args.guides.split(","):
-            options = dict(method=method, guide=guide, dim=args.dim, lambda_reg=args.lambda_reg,
-                           learning_rate={"delta": 0.05, "normal": 0.02, "lowrank": 0.01}[guide], max_steps=args.max_steps,
-                           seed=args.seed,
-                           progress=False)
-            if method == "simrmf":
-                options.update(fold_in_ridge_items=args.ridge_items, fold_in_ridge_llms=args.ridge_llms)
-            model = fit_on_split(SimRMF(**options), split, side=side if method == "simrmf" else None,
-                                 item_groups=item_groups)
-            print(f"{method} {guide}: fitted in {model.fit_seconds_:.0f} s, {len(model.losses_)} steps, "
-                  f"converged {model.converged_}", flush=True)
-            for name in TEST_SPLITS:
-                pairs = split.pairs[name]
-                if not len(pairs):
-                    continue
-                sample = np.random.default_rng(args.seed).permutation(len(pairs))[: args.max_pairs]
-                llm, item = split.llms[pairs.llm[sample]], split.items[pairs.item[sample]]
-                prob = model.predict(llm, item, unknown="population")
-                correct = pairs.correct[sample]
-                reliability[(method, guide, name)] = reliability_table(prob, correct)
-                rows.append({"method": method, "guide": guide, "split": name, "steps": len(model.losses_),
-                             "converged": bool(model.converged_), "log_loss": log_loss(prob, correct),
-                             "brier": brier(prob, correct), "ece": ece(prob, correct),
-                             **interval_coverage(model, split, name, "llm", args.n_draws, args.max_pairs, args.seed),
-                             **interval_coverage(model, split, name, "item", args.n_draws, args.max_pairs, args.seed)})
-                print(rows[-1], flush=True)
-    frame = pd.DataFrame(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.out.with_suffix(".csv"), index=False)
-    figure = args.out.with_name(args.out.name + "_reliability.png")
-    reliability_figure(reliability, figure, f"{args.data}, T={args.T}: reliability per split")
-    main_columns = ["method", "guide", "split", "steps", "converged", "log_loss", "brier", "ece", "cover90_llm_mean", "width_llm_mean",
-                    "bias_llm_mean", "n_llms", "cover90_item_mean", "width_item_mean", "bias_item_mean", "n_items"]
-    level_columns = ["method", "guide", "split"] + [f"cover{round(level * 100)}_{by}_mean" for by in ("llm", "item")
-                                                     for level in LEVELS]
+def write_report(config: dict, name: str, run: dict, cells: list[tuple[int, str, str, dict]], command: str,
+                 allow_mixed: bool) -> None:
+    report = check_provenance(((f"{name}/seed{seed}/{method}-{guide}", cell) for seed, method, guide, cell in cells),
+                              allow_mixed=allow_mixed)
+    frame = pd.DataFrame([{"seed": seed, "method": method, "guide": guide, "steps": cell["steps"],
+                           "converged": cell["converged"], **row,
+                           "provenance": report.mark(f"{name}/seed{seed}/{method}-{guide}")}
+                          for seed, method, guide, cell in cells for row in cell["rows"]])
+    out = ROOT / "experiments" / "results" / f"calibration_{name}"
+    frame.to_csv(out.with_suffix(".csv"), index=False)
+    figure = out.with_name(out.name + "_reliability.png")
+    first = cells[0][0]
+    reliability_figure([(method, guide, cell) for seed, method, guide, cell in cells if seed == first],
+                       figure, f"{run['dataset']}, T={run['T']}, seed {first}: reliability per split")
+    chosen = "; ".join(sorted({f"{method}: " + ", ".join(f"{k}={v}" for k, v in cell["options"].items()
+                                                        if k in ("dim", "lambda_reg", "fold_in_ridge_items",
+                                                                 "fold_in_ridge_llms", "item_groups"))
+                               for _, method, _, cell in cells}))
+    main = ["seed", "method", "guide", "split", "steps", "converged", "log_loss", "brier", "ece", "cover90_llm_mean",
+            "width_llm_mean", "bias_llm_mean", "n_llms", "cover90_item_mean", "width_item_mean", "bias_item_mean", "n_items"]
+    levels = ["seed", "method", "guide", "split"] + [f"cover{round(level * 100)}_{by}_mean" for by in ("llm", "item")
+                                                     for level in COVERAGE_LEVELS]
+    if not report.clean:
+        main.append("provenance")
+    own = settings(config, run)
+    summary = []
+    if frame["seed"].nunique() > 1:
+        spread = frame.groupby(["method", "guide", "split"], sort=False)[SUMMARY].agg(["mean", "std"])
+        table = pd.DataFrame({column: [f"{m:.3f} ± {sd:.3f}" for m, sd in zip(spread[column]["mean"], spread[column]["std"])]
+                              for column in SUMMARY}, index=spread.index).reset_index()
+        summary = [f"## Mean ± sd over {frame['seed'].nunique()} seeds", "", table.to_string(index=False), ""]
     text = [
-        f"# Calibration per method, guide and split: {args.data}, T={args.T}, seed {args.seed}, d={args.dim}, "
-        f"λ_reg={args.lambda_reg}" + (", item groups = benchmarks" if args.item_groups else "")
-        + (f", SimRMF fold-in nuggets {args.ridge_items} (questions), {args.ridge_llms} (LLMs)"
-           if "simrmf" in args.methods else ""),
+        f"# Calibration per method, guide and split: {run['dataset']}, T={run['T']}, "
+        f"seed{'s' if len({c[0] for c in cells}) > 1 else ''} {', '.join(str(s) for s in sorted({c[0] for c in cells}))}",
         "",
-        f"Command: `{shlex.join(['python', *sys.argv])}`  ",
-        f"Machine: {platform.machine()}, JAX on CPU; wall time {time.time() - started:.0f} s. "
-        f"Pair metrics use the posterior predictive mean (`SimRMF.predict`). Intervals: {args.n_draws} draws, up to "
-        f"{args.max_pairs:,} pairs per split; the delta guide's are the plug-in predictive (answer noise around the "
-        "MAP). An LLM or item the fit never saw is, in each draw, a random fitted one; one folded in from similarity "
-        "(SimRMF) is drawn from its Gaussian-process conditional. Intervals are for the observed mean accuracy "
-        "(answers drawn per draw). Coverage = share of LLMs (items) whose observed mean on the split lies in its "
-        "interval; bias = mean of observed − predicted centre. Reliability diagrams: "
+        f"Command: `{command}` (config `experiments/configs/calibration.json`, run `{name}`)  ",
+        *report.header(),
+        "",
+        f"{'; '.join(sorted({cell['machine'].split('; load average')[0] for *_, cell in cells}))}; "
+        f"{sum(cell['seconds'] for *_, cell in cells):.0f} s of cell time. Split and hyper-parameters of each seed's Table 2 cell (chosen on that seed's validation "
+        f"pairs): {chosen}. Guides: {json.dumps(own['guides'])}, at most {own['max_steps']} SVI steps. Pair "
+        f"metrics use the posterior predictive mean (`SimRMF.predict`). Intervals: {own['n_draws']} draws, up to "
+        f"{own['max_pairs']:,} pairs per split; the delta guide's are the plug-in predictive (answer noise around "
+        "the MAP). An LLM or question the fit never saw is, in each draw, a population stand-in "
+        "(`unknown=\"population\"`); one folded in from similarity (SimRMF) is drawn from its conditional. Intervals are "
+        "for the observed mean accuracy (answers drawn per draw). Coverage = share of LLMs (questions) whose observed "
+        f"mean on the split lies in its interval; bias = mean of observed − predicted centre. Reliability diagrams: "
         f"`{figure.name}`.",
         "",
+        *summary,
         "## 90% intervals, pair metrics",
         "",
-        frame[main_columns].round(4).to_string(index=False),
+        frame[main].round(4).to_string(index=False),
         "",
         "## Coverage at 50 / 80 / 90 / 95%",
         "",
-        frame[level_columns].round(3).to_string(index=False),
+        frame[levels].round(3).to_string(index=False),
     ]
-    args.out.with_suffix(".md").write_text("\n".join(text) + "\n")
-    print("\n".join(text))
+    out.with_suffix(".md").write_text("\n".join(text) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=ROOT / "experiments" / "configs" / "calibration.json")
+    parser.add_argument("--runs", nargs="*", help="only these runs of the config")
+    parser.add_argument("--rerun-stale", action="store_true", help="recompute cells from other code or config")
+    parser.add_argument("--allow-dirty", action="store_true", help="run with uncommitted code changes (trial)")
+    parser.add_argument("--allow-mixed", action="store_true", help="aggregate cells of mixed provenance, marked")
+    parser.add_argument("--aggregate-only", action="store_true", help="rebuild the tables from the cells on disk")
+    args = parser.parse_args()
+    command = shlex.join(["python", "experiments/calibration.py", *sys.argv[1:]])
+    try:
+        config = json.loads(args.config.read_text())
+        table2 = json.loads((ROOT / config["table2"]["config"]).read_text())
+        unknown = sorted(set(args.runs or []) - set(config["runs"]))
+        if unknown:
+            raise ConfigError(f"runs {unknown} are not in {args.config} (it has {list(config['runs'])})")
+        study = StudyCells(CELLS, CODE, rerun_stale=args.rerun_stale, allow_dirty=args.allow_dirty or args.aggregate_only,
+                           log=print)
+        for name, run in config["runs"].items():
+            if args.runs and name not in args.runs:
+                continue
+            dataset, cells = None, []
+            own = settings(config, run)
+            for seed in own["seeds"]:
+                context = None
+                for label in run["methods"]:
+                    for guide in own["guides"]:
+                        parts = (name, f"seed{seed}", f"{label}-{guide}")
+                        cell_spec = cell_config(config, table2, run, seed, label, guide)
+                        if args.aggregate_only:
+                            if study.store.has(*parts):
+                                cells.append((seed, label, guide, study.store.read(*parts)))
+                            continue
+                        if study.needs(parts, cell_spec) and context is None:
+                            dataset = dataset or load_dataset(
+                                shared_dataset_path(run["dataset"]),
+                                unknown_entities=table2["datasets"][run["dataset"]].get("unknown_entities", "error"),
+                                log=None)
+                            context = SeedContext(dataset, table2["datasets"][run["dataset"]], run["T"], seed,
+                                                  table2["n_test_pairs"], {})
+                        started = time.time()
+                        cell = study.get(parts, cell_spec, lambda: run_cell(context, table2["methods"][label], cell_spec),
+                                         data_hash=lambda: dataset.fingerprint(), compare="rows")
+                        if time.time() - started > 1:
+                            print(f"{name} seed {seed} {label} {guide}: {cell['steps']} steps, "
+                                  f"{time.time() - started:.0f} s", flush=True)
+                        cells.append((seed, label, guide, cell))
+            if cells and run.get("report", True):
+                write_report(config, name, run, cells, command, args.allow_mixed)
+                print(f"wrote experiments/results/calibration_{name}.md ({len(cells)} cells)")
+    except BayesSimRMFError as error:
+        raise SystemExit(f"calibration: {error}") from None
 
 
 if __name__ == "__main__":

@@ -2,10 +2,13 @@
 
 Table 2 (:mod:`bayes_simrmf.evaluate.runner`): the MeanScore and Counting cells of openllm-v2-bbh-tso5,
 T=100, seed 0 (split, tuning and scores in a few seconds), compared with the committed cells to 1e-6.
+Calibration (``experiments/calibration.py``): the config's ``ci`` run (MF, delta guide, small interval
+sample on the same split), every number of its cell to 1e-6.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -38,3 +41,38 @@ def test_a_committed_table2_cell_recomputes_within_1e_6(label):
     assert fresh["chosen"] == committed["chosen"]
     moved = max_difference(committed["scores"], fresh["scores"])
     assert moved <= 1e-6, f"{path} moved by {moved:.3g}: re-run Table 2 at this commit (run_protocol.py --rerun-stale)"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_the_committed_calibration_ci_cell_recomputes_within_1e_6():
+    if not (shared_data_root() / DATASET).is_dir():
+        pytest.skip(f"{DATASET} is not in {shared_data_root()} (set BAYES_SIMRMF_DATA or place ../shared beside the repo)")
+    calibration = load_script("calibration")
+    config = json.loads((ROOT / "experiments" / "configs" / "calibration.json").read_text())
+    table2 = json.loads((ROOT / "experiments" / "configs" / "table2.json").read_text())
+    run = config["runs"]["ci"]
+    assert run["dataset"] == DATASET
+    label, guide = run["methods"][0], next(iter(run["guides"]))
+    path = calibration.CELLS / "ci" / f"seed{SEED}" / f"{label}-{guide}.json"
+    assert path.is_file(), f"{path} is not committed"
+    committed = json.loads(path.read_text())
+    cell_spec = calibration.cell_config(config, table2, run, SEED, label, guide)
+    from bayes_simrmf.data import load_dataset
+    from bayes_simrmf.evaluate import runner
+    from bayes_simrmf.evaluate.study import config_hash
+
+    assert committed["provenance"]["config_hash"] == config_hash(cell_spec), "the ci run's config changed: re-run it"
+    context = runner.SeedContext(load_dataset(shared_data_root() / DATASET, log=None), table2["datasets"][DATASET],
+                                 run["T"], SEED, table2["n_test_pairs"], {})
+    fresh = json.loads(json.dumps(calibration.run_cell(context, table2["methods"][label], cell_spec), default=float))
+    assert fresh["steps"] == committed["steps"]
+    for key in ("rows", "reliability"):
+        moved = max_difference(committed[key], fresh[key])
+        assert moved <= 1e-6, f"{path} {key} moved by {moved:.3g}: re-run the calibration study at this commit"
