@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.errors import BayesSimRMFError, ConfigError
 from bayes_simrmf.evaluate import TEST_SPLITS, fit_on_split
 from bayes_simrmf.evaluate.metrics import brier, ece, log_loss, reliability_table
 from bayes_simrmf.evaluate.runner import SeedContext, method_options
+from bayes_simrmf.evaluate.seeds import ProtocolSeeds
 from bayes_simrmf.evaluate.split import COVERAGE_LEVELS, interval_coverage
 from bayes_simrmf.evaluate.study import StudyCells, check_provenance
 from bayes_simrmf.machine import machine_line
@@ -45,14 +45,6 @@ CODE = ("experiments/calibration.py",)
 CELLS = ROOT / "experiments" / "results" / "calibration_cells"
 
 
-def table2_choice(config: dict, run: dict, seed: int, label: str) -> dict:
-    """The hyper-parameters Table 2 chose for ``label`` on this dataset, T and seed."""
-    path = ROOT / config["table2"]["cells"] / run["dataset"] / f"T{run['T']}" / f"seed{seed}" / f"{label}.json"
-    if not path.is_file():
-        raise ConfigError(f"{path} is missing: run Table 2 for {run['dataset']} T={run['T']} seed {seed} {label} first")
-    return json.loads(path.read_text())["chosen"]
-
-
 SUMMARY = ["log_loss", "ece", "cover90_llm_mean", "width_llm_mean", "cover90_item_mean", "width_item_mean"]
 SETTINGS = ("seeds", "guides", "max_steps", "n_draws", "max_pairs")
 
@@ -62,19 +54,20 @@ def settings(config: dict, run: dict) -> dict:
     return {key: run.get(key, config[key]) for key in SETTINGS}
 
 
-def cell_config(config: dict, table2: dict, run: dict, seed: int, label: str, guide: str) -> dict:
+def cell_config(seeds: ProtocolSeeds, config: dict, run: dict, seed: int, label: str, guide: str) -> dict:
     own = settings(config, run)
-    return {"dataset": run["dataset"], "dataset_options": table2["datasets"][run["dataset"]], "T": run["T"],
-            "seed": seed, "n_test_pairs": table2["n_test_pairs"], "method": table2["methods"][label],
-            "chosen": table2_choice(config, run, seed, label), "guide": guide, "guide_options": own["guides"][guide],
-            "max_steps": own["max_steps"], "n_draws": own["n_draws"], "max_pairs": own["max_pairs"]}
+    return {**seeds.cell_config(run["dataset"], run["T"], seed, [label]), "guide": guide,
+            "guide_options": own["guides"][guide], "max_steps": own["max_steps"], "n_draws": own["n_draws"],
+            "max_pairs": own["max_pairs"]}
 
 
-def run_cell(context: SeedContext, spec: dict, cell: dict) -> dict:
+def run_cell(context: SeedContext, cell: dict) -> dict:
     """Fit one method with one guide on the seed's split and score its calibration on every test split."""
     started = time.perf_counter()
     split, seed = context.split, context.seed
-    options = method_options(spec, seed, cell["chosen"])
+    (method,) = cell["methods"].values()
+    spec = method["spec"]
+    options = method_options(spec, seed, method["chosen"])
     options.update(guide=cell["guide"], max_steps=cell["max_steps"], **cell["guide_options"])
     side = context.side(spec)
     model = fit_on_split(make_estimator(options.pop("method"), **options), split, side=side,
@@ -197,7 +190,7 @@ def main() -> None:
     command = shlex.join(["python", "experiments/calibration.py", *sys.argv[1:]])
     try:
         config = json.loads(args.config.read_text())
-        table2 = json.loads((ROOT / config["table2"]["config"]).read_text())
+        seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
         unknown = sorted(set(args.runs or []) - set(config["runs"]))
         if unknown:
             raise ConfigError(f"runs {unknown} are not in {args.config} (it has {list(config['runs'])})")
@@ -206,28 +199,20 @@ def main() -> None:
         for name, run in config["runs"].items():
             if args.runs and name not in args.runs:
                 continue
-            dataset, cells = None, []
-            own = settings(config, run)
+            cells, own = [], settings(config, run)
             for seed in own["seeds"]:
-                context = None
                 for label in run["methods"]:
                     for guide in own["guides"]:
                         parts = (name, f"seed{seed}", f"{label}-{guide}")
-                        cell_spec = cell_config(config, table2, run, seed, label, guide)
                         if args.aggregate_only:
                             if study.store.has(*parts):
                                 cells.append((seed, label, guide, study.store.read(*parts)))
                             continue
-                        if study.needs(parts, cell_spec) and context is None:
-                            dataset = dataset or load_dataset(
-                                shared_dataset_path(run["dataset"]),
-                                unknown_entities=table2["datasets"][run["dataset"]].get("unknown_entities", "error"),
-                                log=None)
-                            context = SeedContext(dataset, table2["datasets"][run["dataset"]], run["T"], seed,
-                                                  table2["n_test_pairs"], {})
+                        cell_spec = cell_config(seeds, config, run, seed, label, guide)
                         started = time.time()
-                        cell = study.get(parts, cell_spec, lambda: run_cell(context, table2["methods"][label], cell_spec),
-                                         data_hash=lambda: dataset.fingerprint(), compare="rows")
+                        cell = study.get(parts, cell_spec,
+                                         lambda: run_cell(seeds.context(run["dataset"], run["T"], seed), cell_spec),
+                                         data_hash=lambda: seeds.dataset(run["dataset"]).fingerprint(), compare="rows")
                         if time.time() - started > 1:
                             print(f"{name} seed {seed} {label} {guide}: {cell['steps']} steps, "
                                   f"{time.time() - started:.0f} s", flush=True)

@@ -286,3 +286,22 @@ def test_every_default_stage_parameter_has_a_bound():
     tuned = {name for spec in config["methods"].values()
              for grid in [spec.get("tune", {})] + [s["grid"] for s in spec.get("stages", [])] for name in grid}
     assert tuned <= set(GRID_BOUNDS)
+
+
+def test_protocol_seeds_read_table2_choices_and_name_what_is_missing(tmp_path):
+    from bayes_simrmf.errors import ConfigError
+    from bayes_simrmf.evaluate.seeds import ProtocolSeeds
+
+    config = {"datasets": {"d": {"n_known_llms": 5}}, "methods": {"MF": {"method": "mf"}}, "n_test_pairs": 10}
+    CellStore(tmp_path / "cells").write({"chosen": {"dim": 8}}, "d", "T100", "seed0", "MF")
+    seeds = ProtocolSeeds(config, tmp_path / "cells", root=tmp_path)
+    assert seeds.chosen("d", 100, 0, "MF") == {"dim": 8}
+    inherited = seeds.cell_config("d", 100, 0, ["MF"])
+    assert inherited["methods"]["MF"] == {"spec": {"method": "mf"}, "chosen": {"dim": 8}}
+    assert inherited["dataset_options"] == {"n_known_llms": 5} and inherited["n_test_pairs"] == 10
+    with pytest.raises(ConfigError, match="seed1/MF.json is missing"):
+        seeds.chosen("d", 100, 1, "MF")
+    with pytest.raises(ConfigError, match="'SimRMF' is not a method"):
+        seeds.spec("SimRMF")
+    with pytest.raises(ConfigError, match="'e' is not a dataset"):
+        seeds.options("e")

@@ -56,22 +56,20 @@ def test_the_committed_calibration_ci_cell_recomputes_within_1e_6():
         pytest.skip(f"{DATASET} is not in {shared_data_root()} (set BAYES_SIMRMF_DATA or place ../shared beside the repo)")
     calibration = load_script("calibration")
     config = json.loads((ROOT / "experiments" / "configs" / "calibration.json").read_text())
-    table2 = json.loads((ROOT / "experiments" / "configs" / "table2.json").read_text())
+    from bayes_simrmf.evaluate.seeds import ProtocolSeeds
+
+    seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
     run = config["runs"]["ci"]
     assert run["dataset"] == DATASET
     label, guide = run["methods"][0], next(iter(run["guides"]))
     path = calibration.CELLS / "ci" / f"seed{SEED}" / f"{label}-{guide}.json"
     assert path.is_file(), f"{path} is not committed"
     committed = json.loads(path.read_text())
-    cell_spec = calibration.cell_config(config, table2, run, SEED, label, guide)
-    from bayes_simrmf.data import load_dataset
-    from bayes_simrmf.evaluate import runner
+    cell_spec = calibration.cell_config(seeds, config, run, SEED, label, guide)
     from bayes_simrmf.evaluate.study import config_hash
 
     assert committed["provenance"]["config_hash"] == config_hash(cell_spec), "the ci run's config changed: re-run it"
-    context = runner.SeedContext(load_dataset(shared_data_root() / DATASET, log=None), table2["datasets"][DATASET],
-                                 run["T"], SEED, table2["n_test_pairs"], {})
-    fresh = json.loads(json.dumps(calibration.run_cell(context, table2["methods"][label], cell_spec), default=float))
+    fresh = json.loads(json.dumps(calibration.run_cell(seeds.context(DATASET, run["T"], SEED), cell_spec), default=float))
     assert fresh["steps"] == committed["steps"]
     for key in ("rows", "reliability"):
         moved = max_difference(committed[key], fresh[key])
