@@ -33,34 +33,43 @@ The posterior is computed with the package's own pieces (:func:`~bayes_simrmf.pr
 without growing the model's state; each cell first checks that they give what ``SimRMF.fold_in`` and
 ``next_questions`` give.
 
-One cached result per (dataset, seed) cell under ``--out``; rerunning skips finished cells, ``--aggregate-only``
+Settings in ``experiments/configs/adaptive_testing.json``; one cell per dataset × seed with provenance
+(:class:`bayes_simrmf.evaluate.study.StudyCells`): rerunning skips finished cells, ``--aggregate-only``
 rebuilds the tables.
 
 Usage:
-    python experiments/adaptive_testing.py --data openllm-v2-mmlupro-math --seeds 0 1 2 --out experiments/results/adaptive_testing
+    python experiments/adaptive_testing.py [--datasets openllm-v2-mmlupro-math] [--rerun-stale] [--aggregate-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import sys
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
-from bayes_simrmf.evaluate.study import paired_interval
 from bayes_simrmf.data import load_dataset, shared_dataset_path
+from bayes_simrmf.errors import BayesSimRMFError, ConfigError
+from bayes_simrmf.evaluate.study import StudyCells, check_provenance, paired_interval
+from bayes_simrmf.machine import machine_line
 from bayes_simrmf.model.predictor import expected_sigmoid, sigmoid
 from bayes_simrmf.predict import SimRMF
 from bayes_simrmf.predict.adaptive import accuracy_gradients, greedy_selection, llm_posterior, next_questions
 from bayes_simrmf.predict.fold_in import fold_in_prior, laplace_logistic, partner_design
 from bayes_simrmf.predict.sides import ITEM, LLM
+
+ROOT = Path(__file__).resolve().parents[1]
+CODE = ("experiments/adaptive_testing.py",)
+CELLS = ROOT / "experiments" / "results" / "adaptive_testing_cells"
+OUT = ROOT / "experiments" / "results" / "adaptive_testing"
+SETTINGS = ("ks", "temperatures", "new_share", "n_llms", "batch", "dim", "lambda_reg", "max_steps", "n_draws")
 
 #: The hybrid strategy asks this many questions adaptively, then random ones.
 ADAPTIVE_FIRST = 10
@@ -298,9 +307,9 @@ def covered(frame: pd.DataFrame, t: float) -> pd.Series:
     return ((frame[f"lower{t:g}"] <= frame.actual) & (frame.actual <= frame[f"upper{t:g}"])).astype(float)
 
 
-def run_cell(name: str, seed: int, args) -> dict:
+def run_cell(dataset, seed: int, settings: dict) -> dict:
     started = time.time()
-    dataset = load_dataset(shared_dataset_path(name), unknown_entities="add", log=None)
+    args = SimpleNamespace(**settings, seed_fit=seed)
     responses = dataset.responses
     groups = dataset.items.set_index("item")["benchmark"].astype(str).to_dict()
     rng = np.random.default_rng(seed)
@@ -309,7 +318,6 @@ def run_cell(name: str, seed: int, args) -> dict:
     train = responses[~responses.llm.isin(new)]
     held = np.sort(rng.choice(np.setdiff1d(llms, new), args.n_llms, replace=False))
     tested = new[: args.n_llms]
-    args.seed_fit = seed
     inner_train = train[~train.llm.isin(held)]
     inner = Core(fit(inner_train, groups, args), groups, args.temperatures, args.n_draws, seed)
     check_against_package(inner, train[train.llm == held[0]].set_index("item").correct, "validation")
@@ -321,7 +329,7 @@ def run_cell(name: str, seed: int, args) -> dict:
     population = population_means(train, groups)
     test_runs = [(s, choice[s]["selection_t"] if s in SELECTING else 1.0) for s in STRATEGIES]
     test = study(core, groups, responses, tested, args.ks, test_runs, args, population)
-    return {"dataset": name, "seed": seed, "choice": choice, "population": population.to_dict(),
+    return {"dataset": dataset.name, "seed": seed, "machine": machine_line(), "choice": choice, "population": population.to_dict(),
             "n_train_llms": int(len(llms) - len(new)), "n_validation_llms": len(held), "n_test_llms": len(tested),
             "seconds": time.time() - started, "rows": condensed(test, choice).to_dict(orient="list"),
             "validation_rows": condensed(validation[validation.selection_t == validation.strategy.map(
@@ -372,10 +380,6 @@ def summarise(cells: list[dict]) -> pd.DataFrame:
             .reset_index())
 
 
-def t_interval(diff: pd.Series) -> tuple[float, float, float]:
-    return paired_interval(diff.to_numpy(dtype=float))
-
-
 def paired_differences(cells: list[dict]) -> pd.DataFrame:
     """The model's MAE of one strategy minus another's, paired by seed, with a 95% t interval over seeds: each
     strategy against random and against anchors at the same k, and adaptive / hybrid at k against random at 2k."""
@@ -391,7 +395,7 @@ def paired_differences(cells: list[dict]) -> pd.DataFrame:
             if (dataset, strategy, k) not in mae.index.droplevel("seed") or (dataset, other, k_other) not in \
                     mae.index.droplevel("seed"):
                 continue
-            mean, low, high = t_interval(mae[dataset, strategy, k] - mae[dataset, other, k_other])
+            mean, low, high = paired_interval(mae[dataset, strategy, k] - mae[dataset, other, k_other])
             rows.append({"dataset": dataset, "comparison": f"{strategy} k={k} - {other} k={k_other}",
                          "mean_diff": mean, "ci95_low": low, "ci95_high": high,
                          "seeds": int(mae[dataset, strategy, k].notna().sum())})
@@ -406,7 +410,7 @@ def against_baselines(cells: list[dict], key: str) -> pd.DataFrame:
     wide["diff"] = wide["model"] - np.minimum(wide["population"], wide["sample mean"])
     rows = []
     for (dataset, strategy, k), part in wide.groupby(level=["dataset", "strategy", "k"]):
-        mean, low, high = t_interval(part["diff"])
+        mean, low, high = paired_interval(part["diff"])
         rows.append({"dataset": dataset, "strategy": strategy, "k": k, "mean_diff": mean, "ci95_low": low,
                      "ci95_high": high, "worse_seeds": int((part["diff"] > 1e-12).sum()), "seeds": len(part)})
     return pd.DataFrame(rows)
@@ -432,12 +436,13 @@ def goals(cells: list[dict]) -> list[str]:
     return lines
 
 
-def render(cells: list[dict], args) -> str:
+def render(cells: list[dict], settings: dict, command: str, report) -> str:
     fmt = lambda v: f"{v:.4f}"  # noqa: E731
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    machines = sorted({cell["machine"].split("; load average")[0] for cell in cells if "machine" in cell})
     lines = ["# A new LLM's benchmark accuracies from k questions: random, adaptive, hybrid, anchors (issue 14)", "",
-             f"Command: `{command}`  ", f"Machine: {platform.machine()}, JAX on CPU. MF (d={args.dim}, "
-             f"λ_reg={args.lambda_reg}, item groups = benchmarks, delta guide; no embedding model: no side "
+             f"Command: `{command}` (config `experiments/configs/adaptive_testing.json`)  ", *report.header(), "",
+             (f"{'; '.join(machines)}. " if machines else "") + f"MF (d={settings['dim']}, "
+             f"λ_reg={settings['lambda_reg']}, item groups = benchmarks, delta guide; no embedding model: no side "
              "information), fitted on every answer of the training LLMs; each new LLM folded in with the population "
              "prior. MAE in accuracy (0-1), mean ± sd over seeds; cover90: share of 90% intervals (model rows) "
              "holding the actual accuracy (mean, min and max over seeds). The model's estimate, the interval's τ "
@@ -464,37 +469,50 @@ def render(cells: list[dict], args) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", nargs="+", default=["openllm-v2-mmlupro-math"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--ks", type=int, nargs="+", default=[0, 5, 10, 30, 60, 100])
-    parser.add_argument("--temperatures", type=float, nargs="+", default=[1.0, 4.0, 16.0, 64.0])
-    parser.add_argument("--new-share", type=float, default=1 / 3)
-    parser.add_argument("--n-llms", type=int, default=20, help="new LLMs tested (and validation LLMs) per seed")
-    parser.add_argument("--batch", type=int, default=5, help="questions per adaptive round")
-    parser.add_argument("--dim", type=int, default=8)
-    parser.add_argument("--lambda-reg", type=float, default=1.0)
-    parser.add_argument("--max-steps", type=int, default=1500)
-    parser.add_argument("--n-draws", type=int, default=300)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--aggregate-only", action="store_true")
+    parser.add_argument("--config", type=Path, default=ROOT / "experiments" / "configs" / "adaptive_testing.json")
+    parser.add_argument("--datasets", nargs="*", help="only these datasets of the config")
+    parser.add_argument("--rerun-stale", action="store_true", help="recompute cells from other code or config")
+    parser.add_argument("--allow-dirty", action="store_true", help="run with uncommitted code changes (trial)")
+    parser.add_argument("--allow-mixed", action="store_true", help="aggregate cells of mixed provenance, marked")
+    parser.add_argument("--aggregate-only", action="store_true", help="rebuild the tables from the cells on disk")
     args = parser.parse_args()
-    cells_dir = args.out.parent / f"{args.out.name}_cells"
-    cells_dir.mkdir(parents=True, exist_ok=True)
-    for name in [] if args.aggregate_only else args.data:
-        for seed in args.seeds:
-            path = cells_dir / f"{name}_seed{seed}.json"
-            if path.exists():
-                continue
-            cell = run_cell(name, seed, args)
-            path.write_text(json.dumps(cell, default=float))
-            print(f"{name} seed {seed}: {cell['seconds']:.0f} s", flush=True)
-    cells = [json.loads(path.read_text()) for path in sorted(cells_dir.glob("*.json"))]
-    if not cells:
-        return
-    summarise(cells).to_csv(args.out.with_suffix(".csv"), index=False)
-    text = render(cells, args)
-    args.out.with_suffix(".md").write_text(text)
-    print(text)
+    command = shlex.join(["python", "experiments/adaptive_testing.py", *sys.argv[1:]])
+    try:
+        config = json.loads(args.config.read_text())
+        missing = [key for key in ("datasets", "seeds", *SETTINGS) if key not in config]
+        if missing:
+            raise ConfigError(f"{args.config} lacks {missing}")
+        settings = {key: config[key] for key in SETTINGS}
+        study = StudyCells(CELLS, CODE, rerun_stale=args.rerun_stale, allow_dirty=args.allow_dirty or args.aggregate_only,
+                           log=print)
+        cells, datasets = [], {}
+        for name in config["datasets"]:
+            for seed in config["seeds"]:
+                parts = (name, f"seed{seed}")
+                if args.aggregate_only or (args.datasets and name not in args.datasets):
+                    if study.store.has(*parts):
+                        cells.append(study.store.read(*parts))
+                    continue
+
+                def dataset(name=name):
+                    if name not in datasets:
+                        datasets[name] = load_dataset(shared_dataset_path(name), unknown_entities="add", log=None)
+                    return datasets[name]
+
+                cell = study.get(parts, {"dataset": name, "seed": seed, **settings},
+                                 lambda: run_cell(dataset(), seed, settings), data_hash=lambda: dataset().fingerprint(),
+                                 compare="rows")
+                print(f"{name} seed {seed}: {cell['seconds']:.0f} s", flush=True)
+                cells.append(cell)
+        if not cells:
+            return
+        report = check_provenance(((f"{c['dataset']}/seed{c['seed']}", c) for c in cells), allow_mixed=args.allow_mixed)
+        summarise(cells).to_csv(OUT.with_suffix(".csv"), index=False)
+        text = render(cells, settings, command, report)
+        OUT.with_suffix(".md").write_text(text)
+        print(text)
+    except BayesSimRMFError as error:
+        raise SystemExit(f"adaptive_testing: {error}") from None
 
 
 if __name__ == "__main__":
