@@ -1,11 +1,14 @@
 """Routing on held-out truth (issue 5): each policy's accuracy and mean cost against oracle, best single LLM,
 random and kNN-over-questions routing, with parameter count as the cost proxy.
 
-For one split of a dataset (default B: known LLMs, new questions), fits SimRMF with a posterior guide on the
-split's training pairs (new questions are folded in from their text by the kernel mode), then routes the
-split's questions among the candidate LLMs:
+Each run of ``experiments/configs/routing.json`` names a dataset, T, a Table 2 method and a test split
+(B: known LLMs, new questions). For every seed it takes Table 2's split and that seed's Table 2
+hyper-parameters (:class:`bayes_simrmf.evaluate.seeds.ProtocolSeeds`; chosen there on the seed's own
+validation pairs), fits the method with a posterior guide on the training pairs (new questions are folded
+in from their text by the kernel mode) and once more as a point estimate, then routes the split's
+questions among the candidate LLMs:
 
-* candidates: the known LLMs with a parameter count, keeping those that answered at least ``--min-coverage``
+* candidates: the known LLMs with a parameter count, keeping those that answered at least ``min_coverage``
   of the split's questions; the routed questions are those every candidate answered, so every decision is
   scored against a real answer;
 * cost of a call: ``params_billions`` of the LLM (a proxy for inference cost);
@@ -17,32 +20,42 @@ split's questions among the candidate LLMs:
 * the operating point "at the best single LLM's cost" is chosen by the model alone: cost-aware with the
   smallest ``lam`` whose *expected* total cost fits the best single LLM's total cost (no test answers used).
 
-Writes ``OUT.md`` (tables), ``OUT.csv`` (every policy and baseline), ``OUT_selective.csv`` and ``OUT.png``
-(accuracy-cost curves and selective-prediction curves).
+One cell per run × seed with provenance (:class:`bayes_simrmf.evaluate.study.StudyCells`). Writes, per
+run, ``experiments/results/routing_<run>.md`` (tables), ``.csv`` (every policy and baseline per pool),
+``_selective.csv`` and ``.png`` (accuracy-cost curves and selective-prediction curves).
 
 Usage:
-    python experiments/routing.py --data openllm-v2 --T 300 --dim 16 --lambda-reg 1 --item-groups \
-        --ridge-items 0.1 --ridge-llms 0.1 --out experiments/results/routing_openllm_v2
+    python experiments/routing.py [--runs openllm_v2] [--rerun-stale] [--aggregate-only]
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import dataclasses
+import json
 import shlex
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
 from bayes_simrmf import routing
-from bayes_simrmf.data import load_dataset, shared_dataset_path
-from bayes_simrmf.predict import SimRMF
+from bayes_simrmf.errors import BayesSimRMFError, ConfigError
 from bayes_simrmf.evaluate import fit_on_split
-from bayes_simrmf.similarity import build_side_information, item_embeddings
-from bayes_simrmf.splits import Protocol
+from bayes_simrmf.evaluate.runner import SeedContext, method_options
+from bayes_simrmf.evaluate.seeds import ProtocolSeeds
+from bayes_simrmf.evaluate.study import StudyCells, check_provenance
+from bayes_simrmf.machine import machine_line
+from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
+from bayes_simrmf.predict.estimator import make_estimator
+from bayes_simrmf.similarity import item_embeddings
+
+ROOT = Path(__file__).resolve().parents[1]
+CODE = ("experiments/routing.py",)
+CELLS = ROOT / "experiments" / "results" / "routing_cells"
 
 
 def candidate_pool(dataset, split, name: str, min_coverage: float) -> tuple[routing.Candidates, np.ndarray, pd.DataFrame]:
@@ -191,139 +204,151 @@ def figure(frame: pd.DataFrame, selective: pd.DataFrame, path: Path, title: str)
     plt.close(fig)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="openllm-v2")
-    parser.add_argument("--split", default="B", choices=["A", "B", "C", "D"])
-    parser.add_argument("--n-known-llms", type=int, default=None)
-    parser.add_argument("--n-known-items", type=int, default=None)
-    parser.add_argument("--T", type=int, default=300)
-    parser.add_argument("--dim", type=int, default=16)
-    parser.add_argument("--lambda-reg", type=float, default=1.0)
-    parser.add_argument("--guide", default="normal", choices=["normal", "lowrank", "delta"])
-    parser.add_argument("--ridge-items", type=float, default=1.0, help="fold-in nugget (questions)")
-    parser.add_argument("--ridge-llms", type=float, default=1.0, help="fold-in nugget (LLMs)")
-    parser.add_argument("--item-groups", action="store_true", help="each benchmark its own mean difficulty")
-    parser.add_argument("--min-coverage", type=float, default=0.99,
-                        help="candidates: known LLMs that answered at least this share of the split's questions")
-    parser.add_argument("--n-candidates", type=int, default=None,
-                        help="route among random pools of this many candidates (default: all candidates, one pool)")
-    parser.add_argument("--n-pools", type=int, default=10, help="pools drawn with --n-candidates")
-    parser.add_argument("--knn-k", type=int, default=10)
-    parser.add_argument("--n-draws", type=int, default=200)
-    parser.add_argument("--level", type=float, default=0.9)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    started = time.time()
+SETTINGS = ("seeds", "guide", "learning_rate", "max_steps", "min_coverage", "n_candidates", "n_pools", "knn_k",
+            "n_draws", "level")
 
-    dataset = load_dataset(shared_dataset_path(args.data), unknown_entities="add", log=None)
-    split = Protocol(args.n_known_llms, args.n_known_items, T=args.T, seed=args.seed, n_test_pairs=10_000_000).split(
-        dataset, log=None)
+
+def settings(config: dict, run: dict) -> dict:
+    """The config's settings, with the run's own where it sets them."""
+    return {key: run.get(key, config[key]) for key in SETTINGS}
+
+
+def cell_config(seeds: ProtocolSeeds, config: dict, run: dict, seed: int) -> dict:
+    own = {key: value for key, value in settings(config, run).items() if key != "seeds"}
+    return {**seeds.cell_config(run["dataset"], run["T"], seed, [run["method"]]), "split": run["split"], **own}
+
+
+def fitted(context: SeedContext, method: dict, guide: str, cell: dict):
+    spec = method["spec"]
+    options = method_options(spec, context.seed, method["chosen"])
+    options.update(guide=guide, learning_rate=cell["learning_rate"][guide], max_steps=cell["max_steps"])
+    return fit_on_split(make_estimator(options.pop("method"), **options), context.split, side=context.side(spec),
+                        item_groups=context.item_groups(spec))
+
+
+def run_cell(context: SeedContext, cell: dict) -> dict:
+    """Fit the posterior and the point model on the seed's split; route every pool; everything the report needs."""
+    started = time.perf_counter()
+    dataset, split, seed = context.dataset, context.split, context.seed
+    args = SimpleNamespace(**cell)
     candidates, questions, truth = candidate_pool(dataset, split, args.split, args.min_coverage)
-    print(f"{args.data} split {args.split}: {len(candidates)} candidate LLMs (of {split.n_known_llms} known), "
-          f"{len(questions)} questions, {len(truth)} answers; costs {candidates.costs.min():.2f}-"
-          f"{candidates.costs.max():.2f} B parameters", flush=True)
-
-    side = build_side_information(dataset, split.llms, split.items, log=None)
-    groups = dataset.items.set_index("item")["benchmark"] if args.item_groups else None
-    model = SimRMF(method="simrmf", guide=args.guide, dim=args.dim, lambda_reg=args.lambda_reg,
-                   learning_rate={"delta": 0.05, "normal": 0.02, "lowrank": 0.01}[args.guide], max_steps=3000,
-                   fold_in_ridge_items=args.ridge_items, fold_in_ridge_llms=args.ridge_llms, seed=args.seed,
-                   progress=False)
-    fit_on_split(model, split, side=side, item_groups=groups)
-    print(f"fitted simrmf ({args.guide}) in {model.fit_seconds_:.0f} s, {len(model.losses_)} steps, "
-          f"converged {model.converged_}", flush=True)
-
+    print(f"{dataset.name} split {args.split} seed {seed}: {len(candidates)} candidate LLMs (of {split.n_known_llms} "
+          f"known), {len(questions)} questions, {len(truth)} answers", flush=True)
+    (method,) = cell["methods"].values()
+    model = fitted(context, method, args.guide, cell)
     # A point-estimate router (what routers on point estimates do): the delta guide (MAP), with questions
-    # folded in at their Gaussian-process conditional mean and no uncertainty integrated over.
-    point_model = SimRMF(method="simrmf", guide="delta", dim=args.dim, lambda_reg=args.lambda_reg, learning_rate=0.05,
-                         max_steps=3000, fold_in_ridge_items=args.ridge_items, fold_in_ridge_llms=args.ridge_llms,
-                         seed=args.seed, progress=False)
-    fit_on_split(point_model, split, side=side, item_groups=groups)
-    point_model.inductive_ = {kind: (mean, np.zeros_like(cov)) for kind, (mean, cov) in point_model.inductive_.items()}
-    print(f"fitted the point model (delta) in {point_model.fit_seconds_:.0f} s", flush=True)
-
+    # folded in at their conditional mean and no uncertainty integrated over.
+    point_model = fitted(context, method, "delta", cell)
+    point_model.fitted_ = dataclasses.replace(point_model.fitted_, inductive={
+        kind: (mean, np.zeros_like(cov)) for kind, (mean, cov) in point_model.inductive_.items()})
     train = routing.pairs_frame(split, "train")
     vectors = pd.DataFrame(item_embeddings(dataset, split.items, log=None), index=split.items)
     lams = routing.lam_grid(candidates, 13)
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(seed)
     n_pool = min(args.n_candidates or len(candidates), len(candidates))
     pools = ([np.arange(len(candidates))] if n_pool == len(candidates) else
              [np.sort(rng.choice(len(candidates), n_pool, replace=False)) for _ in range(args.n_pools)])
-    frames, selectives, differences, singles = [], [], [], []
+    frames, selectives, differences = [], [], []
+    args.seed = seed
     for number, members in enumerate(pools):
         pool = routing.Candidates(candidates.llms[members], candidates.costs[members])
-        pool_truth = truth[truth["llm"].isin(pool.llms)]
-        frame, selective, difference, single = evaluate_pool(model, point_model, pool, questions, pool_truth, train,
-                                                             vectors, lams, args)
-        frame.insert(0, "pool", number)
-        selective.insert(0, "pool", number)
-        frames.append(frame)
-        selectives.append(selective)
-        differences.append(difference)
-        singles.append(single)
-        print(f"pool {number}: greedy {frame.set_index('name').loc['greedy', 'accuracy']:.4f}, risk-averse "
-              f"{frame.set_index('name').loc['risk-averse', 'accuracy']:.4f}, best single "
-              f"{frame.set_index('name').loc['best single', 'accuracy']:.4f}", flush=True)
-    per_pool = pd.concat(frames, ignore_index=True)
-    selective_all = pd.concat(selectives, ignore_index=True)
+        frame, selective, difference, _ = evaluate_pool(model, point_model, pool, questions,
+                                                        truth[truth["llm"].isin(pool.llms)], train, vectors, lams, args)
+        frames.append(frame.assign(pool=number))
+        selectives.append(selective.assign(pool=number))
+        differences.append({name: list(value) for name, value in difference.items()})
+        named = frame.set_index("name")["accuracy"]
+        print(f"pool {number}: greedy {named['greedy']:.4f}, risk-averse {named['risk-averse']:.4f}, best single "
+              f"{named['best single']:.4f}", flush=True)
+    return {"n_candidates": len(candidates), "n_known_llms": int(split.n_known_llms), "n_questions": len(questions),
+            "n_answers": len(truth), "cost_range": [float(candidates.costs.min()), float(candidates.costs.max())],
+            "n_pool": int(n_pool), "n_pools": len(pools),
+            "fits": {name: {"steps": len(m.losses_), "converged": bool(m.converged_), "seconds": m.fit_seconds_}
+                     for name, m in (("posterior", model), ("point", point_model))},
+            "options": {k: v for k, v in method_options(method["spec"], seed, method["chosen"]).items() if k != "progress"},
+            "item_groups": method["spec"].get("item_groups"), "embedding_model": DEFAULT_EMBEDDING_MODEL,
+            "machine": machine_line(),
+            "seconds": time.perf_counter() - started,
+            "per_pool": pd.concat(frames, ignore_index=True).to_dict(orient="list"),
+            "selective": pd.concat(selectives, ignore_index=True).to_dict(orient="list"), "differences": differences}
+
+
+def write_report(name: str, run: dict, own: dict, cells: list[tuple[int, dict]], command: str, report) -> None:
+    out = ROOT / "experiments" / "results" / f"routing_{name}"
+    seeds_used = [seed for seed, _ in cells]
+    # The unit of every mean below is one pool of one seed.
+    per_pool = pd.concat([pd.DataFrame(cell["per_pool"]).assign(seed=seed) for seed, cell in cells], ignore_index=True)
+    per_pool["pool"] = per_pool["seed"].astype(str) + "/" + per_pool["pool"].astype(str)
+    selective_all = pd.concat([pd.DataFrame(cell["selective"]).assign(seed=seed) for seed, cell in cells],
+                              ignore_index=True)
+    differences = [d for _, cell in cells for d in cell["differences"]]
+    first = cells[0][1]
+    n_units = per_pool["pool"].nunique()
     numeric = ["param", "accuracy", "mean_cost", "expected_accuracy", "expected_lower", "expected_upper", "n_llms_used"]
     frame = per_pool.groupby(["name", "family"], sort=False)[numeric].mean().reset_index()
     frame["accuracy_sd_over_pools"] = per_pool.groupby(["name", "family"], sort=False)["accuracy"].std().to_numpy()
     selective = selective_all.groupby(["policy", "score", "target_coverage"])[["coverage", "accuracy"]].mean().reset_index()
     difference = np.array([d["risk-averse − greedy"][0] for d in differences])
-    paired = pd.DataFrame([{"comparison": name, "pool": number, "difference": value[0], "lower95": value[1],
-                            "upper95": value[2]} for number, d in enumerate(differences) for name, value in d.items()])
+    paired = pd.DataFrame([{"comparison": label, "pool": number, "difference": value[0], "lower95": value[1],
+                            "upper95": value[2]} for number, d in enumerate(differences) for label, value in d.items()])
     paired_table = paired.groupby("comparison", sort=False).agg(
         mean_difference=("difference", "mean"), pools_ahead=("difference", lambda v: int((v > 0).sum())),
         n_pools=("difference", "size"), lower95_first_pool=("lower95", "first"),
         upper95_first_pool=("upper95", "first")).reset_index()
     # Per pool: does a router (chosen without test answers) cost no more than the best single LLM and beat it?
-    goal = pd.DataFrame([{"pool": number,
-                          "best_single_accuracy": row["best single"]["accuracy"],
-                          "best_single_cost": row["best single"]["mean_cost"],
-                          "at_cost_accuracy": row["cost-aware @ best-single cost"]["accuracy"],
-                          "at_cost_mean_cost": row["cost-aware @ best-single cost"]["mean_cost"],
-                          "greedy_accuracy": row["greedy"]["accuracy"], "greedy_mean_cost": row["greedy"]["mean_cost"]}
-                         for number, row in enumerate(f.set_index("name").to_dict("index") for f in frames)])
+    by_pool = {pool: rows.set_index("name") for pool, rows in per_pool.groupby("pool", sort=False)}
+    goal = pd.DataFrame([{"pool": pool,
+                          "best_single_accuracy": rows.loc["best single", "accuracy"],
+                          "best_single_cost": rows.loc["best single", "mean_cost"],
+                          "at_cost_accuracy": rows.loc["cost-aware @ best-single cost", "accuracy"],
+                          "at_cost_mean_cost": rows.loc["cost-aware @ best-single cost", "mean_cost"],
+                          "greedy_accuracy": rows.loc["greedy", "accuracy"], "greedy_mean_cost": rows.loc["greedy", "mean_cost"]}
+                         for pool, rows in by_pool.items()])
     best_cost = float(goal["best_single_cost"].mean())
     accuracy_by = per_pool.pivot_table(index="pool", columns="name", values="accuracy")
     point_gap = accuracy_by["greedy"] - accuracy_by["greedy (point estimate)"]
     cheaper = frame[(frame["mean_cost"] <= best_cost + 1e-9) & ~frame["family"].isin(["oracle", "best single"])]
     best_under = cheaper.sort_values("accuracy", ascending=False).head(5)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    per_pool.to_csv(args.out.with_suffix(".csv"), index=False)
-    selective_all.to_csv(args.out.with_name(args.out.name + "_selective.csv"), index=False)
-    png = args.out.with_suffix(".png")
-    pools_text = (f"{len(pools)} random pools of {n_pool}" if len(pools) > 1 else f"{n_pool}")
-    figure(frame, selective, png, f"{args.data}, split {args.split}, T={args.T}: {pools_text} LLMs, "
-                                  f"{len(questions)} questions")
+    per_pool.to_csv(out.with_suffix(".csv"), index=False)
+    selective_all.to_csv(out.with_name(out.name + "_selective.csv"), index=False)
+    png = out.with_suffix(".png")
+    pools_text = (f"{first['n_pools']} random pools of {first['n_pool']}" if first["n_pools"] > 1 else f"{first['n_pool']}")
+    seeds_text = f"seed{'s' if len(seeds_used) > 1 else ''} {', '.join(map(str, seeds_used))}"
+    figure(frame, selective, png, f"{run['dataset']}, split {run['split']}, T={run['T']}, {seeds_text}: {pools_text} "
+                                  f"LLMs, {first['n_questions']} questions")
     sel = selective.pivot_table(index=["policy", "score"], columns="target_coverage", values="accuracy")
     sel = sel[[c for c in sel.columns if np.isclose(c, [0.1, 0.25, 0.5, 0.75, 1.0]).any()]]
     headline = ["name", "accuracy", "mean_cost", "expected_accuracy", "expected_lower", "expected_upper",
-                "n_llms_used"] + (["accuracy_sd_over_pools"] if len(pools) > 1 else [])
+                "n_llms_used"] + (["accuracy_sd_over_pools"] if n_units > 1 else [])
     beats = goal[(goal["at_cost_accuracy"] > goal["best_single_accuracy"])
                  & (goal["at_cost_mean_cost"] <= goal["best_single_cost"] + 1e-9)]
-    averaged = " (means over pools)" if len(pools) > 1 else ""
+    averaged = " (means over pools and seeds)" if n_units > 1 else ""
+    options = first["options"]
+    machines = sorted({cell["machine"].split("; load average")[0] for _, cell in cells})
+    fits = "; ".join(f"seed {seed}: posterior {cell['fits']['posterior']['steps']} steps (converged "
+                     f"{cell['fits']['posterior']['converged']}), point {cell['fits']['point']['steps']} steps"
+                     for seed, cell in cells)
     text = [
-        f"# Routing on held-out truth: {args.data}, split {args.split}, T={args.T}, seed {args.seed}",
+        f"# Routing on held-out truth: {run['dataset']}, split {run['split']}, T={run['T']}, {seeds_text}",
         "",
-        f"Command: `{shlex.join(['python', *sys.argv])}`  ",
-        f"Machine: {platform.machine()}, JAX on CPU; wall time {time.time() - started:.0f} s.  ",
-        f"Model: SimRMF, {args.guide} guide, d={args.dim}, λ_reg={args.lambda_reg}, fold-in nuggets "
-        f"{args.ridge_items} (questions) / {args.ridge_llms} (LLMs)"
-        + (", item groups = benchmarks" if args.item_groups else "")
-        + f"; {args.n_draws} posterior draws, credible level {args.level}.  ",
-        f"Candidates: {len(candidates)} known LLMs with a parameter count that answered ≥ {args.min_coverage:.0%} of "
-        f"the split's questions; {len(questions)} questions that all of them answered. Cost = parameters "
-        f"(billions) per call, {candidates.costs.min():.2f}–{candidates.costs.max():.2f}. Routing among "
+        f"Command: `{command}` (config `experiments/configs/routing.json`, run `{name}`)  ",
+        *report.header(),
+        "",
+        f"{'; '.join(machines)}; {sum(cell['seconds'] for _, cell in cells):.0f} s of cell time.  ",
+        f"Model: {run['method']} with that seed's Table 2 hyper-parameters (chosen on its validation pairs): d="
+        f"{options.get('dim')}, λ_reg={options.get('lambda_reg')}, fold-in nuggets {options.get('fold_in_ridge_items')} "
+        f"(questions) / {options.get('fold_in_ridge_llms')} (LLMs), item groups = {first['item_groups'] or 'none'}, "
+        f"question embeddings {first['embedding_model']}; {own['guide']} guide; {own['n_draws']} posterior draws, "
+        f"credible level {own['level']}. Fits: {fits}.  ",
+        f"Candidates: {first['n_candidates']} known LLMs with a parameter count that answered ≥ {own['min_coverage']:.0%} "
+        f"of the split's questions; {first['n_questions']} questions that all of them answered. Cost = parameters "
+        f"(billions) per call, {first['cost_range'][0]:.2f}–{first['cost_range'][1]:.2f}. Routing among "
         f"{pools_text} candidates.  ",
         "Best single LLM = highest training accuracy in the pool. The cost-aware operating point 'at best-single "
         "cost' is the smallest lam whose expected total cost (the model's, no test answers) fits the best single "
         "LLM's total cost. Threshold t (a grid over the 5–95% quantiles of the model's predicted probabilities): "
         "cheapest LLM with P(p ≥ t) ≥ "
-        f"{args.level}, else the best single LLM. kNN: k={args.knn_k} nearest training questions by text embedding.",
+        f"{own['level']}, else the best single LLM. kNN: k={own['knn_k']} nearest training questions by text embedding.",
         "",
         f"## Policies and baselines (realised accuracy on the held-out answers{averaged})",
         "",
@@ -365,7 +390,7 @@ def main() -> None:
         "",
         f"Selective prediction: realised accuracy on the routed questions when the most confident share is "
         f"kept (columns: share routed; rows: router and the score questions are kept by: prob = posterior mean, "
-        f"lower = lower {args.level:g} credible bound){averaged}:",
+        f"lower = lower {own['level']:g} credible bound){averaged}:",
         "",
         sel.round(4).to_string(),
         "",
@@ -375,8 +400,47 @@ def main() -> None:
         "",
         f"Figure: `{png.name}`.",
     ]
-    args.out.with_suffix(".md").write_text("\n".join(text) + "\n")
-    print("\n".join(text))
+    out.with_suffix(".md").write_text("\n".join(text) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=ROOT / "experiments" / "configs" / "routing.json")
+    parser.add_argument("--runs", nargs="*", help="only these runs of the config")
+    parser.add_argument("--rerun-stale", action="store_true", help="recompute cells from other code or config")
+    parser.add_argument("--allow-dirty", action="store_true", help="run with uncommitted code changes (trial)")
+    parser.add_argument("--allow-mixed", action="store_true", help="aggregate cells of mixed provenance, marked")
+    parser.add_argument("--aggregate-only", action="store_true", help="rebuild the tables from the cells on disk")
+    args = parser.parse_args()
+    command = shlex.join(["python", "experiments/routing.py", *sys.argv[1:]])
+    try:
+        config = json.loads(args.config.read_text())
+        unknown = sorted(set(args.runs or []) - set(config["runs"]))
+        if unknown:
+            raise ConfigError(f"runs {unknown} are not in {args.config} (it has {list(config['runs'])})")
+        seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
+        study = StudyCells(CELLS, CODE, rerun_stale=args.rerun_stale, allow_dirty=args.allow_dirty or args.aggregate_only,
+                           log=print)
+        for name, run in config["runs"].items():
+            if args.runs and name not in args.runs:
+                continue
+            own, cells = settings(config, run), []
+            for seed in own["seeds"]:
+                parts = (name, f"seed{seed}")
+                if args.aggregate_only:
+                    if study.store.has(*parts):
+                        cells.append((seed, study.store.read(*parts)))
+                    continue
+                spec = cell_config(seeds, config, run, seed)
+                cells.append((seed, study.get(parts, spec, lambda: run_cell(seeds.context(run["dataset"], run["T"], seed), spec),
+                                              data_hash=lambda: seeds.dataset(run["dataset"]).fingerprint(),
+                                              compare="per_pool")))
+            if cells:
+                report = check_provenance(((f"{name}/seed{seed}", cell) for seed, cell in cells), allow_mixed=args.allow_mixed)
+                write_report(name, run, own, cells, command, report)
+                print(f"wrote experiments/results/routing_{name}.md ({len(cells)} cells)")
+    except BayesSimRMFError as error:
+        raise SystemExit(f"routing: {error}") from None
 
 
 if __name__ == "__main__":
