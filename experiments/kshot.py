@@ -18,27 +18,39 @@ Compared estimates of the accuracy per benchmark:
 * ``fold-in``: the model, population prior (``SimRMF.fold_in``);
 * ``fold-in + metadata``: the same with the LLM-similarity prior from leaderboard metadata.
 
+Settings in ``experiments/configs/kshot.json``; one cell per dataset × seed with provenance
+(:class:`bayes_simrmf.evaluate.study.StudyCells`); writes ``experiments/results/kshot_<name>.md`` / ``.csv``.
+
 Usage:
-    python experiments/kshot.py --data openllm-v2 --out experiments/results/kshot_openllm_v2
-    python experiments/kshot.py --data openllm-v2-mmlupro-math --out experiments/results/kshot_mmlupro
+    python experiments/kshot.py [--datasets openllm_v2] [--rerun-stale] [--aggregate-only]
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import json
 import shlex
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path
+from bayes_simrmf.errors import BayesSimRMFError, ConfigError
+from bayes_simrmf.evaluate.study import StudyCells, check_provenance
+from bayes_simrmf.machine import machine_line
 from bayes_simrmf.predict import SimRMF
 from bayes_simrmf.similarity import SideInformation, centre_rows
 from bayes_simrmf.similarity import llm_similarity, sqrt_psd_factor_from_dense
+
+ROOT = Path(__file__).resolve().parents[1]
+CODE = ("experiments/kshot.py",)
+CELLS = ROOT / "experiments" / "results" / "kshot_cells"
+SETTINGS = ("new_share", "validation_share", "temperatures", "ks", "repeats", "dim", "lambda_reg", "guide",
+            "max_steps", "n_draws")
 
 
 def llm_side_information(dataset, llm_ids: np.ndarray) -> SideInformation:
@@ -114,41 +126,24 @@ def summarise(results: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def fit_mf(args, responses: pd.DataFrame) -> SimRMF:
     model = SimRMF(method="mf", dim=args.dim, lambda_reg=args.lambda_reg, guide=args.guide,
-                   max_steps=args.max_steps, seed=args.seed)
+                   max_steps=args.max_steps, seed=args.seed, progress=False)
     model.fit(responses.llm, responses.item, responses.correct)
     print(f"fit: {model.fit_seconds_:.0f} s, {len(model.losses_)} steps, converged={model.converged_}", flush=True)
     return model
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="openllm-v2")
-    parser.add_argument("--new-share", type=float, default=1 / 3, help="share of LLMs held out as new")
-    parser.add_argument("--validation-share", type=float, default=0.25,
-                        help="share of the training LLMs carved out to choose the temperature")
-    parser.add_argument("--temperatures", default="1,2,4,8,16,32,64")
-    parser.add_argument("--ks", default="0,10,30,100")
-    parser.add_argument("--repeats", type=int, default=3, help="random draws of the k questions")
-    parser.add_argument("--dim", type=int, default=8)
-    parser.add_argument("--lambda-reg", type=float, default=1.0)
-    parser.add_argument("--guide", default="normal")
-    parser.add_argument("--max-steps", type=int, default=1500)
-    parser.add_argument("--n-draws", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
+def run_cell(dataset, seed: int, settings: dict) -> dict:
+    """Choose τ on validation LLMs, fit on the training LLMs, fold the new LLMs in from k answers; the tables."""
     started = time.time()
-    ks = [int(k) for k in args.ks.split(",")]
-    temperatures = [float(t) for t in args.temperatures.split(",")]
-
-    dataset = load_dataset(shared_dataset_path(args.data), unknown_entities="add", log=None)
+    args = SimpleNamespace(**settings, seed=seed)
+    ks, temperatures = list(args.ks), [float(t) for t in args.temperatures]
     responses = dataset.responses.merge(dataset.items[["item", "benchmark"]], on="item")
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(seed)
     llms = np.sort(responses.llm.unique())
     new_llms = np.sort(rng.choice(llms, int(round(args.new_share * len(llms))), replace=False))
     train = responses[~responses.llm.isin(new_llms)]
     test = responses[responses.llm.isin(new_llms) & responses.item.isin(train.item.unique())]
-    print(f"{args.data}: {len(llms) - len(new_llms)} training LLMs ({len(train):,} answers), {len(new_llms)} new LLMs")
+    print(f"{dataset.name}: {len(llms) - len(new_llms)} training LLMs ({len(train):,} answers), {len(new_llms)} new LLMs")
 
     # Temperature of the k-shot likelihood: chosen on training LLMs held out as if new (never on test LLMs),
     # the one whose 90% intervals cover closest to 90% over k > 0.
@@ -160,60 +155,123 @@ def main() -> None:
     choice = []
     for temperature in temperatures:
         rows = kshot_rows(inner_model, None, validation, held, [k for k in ks if k > 0], 1, temperature,
-                          args.n_draws, args.seed + 1, f"v{temperature:g}", variants=("fold-in",))
+                          args.n_draws, seed + 1, f"v{temperature:g}", variants=("fold-in",))
         covered = score(rows).covered.mean()
         choice.append({"temperature": temperature, "validation_cover90": covered})
         print(f"validation: temperature {temperature:g} covers {covered:.3f}", flush=True)
     choice = pd.DataFrame(choice)
     temperature = float(choice.temperature[(choice.validation_cover90 - 0.9).abs().idxmin()])
-    print(f"chosen temperature {temperature:g}", flush=True)
 
     model = fit_mf(args, train)
     side = llm_side_information(dataset, np.concatenate([model.llms_, new_llms]))
     population = train.groupby(["llm", "benchmark"]).correct.mean().groupby("benchmark").mean()
     results = score(
-        kshot_rows(model, side, test, new_llms, ks, args.repeats, temperature, args.n_draws, args.seed, "t",
+        kshot_rows(model, side, test, new_llms, ks, args.repeats, temperature, args.n_draws, seed, "t",
                    population=population)
         + [{**row, "variant": row["variant"] + " (τ=1)"} for row in
-           kshot_rows(model, side, test, new_llms, ks, args.repeats, 1.0, args.n_draws, args.seed, "u",
+           kshot_rows(model, side, test, new_llms, ks, args.repeats, 1.0, args.n_draws, seed, "u",
                       variants=("fold-in",))]
     )
-    summary = summarise(results, ["benchmark", "k", "variant"])
-    overall = summarise(results, ["k", "variant"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    summary.to_csv(args.out.with_suffix(".csv"), index=False)
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    return {"dataset": dataset.name, "seed": seed, "temperature": temperature, "choice": choice.to_dict(orient="list"),
+            "n_train_llms": int(len(llms) - len(new_llms)), "n_train_answers": len(train), "n_new_llms": len(new_llms),
+            "n_validation_llms": len(held), "fit_seconds": model.fit_seconds_, "machine": machine_line(),
+            "seconds": time.time() - started,
+            "summary": summarise(results, ["benchmark", "k", "variant"]).to_dict(orient="list"),
+            "overall": summarise(results, ["k", "variant"]).to_dict(orient="list")}
+
+
+def write_report(name: str, settings: dict, cells: list[dict], command: str, report) -> None:
+    out = ROOT / "experiments" / "results" / f"kshot_{name}"
+    seeds = [cell["seed"] for cell in cells]
+    summary = pd.concat([pd.DataFrame(c["summary"]).assign(seed=c["seed"]) for c in cells], ignore_index=True)
+    overall = pd.concat([pd.DataFrame(c["overall"]).assign(seed=c["seed"]) for c in cells], ignore_index=True)
+    summary.to_csv(out.with_suffix(".csv"), index=False)
+    first = cells[0]
+    fmt = lambda v: f"{v:.4f}"  # noqa: E731
+    ks = [k for k in settings["ks"] if k > 0]
     lines = [
-        f"# k-shot accuracy of new LLMs per benchmark: {args.data}",
+        f"# k-shot accuracy of new LLMs per benchmark: {first['dataset']}, seed{'s' if len(seeds) > 1 else ''} "
+        + ", ".join(map(str, seeds)),
         "",
-        f"Command: `{command}`  ",
-        f"Machine: {platform.machine()}, JAX on CPU; wall time {time.time() - started:.0f} s. "
-        f"MF d={args.dim}, λ_reg={args.lambda_reg} (package defaults, not tuned), guide {args.guide}, fitted on every "
-        f"answer of {len(llms) - len(new_llms)} training LLMs ({len(train):,} answers, {model.fit_seconds_:.0f} s). "
-        f"{len(new_llms)} new LLMs (random {args.new_share:.0%}), k random answered questions per benchmark, "
-        f"{args.repeats} random draws of them; the target is the new LLM's accuracy on all of the benchmark's questions "
-        "in the fit. Intervals: 90%, answers not seen drawn per posterior draw. MAE in accuracy points (0–1).",
+        f"Command: `{command}` (config `experiments/configs/kshot.json`)  ",
+        *report.header(),
         "",
-        f"Likelihood temperature τ = {temperature:g}, chosen on {len(held)} training LLMs held out as new (model "
-        f"refitted without them; k ∈ {[k for k in ks if k > 0]}, one draw): the τ whose 90% intervals covered closest "
-        "to 90%. τ divides the curvature the answers add to the fold-in posterior's precision; the estimate is "
-        "the posterior-predictive mean at this τ, so it moves with τ (the posterior mode does not; "
-        "experiments/adaptive_testing.py chooses the reported estimate on validation LLMs). Rows marked (τ=1) are the "
-        "untempered fold-in, for comparison.",
+        f"{'; '.join(sorted({c['machine'].split('; load average')[0] for c in cells}))}; "
+        f"{sum(c['seconds'] for c in cells):.0f} s of cell time. MF d={settings['dim']}, λ_reg={settings['lambda_reg']} "
+        f"(package defaults, not tuned), guide {settings['guide']}, fitted on every answer of {first['n_train_llms']} "
+        f"training LLMs ({first['n_train_answers']:,} answers, {first['fit_seconds']:.0f} s). {first['n_new_llms']} new "
+        f"LLMs (random {settings['new_share']:.0%}), k random answered questions per benchmark, {settings['repeats']} "
+        "random draws of them; the target is the new LLM's accuracy on all of the benchmark's questions in the fit. "
+        "Intervals: 90%, answers not seen drawn per posterior draw. MAE in accuracy points (0–1).",
         "",
-        choice.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+        f"Likelihood temperature τ per seed: {', '.join(format(c['temperature'], 'g') for c in cells)}, chosen on "
+        f"{first['n_validation_llms']} training LLMs held out as new (model refitted without them; k ∈ {ks}, one "
+        "draw): the τ whose 90% intervals covered closest to 90%. τ divides the curvature the answers add to the "
+        "fold-in posterior's precision; the estimate is the posterior-predictive mean at this τ, so it moves with τ "
+        "(the posterior mode does not; experiments/adaptive_testing.py chooses the reported estimate on validation "
+        "LLMs). Rows marked (τ=1) are the untempered fold-in, for comparison.",
+        "",
+        pd.concat([pd.DataFrame(c["choice"]).assign(seed=c["seed"]) for c in cells]).to_string(
+            index=False, float_format=lambda v: f"{v:.3f}"),
         "",
         "## All benchmarks",
         "",
-        overall.to_string(index=False, float_format=lambda v: f"{v:.4f}"),
+        overall.to_string(index=False, float_format=fmt),
         "",
         "## Per benchmark",
         "",
-        summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"),
+        summary.to_string(index=False, float_format=fmt),
         "",
     ]
-    args.out.with_suffix(".md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    out.with_suffix(".md").write_text("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=ROOT / "experiments" / "configs" / "kshot.json")
+    parser.add_argument("--datasets", nargs="*", help="only these names of the config's datasets")
+    parser.add_argument("--rerun-stale", action="store_true", help="recompute cells from other code or config")
+    parser.add_argument("--allow-dirty", action="store_true", help="run with uncommitted code changes (trial)")
+    parser.add_argument("--allow-mixed", action="store_true", help="aggregate cells of mixed provenance, marked")
+    parser.add_argument("--aggregate-only", action="store_true", help="rebuild the tables from the cells on disk")
+    args = parser.parse_args()
+    command = shlex.join(["python", "experiments/kshot.py", *sys.argv[1:]])
+    try:
+        config = json.loads(args.config.read_text())
+        missing = [key for key in ("datasets", "seeds", *SETTINGS) if key not in config]
+        if missing:
+            raise ConfigError(f"{args.config} lacks {missing}")
+        unknown = sorted(set(args.datasets or []) - set(config["datasets"]))
+        if unknown:
+            raise ConfigError(f"{unknown} are not among the config's datasets {list(config['datasets'])}")
+        settings = {key: config[key] for key in SETTINGS}
+        study = StudyCells(CELLS, CODE, rerun_stale=args.rerun_stale, allow_dirty=args.allow_dirty or args.aggregate_only,
+                           log=print)
+        for name, folder in config["datasets"].items():
+            if args.datasets and name not in args.datasets:
+                continue
+            cells, loaded = [], {}
+            for seed in config["seeds"]:
+                parts = (name, f"seed{seed}")
+                if args.aggregate_only:
+                    if study.store.has(*parts):
+                        cells.append(study.store.read(*parts))
+                    continue
+
+                def dataset():
+                    if "dataset" not in loaded:
+                        loaded["dataset"] = load_dataset(shared_dataset_path(folder), unknown_entities="add", log=None)
+                    return loaded["dataset"]
+
+                cells.append(study.get(parts, {"dataset": folder, "seed": seed, **settings},
+                                       lambda: run_cell(dataset(), seed, settings),
+                                       data_hash=lambda: dataset().fingerprint(), compare="overall"))
+            if cells:
+                report = check_provenance(((f"{name}/seed{c['seed']}", c) for c in cells), allow_mixed=args.allow_mixed)
+                write_report(name, settings, cells, command, report)
+                print(f"wrote experiments/results/kshot_{name}.md ({len(cells)} cells)")
+    except BayesSimRMFError as error:
+        raise SystemExit(f"kshot: {error}") from None
 
 
 if __name__ == "__main__":
