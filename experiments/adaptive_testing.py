@@ -43,7 +43,7 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
+import itertools
 import json
 import shlex
 import sys
@@ -56,8 +56,8 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path
-from bayes_simrmf.errors import BayesSimRMFError, ConfigError
-from bayes_simrmf.evaluate.study import StudyCells, check_provenance, paired_interval
+from bayes_simrmf.errors import ConfigError
+from bayes_simrmf.evaluate.study import StudyCells, check_provenance, paired_interval, run_driver, study_parser
 from bayes_simrmf.machine import machine_line
 from bayes_simrmf.model.predictor import expected_sigmoid, sigmoid
 from bayes_simrmf.predict import SimRMF
@@ -468,52 +468,36 @@ def render(cells: list[dict], settings: dict, command: str, report) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=ROOT / "experiments" / "configs" / "adaptive_testing.json")
-    parser.add_argument("--datasets", nargs="*", help="only these datasets of the config")
-    parser.add_argument("--rerun-stale", action="store_true", help="recompute cells from other code or config")
-    parser.add_argument("--allow-dirty", action="store_true", help="run with uncommitted code changes (trial)")
-    parser.add_argument("--allow-mixed", action="store_true", help="aggregate cells of mixed provenance, marked")
-    parser.add_argument("--aggregate-only", action="store_true", help="rebuild the tables from the cells on disk")
+    parser = study_parser(__doc__, ROOT / "experiments" / "configs" / "adaptive_testing.json")
+    parser.add_argument("--datasets", nargs="*", help="only these datasets of the config (the report has them all)")
     args = parser.parse_args()
     command = shlex.join(["python", "experiments/adaptive_testing.py", *sys.argv[1:]])
-    try:
-        config = json.loads(args.config.read_text())
-        missing = [key for key in ("datasets", "seeds", *SETTINGS) if key not in config]
-        if missing:
-            raise ConfigError(f"{args.config} lacks {missing}")
-        settings = {key: config[key] for key in SETTINGS}
-        study = StudyCells(CELLS, CODE, rerun_stale=args.rerun_stale, allow_dirty=args.allow_dirty or args.aggregate_only,
-                           log=print)
-        cells, datasets = [], {}
-        for name in config["datasets"]:
-            for seed in config["seeds"]:
-                parts = (name, f"seed{seed}")
-                if args.aggregate_only or (args.datasets and name not in args.datasets):
-                    if study.store.has(*parts):
-                        cells.append(study.store.read(*parts))
-                    continue
+    config = json.loads(args.config.read_text())
+    missing = [key for key in ("datasets", "seeds", *SETTINGS) if key not in config]
+    if missing:
+        raise ConfigError(f"{args.config} lacks {missing}")
+    settings = {key: config[key] for key in SETTINGS}
+    study, stored = StudyCells.from_args(CELLS, CODE, args), StudyCells(CELLS, CODE, read_only=True)
+    cells, datasets = [], {}
 
-                def dataset(name=name):
-                    if name not in datasets:
-                        datasets[name] = load_dataset(shared_dataset_path(name), unknown_entities="add", log=None)
-                    return datasets[name]
+    def dataset(name):
+        if name not in datasets:
+            datasets[name] = load_dataset(shared_dataset_path(name), unknown_entities="add", log=None)
+        return datasets[name]
 
-                cell = study.get(parts, {"dataset": name, "seed": seed, **settings},
-                                 lambda: run_cell(dataset(), seed, settings), data_hash=lambda: dataset().fingerprint(),
-                                 compare="rows")
-                print(f"{name} seed {seed}: {cell['seconds']:.0f} s", flush=True)
-                cells.append(cell)
-        if not cells:
-            return
+    for name, seed in itertools.product(config["datasets"], config["seeds"]):
+        cell = (study if not args.datasets or name in args.datasets else stored).get(
+            (name, f"seed{seed}"), {"dataset": name, "seed": seed, **settings},
+            lambda: run_cell(dataset(name), seed, settings), data_hash=lambda: dataset(name).fingerprint(), compare="rows")
+        if cell is not None:
+            print(f"{name} seed {seed}: {cell['seconds']:.0f} s", flush=True)
+            cells.append(cell)
+    if cells:
         report = check_provenance(((f"{c['dataset']}/seed{c['seed']}", c) for c in cells), allow_mixed=args.allow_mixed)
         summarise(cells).to_csv(OUT.with_suffix(".csv"), index=False)
-        text = render(cells, settings, command, report)
-        OUT.with_suffix(".md").write_text(text)
-        print(text)
-    except BayesSimRMFError as error:
-        raise SystemExit(f"adaptive_testing: {error}") from None
+        OUT.with_suffix(".md").write_text(render(cells, settings, command, report))
+        print(OUT.with_suffix(".md").read_text())
 
 
 if __name__ == "__main__":
-    main()
+    run_driver("adaptive_testing", main)

@@ -19,7 +19,7 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
+import itertools
 import json
 import shlex
 import sys
@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayes_simrmf.errors import BayesSimRMFError, ConfigError
+from bayes_simrmf.errors import ConfigError
 from bayes_simrmf.evaluate import TEST_SPLITS, fit_on_split
 from bayes_simrmf.evaluate.metrics import brier, ece, log_loss, reliability_table
 from bayes_simrmf.evaluate.runner import SeedContext, method_options
 from bayes_simrmf.evaluate.seeds import ProtocolSeeds
 from bayes_simrmf.evaluate.split import COVERAGE_LEVELS, interval_coverage
-from bayes_simrmf.evaluate.study import StudyCells, check_provenance
+from bayes_simrmf.evaluate.study import StudyCells, check_provenance, run_driver, study_parser
 from bayes_simrmf.machine import machine_line
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 from bayes_simrmf.predict.estimator import make_estimator
@@ -179,50 +179,35 @@ def write_report(config: dict, name: str, run: dict, cells: list[tuple[int, str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=ROOT / "experiments" / "configs" / "calibration.json")
+    parser = study_parser(__doc__, ROOT / "experiments" / "configs" / "calibration.json")
     parser.add_argument("--runs", nargs="*", help="only these runs of the config")
-    parser.add_argument("--rerun-stale", action="store_true", help="recompute cells from other code or config")
-    parser.add_argument("--allow-dirty", action="store_true", help="run with uncommitted code changes (trial)")
-    parser.add_argument("--allow-mixed", action="store_true", help="aggregate cells of mixed provenance, marked")
-    parser.add_argument("--aggregate-only", action="store_true", help="rebuild the tables from the cells on disk")
     args = parser.parse_args()
     command = shlex.join(["python", "experiments/calibration.py", *sys.argv[1:]])
-    try:
-        config = json.loads(args.config.read_text())
-        seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
-        unknown = sorted(set(args.runs or []) - set(config["runs"]))
-        if unknown:
-            raise ConfigError(f"runs {unknown} are not in {args.config} (it has {list(config['runs'])})")
-        study = StudyCells(CELLS, CODE, rerun_stale=args.rerun_stale, allow_dirty=args.allow_dirty or args.aggregate_only,
-                           log=print)
-        for name, run in config["runs"].items():
-            if args.runs and name not in args.runs:
-                continue
-            cells, own = [], settings(config, run)
-            for seed in own["seeds"]:
-                for label in run["methods"]:
-                    for guide in own["guides"]:
-                        parts = (name, f"seed{seed}", f"{label}-{guide}")
-                        if args.aggregate_only:
-                            if study.store.has(*parts):
-                                cells.append((seed, label, guide, study.store.read(*parts)))
-                            continue
-                        cell_spec = cell_config(seeds, config, run, seed, label, guide)
-                        started = time.time()
-                        cell = study.get(parts, cell_spec,
-                                         lambda: run_cell(seeds.context(run["dataset"], run["T"], seed), cell_spec),
-                                         data_hash=lambda: seeds.dataset(run["dataset"]).fingerprint(), compare="rows")
-                        if time.time() - started > 1:
-                            print(f"{name} seed {seed} {label} {guide}: {cell['steps']} steps, "
-                                  f"{time.time() - started:.0f} s", flush=True)
-                        cells.append((seed, label, guide, cell))
-            if cells and run.get("report", True):
-                write_report(config, name, run, cells, command, args.allow_mixed)
-                print(f"wrote experiments/results/calibration_{name}.md ({len(cells)} cells)")
-    except BayesSimRMFError as error:
-        raise SystemExit(f"calibration: {error}") from None
+    config = json.loads(args.config.read_text())
+    seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
+    unknown = sorted(set(args.runs or []) - set(config["runs"]))
+    if unknown:
+        raise ConfigError(f"runs {unknown} are not in {args.config} (it has {list(config['runs'])})")
+    study = StudyCells.from_args(CELLS, CODE, args)
+    for name, run in config["runs"].items():
+        if args.runs and name not in args.runs:
+            continue
+        cells, own = [], settings(config, run)
+        for seed, label, guide in itertools.product(own["seeds"], run["methods"], own["guides"]):
+            spec = cell_config(seeds, config, run, seed, label, guide)
+            started = time.time()
+            cell = study.get((name, f"seed{seed}", f"{label}-{guide}"), spec,
+                             lambda: run_cell(seeds.context(run["dataset"], run["T"], seed), spec),
+                             data_hash=lambda: seeds.dataset(run["dataset"]).fingerprint(), compare="rows")
+            if cell is not None:
+                cells.append((seed, label, guide, cell))
+                if time.time() - started > 1:
+                    print(f"{name} seed {seed} {label} {guide}: {cell['steps']} steps, {time.time() - started:.0f} s",
+                          flush=True)
+        if cells and run.get("report", True):
+            write_report(config, name, run, cells, command, args.allow_mixed)
+            print(f"wrote experiments/results/calibration_{name}.md ({len(cells)} cells)")
 
 
 if __name__ == "__main__":
-    main()
+    run_driver("calibration", main)

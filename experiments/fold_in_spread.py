@@ -17,7 +17,7 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
+import itertools
 import json
 import shlex
 import sys
@@ -26,11 +26,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bayes_simrmf.errors import BayesSimRMFError
 from bayes_simrmf.evaluate.metrics import evaluate
 from bayes_simrmf.evaluate.runner import SeedContext, build
 from bayes_simrmf.evaluate.seeds import ProtocolSeeds
-from bayes_simrmf.evaluate.study import StudyCells, check_provenance, paired_interval
+from bayes_simrmf.evaluate.study import StudyCells, check_provenance, paired_interval, run_driver, study_parser
 from bayes_simrmf.evaluate.tables import mean_sd
 from bayes_simrmf.evaluate.tuning import carve_validation
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
@@ -112,44 +111,32 @@ def write_report(config: dict, cells: list[tuple[str, int, str, dict]], command:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=ROOT / "experiments" / "configs" / "fold_in_spread.json")
-    parser.add_argument("--datasets", nargs="*", help="only these datasets of the config")
+    parser = study_parser(__doc__, ROOT / "experiments" / "configs" / "fold_in_spread.json")
+    parser.add_argument("--datasets", nargs="*", help="only these datasets of the config (the report has them all)")
     parser.add_argument("--max-minutes", type=float, default=None, help="start no new cell after this long")
-    parser.add_argument("--rerun-stale", action="store_true", help="recompute cells from other code or config")
-    parser.add_argument("--allow-dirty", action="store_true", help="run with uncommitted code changes (trial)")
-    parser.add_argument("--allow-mixed", action="store_true", help="aggregate cells of mixed provenance, marked")
-    parser.add_argument("--aggregate-only", action="store_true", help="rebuild the tables from the cells on disk")
     args = parser.parse_args()
     command = shlex.join(["python", "experiments/fold_in_spread.py", *sys.argv[1:]])
     deadline = time.time() + 60 * args.max_minutes if args.max_minutes else float("inf")
-    try:
-        config = json.loads(args.config.read_text())
-        seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
-        study = StudyCells(CELLS, CODE, rerun_stale=args.rerun_stale, allow_dirty=args.allow_dirty or args.aggregate_only,
-                           log=print)
-        cells = []
-        for dataset in config["datasets"]:
-            for seed in config["seeds"]:
-                for holdout in config["holdouts"]:
-                    parts = (dataset, f"T{config['T']}", f"seed{seed}", holdout)
-                    selected = not args.datasets or dataset in args.datasets
-                    if args.aggregate_only or not selected or time.time() > deadline:  # report what is there
-                        if study.store.has(*parts):
-                            cells.append((dataset, seed, holdout, study.store.read(*parts)))
-                        continue
-                    spec = cell_config(seeds, config, dataset, seed, holdout)
-                    cell = study.get(parts, spec, lambda: run_cell(seeds.context(dataset, config["T"], seed), spec),
-                                     data_hash=lambda: seeds.dataset(dataset).fingerprint())
-                    cells.append((dataset, seed, holdout, cell))
-                    print(f"[{dataset} seed={seed} {holdout}] " + "  ".join(
-                        f"{m}: " + "/".join(f"{s[k]:.4f}" for k in ("rmse_m", "rmse_x", "log_loss"))
-                        for m, s in cell["scores"].items()) + f" ({cell['seconds']:.0f} s)", flush=True)
-        write_report(config, cells, command, args.allow_mixed)
-        print(OUT.with_suffix(".md").read_text())
-    except BayesSimRMFError as error:
-        raise SystemExit(f"fold_in_spread: {error}") from None
+    config = json.loads(args.config.read_text())
+    seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
+    study, stored = StudyCells.from_args(CELLS, CODE, args), StudyCells(CELLS, CODE, read_only=True)
+    cells = []
+    for dataset, seed, holdout in itertools.product(config["datasets"], config["seeds"], config["holdouts"]):
+        selected = (not args.datasets or dataset in args.datasets) and time.time() < deadline
+        spec = cell_config(seeds, config, dataset, seed, holdout)
+        cell = (study if selected else stored).get(
+            (dataset, f"T{config['T']}", f"seed{seed}", holdout), spec,
+            lambda: run_cell(seeds.context(dataset, config["T"], seed), spec),
+            data_hash=lambda: seeds.dataset(dataset).fingerprint())
+        if cell is None:
+            continue
+        cells.append((dataset, seed, holdout, cell))
+        print(f"[{dataset} seed={seed} {holdout}] " + "  ".join(
+            f"{m}: " + "/".join(f"{s[k]:.4f}" for k in ("rmse_m", "rmse_x", "log_loss"))
+            for m, s in cell["scores"].items()) + f" ({cell['seconds']:.0f} s)", flush=True)
+    write_report(config, cells, command, args.allow_mixed)
+    print(OUT.with_suffix(".md").read_text())
 
 
 if __name__ == "__main__":
-    main()
+    run_driver("fold_in_spread", main)

@@ -27,7 +27,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys
@@ -39,8 +38,8 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path
-from bayes_simrmf.errors import BayesSimRMFError, ConfigError
-from bayes_simrmf.evaluate.study import StudyCells, check_provenance
+from bayes_simrmf.errors import ConfigError
+from bayes_simrmf.evaluate.study import StudyCells, check_provenance, run_driver, study_parser
 from bayes_simrmf.machine import machine_line
 from bayes_simrmf.predict import SimRMF
 from bayes_simrmf.similarity import SideInformation, centre_rows
@@ -227,52 +226,36 @@ def write_report(name: str, settings: dict, cells: list[dict], command: str, rep
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=ROOT / "experiments" / "configs" / "kshot.json")
+    parser = study_parser(__doc__, ROOT / "experiments" / "configs" / "kshot.json")
     parser.add_argument("--datasets", nargs="*", help="only these names of the config's datasets")
-    parser.add_argument("--rerun-stale", action="store_true", help="recompute cells from other code or config")
-    parser.add_argument("--allow-dirty", action="store_true", help="run with uncommitted code changes (trial)")
-    parser.add_argument("--allow-mixed", action="store_true", help="aggregate cells of mixed provenance, marked")
-    parser.add_argument("--aggregate-only", action="store_true", help="rebuild the tables from the cells on disk")
     args = parser.parse_args()
     command = shlex.join(["python", "experiments/kshot.py", *sys.argv[1:]])
-    try:
-        config = json.loads(args.config.read_text())
-        missing = [key for key in ("datasets", "seeds", *SETTINGS) if key not in config]
-        if missing:
-            raise ConfigError(f"{args.config} lacks {missing}")
-        unknown = sorted(set(args.datasets or []) - set(config["datasets"]))
-        if unknown:
-            raise ConfigError(f"{unknown} are not among the config's datasets {list(config['datasets'])}")
-        settings = {key: config[key] for key in SETTINGS}
-        study = StudyCells(CELLS, CODE, rerun_stale=args.rerun_stale, allow_dirty=args.allow_dirty or args.aggregate_only,
-                           log=print)
-        for name, folder in config["datasets"].items():
-            if args.datasets and name not in args.datasets:
-                continue
-            cells, loaded = [], {}
-            for seed in config["seeds"]:
-                parts = (name, f"seed{seed}")
-                if args.aggregate_only:
-                    if study.store.has(*parts):
-                        cells.append(study.store.read(*parts))
-                    continue
+    config = json.loads(args.config.read_text())
+    missing = [key for key in ("datasets", "seeds", *SETTINGS) if key not in config]
+    unknown = sorted(set(args.datasets or []) - set(config.get("datasets", {})))
+    if missing or unknown:
+        raise ConfigError(f"{args.config} lacks {missing}" if missing else
+                          f"{unknown} are not among the config's datasets {list(config['datasets'])}")
+    settings = {key: config[key] for key in SETTINGS}
+    study = StudyCells.from_args(CELLS, CODE, args)
+    for name, folder in config["datasets"].items():
+        if args.datasets and name not in args.datasets:
+            continue
+        loaded = {}
 
-                def dataset():
-                    if "dataset" not in loaded:
-                        loaded["dataset"] = load_dataset(shared_dataset_path(folder), unknown_entities="add", log=None)
-                    return loaded["dataset"]
+        def dataset():
+            if "dataset" not in loaded:
+                loaded["dataset"] = load_dataset(shared_dataset_path(folder), unknown_entities="add", log=None)
+            return loaded["dataset"]
 
-                cells.append(study.get(parts, {"dataset": folder, "seed": seed, **settings},
-                                       lambda: run_cell(dataset(), seed, settings),
-                                       data_hash=lambda: dataset().fingerprint(), compare="overall"))
-            if cells:
-                report = check_provenance(((f"{name}/seed{c['seed']}", c) for c in cells), allow_mixed=args.allow_mixed)
-                write_report(name, settings, cells, command, report)
-                print(f"wrote experiments/results/kshot_{name}.md ({len(cells)} cells)")
-    except BayesSimRMFError as error:
-        raise SystemExit(f"kshot: {error}") from None
+        cells = [cell for seed in config["seeds"] if (cell := study.get(
+            (name, f"seed{seed}"), {"dataset": folder, "seed": seed, **settings}, lambda: run_cell(dataset(), seed, settings),
+            data_hash=lambda: dataset().fingerprint(), compare="overall")) is not None]
+        if cells:
+            report = check_provenance(((f"{name}/seed{c['seed']}", c) for c in cells), allow_mixed=args.allow_mixed)
+            write_report(name, settings, cells, command, report)
+            print(f"wrote experiments/results/kshot_{name}.md ({len(cells)} cells)")
 
 
 if __name__ == "__main__":
-    main()
+    run_driver("kshot", main)

@@ -30,7 +30,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import shlex
@@ -43,11 +42,11 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf import routing
-from bayes_simrmf.errors import BayesSimRMFError, ConfigError
+from bayes_simrmf.errors import ConfigError
 from bayes_simrmf.evaluate import fit_on_split
 from bayes_simrmf.evaluate.runner import SeedContext, method_options
 from bayes_simrmf.evaluate.seeds import ProtocolSeeds
-from bayes_simrmf.evaluate.study import StudyCells, check_provenance
+from bayes_simrmf.evaluate.study import StudyCells, check_provenance, run_driver, study_parser
 from bayes_simrmf.machine import machine_line
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 from bayes_simrmf.predict.estimator import make_estimator
@@ -404,44 +403,31 @@ def write_report(name: str, run: dict, own: dict, cells: list[tuple[int, dict]],
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=ROOT / "experiments" / "configs" / "routing.json")
+    parser = study_parser(__doc__, ROOT / "experiments" / "configs" / "routing.json")
     parser.add_argument("--runs", nargs="*", help="only these runs of the config")
-    parser.add_argument("--rerun-stale", action="store_true", help="recompute cells from other code or config")
-    parser.add_argument("--allow-dirty", action="store_true", help="run with uncommitted code changes (trial)")
-    parser.add_argument("--allow-mixed", action="store_true", help="aggregate cells of mixed provenance, marked")
-    parser.add_argument("--aggregate-only", action="store_true", help="rebuild the tables from the cells on disk")
     args = parser.parse_args()
     command = shlex.join(["python", "experiments/routing.py", *sys.argv[1:]])
-    try:
-        config = json.loads(args.config.read_text())
-        unknown = sorted(set(args.runs or []) - set(config["runs"]))
-        if unknown:
-            raise ConfigError(f"runs {unknown} are not in {args.config} (it has {list(config['runs'])})")
-        seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
-        study = StudyCells(CELLS, CODE, rerun_stale=args.rerun_stale, allow_dirty=args.allow_dirty or args.aggregate_only,
-                           log=print)
-        for name, run in config["runs"].items():
-            if args.runs and name not in args.runs:
-                continue
-            own, cells = settings(config, run), []
-            for seed in own["seeds"]:
-                parts = (name, f"seed{seed}")
-                if args.aggregate_only:
-                    if study.store.has(*parts):
-                        cells.append((seed, study.store.read(*parts)))
-                    continue
-                spec = cell_config(seeds, config, run, seed)
-                cells.append((seed, study.get(parts, spec, lambda: run_cell(seeds.context(run["dataset"], run["T"], seed), spec),
-                                              data_hash=lambda: seeds.dataset(run["dataset"]).fingerprint(),
-                                              compare="per_pool")))
-            if cells:
-                report = check_provenance(((f"{name}/seed{seed}", cell) for seed, cell in cells), allow_mixed=args.allow_mixed)
-                write_report(name, run, own, cells, command, report)
-                print(f"wrote experiments/results/routing_{name}.md ({len(cells)} cells)")
-    except BayesSimRMFError as error:
-        raise SystemExit(f"routing: {error}") from None
+    config = json.loads(args.config.read_text())
+    unknown = sorted(set(args.runs or []) - set(config["runs"]))
+    if unknown:
+        raise ConfigError(f"runs {unknown} are not in {args.config} (it has {list(config['runs'])})")
+    seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
+    study = StudyCells.from_args(CELLS, CODE, args)
+    for name, run in config["runs"].items():
+        if args.runs and name not in args.runs:
+            continue
+        own, cells = settings(config, run), []
+        for seed in own["seeds"]:
+            spec = cell_config(seeds, config, run, seed)
+            cell = study.get((name, f"seed{seed}"), spec, lambda: run_cell(seeds.context(run["dataset"], run["T"], seed), spec),
+                             data_hash=lambda: seeds.dataset(run["dataset"]).fingerprint(), compare="per_pool")
+            if cell is not None:
+                cells.append((seed, cell))
+        if cells:
+            report = check_provenance(((f"{name}/seed{seed}", cell) for seed, cell in cells), allow_mixed=args.allow_mixed)
+            write_report(name, run, own, cells, command, report)
+            print(f"wrote experiments/results/routing_{name}.md ({len(cells)} cells)")
 
 
 if __name__ == "__main__":
-    main()
+    run_driver("routing", main)

@@ -13,20 +13,18 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import time
 from pathlib import Path
 
-from bayes_simrmf.errors import BayesSimRMFError
 from bayes_simrmf.evaluate.runner import run
+from bayes_simrmf.evaluate.study import run_driver, study_parser
 from bayes_simrmf.evaluate.tables import write_tables
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, type=Path)
+    parser = study_parser(__doc__)
     parser.add_argument("--out", required=True, type=Path, help="output prefix: PREFIX.csv, PREFIX.md, PREFIX_cells/")
     parser.add_argument("--datasets", nargs="*", help="only these datasets of the config")
     parser.add_argument("--T", type=int, nargs="*", dest="t_values", help="only these T of the config")
@@ -34,27 +32,17 @@ def main() -> None:
                         "parent must be done or selected too)")
     parser.add_argument("--seeds", type=int, nargs="*", help="only these seeds of the config")
     parser.add_argument("--max-minutes", type=float, default=None, help="start no new cell after this long")
-    parser.add_argument("--rerun-stale", action="store_true", help="recompute cells from other code or another "
-                        "config (or without provenance), saying how far each moved")
-    parser.add_argument("--allow-dirty", action="store_true", help="run with uncommitted code changes (cells record "
-                        "dirty: true and the tables refuse them without --allow-mixed)")
-    parser.add_argument("--allow-mixed", action="store_true", help="aggregate cells of different code, dirty or "
-                        "without provenance, marked † in the tables")
-    parser.add_argument("--aggregate-only", action="store_true", help="rebuild the tables from the cells on disk")
     args = parser.parse_args()
     config = json.loads(args.config.read_text())
     cells = args.out.parent / f"{args.out.name}_cells"
     deadline = time.time() + 60 * args.max_minutes if args.max_minutes else float("inf")
     command = shlex.join(["python", "experiments/run_protocol.py", "--config", str(args.config), "--out", str(args.out)])
-    try:
-        if not args.aggregate_only:
-            run(config, cells, args.datasets, deadline, log=print, t_values=args.t_values, methods=args.methods,
-                rerun_stale=args.rerun_stale, allow_dirty=args.allow_dirty, seeds=args.seeds)
-        write_tables(config, cells, args.out, command, allow_mixed=args.allow_mixed)
-    except BayesSimRMFError as error:
-        raise SystemExit(f"{args.out}: {error}") from None
+    if not args.aggregate_only:
+        run(config, cells, args.datasets, deadline, log=print, t_values=args.t_values, methods=args.methods,
+            rerun_stale=args.rerun_stale, allow_dirty=args.allow_dirty, seeds=args.seeds)
+    write_tables(config, cells, args.out, command, allow_mixed=args.allow_mixed)
     print(args.out.with_suffix(".md").read_text())
 
 
 if __name__ == "__main__":
-    main()
+    run_driver("run_protocol", main)

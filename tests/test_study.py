@@ -154,6 +154,13 @@ def test_study_cells_resume_stamp_and_recompute_only_stale_cells(repo, tmp_path)
     assert not rerun.needs(("d", "seed0", "MF"), config) and rerun.needs(("d", "seed0", "MF"), {**config, "seed": 1})
     assert rerun.report().clean and rerun.report().n_cells == 1
 
+    from bayes_simrmf.evaluate.study import study_parser
+
+    args = study_parser("doc", tmp_path / "c.json").parse_args(["--aggregate-only"])
+    stored = StudyCells.from_args(tmp_path / "cells", ["experiments/study.py"], args, log=None)
+    assert stored.read_only and stored.get(("d", "seed0", "MF"), {}, compute(9.0), data_hash="x") == fresh
+    assert stored.get(("d", "seed1", "MF"), config, compute(9.0), data_hash="x") is None and 9.0 not in calls
+
 
 def test_provenance_block_hashes_the_config_and_records_the_code():
     code = {"commit": "a" * 40, "code_tree": "t", "dirty": False, "dirty_paths": []}

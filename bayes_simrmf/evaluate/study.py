@@ -194,13 +194,21 @@ class StudyCells:
     dirty tree or without provenance, and records how far its ``compare`` key moved. Every cell it
     writes carries a :func:`provenance` block. The code state is taken once, from the import closure of
     ``code_paths`` (relative to ``repo``); a dirty tree is refused unless ``allow_dirty`` (a trial run:
-    its cells say so)."""
+    its cells say so). ``read_only`` (rebuilding tables) computes nothing: :meth:`get` gives the stored
+    cell or None."""
+
+    @classmethod
+    def from_args(cls, root: str | Path, code_paths: Sequence[str], args, log=print) -> "StudyCells":
+        """The cells of a driver whose parser came from :func:`study_parser`."""
+        return cls(root, code_paths, rerun_stale=args.rerun_stale, allow_dirty=args.allow_dirty,
+                   read_only=args.aggregate_only, log=log)
 
     def __init__(self, root: str | Path, code_paths: Sequence[str], *, rerun_stale: bool = False,
-                 allow_dirty: bool = False, log=None, repo: Path = REPO_ROOT) -> None:
+                 allow_dirty: bool = False, read_only: bool = False, log=None, repo: Path = REPO_ROOT) -> None:
         self.store = CellStore(root)
+        self.read_only = read_only
         self.code = code_state(import_closure(code_paths, root=repo), root=repo, whole_package=False)
-        if self.code["dirty"] and not allow_dirty:
+        if self.code["dirty"] and not (allow_dirty or read_only):
             raise StudyError(f"the code has uncommitted changes ({', '.join(self.code['dirty_paths'][:5])}): commit "
                              "them so every cell can be traced to a commit, or pass --allow-dirty for a trial run")
         self.rerun_stale = rerun_stale
@@ -214,18 +222,20 @@ class StudyCells:
 
     def needs(self, parts: Sequence[object], config: dict) -> bool:
         """Whether :meth:`get` would compute the cell ``parts``."""
+        if self.read_only:
+            return False
         if not self.store.has(*parts):
             return True
         return self.rerun_stale and self.is_stale(self.store.read(*parts), config)
 
     def get(self, parts: Sequence[object], config: dict, compute, *, data_hash, compare: str = "scores",
-            name: str | None = None) -> dict:
+            name: str | None = None) -> dict | None:
         """The cell ``parts``: read, or ``compute()`` (a JSON-like dict) stamped with its provenance and
         written whole. ``data_hash`` is the dataset's fingerprint or a callable giving it (called only when
         the cell is computed). A recomputed cell records ``recomputed``: the commit it replaced and the
         largest difference of its ``compare`` value (logged under ``name``, by default the cell's path)."""
         if not self.needs(parts, config):
-            return self.store.read(*parts)
+            return self.store.read(*parts) if self.store.has(*parts) else None
         previous = self.store.read(*parts) if self.store.has(*parts) else None
         cell = json.loads(json.dumps(compute(), default=_plain))
         cell["provenance"] = provenance(self.code, config=config,
@@ -249,6 +259,31 @@ class StudyCells:
         """:func:`check_provenance` over the cells under the store matching ``pattern``."""
         return check_provenance(((str(path.relative_to(self.store.root)), cell) for path, cell in self.store.cells(pattern)),
                                 allow_mixed=allow_mixed)
+
+
+def study_parser(description: str, config: Path | None = None):
+    """An ``argparse`` parser with the options every study driver shares: ``--config`` (default
+    ``config``), ``--rerun-stale``, ``--allow-dirty``, ``--allow-mixed`` and ``--aggregate-only``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=config, required=config is None, help="the study's JSON config")
+    parser.add_argument("--rerun-stale", action="store_true", help="recompute cells from other code or another config "
+                        "(each records how far it moved)")
+    parser.add_argument("--allow-dirty", action="store_true", help="run with uncommitted code changes (a trial: its "
+                        "cells say so and aggregation refuses them unless --allow-mixed)")
+    parser.add_argument("--allow-mixed", action="store_true", help="aggregate cells of different code, dirty or "
+                        "without provenance, marked in the tables")
+    parser.add_argument("--aggregate-only", action="store_true", help="rebuild the tables from the cells on disk")
+    return parser
+
+
+def run_driver(name: str, main) -> None:
+    """Run a study driver's ``main()``, turning the package's errors into a one-line exit message."""
+    try:
+        main()
+    except BayesSimRMFError as error:
+        raise SystemExit(f"{name}: {error}") from None
 
 
 def write_json(path: str | Path, payload: dict) -> None:
