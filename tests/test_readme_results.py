@@ -20,12 +20,23 @@ def load_script():
     return module
 
 
-def test_readme_block_matches_the_result_cells():
+def test_readme_blocks_match_the_result_files():
     module = load_script()
-    config = json.loads(module.CONFIG.read_text())
     text = module.README.read_text()
-    assert module.replace_block(text, module.render(config, module.CELLS)) == text, (
-        "README.md's results block is stale: run python experiments/readme_results.py")
+    assert module.updated_readme(text) == text, "README.md's result blocks are stale: run python experiments/readme_results.py"
+
+
+def test_a_changed_routing_result_makes_the_check_fail(tmp_path):
+    module = load_script()
+    config = json.loads(module.ROUTING_CONFIG.read_text())
+    name = next(iter(config["runs"]))
+    source = module.RESULTS / f"routing_{name}.csv"
+    if not source.is_file():
+        pytest.skip("no routing results committed yet")
+    frame = __import__("pandas").read_csv(source)
+    frame.loc[frame["name"] == "greedy", "accuracy"] += 0.01
+    frame.to_csv(tmp_path / f"routing_{name}.csv", index=False)
+    assert module.render_routing(config, tmp_path) != module.render_routing(config, module.RESULTS)
 
 
 def test_a_changed_cell_makes_the_check_fail(tmp_path):
