@@ -101,7 +101,8 @@ def mean_sd(values: np.ndarray) -> str:
 def paired_difference(frame: pd.DataFrame, method: str, reference: str, split: str, metric: str) -> dict | None:
     """Mean of ``method − reference`` over the seeds both have, its 95% t interval, and the
     relative change of the means."""
-    part = frame[frame["split"] == split].pivot_table(index="seed", columns="method", values=metric)
+    rows = frame[(frame["split"] == split) & frame["method"].isin((method, reference))]
+    part = rows.groupby(["seed", "method"])[metric].mean().unstack("method")
     if method not in part or reference not in part:
         return None
     pair = part[[method, reference]].dropna()
