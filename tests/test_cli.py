@@ -247,9 +247,10 @@ def test_fit_on_openllm_mmlupro_math_beats_mean_score_on_a_and_c(runner, tmp_pat
 def test_tune_writes_chosen_values_that_fit_reads(runner, tmp_path):
     hyper = tmp_path / "hyper.json"
     result = runner.invoke(main, ["tune", "--method", "mf", "--T", "50", "--n-known-llms", "120",
-                                  "--n-known-items", "200", "--out", str(hyper)])
+                                  "--n-known-items", "200", "--max-steps", "400", "--out", str(hyper)])
     assert result.exit_code == 0, result.output
     payload = json.loads(hyper.read_text())
+    assert payload["max_steps"] == 400
     assert payload["method"] == "mf" and set(payload["chosen"]) == {"dim", "lambda_reg", "llm_bias_scale", "bias_scale"}
     # Each stage's winner is the chosen value: d x lambda_reg, then the LLM biases' scale, then the items'.
     for stage, names in zip(payload["stages"], (("dim", "lambda_reg"), ("llm_bias_scale",), ("bias_scale",))):

@@ -28,11 +28,14 @@ from bayes_simrmf.cli.common import (
 @click.option("--paper", is_flag=True,
               help="Tune SimRMF as the paper writes it (see fit --paper): d and lambda_reg, then lambda_X and lambda_M "
                    "(kappa grids) on held-out questions and LLMs.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="SVI step cap of every candidate's fit (default: the estimator's own); a lower cap makes a quick, "
+                   "rougher tuning.")
 @click.option("--out", type=click.Path(dir_okay=False), default="hyper.json", help="Where to write the chosen values.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @_friendly_errors
 def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, share, alpha, embeddings,
-         embedding_model, similarity_energy, paper, out, overwrite):
+         embedding_model, similarity_energy, paper, max_steps, out, overwrite):
     """Choose hyper-parameters on validation pairs carved from the training pairs (never test pairs).
 
     Stages: d and lambda_reg with random training pairs held out; then (simrmf/oracle) the question-similarity
@@ -65,9 +68,10 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, s
                                  embedding_model=embedding_model, paper=paper, energy=similarity_energy)
         fit_kwargs = {"side": side, "llms": split.llms, "items": split.items}
     preset = {key: value for key, value in PAPER_FORM.items() if key != "method"} if paper else {}
+    capped = {} if max_steps is None else {"max_steps": max_steps}
 
     def build(method=method, **options):
-        return make_estimator(method, seed=seed, progress=False, **{**preset, **options})
+        return make_estimator(method, seed=seed, progress=False, **{**preset, **capped, **options})
 
     chosen, results = staged_search(
         build, PAPER_STAGES if paper else DEFAULT_STAGES[method], split.llms[train.llm], split.items[train.item], train.correct,
@@ -77,6 +81,7 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, s
         "method": method,
         "paper_form": bool(paper),
         "similarity_energy": similarity_energy,
+        "max_steps": max_steps,
         "chosen": {**preset, **chosen},
         "data": dataset.name,
         "data_fingerprint": dataset.fingerprint(),
