@@ -3,7 +3,8 @@
 Table 2 (:mod:`bayes_simrmf.evaluate.runner`): the MeanScore and Counting cells of openllm-v2-bbh-tso5,
 T=100, seed 0 (split, tuning and scores in a few seconds), compared with the committed cells to 1e-6.
 Calibration (``experiments/calibration.py``): the config's ``ci`` run (MF, delta guide, small interval
-sample on the same split), every number of its cell to 1e-6.
+sample on the same split), every number of its cell to 1e-6. Fold-in spread: openllm-v2-mmlupro-math,
+seed 0, LLMs held out (two fits of a few seconds).
 """
 
 from __future__ import annotations
@@ -74,3 +75,24 @@ def test_the_committed_calibration_ci_cell_recomputes_within_1e_6():
     for key in ("rows", "reliability"):
         moved = max_difference(committed[key], fresh[key])
         assert moved <= 1e-6, f"{path} {key} moved by {moved:.3g}: re-run the calibration study at this commit"
+
+
+@pytest.mark.slow
+def test_a_committed_fold_in_spread_cell_recomputes_within_1e_6():
+    dataset = "openllm-v2-mmlupro-math"
+    if not (shared_data_root() / dataset).is_dir():
+        pytest.skip(f"{dataset} is not in {shared_data_root()} (set BAYES_SIMRMF_DATA or place ../shared beside the repo)")
+    study = load_script("fold_in_spread")
+    config = json.loads((ROOT / "experiments" / "configs" / "fold_in_spread.json").read_text())
+    path = study.CELLS / dataset / f"T{config['T']}" / f"seed{SEED}" / "llms.json"
+    assert path.is_file(), f"{path} is not committed"
+    committed = json.loads(path.read_text())
+    from bayes_simrmf.evaluate.seeds import ProtocolSeeds
+    from bayes_simrmf.evaluate.study import config_hash
+
+    seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
+    spec = study.cell_config(seeds, config, dataset, SEED, "llms")
+    assert committed["provenance"]["config_hash"] == config_hash(spec), "the fold-in spread config changed: re-run it"
+    fresh = study.run_cell(seeds.context(dataset, config["T"], SEED), spec)
+    moved = max_difference(committed["scores"], json.loads(json.dumps(fresh["scores"])))
+    assert moved <= 1e-6, f"{path} moved by {moved:.3g}: re-run the fold-in spread study at this commit"
