@@ -423,7 +423,7 @@ def main() -> None:
                              data_hash=lambda: seeds.dataset(run["dataset"]).fingerprint(), compare="per_pool")
             if cell is not None:
                 cells.append((seed, cell))
-        if cells:
+        if cells and run.get("report", True):
             report = check_provenance(((f"{name}/seed{seed}", cell) for seed, cell in cells), allow_mixed=args.allow_mixed)
             write_report(name, run, own, cells, command, report)
             print(f"wrote experiments/results/routing_{name}.md ({len(cells)} cells)")

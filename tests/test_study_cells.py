@@ -4,7 +4,8 @@ Table 2 (:mod:`bayes_simrmf.evaluate.runner`): the MeanScore and Counting cells 
 T=100, seed 0 (split, tuning and scores in a few seconds), compared with the committed cells to 1e-6.
 Calibration (``experiments/calibration.py``): the config's ``ci`` run (MF, delta guide, small interval
 sample on the same split), every number of its cell to 1e-6. Fold-in spread: openllm-v2-mmlupro-math,
-seed 0, LLMs held out (two fits of a few seconds).
+seed 0, LLMs held out (two fits of a few seconds). Routing: the config's ``ci`` run (delta guide, one pool of
+five LLMs).
 """
 
 from __future__ import annotations
@@ -96,3 +97,25 @@ def test_a_committed_fold_in_spread_cell_recomputes_within_1e_6():
     fresh = study.run_cell(seeds.context(dataset, config["T"], SEED), spec)
     moved = max_difference(committed["scores"], json.loads(json.dumps(fresh["scores"])))
     assert moved <= 1e-6, f"{path} moved by {moved:.3g}: re-run the fold-in spread study at this commit"
+
+
+@pytest.mark.slow
+def test_the_committed_routing_ci_cell_recomputes_within_1e_6():
+    routing = load_script("routing")
+    config = json.loads((ROOT / "experiments" / "configs" / "routing.json").read_text())
+    run = config["runs"]["ci"]
+    if not (shared_data_root() / run["dataset"]).is_dir():
+        pytest.skip(f"{run['dataset']} is not in {shared_data_root()} (set BAYES_SIMRMF_DATA or place ../shared beside the repo)")
+    path = routing.CELLS / "ci" / f"seed{SEED}.json"
+    assert path.is_file(), f"{path} is not committed"
+    committed = json.loads(path.read_text())
+    from bayes_simrmf.evaluate.seeds import ProtocolSeeds
+    from bayes_simrmf.evaluate.study import config_hash
+
+    seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
+    spec = routing.cell_config(seeds, config, run, SEED)
+    assert committed["provenance"]["config_hash"] == config_hash(spec), "the routing ci run's config changed: re-run it"
+    fresh = json.loads(json.dumps(routing.run_cell(seeds.context(run["dataset"], run["T"], SEED), spec), default=float))
+    for key in ("per_pool", "selective", "differences"):
+        moved = max_difference(committed[key], fresh[key])
+        assert moved <= 1e-6, f"{path} {key} moved by {moved:.3g}: re-run the routing study at this commit"
