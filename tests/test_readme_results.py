@@ -151,3 +151,20 @@ def test_peer_rows_pair_ours_with_each_peer_on_every_split_and_metric():
     assert lucky["seeds"] == 1 and lucky["ahead"] == 0 and lucky["cells"]["B rmse_m"]["upper"] is None
     np.testing.assert_allclose(lucky["cells"]["B rmse_m"]["relative"], 0.9 / 0.8 - 1)
     assert peer_rows(pd.DataFrame(rows), {"peers": {"ours": "nobody", "peers": ["slow"]}}) == []
+
+
+def test_every_percentage_in_the_findings_is_in_its_dataset_section_of_table2():
+    """The prose under the Table 2 block quotes relative changes; each must stand in table2.md's section of the
+    dataset its paragraph is about (a stale or mistyped figure fails)."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    findings = readme.split("What the cells show", 1)[1].split("Other studies", 1)[0]
+    table = (ROOT / "experiments" / "results" / "table2.md").read_text()
+    sections = dict(re.findall(r"^## (\S+) \(.*?\n(.*?)(?=^## |\Z)", table, flags=re.M | re.S))
+    paragraphs = re.findall(r"^\*\*(\S+) \(.*?\n(.*?)(?=^\*\*\S+ \(|\Z)", findings, flags=re.M | re.S)
+    assert len(paragraphs) >= 4, "expected one findings paragraph per re-run dataset"
+    for dataset, text in paragraphs:
+        assert dataset in sections, f"README findings name {dataset}, which table2.md has no section for"
+        missing = [figure for figure in re.findall(r"[-+]\d+\.\d%", text) if figure not in sections[dataset]]
+        assert not missing, f"README's {dataset} findings quote {missing}, not in table2.md's {dataset} section"
