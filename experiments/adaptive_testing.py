@@ -44,9 +44,6 @@ Usage:
 from __future__ import annotations
 
 import itertools
-import json
-import shlex
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -57,7 +54,7 @@ import pandas as pd
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.errors import ConfigError
-from bayes_simrmf.evaluate.study import StudyCells, check_provenance, paired_interval, run_driver, study_parser
+from bayes_simrmf.evaluate.study import StudyCells, check_provenance, paired_interval, run_driver, study_parser, parse_study
 from bayes_simrmf.machine import machine_line
 from bayes_simrmf.model.predictor import expected_sigmoid, sigmoid
 from bayes_simrmf.predict import SimRMF
@@ -470,9 +467,7 @@ def render(cells: list[dict], settings: dict, command: str, report) -> str:
 def main() -> None:
     parser = study_parser(__doc__, ROOT / "experiments" / "configs" / "adaptive_testing.json")
     parser.add_argument("--datasets", nargs="*", help="only these datasets of the config (the report has them all)")
-    args = parser.parse_args()
-    command = shlex.join(["python", "experiments/adaptive_testing.py", *sys.argv[1:]])
-    config = json.loads(args.config.read_text())
+    args, config, command = parse_study(parser, "experiments/adaptive_testing.py")
     missing = [key for key in ("datasets", "seeds", *SETTINGS) if key not in config]
     if missing:
         raise ConfigError(f"{args.config} lacks {missing}")

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -35,7 +33,7 @@ from bayes_simrmf.evaluate.metrics import brier, ece, log_loss, reliability_tabl
 from bayes_simrmf.evaluate.runner import SeedContext, method_options
 from bayes_simrmf.evaluate.seeds import ProtocolSeeds
 from bayes_simrmf.evaluate.split import COVERAGE_LEVELS, interval_coverage
-from bayes_simrmf.evaluate.study import StudyCells, check_provenance, run_driver, study_parser
+from bayes_simrmf.evaluate.study import StudyCells, check_provenance, run_driver, study_parser, parse_study
 from bayes_simrmf.machine import machine_line
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 from bayes_simrmf.predict.estimator import make_estimator
@@ -181,9 +179,7 @@ def write_report(config: dict, name: str, run: dict, cells: list[tuple[int, str,
 def main() -> None:
     parser = study_parser(__doc__, ROOT / "experiments" / "configs" / "calibration.json")
     parser.add_argument("--runs", nargs="*", help="only these runs of the config")
-    args = parser.parse_args()
-    command = shlex.join(["python", "experiments/calibration.py", *sys.argv[1:]])
-    config = json.loads(args.config.read_text())
+    args, config, command = parse_study(parser, "experiments/calibration.py")
     seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
     unknown = sorted(set(args.runs or []) - set(config["runs"]))
     if unknown:

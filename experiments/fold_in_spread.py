@@ -18,9 +18,6 @@ Usage:
 from __future__ import annotations
 
 import itertools
-import json
-import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -29,7 +26,7 @@ import pandas as pd
 from bayes_simrmf.evaluate.metrics import evaluate
 from bayes_simrmf.evaluate.runner import SeedContext, build
 from bayes_simrmf.evaluate.seeds import ProtocolSeeds
-from bayes_simrmf.evaluate.study import StudyCells, check_provenance, paired_interval, run_driver, study_parser
+from bayes_simrmf.evaluate.study import StudyCells, check_provenance, paired_interval, run_driver, study_parser, parse_study
 from bayes_simrmf.evaluate.tables import mean_sd
 from bayes_simrmf.evaluate.tuning import carve_validation
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
@@ -114,10 +111,8 @@ def main() -> None:
     parser = study_parser(__doc__, ROOT / "experiments" / "configs" / "fold_in_spread.json")
     parser.add_argument("--datasets", nargs="*", help="only these datasets of the config (the report has them all)")
     parser.add_argument("--max-minutes", type=float, default=None, help="start no new cell after this long")
-    args = parser.parse_args()
-    command = shlex.join(["python", "experiments/fold_in_spread.py", *sys.argv[1:]])
+    args, config, command = parse_study(parser, "experiments/fold_in_spread.py")
     deadline = time.time() + 60 * args.max_minutes if args.max_minutes else float("inf")
-    config = json.loads(args.config.read_text())
     seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
     study, stored = StudyCells.from_args(CELLS, CODE, args), StudyCells(CELLS, CODE, read_only=True)
     cells = []

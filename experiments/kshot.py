@@ -27,9 +27,6 @@ Usage:
 
 from __future__ import annotations
 
-import json
-import shlex
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -39,7 +36,7 @@ import pandas as pd
 
 from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.errors import ConfigError
-from bayes_simrmf.evaluate.study import StudyCells, check_provenance, run_driver, study_parser
+from bayes_simrmf.evaluate.study import StudyCells, check_provenance, run_driver, study_parser, parse_study
 from bayes_simrmf.machine import machine_line
 from bayes_simrmf.predict import SimRMF
 from bayes_simrmf.similarity import SideInformation, centre_rows
@@ -228,9 +225,7 @@ def write_report(name: str, settings: dict, cells: list[dict], command: str, rep
 def main() -> None:
     parser = study_parser(__doc__, ROOT / "experiments" / "configs" / "kshot.json")
     parser.add_argument("--datasets", nargs="*", help="only these names of the config's datasets")
-    args = parser.parse_args()
-    command = shlex.join(["python", "experiments/kshot.py", *sys.argv[1:]])
-    config = json.loads(args.config.read_text())
+    args, config, command = parse_study(parser, "experiments/kshot.py")
     missing = [key for key in ("datasets", "seeds", *SETTINGS) if key not in config]
     unknown = sorted(set(args.datasets or []) - set(config.get("datasets", {})))
     if missing or unknown:

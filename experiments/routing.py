@@ -31,9 +31,6 @@ Usage:
 from __future__ import annotations
 
 import dataclasses
-import json
-import shlex
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -46,7 +43,7 @@ from bayes_simrmf.errors import ConfigError
 from bayes_simrmf.evaluate import fit_on_split
 from bayes_simrmf.evaluate.runner import SeedContext, method_options
 from bayes_simrmf.evaluate.seeds import ProtocolSeeds
-from bayes_simrmf.evaluate.study import StudyCells, check_provenance, run_driver, study_parser
+from bayes_simrmf.evaluate.study import StudyCells, check_provenance, run_driver, study_parser, parse_study
 from bayes_simrmf.machine import machine_line
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 from bayes_simrmf.predict.estimator import make_estimator
@@ -405,9 +402,7 @@ def write_report(name: str, run: dict, own: dict, cells: list[tuple[int, dict]],
 def main() -> None:
     parser = study_parser(__doc__, ROOT / "experiments" / "configs" / "routing.json")
     parser.add_argument("--runs", nargs="*", help="only these runs of the config")
-    args = parser.parse_args()
-    command = shlex.join(["python", "experiments/routing.py", *sys.argv[1:]])
-    config = json.loads(args.config.read_text())
+    args, config, command = parse_study(parser, "experiments/routing.py")
     unknown = sorted(set(args.runs or []) - set(config["runs"]))
     if unknown:
         raise ConfigError(f"runs {unknown} are not in {args.config} (it has {list(config['runs'])})")

@@ -278,6 +278,23 @@ def study_parser(description: str, config: Path | None = None):
     return parser
 
 
+def parse_study(parser, script: str) -> tuple:
+    """``(args, config, command)``: the parsed options, the JSON config ``--config`` names, and the command line
+    (``python <script> ...``, less ``--aggregate-only``: the command that computes the cells) that the reports quote.
+
+    Raises:
+        StudyError: naming the config file when it is missing or not valid JSON.
+    """
+    import shlex
+
+    args = parser.parse_args()
+    try:
+        config = json.loads(Path(args.config).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise StudyError(f"cannot read the study config {args.config}: {error}") from error
+    return args, config, shlex.join(["python", script, *(arg for arg in sys.argv[1:] if arg != "--aggregate-only")])
+
+
 def run_driver(name: str, main) -> None:
     """Run a study driver's ``main()``, turning the package's errors into a one-line exit message."""
     try:
