@@ -312,3 +312,17 @@ def test_protocol_seeds_read_table2_choices_and_name_what_is_missing(tmp_path):
         seeds.spec("SimRMF")
     with pytest.raises(ConfigError, match="'e' is not a dataset"):
         seeds.options("e")
+
+
+def test_parse_study_names_a_bad_config_and_quotes_the_computing_command(tmp_path, monkeypatch):
+    from bayes_simrmf.evaluate.study import parse_study, study_parser
+
+    config = tmp_path / "c.json"
+    config.write_text('{"seeds": [0]}')
+    monkeypatch.setattr("sys.argv", ["x.py", "--config", str(config), "--aggregate-only", "--rerun-stale"])
+    args, loaded, command = parse_study(study_parser("doc"), "experiments/x.py")
+    assert loaded == {"seeds": [0]} and args.aggregate_only and args.rerun_stale
+    assert command == f"python experiments/x.py --config {config} --rerun-stale"
+    config.write_text("{not json")
+    with pytest.raises(StudyError, match="cannot read the study config .*c.json"):
+        parse_study(study_parser("doc"), "experiments/x.py")
