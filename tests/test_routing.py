@@ -12,6 +12,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+
+from bayes_simrmf.data.locations import default_data_dir
 from click.testing import CliRunner
 
 from bayes_simrmf import routing
@@ -474,11 +476,11 @@ def test_cli_route_errors_are_one_line_naming_the_problem(saved, tmp_path):
 
 @pytest.mark.slow
 def test_cli_route_folds_in_new_questions_from_text_and_new_llms_from_metadata(tmp_path):
-    from bayes_simrmf.data import load_dataset, shared_dataset_path
+    from bayes_simrmf.data import load_dataset
 
-    path = shared_dataset_path("openllm-v2-mmlupro-math")
+    path = default_data_dir() / "openllm-v2-mmlupro-math"  # shared_dataset_path raises when absent
     if not path.is_dir():
-        pytest.skip(f"{path} is absent")
+        pytest.skip(f"{path} is absent (set BAYES_SIMRMF_DATA or place ../shared beside the repo)")
     model_dir = tmp_path / "model"
     fitted = CliRunner().invoke(main, [
         "fit", "--data", str(path), "--method", "mf", "--guide", "normal", "--T", "30", "--n-known-llms", "60",
