@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bayes_simrmf.machine import machine_line
+from bayes_simrmf.machine import machine_line, peak_rss_mib
 
 REPO = Path(__file__).resolve().parents[2]
 MID = {"n_llms": 1000, "n_items": 2000, "share": 0.1, "dim": 4}
@@ -49,20 +49,6 @@ LARGE = {"n_llms": 10_000, "n_items": 100_000, "n_pairs": 10_000_000, "dim": 8}
 FULL_GRID = (100, 200, 400, 800, 1600)
 MINIBATCH_GRID = (500, 1000, 2000, 4000)
 N_CELLS_COMPARED = 200_000
-
-
-def _peak_rss_mib() -> float:
-    """Peak resident set of this process since it started (``VmHWM``)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-# --------------------------------------------------------------------------------------------------
-# data
-# --------------------------------------------------------------------------------------------------
 
 
 def generate(folder: Path, name: str, n_llms: int, n_items: int, n_pairs: int, dim: int, seed: int) -> None:
@@ -149,7 +135,7 @@ def child_mid_reference(spec: dict, folder: Path) -> dict:
     result, timing = _fit(spec, llm, item, correct, 5000, tol=1e-7)
     np.savez(folder / "mid_optimum.npz", **result.point)
     return {"steps": len(result.losses), "converged": result.converged, "seconds": timing.stamps[-1][1],
-            "loss": negative_log_joint(result), "peak_rss_mib": _peak_rss_mib()}
+            "loss": negative_log_joint(result), "peak_rss_mib": peak_rss_mib()}
 
 
 def child_mid(spec: dict, folder: Path) -> dict:
@@ -180,7 +166,7 @@ def child_mid(spec: dict, folder: Path) -> dict:
     per_step = timings[-1].per_step()
     setup = timings[0].setup(per_step)
     within = next((run for run in runs if run["gap"] <= spec["rel_tol"]), None)
-    return {"batch_size": spec.get("batch_size"), "runs": runs, "per_step_s": per_step, "setup_s": setup, "within": within, "peak_rss_mib": _peak_rss_mib()}
+    return {"batch_size": spec.get("batch_size"), "runs": runs, "per_step_s": per_step, "setup_s": setup, "within": within, "peak_rss_mib": peak_rss_mib()}
 
 
 def child_large(spec: dict, folder: Path) -> dict:
@@ -190,11 +176,11 @@ def child_large(spec: dict, folder: Path) -> dict:
         import jax.numpy as jnp  # the JAX runtime's own footprint belongs to the floor
 
         jnp.zeros(1).block_until_ready()
-        return {"peak_rss_mib": _peak_rss_mib()}
+        return {"peak_rss_mib": peak_rss_mib()}
     # Full batch: 1-step chunks (a step takes seconds); minibatches: 20-step chunks. The first chunk is not timed.
     steps, chunk = (5, 1) if spec.get("batch_size") is None else (120, 20)
     _, timing = _fit(spec, llm, item, correct, steps, tol=0.0, chunk=chunk)
-    return {"per_step_s": timing.per_step(), "setup_s": timing.setup(), "peak_rss_mib": _peak_rss_mib()}
+    return {"per_step_s": timing.per_step(), "setup_s": timing.setup(), "peak_rss_mib": peak_rss_mib()}
 
 
 def run_child(spec: dict, folder: Path) -> dict:
