@@ -11,80 +11,72 @@ are not a random sample of the same population.
 
 The offset-removed column uses test answers and is a diagnosis, never a method.
 
+Settings in ``experiments/configs/new_llm_offset.json``; one cell per dataset × seed with provenance
+(:class:`bayes_simrmf.evaluate.study.StudyCells`).
+
 Usage:
-    python experiments/new_llm_offset.py --out experiments/results/new_llm_offset [--seeds 0 1]
+    python experiments/new_llm_offset.py [--rerun-stale] [--aggregate-only]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.evaluate import fit_on_split
-
 from bayes_simrmf.evaluate.runner import SeedContext, build
+from bayes_simrmf.evaluate.seeds import ProtocolSeeds
+from bayes_simrmf.evaluate.study import StudyCells, check_provenance, parse_study, run_driver, study_parser
 from bayes_simrmf.evaluate.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "experiments" / "configs" / "table2.json"
-CELLS = ROOT / "experiments" / "results" / "table2_cells"
-METHODS = ("Counting", "MF+groups+llmbias")
+CODE = ("experiments/new_llm_offset.py",)
+CELLS = ROOT / "experiments" / "results" / "new_llm_offset_cells"
+OUT = ROOT / "experiments" / "results" / "new_llm_offset"
 
 
-def offset_rows(name: str, T: int, seed: int, config: dict) -> list[dict]:
-    """The split, estimators and item groups of the Table 2 runner (:class:`bayes_simrmf.evaluate.runner.SeedContext` and
-    ``build``), so these are the cells' own fits."""
-    options = config["datasets"][name]
-    dataset = load_dataset(shared_dataset_path(name), unknown_entities=options.get("unknown_entities", "error"),
-                           log=None)
-    context = SeedContext(dataset, options, T, seed, config["n_test_pairs"], side_cache={})
-    split = context.split
+def run_cell(context: SeedContext, cell: dict) -> dict:
+    """Refit each method on the seed's split (the runner's split, estimators and item groups, so these are the
+    Table 2 cells' own fits) and split its C RMSE_m into the shared offset and the rest."""
+    split, seed = context.split, context.seed
     train, test = split.pairs["train"], split.pairs["C"]
     known_acc = pd.Series(train.correct).groupby(train.llm).mean()
     rows = []
-    for label in METHODS:
-        cell = CELLS / name / f"T{T}" / f"seed{seed}" / f"{label}.json"
-        if not cell.exists():
-            raise SystemExit(f"{cell} is missing: run experiments/run_protocol.py for {name} T={T} seed {seed} first")
-        spec = config["methods"][label]
-        estimator = fit_on_split(build(spec, seed, json.loads(cell.read_text())["chosen"]), split,
-                                 item_groups=context.item_groups(spec))
+    for label, method in cell["methods"].items():
+        estimator = fit_on_split(build(method["spec"], seed, method["chosen"]), split,
+                                 item_groups=context.item_groups(method["spec"]))
         prob = estimator.predict(split.llms[test.llm], split.items[test.item], unknown="population")
         per_llm = pd.DataFrame({"llm": test.llm, "y": test.correct, "p": prob}).groupby("llm")[["y", "p"]].mean()
         error = per_llm["p"] - per_llm["y"]
-        rows.append({"dataset": name, "T": T, "seed": seed, "method": label,
+        rows.append({"dataset": cell["dataset"], "T": cell["T"], "seed": seed, "method": label,
                      "known_llm_train_accuracy": known_acc.mean(), "new_llm_test_accuracy": per_llm["y"].mean(),
                      "offset": error.mean(), "rmse_m": float(np.sqrt((error ** 2).mean())),
                      "rmse_m_offset_removed": float(error.std(ddof=0)), "n_new_llms": len(per_llm)})
-    return rows
+    return {"rows": rows}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True, help="output path without suffix (.md and .csv written)")
-    parser.add_argument("--T", type=int, default=100)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--datasets", nargs="*", help="default: every dataset of the Table 2 config")
-    args = parser.parse_args()
-    config = json.loads(CONFIG.read_text())
-    names = args.datasets or list(config["datasets"])
-    rows = []
-    for name, seed in tqdm([(n, s) for n in names for s in args.seeds], desc="dataset × seed", file=sys.stderr):
-        rows += offset_rows(name, args.T, seed, config)
-    frame = pd.DataFrame(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.out.with_suffix(".csv"), index=False)
-    command = "python experiments/new_llm_offset.py --out " + args.out.as_posix() + f" --T {args.T} --seeds " + \
-        " ".join(map(str, args.seeds))
-    text = [f"# C RMSE_m of new LLMs: the shared offset and the rest (T={args.T}, seeds {', '.join(map(str, args.seeds))})", "",
-            f"Command: `{command}`  ",
+    args, config, command = parse_study(study_parser(__doc__, ROOT / "experiments" / "configs" / "new_llm_offset.json"),
+                                        "experiments/new_llm_offset.py")
+    seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
+    study = StudyCells.from_args(CELLS, CODE, args)
+    cells = []
+    for name, seed in itertools.product(config["datasets"], config["seeds"]):
+        spec = seeds.cell_config(name, config["T"], seed, config["methods"])
+        cell = study.get((name, f"T{config['T']}", f"seed{seed}"), spec,
+                         lambda: run_cell(seeds.context(name, config["T"], seed), spec),
+                         data_hash=lambda: seeds.dataset(name).fingerprint(), compare="rows")
+        if cell is not None:
+            cells.append((f"{name}/seed{seed}", cell))
+    report = check_provenance(cells, allow_mixed=args.allow_mixed)
+    frame = pd.DataFrame([row for _, cell in cells for row in cell["rows"]])
+    frame.to_csv(OUT.with_suffix(".csv"), index=False)
+    text = [f"# C RMSE_m of new LLMs: the shared offset and the rest (T={config['T']}, seeds "
+            f"{', '.join(map(str, config['seeds']))})", "",
+            f"Command: `{command}` (config `experiments/configs/new_llm_offset.json`)  ", *report.header(), "",
             "Counting and MF+groups+llmbias (the paper's form is not involved; no side information) refitted on the "
             "Table 2 splits with the hyper-parameters their Table 2 cells chose on validation. *offset*: mean over new "
             "LLMs of predicted − observed accuracy on split C; *rmse_m offset removed*: the RMSE_m left once that offset "
@@ -94,9 +86,9 @@ def main() -> None:
                                                  "new_llm_test_accuracy": "new test acc",
                                                  "rmse_m_offset_removed": "rmse_m offset removed"})
                            .apply(lambda c: c.map("{:.4f}".format) if c.dtype.kind == "f" else c))]
-    args.out.with_suffix(".md").write_text("\n".join(text) + "\n")
+    OUT.with_suffix(".md").write_text("\n".join(text) + "\n")
     print("\n".join(text))
 
 
 if __name__ == "__main__":
-    main()
+    run_driver("new_llm_offset", main)
