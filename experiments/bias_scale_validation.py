@@ -8,7 +8,8 @@ carved from its own training pairs; ``experiments/configs/table2.json``):
 - ``MF+groups+llmbias``: the LLM biases' scale, then the item biases'.
 
 Each cell stores every candidate's validation scores; this script prints the best validation log loss of
-each row per dataset × T × seed and the paired differences. No test split is read.
+each row per dataset × T × seed and the paired differences (95% t interval over seeds), under the cells'
+provenance line. No test split is read; nothing is computed, so the view is as current as the cells.
 
 Usage:
     python experiments/bias_scale_validation.py --out experiments/results/bias_scale_validation
@@ -22,6 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from bayes_simrmf.evaluate.study import check_provenance, paired_interval
+from bayes_simrmf.evaluate.tables import read_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 CELLS = ROOT / "experiments" / "results" / "table2_cells"
@@ -47,23 +51,27 @@ def best_validation(cells: Path = CELLS) -> pd.DataFrame:
 
 
 def report(frame: pd.DataFrame, command: str) -> str:
+    provenance = check_provenance([cell for cell in read_cells(CELLS, {"methods": ROWS})], allow_mixed=True)
     lines = ["# Bias prior scales chosen on validation (Table 2 cells)", "", f"Command: `{command}`  ",
+             *provenance.header(), "",
              "Validation: 10% of each seed's training pairs (log loss), never test pairs. Rows: `MF+groups` (both "
              "scales 2.0), `MF+groups+bias` (one shared scale tuned over 0.25, 0.5, 1, 2), `MF+groups+llmbias` (the "
-             "LLM scale over 0.1, 0.25, 0.5, 1, 2, then the item scale over 0.5, 1, 2); d and λ_reg from `MF+groups`.",
+             "LLM scale over 0.1, 0.25, 0.5, 1, 2, then the item scale over 0.5, 1, 2; each grid extended past an edge "
+             "choice); d and λ_reg from `MF+groups`.",
              ""]
     wide = frame.pivot_table(index=["dataset", "T", "seed"], columns="method", values="validation_log_loss")
-    lines += ["| dataset | T | seeds | " + " | ".join(f"{m} log loss" for m in ROWS) + " | llmbias − bias (mean [min, max]) | "
+    lines += ["| dataset | T | seeds | " + " | ".join(f"{m} log loss" for m in ROWS) + " | llmbias − bias (mean [95% t interval]) | "
               "llmbias lower / equal / higher | chosen LLM scale | chosen item scale |", "|---|---|---|" + "---|" * (len(ROWS) + 4)]
     for (dataset, T), part in wide.groupby(level=["dataset", "T"]):
         part = part.dropna()
         if part.empty or not set(ROWS) <= set(part.columns):
             continue
         diff = (part["MF+groups+llmbias"] - part["MF+groups+bias"]).to_numpy()
+        mean, lower, upper = paired_interval(diff)
         chosen = frame[(frame.dataset == dataset) & (frame["T"] == T) & (frame.method == "MF+groups+llmbias")]
         lines.append(f"| {dataset} | {T} | {len(part)} | " + " | ".join(
             f"{part[m].mean():.4f} ± {part[m].std(ddof=1) if len(part) > 1 else 0:.4f}" for m in ROWS)
-            + f" | {diff.mean():+.5f} [{diff.min():+.5f}, {diff.max():+.5f}] | "
+            + f" | {mean:+.5f} [{lower:+.5f}, {upper:+.5f}] | "
             f"{int((diff < -1e-12).sum())} / {int((np.abs(diff) <= 1e-12).sum())} / {int((diff > 1e-12).sum())} | "
             f"{', '.join(f'{v:g}' for v in chosen.sort_values('seed')['llm_bias_scale'])} | "
             f"{', '.join(f'{v:g}' for v in chosen.sort_values('seed')['item_bias_scale'])} |")
