@@ -3,38 +3,36 @@
 An LLM's (item's) mean accuracy over questions (LLMs) the fit never saw is predicted from the fitted
 population of their group. "fixed" draws each unseen entity from the same population in every posterior
 draw, so a mean over many of them has no uncertainty about the population itself; "bootstrap" resamples
-the population per draw. Which gives calibrated intervals is decided here, on the seed's own training
-pairs only: whole questions held out (like split B: per-LLM means over the held-out questions) and whole
-LLMs held out (like split C: per-question means over the held-out LLMs); the 90% interval's coverage of
-the observed means should be near 0.90.
+the population per draw. Which gives calibrated intervals is decided here, on each seed's own training
+pairs only (Table 2's split, :class:`bayes_simrmf.evaluate.seeds.ProtocolSeeds`): whole questions held out
+(like split B: per-LLM means over the held-out questions) and whole LLMs held out (like split C:
+per-question means over the held-out LLMs); the 90% interval's coverage of the observed means should be
+near 0.90. MF+groups with that seed's Table 2 hyper-parameters, a posterior guide.
+
+Settings in ``experiments/configs/population_draws.json``; one cell per dataset × seed × hold-out with
+provenance (:class:`bayes_simrmf.evaluate.study.StudyCells`).
 
 Usage:
-    python experiments/population_draws.py --data openllm-v2 openllm-v1-tiny --out experiments/results/population_draws.md
+    python experiments/population_draws.py [--rerun-stale] [--aggregate-only]
 """
 
 from __future__ import annotations
 
-import argparse
-import shlex
-import sys
-import time
+import itertools
 from pathlib import Path
 
 import pandas as pd
 
-from bayes_simrmf.data import load_dataset, shared_dataset_path
-from bayes_simrmf.predict import SimRMF
-from bayes_simrmf.splits import Protocol
+from bayes_simrmf.evaluate.runner import SeedContext, build
+from bayes_simrmf.evaluate.seeds import ProtocolSeeds
+from bayes_simrmf.evaluate.study import StudyCells, check_provenance, parse_study, run_driver, study_parser
+from bayes_simrmf.evaluate.tables import markdown_table
 from bayes_simrmf.evaluate.tuning import carve_validation
 
-#: Per dataset: protocol and the MF+groups hyper-parameters chosen on seed-0 validation pairs
-#: (experiments/results/table2_cells/<dataset>/T<T>/seed0/MF+groups.json, or `bayes-simrmf tune`).
-SETTINGS = {
-    "openllm-v2": {"T": 300, "dim": 16, "lambda_reg": 2.0, "protocol": {}},
-    "openllm-v1-tiny": {"T": 100, "dim": 16, "lambda_reg": 2.0, "protocol": {}},
-    "openllm-v2-mmlupro-math": {"T": 300, "dim": 8, "lambda_reg": 2.0,
-                                "protocol": {"n_known_llms": 500, "n_known_items": 1000}},
-}
+ROOT = Path(__file__).resolve().parents[1]
+CODE = ("experiments/population_draws.py",)
+CELLS = ROOT / "experiments" / "results" / "population_draws_cells"
+OUT = ROOT / "experiments" / "results" / "population_draws"
 
 
 def coverage(model, llm, item, correct, by: str, groups, n_draws: int) -> tuple[float, float, int]:
@@ -47,55 +45,56 @@ def coverage(model, llm, item, correct, by: str, groups, n_draws: int) -> tuple[
     return float(inside.mean()), float((frame["upper"] - frame["lower"]).mean()), len(frame)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", nargs="+", default=list(SETTINGS))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n-draws", type=int, default=100)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    started = time.time()
+def run_cell(context: SeedContext, cell: dict) -> dict:
+    """Fit on the training pairs less the held-out entities with each population policy; coverage of their means."""
+    split, seed = context.split, context.seed
+    train = split.pairs["train"]
+    llm, item, correct = split.llms[train.llm], split.items[train.item], train.correct
+    (method,) = cell["methods"].values()
+    groups = context.item_groups(method["spec"])
+    held = carve_validation(llm, item, share=cell["share"], holdout=cell["holdout"], seed=seed)
     rows = []
-    for name in args.data:
-        settings = SETTINGS[name]
-        dataset = load_dataset(shared_dataset_path(name), unknown_entities="add", log=None)
-        groups = dataset.items.set_index("item")["benchmark"].fillna("(none)").astype(str)
-        split = Protocol(T=settings["T"], seed=args.seed, **settings["protocol"]).split(dataset, log=None)
-        train = split.pairs["train"]
-        llm, item, correct = split.llms[train.llm], split.items[train.item], train.correct
-        for holdout, by in (("items", "llm"), ("llms", "item")):
-            held = carve_validation(llm, item, share=0.2, holdout=holdout, seed=args.seed)
-            for draws in ("fixed", "bootstrap"):
-                model = SimRMF(guide="normal", dim=settings["dim"], lambda_reg=settings["lambda_reg"],
-                               learning_rate=0.02, seed=args.seed, progress=False, population_draws=draws)
-                model.fit(llm[~held], item[~held], correct[~held], item_groups=groups)
-                cover, width, count = coverage(model, llm[held], item[held], correct[held], by, groups, args.n_draws)
-                rows.append({"dataset": name, "T": settings["T"], "held out": holdout, "interval of": f"per-{by} mean",
-                             "population_draws": draws, "cover90": round(cover, 3), "width90": round(width, 4),
-                             "n": count, "converged": bool(model.converged_)})
-                print(rows[-1], flush=True)
-    table = pd.DataFrame(rows)
-    text = [
-        "# Population draws for unseen entities, chosen on validation entities (issue 12)", "",
-        f"Command: `{shlex.join(['python', *sys.argv])}` (wall time {time.time() - started:.0f} s).  ",
-        f"Seed {args.seed}'s training pairs only: 20% of the training questions (or LLMs) held out whole; MF with "
-        "item groups = benchmarks, normal guide, hyper-parameters from the seed-0 validation choices. Coverage = share "
-        f"of LLMs (questions) whose observed mean on the held-out pairs lies in the 90% interval ({args.n_draws} "
-        "draws). No embeddings are used.", "",
-        table.to_markdown(index=False) if hasattr(table, "to_markdown") and _has_tabulate() else table.to_string(index=False),
-    ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(text) + "\n")
+    for draws in cell["draws"]:
+        model = build(method["spec"], seed, {**method["chosen"], **cell["guide"], "population_draws": draws})
+        model.fit(llm[~held], item[~held], correct[~held], item_groups=groups)
+        cover, width, count = coverage(model, llm[held], item[held], correct[held], cell["by"], groups, cell["n_draws"])
+        rows.append({"dataset": cell["dataset"], "T": cell["T"], "seed": seed, "held out": cell["holdout"],
+                     "interval of": f"per-{cell['by']} mean", "population_draws": draws, "cover90": cover,
+                     "width90": width, "n": count, "converged": bool(model.converged_)})
+    return {"rows": rows}
+
+
+def main() -> None:
+    args, config, command = parse_study(study_parser(__doc__, ROOT / "experiments" / "configs" / "population_draws.json"),
+                                        "experiments/population_draws.py")
+    seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
+    study = StudyCells.from_args(CELLS, CODE, args)
+    cells = []
+    for (name, T), seed, (holdout, by) in itertools.product(config["runs"].items(), config["seeds"],
+                                                            config["holdouts"].items()):
+        spec = {**seeds.cell_config(name, T, seed, [config["method"]]), "holdout": holdout, "by": by,
+                **{key: config[key] for key in ("draws", "guide", "share", "n_draws")}}
+        cell = study.get((name, f"T{T}", f"seed{seed}", holdout), spec, lambda: run_cell(seeds.context(name, T, seed), spec),
+                         data_hash=lambda: seeds.dataset(name).fingerprint(), compare="rows")
+        if cell is not None:
+            cells.append((f"{name}/seed{seed}/{holdout}", cell))
+            print(cells[-1][0], [(r["population_draws"], round(r["cover90"], 3)) for r in cell["rows"]], flush=True)
+    report = check_provenance(cells, allow_mixed=args.allow_mixed)
+    frame = pd.DataFrame([row for _, cell in cells for row in cell["rows"]])
+    frame.to_csv(OUT.with_suffix(".csv"), index=False)
+    summary = (frame.groupby(["dataset", "T", "held out", "interval of", "population_draws"], sort=False)
+               .agg(seeds=("seed", "size"), cover90=("cover90", "mean"), cover90_sd=("cover90", "std"),
+                    width90=("width90", "mean"), n=("n", "mean"), converged=("converged", "all")).reset_index())
+    text = ["# Population draws for unseen entities, chosen on validation entities (issue 12)", "",
+            f"Command: `{command}` (config `experiments/configs/population_draws.json`)  ", *report.header(), "",
+            f"Each seed's Table 2 training pairs only: {config['share']:.0%} of the training questions (or LLMs) held "
+            f"out whole; {config['method']} with that seed's Table 2 hyper-parameters, {config['guide']}. Coverage = "
+            f"share of LLMs (questions) whose observed mean on the held-out pairs lies in the 90% interval "
+            f"({config['n_draws']} draws), mean and sd over seeds. No embeddings are used.", "",
+            markdown_table(summary.apply(lambda c: c.map("{:.4f}".format) if c.dtype.kind == "f" else c))]
+    OUT.with_suffix(".md").write_text("\n".join(text) + "\n")
     print("\n".join(text))
 
 
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 if __name__ == "__main__":
-    main()
+    run_driver("population_draws", main)
