@@ -180,7 +180,7 @@ def main() -> None:
     parser = study_parser(__doc__, ROOT / "experiments" / "configs" / "calibration.json")
     parser.add_argument("--runs", nargs="*", help="only these runs of the config")
     args, config, command = parse_study(parser, "experiments/calibration.py")
-    seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
+    seeds = ProtocolSeeds.of(config)
     unknown = sorted(set(args.runs or []) - set(config["runs"]))
     if unknown:
         raise ConfigError(f"runs {unknown} are not in {args.config} (it has {list(config['runs'])})")
@@ -192,9 +192,7 @@ def main() -> None:
         for seed, label, guide in itertools.product(own["seeds"], run["methods"], own["guides"]):
             spec = cell_config(seeds, config, run, seed, label, guide)
             started = time.time()
-            cell = study.get((name, f"seed{seed}", f"{label}-{guide}"), spec,
-                             lambda: run_cell(seeds.context(run["dataset"], run["T"], seed), spec),
-                             data_hash=lambda: seeds.dataset(run["dataset"]).fingerprint(), compare="rows")
+            cell = seeds.get(study, (name, f"seed{seed}", f"{label}-{guide}"), spec, run_cell, compare="rows")
             if cell is not None:
                 cells.append((seed, label, guide, cell))
                 if time.time() - started > 1:

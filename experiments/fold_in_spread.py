@@ -113,16 +113,14 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=None, help="start no new cell after this long")
     args, config, command = parse_study(parser, "experiments/fold_in_spread.py")
     deadline = time.time() + 60 * args.max_minutes if args.max_minutes else float("inf")
-    seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
+    seeds = ProtocolSeeds.of(config)
     study, stored = StudyCells.from_args(CELLS, CODE, args), StudyCells(CELLS, CODE, read_only=True)
     cells = []
     for dataset, seed, holdout in itertools.product(config["datasets"], config["seeds"], config["holdouts"]):
         selected = (not args.datasets or dataset in args.datasets) and time.time() < deadline
         spec = cell_config(seeds, config, dataset, seed, holdout)
-        cell = (study if selected else stored).get(
-            (dataset, f"T{config['T']}", f"seed{seed}", holdout), spec,
-            lambda: run_cell(seeds.context(dataset, config["T"], seed), spec),
-            data_hash=lambda: seeds.dataset(dataset).fingerprint())
+        cell = seeds.get(study if selected else stored, (dataset, f"T{config['T']}", f"seed{seed}", holdout), spec,
+                         run_cell)
         if cell is None:
             continue
         cells.append((dataset, seed, holdout, cell))

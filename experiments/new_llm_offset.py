@@ -61,14 +61,12 @@ def run_cell(context: SeedContext, cell: dict) -> dict:
 def main() -> None:
     args, config, command = parse_study(study_parser(__doc__, ROOT / "experiments" / "configs" / "new_llm_offset.json"),
                                         "experiments/new_llm_offset.py")
-    seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
+    seeds = ProtocolSeeds.of(config)
     study = StudyCells.from_args(CELLS, CODE, args)
     cells = []
     for name, seed in itertools.product(config["datasets"], config["seeds"]):
         spec = seeds.cell_config(name, config["T"], seed, config["methods"])
-        cell = study.get((name, f"T{config['T']}", f"seed{seed}"), spec,
-                         lambda: run_cell(seeds.context(name, config["T"], seed), spec),
-                         data_hash=lambda: seeds.dataset(name).fingerprint(), compare="rows")
+        cell = seeds.get(study, (name, f"T{config['T']}", f"seed{seed}"), spec, run_cell, compare="rows")
         if cell is not None:
             cells.append((f"{name}/seed{seed}", cell))
     report = check_provenance(cells, allow_mixed=args.allow_mixed)

@@ -67,15 +67,14 @@ def run_cell(context: SeedContext, cell: dict) -> dict:
 def main() -> None:
     args, config, command = parse_study(study_parser(__doc__, ROOT / "experiments" / "configs" / "population_draws.json"),
                                         "experiments/population_draws.py")
-    seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
+    seeds = ProtocolSeeds.of(config)
     study = StudyCells.from_args(CELLS, CODE, args)
     cells = []
     for (name, T), seed, (holdout, by) in itertools.product(config["runs"].items(), config["seeds"],
                                                             config["holdouts"].items()):
         spec = {**seeds.cell_config(name, T, seed, [config["method"]]), "holdout": holdout, "by": by,
                 **{key: config[key] for key in ("draws", "guide", "share", "n_draws")}}
-        cell = study.get((name, f"T{T}", f"seed{seed}", holdout), spec, lambda: run_cell(seeds.context(name, T, seed), spec),
-                         data_hash=lambda: seeds.dataset(name).fingerprint(), compare="rows")
+        cell = seeds.get(study, (name, f"T{T}", f"seed{seed}", holdout), spec, run_cell, compare="rows")
         if cell is not None:
             cells.append((f"{name}/seed{seed}/{holdout}", cell))
             print(cells[-1][0], [(r["population_draws"], round(r["cover90"], 3)) for r in cell["rows"]], flush=True)

@@ -406,7 +406,7 @@ def main() -> None:
     unknown = sorted(set(args.runs or []) - set(config["runs"]))
     if unknown:
         raise ConfigError(f"runs {unknown} are not in {args.config} (it has {list(config['runs'])})")
-    seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
+    seeds = ProtocolSeeds.of(config)
     study = StudyCells.from_args(CELLS, CODE, args)
     for name, run in config["runs"].items():
         if args.runs and name not in args.runs:
@@ -414,8 +414,7 @@ def main() -> None:
         own, cells = settings(config, run), []
         for seed in own["seeds"]:
             spec = cell_config(seeds, config, run, seed)
-            cell = study.get((name, f"seed{seed}"), spec, lambda: run_cell(seeds.context(run["dataset"], run["T"], seed), spec),
-                             data_hash=lambda: seeds.dataset(run["dataset"]).fingerprint(), compare="per_pool")
+            cell = seeds.get(study, (name, f"seed{seed}"), spec, run_cell, compare="per_pool")
             if cell is not None:
                 cells.append((seed, cell))
         if cells and run.get("report", True):

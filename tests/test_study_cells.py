@@ -60,7 +60,7 @@ def test_the_committed_calibration_ci_cell_recomputes_within_1e_6():
     config = json.loads((ROOT / "experiments" / "configs" / "calibration.json").read_text())
     from bayes_simrmf.evaluate.seeds import ProtocolSeeds
 
-    seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
+    seeds = ProtocolSeeds.of(config)
     run = config["runs"]["ci"]
     assert run["dataset"] == DATASET
     label, guide = run["methods"][0], next(iter(run["guides"]))
@@ -91,7 +91,7 @@ def test_a_committed_fold_in_spread_cell_recomputes_within_1e_6():
     from bayes_simrmf.evaluate.seeds import ProtocolSeeds
     from bayes_simrmf.evaluate.study import config_hash
 
-    seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
+    seeds = ProtocolSeeds.of(config)
     spec = study.cell_config(seeds, config, dataset, SEED, "llms")
     assert committed["provenance"]["config_hash"] == config_hash(spec), "the fold-in spread config changed: re-run it"
     fresh = study.run_cell(seeds.context(dataset, config["T"], SEED), spec)
@@ -112,7 +112,7 @@ def test_the_committed_routing_ci_cell_recomputes_within_1e_6():
     from bayes_simrmf.evaluate.seeds import ProtocolSeeds
     from bayes_simrmf.evaluate.study import config_hash
 
-    seeds = ProtocolSeeds(config["table2"]["config"], config["table2"]["cells"])
+    seeds = ProtocolSeeds.of(config)
     spec = routing.cell_config(seeds, config, run, SEED)
     assert committed["provenance"]["config_hash"] == config_hash(spec), "the routing ci run's config changed: re-run it"
     fresh = json.loads(json.dumps(routing.run_cell(seeds.context(run["dataset"], run["T"], SEED), spec), default=float))

@@ -33,6 +33,19 @@ class ProtocolSeeds:
         self._side: dict[str, dict] = {}
         self._context: tuple[tuple, SeedContext] | None = None
 
+    @classmethod
+    def of(cls, study_config: dict) -> "ProtocolSeeds":
+        """The seeds a study config names in its ``table2`` block (``{"config": ..., "cells": ...}``)."""
+        return cls(study_config["table2"]["config"], study_config["table2"]["cells"])
+
+    def get(self, study, parts, cell: dict, run_cell, **kwargs) -> dict | None:
+        """``study.get`` (a :class:`~bayes_simrmf.evaluate.study.StudyCells`) of a cell whose config came from
+        :meth:`cell_config`: ``run_cell(context, cell)`` on that cell's dataset, T and seed, the dataset's
+        fingerprint as its data hash; ``kwargs`` go to ``study.get``."""
+        name, T, seed = cell["dataset"], cell["T"], cell["seed"]
+        return study.get(parts, cell, lambda: run_cell(self.context(name, T, seed), cell),
+                         data_hash=lambda: self.dataset(name).fingerprint(), **kwargs)
+
     def options(self, dataset: str) -> dict:
         """The config's options for ``dataset`` (known counts, how unknown entities are read)."""
         if dataset not in self.config["datasets"]:
