@@ -255,6 +255,11 @@ class StudyCells:
         self.store.write(payload, *parts)
         return payload
 
+    def report(self, pattern: str = "**/*.json", *, allow_mixed: bool = False) -> "ProvenanceReport":
+        """:func:`check_provenance` over the cells under the store matching ``pattern``."""
+        return check_provenance(((str(path.relative_to(self.store.root)), cell) for path, cell in self.store.cells(pattern)),
+                                allow_mixed=allow_mixed)
+
 
 def study_parser(description: str, config: Path | None = None):
     """An ``argparse`` parser with the options every study driver shares: ``--config`` (default
