@@ -205,6 +205,16 @@ class SimRMFParams(Estimator):
     batch_size: int | None = hyper(
         None, "Training pairs per SVI step (minibatch SVI, log-likelihood scaled by pairs / batch size) "
         "[default: full batch].", cli_min=1)
+    inference: Literal["svi", "gibbs"] = hyper(
+        "svi", "svi: the variational guide above; gibbs: blocked Gibbs sampling (Polya-Gamma) with learned "
+        "Normal-Wishart priors on LLM and question rows (mf, or simrmf/oracle in kernel mode).")
+    chains: int = hyper(4, "Gibbs chains, run side by side (inference gibbs).", minimum=1)
+    warmup: int = hyper(300, "Gibbs sweeps per chain discarded before any is kept (inference gibbs).", minimum=0)
+    samples: int = hyper(400, "Gibbs sweeps per chain after warm-up (inference gibbs).", minimum=1)
+    thin: int = hyper(4, "Keep one Gibbs sweep in this many (inference gibbs).", minimum=1)
+    gibbs_init: Literal["map", "random"] = hyper(
+        "map", "Where Gibbs chains start: near a MAP fit (a short delta-guide SVI run; shorter warm-up), each chain "
+        "jittered, or at small random rows (inference gibbs).")
 
 
 @dataclass(eq=False, repr=False)

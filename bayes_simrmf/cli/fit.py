@@ -96,7 +96,18 @@ def _demo_new_entities(estimator, split) -> None:
 
 
 def _report_fit(estimator, method: str, guide: str) -> None:
-    """Print the fit's time, steps, convergence, final loss and layout."""
+    """Print the fit's time, steps, convergence, final loss and layout (a sampler: draws and R-hat)."""
+    if getattr(estimator, "inference", "svi") == "gibbs":
+        result, diagnostics = estimator.gibbs_result_, estimator.sampler_diagnostics_
+        posterior = estimator.posterior_
+        click.echo(
+            f"sampled {method} (gibbs) in {estimator.fit_seconds_:.1f} s: {posterior.chains} chains x "
+            f"{posterior.draws_per_chain} kept draws ({result.sweeps} sweeps each), draws {posterior.nbytes / 2**20:.1f} "
+            f"MiB; max R-hat {diagnostics['max_rhat']:.4f} and min bulk ESS {diagnostics['min_ess_bulk']:.0f} over "
+            f"{diagnostics['n_summaries']} prediction summaries"
+            + ("" if estimator.converged_ else " (NOT converged: raise --warmup / --samples)")
+        )
+        return
     steps = len(estimator.losses_)
     click.echo(
         f"fitted {method} ({guide}) in {estimator.fit_seconds_:.1f} s: {steps} steps, "

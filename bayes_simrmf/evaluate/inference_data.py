@@ -40,6 +40,7 @@ import numpy as np
 import xarray as xr
 
 from bayes_simrmf.errors import ConfigError, NotFittedError
+from bayes_simrmf.inference.samples import SamplePosterior
 from bayes_simrmf.predict import encode_ids
 from bayes_simrmf.pairs import check_pairs as _check_pairs
 from bayes_simrmf.model import (
@@ -116,7 +117,13 @@ def _check_draw_shapes(draws: dict[str, np.ndarray], n_llms: int, n_items: int, 
             )
 
 
-def _posterior_group(draws: dict[str, np.ndarray], estimator, n_draws: int, dim: int) -> xr.Dataset:
+def _by_chain(values: np.ndarray, chains: int) -> np.ndarray:
+    """``(n_draws, …)`` → ``(chains, n_draws / chains, …)`` (draws are stored chain after chain)."""
+    values = np.asarray(values)
+    return values.reshape(chains, values.shape[0] // chains, *values.shape[1:])
+
+
+def _posterior_group(draws: dict[str, np.ndarray], estimator, n_draws: int, dim: int, chains: int = 1) -> xr.Dataset:
     """The model's sites with named dims, and any further scalar site (learnt bias scales); non-scalar sites
     this export does not know how to label are left out."""
     site_dims = {LLM_FACTORS: ("llm", "latent"), ITEM_FACTORS: ("item", "latent"), LLM_BIAS: ("llm",),
@@ -126,8 +133,9 @@ def _posterior_group(draws: dict[str, np.ndarray], estimator, n_draws: int, dim:
         dims = site_dims.get(name, () if values.ndim == 1 else None)
         if dims is None:
             continue
-        posterior_vars[name] = (("chain", "draw", *dims), np.asarray(values)[None])
-    coords = {"chain": [0], "draw": np.arange(n_draws), "llm": np.asarray(estimator.llms_).astype(str),
+        posterior_vars[name] = (("chain", "draw", *dims), _by_chain(values, chains))
+    coords = {"chain": np.arange(chains), "draw": np.arange(n_draws // chains),
+              "llm": np.asarray(estimator.llms_).astype(str),
               "item": np.asarray(estimator.items_).astype(str)}
     if dim:
         coords["latent"] = np.arange(dim)
@@ -157,20 +165,21 @@ def _pair_draws(
 
 
 def _pair_groups(
-    pairs: _Pairs, log_lik: np.ndarray, predictive: np.ndarray, n_draws: int
+    pairs: _Pairs, log_lik: np.ndarray, predictive: np.ndarray, n_draws: int, chains: int = 1
 ) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
     """The ``observed_data``, ``posterior_predictive`` and ``log_likelihood`` groups."""
     pair_coords = {
         "pair": pairs.rows,
         "pair_llm": ("pair", pairs.llm),
         "pair_item": ("pair", pairs.item),
-        "chain": [0],
-        "draw": np.arange(n_draws),
+        "chain": np.arange(chains),
+        "draw": np.arange(n_draws // chains),
     }
     observed = xr.Dataset({OBSERVED: (("pair",), pairs.correct)},
                           coords={k: v for k, v in pair_coords.items() if k not in ("chain", "draw")})
-    posterior_predictive = xr.Dataset({OBSERVED: (("chain", "draw", "pair"), predictive[None])}, coords=pair_coords)
-    log_likelihood = xr.Dataset({OBSERVED: (("chain", "draw", "pair"), log_lik[None])}, coords=pair_coords)
+    posterior_predictive = xr.Dataset({OBSERVED: (("chain", "draw", "pair"), _by_chain(predictive, chains))},
+                                      coords=pair_coords)
+    log_likelihood = xr.Dataset({OBSERVED: (("chain", "draw", "pair"), _by_chain(log_lik, chains))}, coords=pair_coords)
     return observed, posterior_predictive, log_likelihood
 
 
@@ -188,7 +197,7 @@ def _export_attrs(estimator, *, dim: int, n_draws: int, seed: int, n_pairs_given
         "inference_library": "numpyro",
         "estimator": type(estimator).__name__,
         "method": str(getattr(estimator, "method", "")),
-        "guide": str(getattr(estimator, "guide", "")),
+        "guide": "gibbs" if getattr(estimator, "inference", "svi") == "gibbs" else str(getattr(estimator, "guide", "")),
         "dim": dim,
         "biases": int(bool(getattr(estimator, "biases", True))),
         "n_draws": int(n_draws),
@@ -216,7 +225,7 @@ def to_inference_data(
     item,
     correct,
     *,
-    n_draws: int = 200,
+    n_draws: int | None = None,
     seed: int = 0,
     max_pairs: int | None = None,
     batch_pairs: int = _DEFAULT_BATCH_PAIRS,
@@ -229,7 +238,9 @@ def to_inference_data(
         llm, item: ``(n_pairs,)`` ids of the observed pairs' LLMs and items; every id must be in
             ``estimator.llms_`` / ``estimator.items_``.
         correct: ``(n_pairs,)`` 0/1 scores (bools and 0.0/1.0 accepted).
-        n_draws: posterior draws (one chain of ``n_draws``).
+        n_draws: posterior draws. None (default): every kept draw of a sampler (``inference="gibbs"``), with its
+            chains as ArviZ chains (so R-hat and rank plots compare them), or 200 draws of a guide as one chain.
+            A number other than a sampler's kept draws gives a seeded choice of them as one chain.
         seed: seeds the posterior draws, the pair subsample and the predictive answers.
         max_pairs: keep at most this many pairs, a seeded random subset in their original order
             (the outputs hold ``n_draws × n_pairs`` values per pair group: subsample big sets).
@@ -245,14 +256,18 @@ def to_inference_data(
             ``correct`` not 0/1, or invalid ``n_draws`` / ``max_pairs`` / ``batch_pairs``.
     """
     _check_estimator(estimator)
+    posterior_draws = estimator.posterior_.n_draws if isinstance(estimator.posterior_, SamplePosterior) else None
+    if n_draws is None:
+        n_draws = posterior_draws or 200
     _check_counts(n_draws, max_pairs, batch_pairs)
+    chains = estimator.posterior_.chains if n_draws == posterior_draws else 1
     pairs, n_pairs_given = _select_pairs(estimator, llm, item, correct, max_pairs=max_pairs, seed=seed)
     draws = estimator.sample_posterior(int(n_draws), int(seed))
     dim = int(estimator.dim)
     _check_draw_shapes(draws, len(estimator.llms_), len(estimator.items_), dim)
-    posterior = _posterior_group(draws, estimator, n_draws, dim)
+    posterior = _posterior_group(draws, estimator, n_draws, dim, chains)
     log_lik, predictive = _pair_draws(draws, pairs, n_draws, seed, batch_pairs)
-    observed, posterior_predictive, log_likelihood = _pair_groups(pairs, log_lik, predictive, n_draws)
+    observed, posterior_predictive, log_likelihood = _pair_groups(pairs, log_lik, predictive, n_draws, chains)
     fit = _fit_group(estimator)
     attrs = _export_attrs(estimator, dim=dim, n_draws=n_draws, seed=seed, n_pairs_given=n_pairs_given,
                           n_pairs=len(pairs.rows))

@@ -54,6 +54,11 @@ class GaussianPosterior:
         return int(next(iter(self.cov_factor.values())).shape[0]) if self.cov_factor else 0
 
     @property
+    def n_draws(self) -> int:
+        """How many draws a prediction averages over by default (a point needs one)."""
+        return 1 if self.is_point else 100
+
+    @property
     def is_point(self) -> bool:
         return not self.cov_factor and all(not np.any(s) for s in self.scale.values())
 

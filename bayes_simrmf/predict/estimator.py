@@ -26,13 +26,16 @@ import pandas as pd
 from bayes_simrmf.errors import ConfigError
 from bayes_simrmf.groups import GroupMap
 from bayes_simrmf.inference import InferenceConfig, SVIResult, run_svi
+from bayes_simrmf.inference.gibbs import GibbsConfig, run_gibbs
+from bayes_simrmf.inference.samples import SamplePosterior
+from bayes_simrmf.model.sites import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS
 from bayes_simrmf.model import ModelConfig, SimilarityInputs
 from bayes_simrmf.options import METHODS, SIMILARITY_METHODS
 from bayes_simrmf.pairs import as_id_array, check_pairs
 from bayes_simrmf.params import SimRMFParams
 from bayes_simrmf.inference.posterior import GaussianPosterior
 from bayes_simrmf.predict.baselines import GroupAccuracy, MeanScore
-from bayes_simrmf.predict.fold_in import fold_in_state
+from bayes_simrmf.predict.fold_in import fold_in_draws, fold_in_state
 from bayes_simrmf.predict.queries import PosteriorQueries
 from bayes_simrmf.predict.sides import ITEM, LLM, Side, side_of
 from bayes_simrmf.predict.state import FittedState
@@ -49,6 +52,10 @@ PAPER_FORM = {"method": "simrmf", "similarity_mode": "joint", "similarity_on": "
               "fold_in_spread": "gaussian"}
 #: Options of :func:`bayes_simrmf.similarity.build_side_information` for the paper's form.
 PAPER_SIDE = {"centre": False}
+#: A sampler's fit counts as converged when every prediction summary's R-hat is at most this.
+RHAT_MAX = 1.01
+#: The sites of the linear predictor (what a sampler's point estimate holds).
+MODEL_SITES = (INTERCEPT, LLM_BIAS, ITEM_BIAS, LLM_FACTORS, ITEM_FACTORS)
 def _fitted(name: str, doc: str) -> property:
     """A read-only attribute of the fitted state (``NotFittedError``, an AttributeError, before fit)."""
     return property(lambda self: getattr(self._state(), name), doc=doc)
@@ -131,7 +138,10 @@ class SimRMF(SimRMFParams, PosteriorQueries):
         """Refuse a bad hyper-parameter now (what ``fit`` checks first), naming it; returns self."""
         self._validate()
         self.model_config()
-        self.inference_config()
+        if self.inference == "gibbs":
+            self.gibbs_config()
+        else:
+            self.inference_config()
         return self
 
     # fitting ------------------------------------------------------------------------------------
@@ -150,6 +160,12 @@ class SimRMF(SimRMFParams, PosteriorQueries):
         llm, item, correct = check_pairs(llm, item, correct)
         uses_similarity = self.method in SIMILARITY_METHODS
         kernel = uses_similarity and self.similarity_mode == "kernel"
+        if self.inference == "gibbs" and uses_similarity and not kernel:
+            raise ConfigError(
+                f"inference='gibbs' samples the likelihood and the learned priors; the Gram potential of "
+                f"similarity_mode={self.similarity_mode!r} (the paper's form) is not conjugate: use "
+                "similarity_mode='kernel' with gibbs, or inference='svi'"
+            )
         if uses_similarity and side is None:
             raise ConfigError(
                 f"method={self.method!r} needs side information: pass side=build_side_information(...) "
@@ -169,9 +185,25 @@ class SimRMF(SimRMFParams, PosteriorQueries):
         similarity, self.similarity_lambdas_ = None, {}
         if uses_similarity and not kernel:
             similarity = self._similarity_inputs(side, model_llms, model_items, len(correct), len(warm_llms), len(warm_items))
+        llm_codes = np.searchsorted(warm_llms, llm).astype(np.int32)
+        item_codes = np.searchsorted(warm_items, item).astype(np.int32)
+        if self.inference == "gibbs":
+            self._fit_gibbs(model_llms, model_items, llm_codes, item_codes, correct, group_codes, group_labels,
+                            item_groups, llm_groups)
+        else:
+            self._fit_svi(model_llms, model_items, llm_codes, item_codes, correct, model_config, similarity,
+                          group_codes, group_labels, item_groups, llm_groups, len(warm_llms), len(warm_items))
+        if kernel:
+            # Entities without data: the Gaussian-process conditional given the fitted ones (see fold_in).
+            for which, extra in ((ITEM, extra_items), (LLM, extra_llms)):
+                if len(extra) and side.rows_for(which.kind, self.fitted_.ids(which)) is not None:
+                    self.fold_in(which.kind, extra, side=side)
+        return self
+
+    def _fit_svi(self, model_llms, model_items, llm_codes, item_codes, correct, model_config, similarity, group_codes,
+                 group_labels, item_groups, llm_groups, n_warm_llms: int, n_warm_items: int) -> None:
         result = run_svi(
-            len(model_llms), len(model_items), np.searchsorted(warm_llms, llm).astype(np.int32),
-            np.searchsorted(warm_items, item).astype(np.int32), correct, model_config, self.inference_config(),
+            len(model_llms), len(model_items), llm_codes, item_codes, correct, model_config, self.inference_config(),
             similarity=similarity, item_group=group_codes, seed=int(self.seed),
             description=f"fit {self.method} ({self.guide})",
         )
@@ -179,19 +211,65 @@ class SimRMF(SimRMFParams, PosteriorQueries):
         self.fit_seconds_, self.layout_ = result.seconds, result.layout
         params = {name: np.asarray(value, dtype=np.float32) for name, value in result.point.items()}
         self.fitted_ = FittedState(
-            params=params, llms=model_llms, items=model_items, n_warm_llms=len(warm_llms),
-            n_warm_items=len(warm_items), n_fitted_llms=len(model_llms), n_fitted_items=len(model_items),
+            params=params, llms=model_llms, items=model_items, n_warm_llms=n_warm_llms,
+            n_warm_items=n_warm_items, n_fitted_llms=len(model_llms), n_fitted_items=len(model_items),
             dim=int(self.dim), posterior=GaussianPosterior.from_svi(self.guide, result.guide, result.guide_params, params),
             losses=result.losses, converged=result.converged, n_pairs=int(len(correct)), item_group_labels=group_labels,
             item_groups=GroupMap.from_mapping(item_groups, "item_groups"),
             llm_groups=GroupMap.from_mapping(llm_groups, "llm_groups"),
         )
-        if kernel:
-            # Entities without data: the Gaussian-process conditional given the fitted ones (see fold_in).
-            for which, extra in ((ITEM, extra_items), (LLM, extra_llms)):
-                if len(extra) and side.rows_for(which.kind, self.fitted_.ids(which)) is not None:
-                    self.fold_in(which.kind, extra, side=side)
-        return self
+
+    def _fit_gibbs(self, model_llms, model_items, llm_codes, item_codes, correct, group_codes, group_labels,
+                   item_groups, llm_groups) -> None:
+        """Blocked Gibbs sampling (:mod:`bayes_simrmf.inference.gibbs`): the point estimate is the posterior mean
+        of each site (factors aligned across draws), the posterior the kept draws."""
+        start = None
+        if self.gibbs_init == "map":
+            start = self._map_rows(len(model_llms), len(model_items), llm_codes, item_codes, correct, group_codes,
+                                   group_labels)
+        result = run_gibbs(
+            len(model_llms), len(model_items), llm_codes, item_codes, correct, dim=int(self.dim),
+            biases=bool(self.biases), config=self.gibbs_config(), item_group=group_codes, seed=int(self.seed),
+            description=f"fit {self.method} (gibbs)", initial_rows=start,
+        )
+        self.svi_result_, self.gibbs_result_ = None, result
+        self.fit_seconds_, self.layout_ = result.seconds, "gibbs"
+        posterior = SamplePosterior(result.draws)
+        self.sampler_diagnostics_ = posterior.prediction_diagnostics(llm_codes, item_codes, seed=int(self.seed))
+        params = {name: value.astype(np.float32) for name, value in posterior.loc.items() if name in MODEL_SITES}
+        self.fitted_ = FittedState(
+            params=params, llms=model_llms, items=model_items, n_warm_llms=len(model_llms),
+            n_warm_items=len(model_items), n_fitted_llms=len(model_llms), n_fitted_items=len(model_items),
+            dim=int(self.dim), posterior=posterior, losses=np.zeros(0, np.float32),
+            converged=self.sampler_diagnostics_["max_rhat"] <= RHAT_MAX,
+            n_pairs=int(len(correct)), item_group_labels=group_labels,
+            item_groups=GroupMap.from_mapping(item_groups, "item_groups"),
+            llm_groups=GroupMap.from_mapping(llm_groups, "llm_groups"),
+        )
+
+    def _map_rows(self, n_llms, n_items, llm_codes, item_codes, correct, group_codes, group_labels):
+        """``(LLM rows, item rows)`` of a MAP fit (delta guide, at most 1,000 steps) in the sampler's layout: the
+        intercept and each question's group mean move into the question's bias."""
+        model_config = self.model_config()
+        if group_labels is not None:
+            model_config = dataclasses.replace(model_config, n_item_groups=len(group_labels))
+        inference = dataclasses.replace(self.inference_config(), guide="delta", max_steps=min(int(self.max_steps), 1000),
+                                        batch_size=None)
+        point = run_svi(n_llms, n_items, llm_codes, item_codes, correct, model_config, inference, item_group=group_codes,
+                        seed=int(self.seed), description="gibbs start (MAP)").point
+        sides = []
+        for factors, bias, n in ((LLM_FACTORS, LLM_BIAS, n_llms), (ITEM_FACTORS, ITEM_BIAS, n_items)):
+            parts = [np.asarray(point.get(factors, np.zeros((n, 0))), np.float32)]
+            if self.biases:
+                parts.append(np.asarray(point[bias], np.float32)[:, None])
+            sides.append(np.concatenate(parts, axis=1))
+        if self.biases:
+            sides[1][:, -1] += float(point.get(INTERCEPT, 0.0))
+        return sides[0], sides[1]
+
+    def gibbs_config(self) -> GibbsConfig:
+        return GibbsConfig(chains=int(self.chains), warmup=int(self.warmup), samples=int(self.samples),
+                           thin=int(self.thin), progress=bool(self.progress))
 
     def _similarity_inputs(self, side, llms, items, n_pairs: int, n_warm_llms: int, n_warm_items: int) -> SimilarityInputs:
         """The Gram potentials' inputs; λ = κ · n_pairs / n² per side (recorded in ``similarity_lambdas_``)."""
@@ -280,6 +358,11 @@ class SimRMF(SimRMFParams, PosteriorQueries):
             raise ConfigError(f"{len(clash)} {kind} id(s) are already in the model, e.g. {clash[:5].tolist()}")
         if ridge is None:
             ridge = self.fold_in_ridge_items if which == ITEM else self.fold_in_ridge_llms
+        if isinstance(state.posterior, SamplePosterior):
+            self.fitted_, report = fold_in_draws(
+                state, which, ids, answers=answers, side_info=side, ridge=float(ridge), biases=bool(self.biases),
+                temperature=temperature, max_iter=max_iter, seed=int(self.seed))
+            return report
         self.fitted_, report = fold_in_state(
             state, which, ids, answers=answers, side_info=side, prior=prior, ridge=float(ridge),
             model_variances=self._model_prior_variances(which), biases=bool(self.biases),

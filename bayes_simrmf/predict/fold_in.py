@@ -16,7 +16,7 @@ from bayes_simrmf.errors import ConfigError, UnknownEntityError
 from bayes_simrmf.model import INTERCEPT
 from bayes_simrmf.model.predictor import sigmoid
 from bayes_simrmf.pairs import as_id_array, check_pairs
-from bayes_simrmf.predict.gaussian_process import gp_conditional, group_means
+from bayes_simrmf.predict.gaussian_process import gp_conditional, gp_conditional_draws, group_means
 from bayes_simrmf.predict.sides import Side
 from bayes_simrmf.predict.state import FittedState
 
@@ -191,3 +191,104 @@ def partner_design(state: FittedState, partner: Side, biases: bool) -> tuple[np.
     if not biases:
         design[:, -1] = 0.0  # no bias term: the bias coordinate stays at its prior
     return design, offsets
+
+
+def fold_in_draws(
+    state: FittedState,
+    side: Side,
+    ids: np.ndarray,
+    *,
+    answers: pd.DataFrame | None,
+    side_info,
+    ridge: float,
+    biases: bool,
+    temperature: float,
+    max_iter: int,
+    seed: int,
+) -> tuple[FittedState, pd.DataFrame]:
+    """:func:`fold_in_state` for a posterior held as draws (the Gibbs sampler's): the new entities are folded
+    into every kept draw and one value of their rows is drawn there, so their uncertainty includes that of the
+    fitted entities and of the population.
+
+    Per draw the prior of a new row is the learned population of that draw (its Normal–Wishart mean — the
+    question's benchmark mean where the group is known, a random benchmark weighted by size where not — and
+    covariance), or with ``side_info`` the Gaussian-process conditional on that draw's fitted rows; answers
+    update it by the Laplace approximation, as in :func:`fold_in_state`.
+    """
+    posterior = state.posterior
+    n_draws, width = posterior.n_draws, state.dim + 1
+    sampled = posterior.sample(n_draws, seed)
+    n_warm = state.n_warm(side)
+    known_latent = np.concatenate(
+        [sampled[side.factors][:, :n_warm] if side.factors in sampled else np.zeros((n_draws, n_warm, 0)),
+         (sampled[side.bias][:, :n_warm] if side.bias in sampled else np.zeros((n_draws, n_warm)))[..., None]], axis=2)
+    groups = state.groups(side)
+    known_groups = new_groups = None
+    if groups:
+        new_groups, known_groups = groups.codes_against(ids, state.ids(side)[:n_warm])
+    rng = np.random.default_rng([int(seed), 19, len(state.ids(side))])
+    if side_info is not None:
+        known_factor, new_factor = side_info.rows_for(side.kind, state.ids(side)[:n_warm]), side_info.rows_for(side.kind, ids)
+        if known_factor is None or new_factor is None:
+            raise ConfigError(f"the side information has no {side.kind} similarity")
+        prior_mean, factor, row_cov = gp_conditional_draws(known_latent, known_factor, new_factor, ridge, known_groups,
+                                                           new_groups)
+        prior_cov = factor[None, :, None, None] * row_cov[:, None]
+    else:
+        prior_mean, prior_cov = _learned_population(state, side, sampled, ids, rng)
+    own_codes, partner_codes, correct = answer_rows(state, side, ids, answers)
+    latents = np.empty((n_draws, len(ids), width))
+    prior_sd, posterior_sd, converged_all = np.zeros(len(ids)), np.zeros(len(ids)), np.ones(len(ids), bool)
+    answered = np.unique(own_codes)
+    for draw in range(n_draws):
+        draw_state = state.at({name: sampled[name][draw] for name in state.params})
+        design, offsets = partner_design(draw_state, side.partner, biases)
+        average_partner = design[: state.n_fitted(side.partner)].mean(axis=0)
+        means, covs = prior_mean[draw].copy(), np.array(np.broadcast_to(prior_cov[draw], (len(ids), width, width)))
+        for index in answered:
+            rows = partner_codes[own_codes == index]
+            y = correct[own_codes == index].astype(np.float64)
+            means[index], covs[index], converged = laplace_logistic(
+                prior_mean[draw, index], covs[index], design[rows], offsets[rows], y, max_iter, float(temperature))
+            converged_all[index] &= converged
+        prior_sd += np.sqrt(np.einsum("p,npq,q->n", average_partner, np.broadcast_to(
+            prior_cov[draw], (len(ids), width, width)), average_partner)) / n_draws
+        posterior_sd += np.sqrt(np.einsum("p,npq,q->n", average_partner, covs, average_partner)) / n_draws
+        chol = np.linalg.cholesky(covs + 1e-9 * np.eye(width))
+        latents[draw] = means + np.einsum("npq,nq->np", chol, rng.standard_normal((len(ids), width)))
+    report = pd.DataFrame({side.kind: ids, "n_answers": np.bincount(own_codes, minlength=len(ids)),
+                           "prior_sd_logit": prior_sd, "posterior_sd_logit": posterior_sd,
+                           "converged": converged_all}).set_index(side.kind)
+    return state.appended(side, ids, latents.mean(axis=0), None, draws=latents), report
+
+
+def _learned_population(state: FittedState, side: Side, sampled: dict, ids: np.ndarray, rng: np.random.Generator
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Per draw, the population a new row of ``side`` comes from: ``(mean (n_draws, m, p), cov (n_draws, p, p))``,
+    the sampler's Normal–Wishart population. A question of a benchmark the model has a mean for starts at that
+    mean; one of no known benchmark at a benchmark drawn per draw in proportion to the fitted questions."""
+    from bayes_simrmf.inference.gibbs import (
+        ITEM_POPULATION_COV, ITEM_POPULATION_LOC, LLM_POPULATION_COV, LLM_POPULATION_LOC,
+    )
+
+    if side.kind == "llm":
+        loc, cov = sampled[LLM_POPULATION_LOC], sampled[LLM_POPULATION_COV]
+        mean = np.broadcast_to(loc[:, None, :], (len(loc), len(ids), loc.shape[-1]))
+    else:
+        loc, cov = sampled[ITEM_POPULATION_LOC], sampled[ITEM_POPULATION_COV]
+        n_draws, n_groups = loc.shape[:2]
+        codes, known_codes = np.full(len(ids), -1), np.zeros(state.n_warm(side), dtype=np.int64)
+        if state.item_group_labels is not None and state.item_groups:
+            labels = pd.Index(state.item_group_labels)
+            codes = labels.get_indexer(pd.Series(state.item_groups.labels_of(ids)).astype(object))
+            known_codes = np.clip(labels.get_indexer(pd.Series(
+                state.item_groups.labels_of(state.ids(side)[: state.n_warm(side)])).astype(object)), 0, None)
+        sizes = np.bincount(known_codes, minlength=n_groups).astype(float)
+        random_group = rng.choice(n_groups, size=(n_draws, len(ids)), p=sizes / sizes.sum())
+        chosen = np.where(codes[None, :] >= 0, codes[None, :], random_group)
+        mean = np.take_along_axis(loc, chosen[..., None], axis=1)
+    mean, cov = np.asarray(mean, np.float64), np.asarray(cov, np.float64)
+    if mean.shape[-1] == state.dim:  # a model without biases: the bias coordinate is 0
+        mean = np.concatenate([mean, np.zeros((*mean.shape[:2], 1))], axis=-1)
+        cov = np.pad(cov, ((0, 0), (0, 1), (0, 1)))
+    return mean, cov

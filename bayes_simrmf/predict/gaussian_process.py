@@ -96,3 +96,35 @@ def kernel_fold_in(
     fitted rows on the similarity factor (the average fitted row for uninformative similarity)."""
     return gp_conditional(known_latent, known_factor, new_factor, ridge)[0]
 
+
+
+def gp_conditional_draws(
+    known_latent: np.ndarray,
+    known_factor: np.ndarray,
+    new_factor: np.ndarray,
+    ridge: float,
+    known_groups: np.ndarray | None = None,
+    new_groups: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`gp_conditional` for many posterior draws of the fitted rows at once.
+
+    The conditional mean is linear in the fitted rows, so the draws ride along as extra columns (one
+    ``r × r`` solve for all of them); each draw keeps its own column covariance ``Σ``.
+
+    Args:
+        known_latent: ``(n_draws, n_known, p)`` fitted rows, one set per draw.
+    Returns:
+        ``(mean (n_draws, n_new, p), c (n_new,), Σ (n_draws, p, p))``.
+    """
+    n_draws, n_known, width = known_latent.shape
+    wide = np.asarray(known_latent, dtype=np.float64).transpose(1, 0, 2).reshape(n_known, n_draws * width)
+    mean, factor, _ = gp_conditional(wide, known_factor, new_factor, ridge, known_groups, new_groups)
+    known_mean, _ = group_means(wide, known_groups, None, 0)
+    centred = (wide - known_mean).reshape(n_known, n_draws, width)
+    known_factor = np.asarray(known_factor, dtype=np.float64)
+    inverse = np.linalg.inv(known_factor.T @ known_factor + ridge * np.eye(known_factor.shape[1]))
+    projected = np.einsum("nr,nsp->rsp", known_factor, centred)
+    solved = np.einsum("rt,tsp->rsp", inverse, projected)
+    row_cov = (np.einsum("nsp,nsq->spq", centred, centred) - np.einsum("rsp,rsq->spq", projected, solved)) / (
+        ridge * n_known)
+    return mean.reshape(len(new_factor), n_draws, width).transpose(1, 0, 2), factor, row_cov

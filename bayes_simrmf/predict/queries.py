@@ -37,7 +37,7 @@ class PosteriorQueries:
         llm_groups=None,
     ) -> np.ndarray:
         """P(correct) per pair ``(n_pairs,)``: at the point estimate, or averaged over ``n_draws`` posterior draws
-        (default 100 for a posterior guide, 0 for MAP).
+        (default 100 for a posterior guide, every kept draw of a sampler, 0 for MAP).
 
         Args:
             unknown: "error" refuses an LLM or item the fit never saw; "population" predicts it as a random member
@@ -46,7 +46,7 @@ class PosteriorQueries:
         state = self._state()
         llm, item, llm_codes, item_codes = self._coded_pairs(llm, item, unknown)
         if n_draws is None:
-            n_draws = 0 if state.posterior.is_point else 100
+            n_draws = 0 if state.posterior.is_point else state.posterior.n_draws
         if n_draws < 0:
             raise ConfigError(f"n_draws must be >= 0, got {n_draws}")
         pools = unknown_pools(state, llm, item, llm_codes, item_codes, llm_groups, item_groups)
@@ -88,7 +88,7 @@ class PosteriorQueries:
             (the ``level`` central interval), one row per pair, probabilities in [0, 1].
         """
         state = self._state()
-        if self.guide == "delta":
+        if state.posterior.is_point:
             raise ConfigError(
                 "the delta guide is a point estimate (MAP) with no posterior spread; fit with "
                 "guide='normal' or 'lowrank' for intervals"

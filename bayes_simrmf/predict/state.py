@@ -26,6 +26,7 @@ import pandas as pd
 from bayes_simrmf.errors import UnknownEntityError
 from bayes_simrmf.groups import GroupMap
 from bayes_simrmf.inference.posterior import GaussianPosterior
+from bayes_simrmf.inference.samples import SamplePosterior
 from bayes_simrmf.predict.sides import LLM, SIDES, Side
 
 
@@ -70,7 +71,7 @@ class FittedState:
     n_fitted_llms: int
     n_fitted_items: int
     dim: int
-    posterior: GaussianPosterior
+    posterior: GaussianPosterior | SamplePosterior
     losses: np.ndarray
     converged: bool
     n_pairs: int
@@ -115,22 +116,28 @@ class FittedState:
         by ``fold_in`` are no longer integrated over."""
         return dataclasses.replace(self, params=dict(params), inductive={})
 
-    def appended(self, side: Side, ids: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> FittedState:
+    def appended(self, side: Side, ids: np.ndarray, mean: np.ndarray, cov: np.ndarray | None,
+                 draws: np.ndarray | None = None) -> FittedState:
         """This state with entities of ``side`` added after the others: their rows of the point
-        estimate are the posterior means ``mean (m, dim + 1)``, their posteriors ``(mean, cov)``."""
+        estimate are the posterior means ``mean (m, dim + 1)``, their posteriors ``(mean, cov)``; or, for a
+        posterior held as draws, ``draws (n_draws, m, dim + 1)`` appended to every draw (``cov`` None)."""
         params = dict(self.params)
         if side.factors in params:
             params[side.factors] = np.concatenate([params[side.factors], mean[:, : self.dim]]).astype(np.float32)
         if side.bias in params:
             params[side.bias] = np.concatenate([params[side.bias], mean[:, -1]]).astype(np.float32)
+        rows = np.concatenate([self.ids(side), ids])
+        rows_of_side = {"llms": rows} if side == LLM else {"items": rows}
+        if draws is not None:
+            parts = {side.factors: draws[..., : self.dim], side.bias: draws[..., -1]}
+            posterior = self.posterior.appended({name: part for name, part in parts.items() if name in params})
+            return dataclasses.replace(self, params=params, posterior=posterior, **rows_of_side)
         inductive = dict(self.inductive)
         if side.kind in inductive:
             old_mean, old_cov = inductive[side.kind]
             mean, cov = np.concatenate([old_mean, mean]), np.concatenate([old_cov, cov])
         inductive[side.kind] = (mean, cov)
-        rows = np.concatenate([self.ids(side), ids])
-        return dataclasses.replace(self, params=params, inductive=inductive,
-                                   **({"llms": rows} if side == LLM else {"items": rows}))
+        return dataclasses.replace(self, params=params, inductive=inductive, **rows_of_side)
 
     # persistence ---------------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -165,7 +172,8 @@ class FittedState:
         return cls(
             params=params, llms=llms, items=items, n_warm_llms=n_warm_llms, n_warm_items=n_warm_items,
             n_fitted_llms=n_fitted_llms, n_fitted_items=n_fitted_items, dim=int(dim),
-            posterior=GaussianPosterior.from_state(state) or GaussianPosterior.point(params),
+            posterior=(SamplePosterior.from_state(state) or GaussianPosterior.from_state(state)
+                       or GaussianPosterior.point(params)),
             losses=np.asarray(state["losses"]), converged=bool(state["converged"]), n_pairs=int(state["n_pairs"]),
             inductive={kind: (np.asarray(state[f"inductive/{kind}/mean"]), np.asarray(state[f"inductive/{kind}/cov"]))
                        for kind in ("llm", "item") if f"inductive/{kind}/mean" in state},

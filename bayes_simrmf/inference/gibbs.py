@@ -1,0 +1,474 @@
+"""Blocked Gibbs sampling of the SimRMF likelihood with learned priors (:func:`run_gibbs`).
+
+The model. Each LLM ``l`` has a row ``u_l = [m_l, b_l]`` (factors, then its bias when ``biases``) and each
+question ``k`` a row ``v_k = [x_k, b_k]``; the logit of a pair is ``m_l · x_k + b_l + b_k`` and the answer is
+Bernoulli on it, as in :func:`bayes_simrmf.model.simrmf_model`. The priors are learned, not fixed:
+
+    u_l ~ N(μ_L, Λ_L⁻¹),          (μ_L, Λ_L) ~ Normal–Wishart(0, β₀, I, ν₀)
+    v_k ~ N(μ_{g(k)}, Λ_I⁻¹),     (μ_g, Λ_I) ~ Normal–Wishart(0, β₀, I, ν₀) with one mean per group g
+
+(``g(k)`` the question's benchmark when item groups are given, else one group), with β₀ = 2 and ν₀ the row
+length, the defaults of BPMF (Salakhutdinov & Mnih 2008) that SMURFF also uses. The population means carry
+the overall intercept (the model's ``intercept`` site is 0 in every draw) and each benchmark's typical
+difficulty; the full covariances carry how factors and biases co-vary across LLMs and questions, so an
+unseen entity is a draw from a population fitted to the data rather than a fixed ``N(0, 1/√(2λ))``.
+
+One sweep, every block from its full conditional:
+
+1. ``ω_p ~ PG(1, ψ_p)`` for every observed pair ``p`` (ψ its logit; :mod:`.polya_gamma`). Given ω the
+   likelihood is ``exp(κ_p ψ_p − ω_p ψ_p² / 2)``, κ = z − ½, Gaussian in each row.
+2. Every LLM row at once: precision ``Λ_L + Σ_p ω_p a_p a_pᵀ`` with ``a_p = [x_k, 1]``, linear term
+   ``Λ_L μ_L + Σ_p a_p (κ_p − ω_p b_k)``; drawn through its Cholesky factor.
+3. Every question row the same way against the new LLM rows, with its group's mean.
+4. ``(μ_L, Λ_L)`` and ``({μ_g}, Λ_I)`` from their Normal–Wishart conditionals.
+
+Chains run side by side (``jax.vmap``), sweeps inside ``jax.lax.scan`` / ``fori_loop`` in chunks (one
+Python round trip per chunk, for the progress bar and Ctrl-C); the same code runs on CPU and GPU. After
+``warmup`` sweeps every ``thin``-th of ``samples`` sweeps is kept.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.linalg import solve_triangular
+from tqdm.auto import tqdm
+
+from bayes_simrmf.errors import ConfigError, FitError
+from bayes_simrmf.inference.polya_gamma import sample_pg1
+from bayes_simrmf.model.sites import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS
+
+#: Sites of the population hyper-parameters kept with the draws: means (``(p,)`` for the LLMs, ``(n_groups,
+#: p)`` for the questions) and the ``(p, p)`` covariance of a row ``[factors, bias]`` around its mean.
+LLM_POPULATION_LOC = "llm_population_loc"
+LLM_POPULATION_COV = "llm_population_cov"
+ITEM_POPULATION_LOC = "item_population_loc"
+ITEM_POPULATION_COV = "item_population_cov"
+POPULATION_SITES = (LLM_POPULATION_LOC, LLM_POPULATION_COV, ITEM_POPULATION_LOC, ITEM_POPULATION_COV)
+#: The per-row sums go through a dense ``(n_llms, n_items)`` block of weights when it has at most this many
+#: cells and at most this many cells per observed pair; else through scatter-adds over the pairs.
+DENSE_MAX_CELLS = 8_000_000
+DENSE_MAX_RATIO = 20
+
+
+@dataclass(frozen=True)
+class GibbsConfig:
+    """Settings of :func:`run_gibbs`.
+
+    Attributes:
+        chains: independent chains, run side by side.
+        warmup: sweeps per chain discarded before keeping any (rounded up to whole chunks).
+        samples: sweeps per chain after warm-up; every ``thin``-th is kept (``samples // thin`` draws).
+        thin: keep one sweep in ``thin``.
+        chunk: sweeps per call of the compiled program (rounded down to a multiple of ``thin``; one progress-bar
+            update and Ctrl-C check per chunk).
+        beta0, nu0: the Normal–Wishart's mean precision and degrees of freedom (``nu0`` None: the row length).
+        progress: show a progress bar.
+    """
+
+    chains: int = 4
+    warmup: int = 300
+    samples: int = 400
+    thin: int = 4
+    chunk: int = 50
+    beta0: float = 2.0
+    nu0: float | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("chains", "samples", "thin", "chunk"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, (int, np.integer)) or self.warmup < 0:
+            raise ConfigError(f"warmup must be an integer >= 0, got {self.warmup!r}")
+        if self.samples < self.thin:
+            raise ConfigError(f"samples ({self.samples}) must be at least thin ({self.thin}) to keep a draw")
+        if not (np.isfinite(self.beta0) and self.beta0 > 0):
+            raise ConfigError(f"beta0 must be a finite number > 0, got {self.beta0!r}")
+
+    @property
+    def kept_per_chain(self) -> int:
+        return self.samples // self.thin
+
+
+class GibbsResult(NamedTuple):
+    """What :func:`run_gibbs` returns.
+
+    Attributes:
+        draws: site name → ``(chains, kept, *shape)`` float32: the model's sites (``llm_factors``,
+            ``item_factors``, ``llm_bias``, ``item_bias``, ``intercept``, those the model has) and the
+            population sites (:data:`POPULATION_SITES`).
+        seconds: wall time of the sampling (compilation included).
+        sweeps: sweeps run per chain.
+    """
+
+    draws: dict[str, np.ndarray]
+    seconds: float
+    sweeps: int
+
+
+class _Data(NamedTuple):
+    """The observed pairs: rows, κ = z − ½ per pair, each question's group, and κ as a dense block (or None)."""
+
+    llm: jnp.ndarray
+    item: jnp.ndarray
+    kappa: jnp.ndarray
+    item_group: jnp.ndarray
+    kappa_block: jnp.ndarray | None
+
+
+class _Chain(NamedTuple):
+    llm_rows: jnp.ndarray  # (n_llms, p)
+    item_rows: jnp.ndarray  # (n_items, p)
+    llm_loc: jnp.ndarray  # (p,)
+    llm_prec: jnp.ndarray  # (p, p)
+    item_loc: jnp.ndarray  # (n_groups, p)
+    item_prec: jnp.ndarray  # (p, p)
+
+
+def run_gibbs(
+    n_llms: int,
+    n_items: int,
+    llm: np.ndarray,
+    item: np.ndarray,
+    correct: np.ndarray,
+    *,
+    dim: int,
+    biases: bool,
+    config: GibbsConfig,
+    item_group: np.ndarray | None = None,
+    seed: int = 0,
+    description: str = "gibbs",
+    initial_rows: tuple[np.ndarray, np.ndarray] | None = None,
+) -> GibbsResult:
+    """Sample the posterior of the model in the module docstring given observed pairs.
+
+    Args:
+        n_llms, n_items: rows of each side; every one should hold at least one pair (a row without data
+            is drawn from its population each sweep, which is valid but wasteful).
+        llm, item: ``(n_pairs,)`` int rows of the observed pairs; correct: ``(n_pairs,)`` 0/1 answers.
+        dim: latent dimension (0: biases only); biases: whether rows carry a bias.
+        item_group: ``(n_items,)`` group code of each question (its own population mean), or None.
+        seed: seeds the initial values and every draw; the same seed gives the same draws.
+        initial_rows: ``(llm rows (n_llms, p), item rows (n_items, p))`` to start every chain near (e.g. a MAP
+            fit), each chain with its own jitter; None starts from small random rows.
+    """
+    width = dim + int(biases)
+    if width == 0:
+        raise ConfigError("the Gibbs sampler needs dim >= 1 or biases: the model has no parameters")
+    nu0 = float(config.nu0) if config.nu0 is not None else float(width)
+    if nu0 <= width - 1:
+        raise ConfigError(f"nu0 must exceed the row length minus 1 ({width - 1}), got {nu0}")
+    llm, item = np.asarray(llm, np.int32), np.asarray(item, np.int32)
+    groups = np.zeros(n_items, np.int32) if item_group is None else np.asarray(item_group, np.int32)
+    n_groups = int(groups.max()) + 1 if len(groups) else 1
+    dense = n_llms * n_items <= DENSE_MAX_CELLS and n_llms * n_items <= DENSE_MAX_RATIO * len(llm)
+    kappa = np.asarray(correct, np.float32) - 0.5
+    kappa_block = None
+    if dense:
+        kappa_block = np.zeros((n_llms, n_items), np.float32)
+        kappa_block[llm, item] = kappa
+    data = _Data(jnp.asarray(llm), jnp.asarray(item), jnp.asarray(kappa), jnp.asarray(groups),
+                 None if kappa_block is None else jnp.asarray(kappa_block))
+    shape = _Shape(n_llms, n_items, n_groups, dim, bool(biases), dense, float(config.beta0), nu0)
+
+    chain_keys = jax.random.split(jax.random.PRNGKey(seed), config.chains)
+    start_rows = None if initial_rows is None else tuple(jnp.asarray(rows, jnp.float32) for rows in initial_rows)
+    states = jax.vmap(lambda k: _initial_chain(k, n_llms, n_items, n_groups, width, start_rows))(chain_keys)
+
+    records = max(1, config.chunk // config.thin)
+    per_chunk = records * config.thin
+    n_warmup_chunks = -(-config.warmup // per_chunk)
+    n_keep_chunks = -(-config.kept_per_chain // records)
+    start = time.perf_counter()
+    bar = tqdm(total=(n_warmup_chunks + n_keep_chunks) * per_chunk, desc=description, disable=not config.progress,
+               unit="sweep", leave=False)
+    kept: list = []
+    try:
+        for index in range(n_warmup_chunks + n_keep_chunks):
+            keys = jax.vmap(lambda k: jax.random.fold_in(k, index))(chain_keys)
+            states, rows = _run_chunk(states, keys, data, shape=shape, records=records, thin=config.thin)
+            _check_finite(states, (index + 1) * per_chunk)
+            if index >= n_warmup_chunks:
+                kept.append(jax.device_get(rows))
+            bar.update(per_chunk)
+    finally:
+        bar.close()
+    rows = {name: np.concatenate([chunk[name] for chunk in kept], axis=1)[:, : config.kept_per_chain]
+            for name in kept[0]}
+    draws = _as_sites(align_rotations(rows, dim), dim, biases)
+    return GibbsResult(draws=draws, seconds=time.perf_counter() - start,
+                       sweeps=(n_warmup_chunks + n_keep_chunks) * per_chunk)
+
+
+class _Shape(NamedTuple):
+    """What the compiled sweep is specialised on (hashable: a static argument)."""
+
+    n_llms: int
+    n_items: int
+    n_groups: int
+    dim: int
+    biases: bool
+    dense: bool
+    beta0: float
+    nu0: float
+
+
+@partial(jax.jit, static_argnames=("shape", "records", "thin"))
+def _run_chunk(states: _Chain, keys, data: _Data, *, shape: _Shape, records: int, thin: int):
+    """``records`` kept states per chain, ``thin`` sweeps apart, for every chain at once: one compiled program for
+    the whole run (warm-up chunks discard their records), with the data as an argument, not a constant, so
+    JAX's compilation caches can reuse it."""
+    sweep = _make_sweep(shape)
+
+    def one_chain(state, key):
+        def record(state, index):
+            state = _advance(sweep, state, data, jax.random.fold_in(key, index), thin)
+            return state, _record(state)
+
+        return jax.lax.scan(record, state, jnp.arange(records))
+
+    return jax.vmap(one_chain)(states, keys)
+
+
+def _advance(sweep, state: _Chain, data: _Data, key, n_sweeps: int) -> _Chain:
+    return jax.lax.fori_loop(0, n_sweeps, lambda i, s: sweep(s, jax.random.fold_in(key, i), data), state)
+
+
+def _record(state: _Chain) -> dict:
+    """What a kept draw stores: the rows and the populations (mean, covariance)."""
+    return {
+        "llm_rows": state.llm_rows, "item_rows": state.item_rows,
+        LLM_POPULATION_LOC: state.llm_loc, LLM_POPULATION_COV: _covariance(state.llm_prec),
+        ITEM_POPULATION_LOC: state.item_loc, ITEM_POPULATION_COV: _covariance(state.item_prec),
+    }
+
+
+def _covariance(precision: jnp.ndarray) -> jnp.ndarray:
+    inverse = jnp.linalg.inv(precision)
+    return (inverse + inverse.T) / 2.0
+
+
+def align_rotations(rows: dict, dim: int, iterations: int = 2) -> dict:
+    """The kept draws, each rotated in latent space to best match the mean draw (orthogonal Procrustes).
+
+    ``m · x`` is unchanged when an orthogonal ``R`` rotates the factors of both sides (``m R``, ``x R``), and so
+    are the likelihood and, with the identity as the Wishart's scale, the factor block of the priors; chains
+    land in different rotations and drift between them. Rotating every draw towards a common reference (the
+    mean of the aligned draws, refined ``iterations`` times from the first draw) leaves every prediction as it
+    was and makes per-entity means and R-hat of the factors meaningful. The population means and covariances
+    turn with their draw (the bias coordinate does not turn).
+    """
+    if dim < 2:
+        return rows
+    llm_rows, item_rows = np.asarray(rows["llm_rows"], np.float64), np.asarray(rows["item_rows"], np.float64)
+    shape = llm_rows.shape[:2]
+    factors = np.concatenate([llm_rows[..., :dim], item_rows[..., :dim]], axis=2).reshape(-1, llm_rows.shape[2]
+                                                                                          + item_rows.shape[2], dim)
+    reference = factors[0]
+    for _ in range(iterations):
+        u, _, vt = np.linalg.svd(np.einsum("snp,nq->spq", factors, reference))
+        rotations = u @ vt
+        reference = np.einsum("snp,spq->nq", factors, rotations) / len(factors)
+    turn = np.broadcast_to(np.eye(llm_rows.shape[-1]), (len(factors), llm_rows.shape[-1], llm_rows.shape[-1])).copy()
+    turn[:, :dim, :dim] = rotations
+    turn = turn.reshape(*shape, *turn.shape[1:])
+    out = dict(rows)
+    out["llm_rows"] = np.einsum("csnp,cspq->csnq", llm_rows, turn)
+    out["item_rows"] = np.einsum("csnp,cspq->csnq", item_rows, turn)
+    out[LLM_POPULATION_LOC] = np.einsum("csp,cspq->csq", rows[LLM_POPULATION_LOC], turn)
+    out[ITEM_POPULATION_LOC] = np.einsum("csgp,cspq->csgq", rows[ITEM_POPULATION_LOC], turn)
+    for name in (LLM_POPULATION_COV, ITEM_POPULATION_COV):
+        out[name] = np.einsum("cspa,cspq,csqb->csab", turn, rows[name], turn)
+    return out
+
+
+def _as_sites(rows: dict, dim: int, biases: bool) -> dict[str, np.ndarray]:
+    """Split the kept rows into the model's sites (``(chains, kept, …)`` float32)."""
+    llm_rows, item_rows = rows.pop("llm_rows"), rows.pop("item_rows")
+    draws = {name: np.asarray(value, np.float32) for name, value in rows.items()}
+    if dim:
+        draws[LLM_FACTORS] = np.asarray(llm_rows[..., :dim], np.float32)
+        draws[ITEM_FACTORS] = np.asarray(item_rows[..., :dim], np.float32)
+    if biases:
+        draws[LLM_BIAS] = np.asarray(llm_rows[..., dim], np.float32)
+        draws[ITEM_BIAS] = np.asarray(item_rows[..., dim], np.float32)
+        draws[INTERCEPT] = np.zeros(llm_rows.shape[:2], np.float32)
+    return draws
+
+
+def _check_finite(states: _Chain, sweeps: int) -> None:
+    bad = [name for name, value in states._asdict().items() if not bool(jnp.all(jnp.isfinite(value)))]
+    if bad:
+        raise FitError(f"the Gibbs sampler produced non-finite {', '.join(bad)} by sweep {sweeps}; "
+                       "try a smaller dim")
+
+
+def _initial_chain(key, n_llms: int, n_items: int, n_groups: int, width: int, start_rows=None) -> _Chain:
+    """Rows jittered by N(0, 0.3²) (each chain its own, so chains start apart) around ``start_rows`` or 0, the
+    identity as population precision."""
+    k1, k2 = jax.random.split(key)
+    eye = jnp.eye(width, dtype=jnp.float32)
+    llm_rows, item_rows = 0.3 * jax.random.normal(k1, (n_llms, width)), 0.3 * jax.random.normal(k2, (n_items, width))
+    if start_rows is not None:
+        llm_rows, item_rows = llm_rows + start_rows[0], item_rows + start_rows[1]
+    return _Chain(llm_rows=llm_rows, item_rows=item_rows, llm_loc=jnp.zeros(width), llm_prec=eye,
+                  item_loc=jnp.zeros((n_groups, width)), item_prec=eye)
+
+
+def _make_sweep(shape: _Shape):
+    """One Gibbs sweep of one chain (see the module docstring): ``sweep(state, key, data) -> state``."""
+    n_llms, n_items, n_groups, dim, biases, dense, beta0, nu0 = shape
+    llm_group = jnp.zeros(n_llms, jnp.int32)
+    make_sums = _dense_sums if dense else _pair_sums
+
+    def sweep(state: _Chain, key, data: _Data) -> _Chain:
+        sums = make_sums(data, n_llms, n_items)
+        keys = jax.random.split(key, 7)
+        logits = _pair_logits(state.llm_rows, state.item_rows, data.llm, data.item, dim, biases)
+        omega = sample_pg1(keys[0], logits)
+        partner, offset = _design(state.item_rows, dim, biases)
+        precision, linear = sums(omega, partner, offset, "llm")
+        llm_rows = _draw_rows(keys[1], precision + state.llm_prec,
+                              linear + jnp.broadcast_to(state.llm_loc @ state.llm_prec, linear.shape))
+        partner, offset = _design(llm_rows, dim, biases)
+        precision, linear = sums(omega, partner, offset, "item")
+        item_rows = _draw_rows(keys[2], precision + state.item_prec,
+                               linear + (state.item_loc @ state.item_prec)[data.item_group])
+        llm_loc, llm_prec = _normal_wishart(keys[3], llm_rows, llm_group, 1, beta0, nu0)
+        item_loc, item_prec = _normal_wishart(keys[4], item_rows, data.item_group, n_groups, beta0, nu0)
+        if biases:
+            # ω is spent: the next sweep draws it afresh, so these steps may target the un-augmented conditional.
+            llm_rows, item_rows = _bias_metropolis(
+                keys[5], llm_rows, item_rows, data, "llm", jnp.broadcast_to(llm_loc[0], llm_rows.shape), llm_prec, dim)
+            llm_rows, item_rows = _bias_metropolis(
+                keys[6], llm_rows, item_rows, data, "item", item_loc[data.item_group], item_prec, dim)
+        return _Chain(llm_rows, item_rows, llm_loc[0], llm_prec, item_loc, item_prec)
+
+    return sweep
+
+
+def _bias_metropolis(key, llm_rows, item_rows, data: _Data, side: str, prior_loc, prior_prec, dim: int):
+    """One random-walk Metropolis step on the bias of every row of ``side``, on its exact (Bernoulli, not
+    augmented) conditional, with the population's conditional sd of a bias given its factors as step size.
+
+    Why: given ω the augmented Gibbs moves a row whose answers are (almost) all wrong or all right only by
+    steps of order √(|ψ| / n) while its posterior spans the population's tail (Johndrow et al. 2019 on
+    imbalanced data); on openllm-v2-mmlupro-math the 70 questions nobody answered kept the chains apart
+    (R-hat up to 1.46 on pair predictions). This step moves such rows by the population's scale.
+    """
+    rows = llm_rows if side == "llm" else item_rows
+    own, n_rows = (data.llm, llm_rows.shape[0]) if side == "llm" else (data.item, item_rows.shape[0])
+    key_step, key_accept = jax.random.split(key)
+    conditional_sd = 1.0 / jnp.sqrt(prior_prec[dim, dim])
+    step = conditional_sd * jax.random.normal(key_step, (n_rows,))
+    logits = _pair_logits(llm_rows, item_rows, data.llm, data.item, dim, True)
+    moved = logits + step[own]
+    answered = data.kappa + 0.5
+    pair_change = answered * (moved - logits) - jnp.logaddexp(0.0, moved) + jnp.logaddexp(0.0, logits)
+    likelihood_change = jax.ops.segment_sum(pair_change, own, n_rows)
+    prior_change = -step * ((rows - prior_loc) @ prior_prec)[:, dim] - 0.5 * prior_prec[dim, dim] * step**2
+    accept = jnp.log(jax.random.uniform(key_accept, (n_rows,))) < likelihood_change + prior_change
+    rows = rows.at[:, dim].add(jnp.where(accept, step, 0.0))
+    return (rows, item_rows) if side == "llm" else (llm_rows, rows)
+
+
+def _design(rows: jnp.ndarray, dim: int, biases: bool) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Each partner row's design vector ``[factors, 1]`` and its bias (the offset of the logit); without
+    biases the factors and 0."""
+    if not biases:
+        return rows, jnp.zeros(rows.shape[0])
+    return jnp.concatenate([rows[:, :dim], jnp.ones((rows.shape[0], 1))], axis=1), rows[:, dim]
+
+
+def _pair_sums(data: _Data, n_llms: int, n_items: int):
+    """``(Σ ω a aᵀ, Σ a (κ − ω · offset))`` per row of one side, summed over its pairs (scatter-adds)."""
+
+    def sums(omega, partner_rows, partner_offset, side: str):
+        rows, partners = (data.llm, data.item) if side == "llm" else (data.item, data.llm)
+        n_rows = n_llms if side == "llm" else n_items
+        design, offset = partner_rows[partners], partner_offset[partners]
+        outer = (omega[:, None, None] * design[:, :, None]) * design[:, None, :]
+        precision = jax.ops.segment_sum(outer, rows, n_rows)
+        linear = jax.ops.segment_sum(design * (data.kappa - omega * offset)[:, None], rows, n_rows)
+        return precision, linear
+
+    return sums
+
+
+def _dense_sums(data: _Data, n_llms: int, n_items: int):
+    """The sums of :func:`_pair_sums` through the dense ``(n_llms, n_items)`` block of weights: one scatter
+    of the ω's, then matrix products (several times faster on a CPU once the block is dense enough)."""
+    def sums(omega, partner_rows, partner_offset, side: str):
+        weights = jnp.zeros((n_llms, n_items)).at[data.llm, data.item].set(omega)
+        kappa = data.kappa_block
+        if side == "item":
+            weights, kappa = weights.T, kappa.T
+        width = partner_rows.shape[1]
+        outer = (partner_rows[:, :, None] * partner_rows[:, None, :]).reshape(partner_rows.shape[0], -1)
+        precision = (weights @ outer).reshape(weights.shape[0], width, width)
+        linear = (kappa - weights * partner_offset[None, :]) @ partner_rows
+        return precision, linear
+
+    return sums
+
+
+def _pair_logits(llm_rows, item_rows, llm, item, dim: int, biases: bool) -> jnp.ndarray:
+    left, right = llm_rows[llm], item_rows[item]
+    logits = jnp.sum(left[:, :dim] * right[:, :dim], axis=1)
+    if biases:
+        logits = logits + left[:, dim] + right[:, dim]
+    return logits
+
+
+def _draw_rows(key, precision: jnp.ndarray, linear: jnp.ndarray) -> jnp.ndarray:
+    """One draw of each row from ``N(P⁻¹h, P⁻¹)`` given its precision ``P (n, p, p)`` and linear term
+    ``h (n, p)``, through the Cholesky factor ``P = L Lᵀ``: ``L⁻ᵀ (L⁻¹ h + ε)``."""
+    chol = jnp.linalg.cholesky(precision)
+    noise = jax.random.normal(key, linear.shape)
+
+    def draw(chol_row, linear_row, noise_row):
+        half = solve_triangular(chol_row, linear_row, lower=True)
+        return solve_triangular(chol_row.T, half + noise_row, lower=False)
+
+    return jax.vmap(draw)(chol, linear, noise)
+
+
+def _normal_wishart(key, rows, group, n_groups: int, beta0: float, nu0: float) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """``(means (n_groups, p), precision (p, p))`` from the Normal–Wishart conditional given ``rows`` (prior
+    mean 0, scale matrix I): the precision with the group means integrated out, then each mean given it."""
+    width = rows.shape[1]
+    counts = jax.ops.segment_sum(jnp.ones(rows.shape[0]), group, n_groups)
+    sums = jax.ops.segment_sum(rows, group, n_groups)
+    group_mean = sums / jnp.maximum(counts, 1.0)[:, None]
+    centred = rows - group_mean[group]
+    beta_n = beta0 + counts
+    between = jnp.einsum("g,gp,gq->pq", beta0 * counts / beta_n, group_mean, group_mean)
+    scale_inverse = jnp.eye(width) + centred.T @ centred + between
+    key_w, key_m = jax.random.split(key)
+    precision = _wishart(key_w, nu0 + rows.shape[0], scale_inverse)
+    chol = jnp.linalg.cholesky(precision)
+    noise = jax.random.normal(key_m, (n_groups, width))
+    # mean_g + (β_g Λ)^(-1/2) ε: solve Lᵀ y = ε for each group.
+    spread = solve_triangular(chol.T, noise.T, lower=False).T / jnp.sqrt(beta_n)[:, None]
+    return sums / beta_n[:, None] + spread, precision
+
+
+def _wishart(key, dof: float, scale_inverse: jnp.ndarray) -> jnp.ndarray:
+    """A Wishart(dof, scale) draw given the inverse of the scale matrix (Bartlett decomposition)."""
+    width = scale_inverse.shape[0]
+    inverse_chol = jnp.linalg.cholesky((scale_inverse + scale_inverse.T) / 2.0)
+    # scale = (L Lᵀ)⁻¹ = L⁻ᵀ L⁻¹: a square root of the scale is L⁻ᵀ.
+    root = solve_triangular(inverse_chol.T, jnp.eye(width), lower=False)
+    key_chi, key_normal = jax.random.split(key)
+    chi2 = 2.0 * jax.random.gamma(key_chi, (dof - jnp.arange(width)) / 2.0)
+    lower = jnp.tril(jax.random.normal(key_normal, (width, width)), k=-1) + jnp.diag(jnp.sqrt(chi2))
+    factor = root @ lower
+    return factor @ factor.T

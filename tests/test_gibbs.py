@@ -1,0 +1,220 @@
+"""The Gibbs sampler (inference="gibbs"): Pólya–Gamma draws against their closed forms, the sampler's posterior
+against NUTS on the same model, and the estimator's sampler path (predictions, fold-in per draw, saving, ArviZ)."""
+
+from __future__ import annotations
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_simrmf.errors import ConfigError
+from bayes_simrmf.evaluate import to_inference_data
+from bayes_simrmf.inference.gibbs import GibbsConfig, _wishart, align_rotations, run_gibbs
+from bayes_simrmf.inference.polya_gamma import pg_mean, pg_variance, sample_pg1
+from bayes_simrmf.inference.samples import SamplePosterior
+from bayes_simrmf.predict import SimRMF
+from bayes_simrmf.saving import load_model, save_model
+from bayes_simrmf.similarity import SideInformation
+from bayes_simrmf.synthetic import make_synthetic_dataset
+
+SMALL = {"chains": 2, "warmup": 100, "samples": 200, "thin": 2, "progress": False}
+
+
+# Pólya–Gamma draws ----------------------------------------------------------------------------------
+def _series_moments(c: float, terms: int = 200_000) -> tuple[float, float]:
+    """Mean and variance of PG(1, c) from its series (float64): Σ 1/(2π² d_k) and Σ 1/(4π⁴ d_k²)."""
+    d = (np.arange(1, terms + 1) - 0.5) ** 2 + c**2 / (4 * np.pi**2)
+    return float(np.sum(1 / d) / (2 * np.pi**2)), float(np.sum(1 / d**2) / (4 * np.pi**4))
+
+
+@pytest.mark.parametrize("c", [0.0, 0.003, 0.9, 1.1, 6.0, 40.0])
+def test_pg_closed_forms_match_the_series(c):
+    mean, variance = _series_moments(c)
+    assert float(pg_mean(jnp.float32(c))) == pytest.approx(mean, rel=1e-4)
+    assert float(pg_variance(jnp.float32(c))) == pytest.approx(variance, rel=1e-3)
+
+
+@pytest.mark.parametrize("c", [0.0, 0.7, 3.0, -12.0])
+def test_pg_draws_have_the_pg_mean_and_variance(c):
+    draws = np.asarray(sample_pg1(jax.random.PRNGKey(3), jnp.full(400_000, c)), np.float64)
+    mean, variance = float(pg_mean(jnp.float32(c))), float(pg_variance(jnp.float32(c)))
+    assert (draws >= 0).all()
+    assert abs(draws.mean() - mean) < 4 * np.sqrt(variance / len(draws))
+    assert draws.var() / variance == pytest.approx(1.0, abs=0.03)
+
+
+def test_wishart_draws_have_the_wishart_mean():
+    scale = np.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.3], [0.0, 0.3, 0.5]])
+    keys = jax.random.split(jax.random.PRNGKey(0), 20_000)
+    draws = np.asarray(jax.vmap(lambda k: _wishart(k, 5.0, jnp.asarray(np.linalg.inv(scale), jnp.float32)))(keys))
+    np.testing.assert_allclose(draws.mean(axis=0), 5.0 * scale, atol=0.12)
+
+
+def test_aligning_rotations_keeps_every_logit():
+    rng = np.random.default_rng(0)
+    rows = {"llm_rows": rng.normal(size=(2, 3, 7, 4)), "item_rows": rng.normal(size=(2, 3, 5, 4)),
+            "llm_population_loc": rng.normal(size=(2, 3, 4)), "item_population_loc": rng.normal(size=(2, 3, 1, 4)),
+            "llm_population_cov": np.broadcast_to(np.eye(4), (2, 3, 4, 4)),
+            "item_population_cov": np.broadcast_to(np.eye(4), (2, 3, 4, 4))}
+    aligned = align_rotations(rows, dim=3)
+    before = np.einsum("csnp,csmp->csnm", rows["llm_rows"][..., :3], rows["item_rows"][..., :3])
+    after = np.einsum("csnp,csmp->csnm", aligned["llm_rows"][..., :3], aligned["item_rows"][..., :3])
+    np.testing.assert_allclose(after, before, atol=1e-10)
+    np.testing.assert_allclose(aligned["llm_rows"][..., 3], rows["llm_rows"][..., 3])  # biases do not turn
+    spread_before = np.var(rows["llm_rows"][..., :3].reshape(6, -1), axis=0).mean()
+    spread_after = np.var(aligned["llm_rows"][..., :3].reshape(6, -1), axis=0).mean()
+    assert spread_after < spread_before
+
+
+# the sampler against NUTS on the same model -----------------------------------------------------------
+def test_gibbs_posterior_matches_nuts_on_a_small_problem():
+    from numpyro.infer import MCMC, NUTS
+
+    from bayes_simrmf.model.population import population_model
+
+    rng = np.random.default_rng(5)
+    n_llms, n_items, dim = 8, 7, 1
+    llm, item = (grid.ravel().astype(np.int32) for grid in np.meshgrid(np.arange(n_llms), np.arange(n_items),
+                                                                      indexing="ij"))
+    keep = rng.random(len(llm)) < 0.8
+    llm, item = llm[keep], item[keep]
+    truth = rng.normal(size=(n_llms, 2))[llm] @ np.array([1.0, 1.0]) + rng.normal(size=n_items)[item]
+    correct = (rng.random(len(llm)) < 1 / (1 + np.exp(-truth))).astype(np.float32)
+    mcmc = MCMC(NUTS(population_model, target_accept_prob=0.9), num_warmup=300, num_samples=1000, num_chains=1,
+                progress_bar=False)
+    mcmc.run(jax.random.PRNGKey(0), n_llms, n_items, jnp.asarray(llm), jnp.asarray(item), dim=dim,
+             correct=jnp.asarray(correct))
+    nuts = 1 / (1 + np.exp(-np.asarray(mcmc.get_samples(group_by_chain=True)["logits"])))
+    draws = run_gibbs(n_llms, n_items, llm, item, correct, dim=dim, biases=True, seed=1,
+                      config=GibbsConfig(chains=4, warmup=300, samples=1500, thin=3, progress=False)).draws
+    logits = (draws["llm_factors"][:, :, llm, 0] * draws["item_factors"][:, :, item, 0] + draws["llm_bias"][:, :, llm]
+              + draws["item_bias"][:, :, item])
+    gibbs = 1 / (1 + np.exp(-logits))
+    ess = {name: az.ess(az.convert_to_dataset({"p": value}))["p"].to_numpy() for name, value in
+           (("nuts", nuts), ("gibbs", gibbs))}
+    mean_error = np.sqrt(nuts.var(axis=(0, 1)) / ess["nuts"] + gibbs.var(axis=(0, 1)) / ess["gibbs"])
+    z = (nuts.mean(axis=(0, 1)) - gibbs.mean(axis=(0, 1))) / mean_error
+    assert np.mean(np.abs(z)) < 1.2 and np.max(np.abs(z)) < 4.0, z
+    ratio = gibbs.std(axis=(0, 1)) / nuts.std(axis=(0, 1))
+    assert 0.85 < np.median(ratio) < 1.15 and ratio.min() > 0.6, ratio
+    assert float(az.rhat(az.convert_to_dataset({"p": gibbs}))["p"].max()) < 1.02
+
+
+# the estimator ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def data():
+    dataset, _ = make_synthetic_dataset(70, 90, dim=2, seed_value=2)
+    responses = dataset.responses
+    new_llm = "synthetic/llm-00069"
+    train = responses[(responses.llm != new_llm) & (responses.item < "synthetic/item-000080")]
+    return responses, train, new_llm
+
+
+@pytest.fixture(scope="module")
+def sampled(data):
+    _, train, _ = data
+    model = SimRMF(dim=2, inference="gibbs", gibbs_init="random", seed=0, **SMALL)
+    return model.fit(train.llm, train.item, train.correct, item_groups=_parity_groups(train.item.unique()))
+
+
+def _parity_groups(items) -> dict[str, str]:
+    """Two item groups (by the parity of the id's last digit; new ids join "odd"), the shape every fit here shares."""
+    return {item: ("even" if item[-1].isdigit() and int(item[-1]) % 2 == 0 else "odd") for item in items}
+
+
+def test_gibbs_fit_predicts_better_than_the_mean_with_draws_kept(data, sampled):
+    responses, train, new_llm = data
+    posterior = sampled.posterior_
+    assert isinstance(posterior, SamplePosterior) and (posterior.chains, posterior.draws_per_chain) == (2, 100)
+    held_out = responses[(responses.llm != new_llm) & (responses.item < "synthetic/item-000080")].sample(
+        2000, random_state=0)
+    prob = sampled.predict(held_out.llm, held_out.item)
+    assert ((prob > 0) & (prob < 1)).all()
+    log_loss = -np.mean(held_out.correct * np.log(prob) + (1 - held_out.correct) * np.log(1 - prob))
+    mean = train.correct.mean()
+    baseline = -np.mean(held_out.correct * np.log(mean) + (1 - held_out.correct) * np.log(1 - mean))
+    assert log_loss < 0.9 * baseline
+    interval = sampled.predict_interval(held_out.llm[:50], held_out.item[:50], n_draws=150, seed=1)
+    assert ((interval.lower <= interval.prob) & (interval.prob <= interval.upper)).all()
+    assert (interval.upper - interval.lower).mean() > 0.01
+    assert sampled.sampler_diagnostics_["n_summaries"] > 0 and sampled.sampler_diagnostics_["max_rhat"] >= 1.0
+
+
+def test_gibbs_draws_reload_to_identical_intervals(tmp_path, data, sampled):
+    responses, _, _ = data
+    llm, item = responses.llm.to_numpy()[:40], responses.item.to_numpy()[:40]
+    known = np.isin(llm, sampled.llms_) & np.isin(item, sampled.items_)
+    llm, item = llm[known], item[known]
+    before = sampled.predict_interval(llm, item, n_draws=120, seed=4)
+    loaded = load_model(save_model(tmp_path / "gibbs", sampled, data_fingerprint="x"), data_fingerprint="x").estimator
+    assert isinstance(loaded.posterior_, SamplePosterior) and loaded.posterior_.n_draws == sampled.posterior_.n_draws
+    np.testing.assert_array_equal(loaded.predict_interval(llm, item, n_draws=120, seed=4).to_numpy(), before.to_numpy())
+    np.testing.assert_array_equal(loaded.predict(llm, item), sampled.predict(llm, item))
+
+
+def test_new_llm_is_folded_into_every_draw(data, sampled):
+    responses, _, new_llm = data
+    model = SimRMF.from_config(sampled.get_config())
+    model.fitted_ = sampled.fitted_
+    report = model.fold_in("llm", [new_llm])
+    assert report.loc[new_llm, "n_answers"] == 0
+    draws = model.posterior_.draws["llm_bias"]
+    assert draws.shape[2] == len(sampled.llms_) + 1
+    # A new LLM without answers is a draw from the learned population: its bias spreads like the population's.
+    population_sd = np.sqrt(model.posterior_.draws["llm_population_cov"][..., -1, -1]).mean()
+    assert 0.5 * population_sd < draws[..., -1].std() < 2.0 * population_sd
+    answers = responses[(responses.llm == new_llm) & (responses.item < "synthetic/item-000080")].iloc[:40]
+    model_k = SimRMF.from_config(sampled.get_config())
+    model_k.fitted_ = sampled.fitted_
+    report_k = model_k.fold_in("llm", [new_llm], answers=answers)
+    assert report_k.loc[new_llm, "n_answers"] == 40
+    assert report_k.loc[new_llm, "posterior_sd_logit"] < report.loc[new_llm, "posterior_sd_logit"]
+    item = answers.item.to_numpy()
+    shot = model_k.predict(np.full(len(item), new_llm), item)
+    zero = model.predict(np.full(len(item), new_llm), item)
+    assert np.mean(np.abs(shot - answers.correct.to_numpy())) < np.mean(np.abs(zero - answers.correct.to_numpy()))
+
+
+def test_kernel_mode_folds_unfitted_items_in_per_draw(data):
+    _, train, _ = data
+    items = np.sort(np.concatenate([train.item.unique(), ["new-a", "new-b"]]))
+    factor = np.random.default_rng(0).normal(size=(len(items), 5))
+    side = SideInformation(None, None, items, factor)
+    model = SimRMF(method="simrmf", dim=2, inference="gibbs", gibbs_init="random", seed=0, **SMALL)
+    model.fit(train.llm, train.item, train.correct, items=items, side=side, item_groups=_parity_groups(items))
+    assert list(model.items_[-2:]) == ["new-a", "new-b"] and not model.inductive_
+    spread = model.posterior_.draws["item_bias"][..., -2:].std(axis=(0, 1))
+    assert (spread > 0.05).all()
+    prob = model.predict(np.array([train.llm.iloc[0]] * 2), np.array(["new-a", "new-b"]))
+    assert ((prob > 0) & (prob < 1)).all()
+
+
+def test_inference_data_keeps_the_sampler_chains(data, sampled):
+    _, train, _ = data
+    idata = to_inference_data(sampled, train.llm, train.item, train.correct, max_pairs=200)
+    assert idata.posterior.sizes["chain"] == 2 and idata.posterior.sizes["draw"] == 100
+    assert idata.attrs["guide"] == "gibbs"
+    rhat = az.rhat(idata.posterior_predictive)
+    assert np.isfinite(rhat["correct"].to_numpy()).any()
+
+
+def test_gibbs_refuses_what_it_cannot_sample():
+    with pytest.raises(ConfigError, match="not conjugate"):
+        SimRMF(method="simrmf", similarity_mode="joint", inference="gibbs").fit(
+            ["a", "b"], ["x", "y"], [1, 0], side=SideInformation(None, None, np.array(["x", "y"]), np.eye(2)))
+    with pytest.raises(ConfigError, match="samples"):
+        SimRMF(inference="gibbs", samples=2, thin=4).check_params()
+    with pytest.raises(ConfigError, match="chains"):
+        SimRMF(inference="gibbs", chains=0).check_params()
+
+
+def test_population_predictions_for_unseen_entities_use_the_draws(data, sampled):
+    prob = sampled.predict(["never-seen"], [sampled.items_[0]], unknown="population")
+    assert 0 < prob[0] < 1
+    group = sampled.predict_group_interval(["never-seen"] * 5, sampled.items_[:5], unknown="population", n_draws=50)
+    assert (group["upper"] > group["lower"]).all()
+    frame = pd.DataFrame({"mean": group["mean"]})
+    assert frame["mean"].between(0, 1).all()
