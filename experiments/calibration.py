@@ -3,7 +3,8 @@
 Each run of ``experiments/configs/calibration.json`` names a dataset, T and Table 2 methods. For every
 seed, method and guide it takes that seed's Table 2 split and the method's hyper-parameters from its
 Table 2 cell (chosen there on the seed's own validation pairs, never on test pairs), fits with the guide
-(delta: MAP, intervals are the plug-in predictive; normal / low-rank: posterior draws), and per test
+(delta: MAP, intervals are the plug-in predictive; normal / low-rank: posterior draws; gibbs: the sampler's
+kept draws), and per test
 split records log loss, Brier, ECE and a reliability table of the pair predictions (posterior
 predictive mean), and the share of LLMs (questions) whose observed mean accuracy lies inside the
 50/80/90/95% predictive intervals, with the 90% interval's mean width and the centre's mean signed
@@ -66,7 +67,10 @@ def run_cell(context: SeedContext, cell: dict) -> dict:
     (method,) = cell["methods"].values()
     spec = method["spec"]
     options = method_options(spec, seed, method["chosen"])
-    options.update(guide=cell["guide"], max_steps=cell["max_steps"], **cell["guide_options"])
+    if cell["guide"] == "gibbs":  # the sampler, with its default chains and sweeps unless the config sets them
+        options.update(inference="gibbs", **cell["guide_options"])
+    else:
+        options.update(guide=cell["guide"], max_steps=cell["max_steps"], **cell["guide_options"])
     side = context.side(spec)
     model = fit_on_split(make_estimator(options.pop("method"), **options), split, side=side,
                          item_groups=context.item_groups(spec))
@@ -83,7 +87,9 @@ def run_cell(context: SeedContext, cell: dict) -> dict:
                      "ece": ece(prob, correct),
                      **interval_coverage(model, split, name, "llm", cell["n_draws"], cell["max_pairs"], seed),
                      **interval_coverage(model, split, name, "item", cell["n_draws"], cell["max_pairs"], seed)})
+    diagnostics = getattr(model, "sampler_diagnostics_", None)
     return {"rows": rows, "reliability": reliability, "steps": len(model.losses_), "converged": bool(model.converged_),
+            **({"sampler": diagnostics} if diagnostics else {}),
             "fit_seconds": model.fit_seconds_, "seconds": time.perf_counter() - started, "machine": machine_line(),
             "options": {k: v for k, v in options.items() if k != "progress"},
             "embedding_model": DEFAULT_EMBEDDING_MODEL if side is not None and spec.get("side") == "similarity" else None}
