@@ -7,6 +7,7 @@ reads the frozen :class:`~bayes_simrmf.predict.state.FittedState` in ``fitted_``
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 import numpy as np
@@ -15,7 +16,9 @@ import pandas as pd
 from bayes_simrmf.errors import ConfigError, NotFittedError
 from bayes_simrmf.options import UNKNOWN_POLICIES
 from bayes_simrmf.pairs import as_id_array, check_pairs
+from bayes_simrmf.inference.samples import SamplePosterior
 from bayes_simrmf.predict.draws import draw_batches, draw_points, sample_posterior
+from bayes_simrmf.predict.fold_in import fold_in_draws
 from bayes_simrmf.predict.point import PointModel, PredictOptions
 from bayes_simrmf.predict.population import UnknownFill, unknown_pools
 from bayes_simrmf.predict.sides import ITEM, LLM
@@ -41,10 +44,13 @@ class PosteriorQueries:
 
         Args:
             unknown: "error" refuses an LLM or item the fit never saw; "population" predicts it as a random member
-                of the fitted population (of its group, given ``item_groups`` / ``llm_groups``).
+                of the fitted population (of its group, given ``item_groups`` / ``llm_groups``); with the Gibbs
+                sampler, as a fresh draw from the learned population in each posterior draw.
         """
         state = self._state()
         llm, item, llm_codes, item_codes = self._coded_pairs(llm, item, unknown)
+        state, llm_codes, item_codes = self._learned_population(state, llm, item, llm_codes, item_codes, llm_groups,
+                                                                item_groups)
         if n_draws is None:
             n_draws = 0 if state.posterior.is_point else state.posterior.n_draws
         if n_draws < 0:
@@ -52,7 +58,8 @@ class PosteriorQueries:
         pools = unknown_pools(state, llm, item, llm_codes, item_codes, llm_groups, item_groups)
         fill = UnknownFill.of(llm_codes, item_codes, pools)
         if n_draws == 0 or state.posterior.is_point:
-            return self._point().probabilities(llm_codes, item_codes, fill)
+            point = self._point() if state is self._state() else PointModel(state, self._predict_options())
+            return point.probabilities(llm_codes, item_codes, fill)
         total = np.zeros(len(llm_codes))
         for point in draw_points(state, self._predict_options(), n_draws, seed):
             total += point.probabilities(llm_codes, item_codes, fill)
@@ -96,6 +103,8 @@ class PosteriorQueries:
         _check_level(level)
         _check_draws(n_draws, batch_pairs)
         llm, item, llm_codes, item_codes = self._coded_pairs(llm, item, unknown)
+        state, llm_codes, item_codes = self._learned_population(state, llm, item, llm_codes, item_codes, llm_groups,
+                                                                item_groups)
         options = self._predict_options()
         points = draw_points(state, options, n_draws, seed)
         columns = {name: np.empty(len(llm_codes)) for name in ("prob", "sd", "lower", "upper")}
@@ -171,6 +180,8 @@ class PosteriorQueries:
         labels = _group_labels(by, llm, item)
         _check_draws(n_draws, batch_pairs)
         llm, item, llm_codes, item_codes = self._coded_pairs(llm, item, unknown)
+        state, llm_codes, item_codes = self._learned_population(state, llm, item, llm_codes, item_codes, llm_groups,
+                                                                item_groups)
         group_codes, group_ids = pd.factorize(pd.Series(labels))
         n_groups = len(group_ids)
         options = self._predict_options()
@@ -201,6 +212,27 @@ class PosteriorQueries:
         return sample_posterior(self._state(), n_draws, seed)
 
     # helpers ------------------------------------------------------------------------------------
+    def _learned_population(self, state: FittedState, llm, item, llm_codes, item_codes, llm_groups, item_groups):
+        """For a posterior held as a sampler's draws: ``(state, llm_codes, item_codes)`` with every entity the model
+        does not hold (code -1) added as a fresh draw from the learned population in each posterior draw (its
+        group's, for a question whose group is known; :func:`~bayes_simrmf.predict.fold_in.fold_in_draws`), so
+        it is predicted from the population the sampler learned rather than from the fitted entities. Other
+        posteriors, or no unknown entity: unchanged."""
+        if not isinstance(state.posterior, SamplePosterior) or ((llm_codes >= 0) & (item_codes >= 0)).all():
+            return state, llm_codes, item_codes
+        codes = {LLM.kind: llm_codes, ITEM.kind: item_codes}
+        for which, ids, groups in ((LLM, llm, llm_groups), (ITEM, item, item_groups)):
+            unseen = pd.unique(ids[codes[which.kind] < 0])
+            if not len(unseen):
+                continue
+            updated = state.groups(which).updated(groups, f"{which.kind}_groups")
+            state = dataclasses.replace(state, **{f"{which.kind}_groups": updated})
+            state, _ = fold_in_draws(state, which, np.asarray(unseen), answers=None, side_info=None, ridge=1.0,
+                                     biases=bool(self.biases), temperature=1.0, max_iter=1, seed=int(self.seed))
+        for which, ids in ((LLM, llm), (ITEM, item)):
+            codes[which.kind] = pd.Index(state.ids(which)).get_indexer(ids)
+        return state, codes[LLM.kind], codes[ITEM.kind]
+
     def _state(self) -> FittedState:
         state = self.__dict__.get("fitted_")
         if state is None:
