@@ -151,6 +151,8 @@ def test_peer_rows_pair_ours_with_each_peer_on_every_split_and_metric():
     assert lucky["seeds"] == 1 and lucky["ahead"] == 0 and lucky["cells"]["B rmse_m"]["upper"] is None
     np.testing.assert_allclose(lucky["cells"]["B rmse_m"]["relative"], 0.9 / 0.8 - 1)
     assert peer_rows(pd.DataFrame(rows), {"peers": {"ours": "nobody", "peers": ["slow"]}}) == []
+    both = peer_rows(pd.DataFrame(rows), {"peers": {"ours": ["ours", "lucky", "nobody"], "peers": ["slow"]}})
+    assert [(row["ours"], row["peer"]) for row in both] == [("ours", "slow"), ("lucky", "slow")]
 
 
 def test_every_percentage_in_the_findings_is_in_its_dataset_section_of_table2():

@@ -282,7 +282,7 @@ def predict(model_dir, llm_id, llms_file, answers_file, items_file, data, by, le
                             temperature=temperature, new_items=new_items))
     labels = _labels(by, items, model, saved, data, new_items)
     table = _accuracy_table(model, llm_id, items, labels, answers, level=level, n_draws=n_draws, seed=seed, by=by)
-    if model.guide == "delta" and llm_id in set(model.llms_[: model.n_fitted_llms_]):
+    if model.guide == "delta" and model.inference != "gibbs" and llm_id in set(model.llms_[: model.n_fitted_llms_]):
         click.echo("note: the model has a delta guide, so for an LLM it was fitted on the interval holds only the "
                    "answers' Bernoulli noise, not the uncertainty of its parameters")
     _echo_table(table, out, overwrite=overwrite)

@@ -138,7 +138,7 @@ def route(model_dir, items_file, llms_file, data, policy, level, lam, threshold,
         chosen = solved if threshold is None else routing.make_policy(
             "cost-aware", lam=solved.lam, threshold=threshold, confidence=confidence, fallback=fallback)
         click.echo(f"budget {budget:g}: lam = {solved.lam:.6g}")
-    if model.guide == "delta":
+    if model.guide == "delta" and model.inference != "gibbs":
         click.echo("note: the model has a delta guide (a point estimate): intervals are degenerate and risk-averse / "
                    "thompson routing equals greedy, except for questions and LLMs folded in from texts or metadata")
     result = routing.route(model, items, candidates, chosen, n_draws=n_draws, level=level, seed=seed,
