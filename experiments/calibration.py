@@ -37,6 +37,7 @@ from bayes_simrmf.evaluate.split import COVERAGE_LEVELS, interval_coverage
 from bayes_simrmf.evaluate.study import StudyCells, check_provenance, run_driver, study_parser, parse_study
 from bayes_simrmf.machine import machine_line
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
+from bayes_simrmf.evaluate.conformal import fit_conformal
 from bayes_simrmf.predict.estimator import make_estimator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,19 +46,29 @@ CELLS = ROOT / "experiments" / "results" / "calibration_cells"
 
 
 SUMMARY = ["log_loss", "ece", "cover90_llm_mean", "width_llm_mean", "cover90_item_mean", "width_item_mean"]
-SETTINGS = ("seeds", "guides", "max_steps", "n_draws", "max_pairs")
+SETTINGS = ("seeds", "guides", "max_steps", "n_draws", "max_pairs", "conformal")
+#: A guide name ending in this is the guide's intervals stretched by split-conformal factors (an explicit option).
+CONFORMAL = "+conformal"
 
 
 def settings(config: dict, run: dict) -> dict:
     """The config's study settings, with the run's own where it sets them."""
-    return {key: run.get(key, config[key]) for key in SETTINGS}
+    return {key: run.get(key, config.get(key)) for key in SETTINGS}
+
+
+def guides_of(own: dict) -> list[str]:
+    """The guides of a run, then the ``+conformal`` variants of those ``conformal.guides`` names."""
+    conformal = own.get("conformal") or {}
+    return list(own["guides"]) + [f"{guide}{CONFORMAL}" for guide in conformal.get("guides", [])]
 
 
 def cell_config(seeds: ProtocolSeeds, config: dict, run: dict, seed: int, label: str, guide: str) -> dict:
     own = settings(config, run)
-    return {**seeds.cell_config(run["dataset"], run["T"], seed, [label]), "guide": guide,
-            "guide_options": own["guides"][guide], "max_steps": own["max_steps"], "n_draws": own["n_draws"],
-            "max_pairs": own["max_pairs"]}
+    base = guide.removesuffix(CONFORMAL)
+    extra = {"conformal": own["conformal"]} if guide.endswith(CONFORMAL) else {}
+    return {**seeds.cell_config(run["dataset"], run["T"], seed, [label]), "guide": base,
+            "guide_options": own["guides"][base], "max_steps": own["max_steps"], "n_draws": own["n_draws"],
+            "max_pairs": own["max_pairs"], **extra}
 
 
 def run_cell(context: SeedContext, cell: dict) -> dict:
@@ -72,7 +83,15 @@ def run_cell(context: SeedContext, cell: dict) -> dict:
     else:
         options.update(guide=cell["guide"], max_steps=cell["max_steps"], **cell["guide_options"])
     side = context.side(spec)
-    model = fit_on_split(make_estimator(options.pop("method"), **options), split, side=side,
+    method_name = options.pop("method")
+    conformal = None
+    if "conformal" in cell:
+        conformal = fit_conformal(lambda: make_estimator(method_name, **options), split,
+                                  fit_kwargs={"side": side, **({"item_groups": context.item_groups(spec)}
+                                                               if context.item_groups(spec) is not None else {})},
+                                  levels=COVERAGE_LEVELS, share=cell["conformal"]["share"], n_draws=cell["n_draws"],
+                                  max_pairs=cell["max_pairs"], seed=seed)
+    model = fit_on_split(make_estimator(method_name, **options), split, side=side,
                          item_groups=context.item_groups(spec))
     rows, reliability = [], {}
     for name in TEST_SPLITS:
@@ -85,11 +104,12 @@ def run_cell(context: SeedContext, cell: dict) -> dict:
         reliability[name] = reliability_table(prob, correct).to_dict(orient="list")
         rows.append({"split": name, "log_loss": log_loss(prob, correct), "brier": brier(prob, correct),
                      "ece": ece(prob, correct),
-                     **interval_coverage(model, split, name, "llm", cell["n_draws"], cell["max_pairs"], seed),
-                     **interval_coverage(model, split, name, "item", cell["n_draws"], cell["max_pairs"], seed)})
+                     **interval_coverage(model, split, name, "llm", cell["n_draws"], cell["max_pairs"], seed, conformal),
+                     **interval_coverage(model, split, name, "item", cell["n_draws"], cell["max_pairs"], seed, conformal)})
     diagnostics = getattr(model, "sampler_diagnostics_", None)
     return {"rows": rows, "reliability": reliability, "steps": len(model.losses_), "converged": bool(model.converged_),
             **({"sampler": diagnostics} if diagnostics else {}),
+            **({"conformal_factors": conformal.to_json()} if conformal is not None else {}),
             "fit_seconds": model.fit_seconds_, "seconds": time.perf_counter() - started, "machine": machine_line(),
             "options": {k: v for k, v in options.items() if k != "progress"},
             "embedding_model": DEFAULT_EMBEDDING_MODEL if side is not None and spec.get("side") == "similarity" else None}
@@ -167,7 +187,11 @@ def write_report(config: dict, name: str, run: dict, cells: list[tuple[int, str,
         "the MAP). An LLM or question the fit never saw is, in each draw, a population stand-in "
         "(`unknown=\"population\"`); one folded in from similarity (SimRMF) is drawn from its conditional. Intervals are "
         "for the observed mean accuracy (answers drawn per draw). Coverage = share of LLMs (questions) whose observed "
-        f"mean on the split lies in its interval; bias = mean of observed − predicted centre. Reliability diagrams: "
+        f"mean on the split lies in its interval; bias = mean of observed − predicted centre. `<guide>{CONFORMAL}`: "
+        "that guide's intervals stretched about their centre by split-conformal factors learned on validation pairs, "
+        f"questions and LLMs carved from the seed's own training pairs (share {(own.get('conformal') or {}).get('share')}; "
+        "`bayes_simrmf.evaluate.conformal`; the factors are in the cells), an explicit option, not the posterior. "
+        "Reliability diagrams: "
         f"`{figure.name}`.",
         "",
         *summary,
@@ -195,7 +219,7 @@ def main() -> None:
         if args.runs and name not in args.runs:
             continue
         cells, own = [], settings(config, run)
-        for seed, label, guide in itertools.product(own["seeds"], run["methods"], own["guides"]):
+        for seed, label, guide in itertools.product(own["seeds"], run["methods"], guides_of(own)):
             spec = cell_config(seeds, config, run, seed, label, guide)
             started = time.time()
             cell = seeds.get(study, (name, f"seed{seed}", f"{label}-{guide}"), spec, run_cell, compare="rows")
