@@ -231,31 +231,35 @@ def fold_in_draws(
         known_factor, new_factor = side_info.rows_for(side.kind, state.ids(side)[:n_warm]), side_info.rows_for(side.kind, ids)
         if known_factor is None or new_factor is None:
             raise ConfigError(f"the side information has no {side.kind} similarity")
-        prior_mean, factor, row_cov = gp_conditional_draws(known_latent, known_factor, new_factor, ridge, known_groups,
+        prior_mean, scale, base_cov = gp_conditional_draws(known_latent, known_factor, new_factor, ridge, known_groups,
                                                            new_groups)
-        prior_cov = factor[None, :, None, None] * row_cov[:, None]
     else:
-        prior_mean, prior_cov = _learned_population(state, side, sampled, ids, rng)
+        (prior_mean, base_cov), scale = _learned_population(state, side, sampled, ids, rng), np.ones(len(ids))
     own_codes, partner_codes, correct = answer_rows(state, side, ids, answers)
-    latents = np.empty((n_draws, len(ids), width))
-    prior_sd, posterior_sd, converged_all = np.zeros(len(ids)), np.zeros(len(ids)), np.ones(len(ids), bool)
+    # Entities without answers, every draw at once: row = mean + √scale · chol(Σ_draw) ε.
+    chol = np.linalg.cholesky(base_cov + 1e-9 * np.eye(width))
+    noise = rng.standard_normal((n_draws, len(ids), width))
+    latents = prior_mean + np.sqrt(scale)[None, :, None] * np.einsum("spq,smq->smp", chol, noise)
+    partner = side.partner
+    n_partners = state.n_fitted(partner)
+    average_partner = np.concatenate(
+        [sampled[partner.factors][:, :n_partners].mean(axis=1) if partner.factors in sampled
+         else np.zeros((n_draws, 0)), np.full((n_draws, 1), 1.0 if biases else 0.0)], axis=1)
+    prior_sd = np.sqrt(scale[None, :] * np.einsum("sp,spq,sq->s", average_partner, base_cov, average_partner)[:, None])
+    posterior_sd = prior_sd.copy()
+    converged_all = np.ones(len(ids), bool)
     answered = np.unique(own_codes)
-    for draw in range(n_draws):
-        draw_state = state.at({name: sampled[name][draw] for name in state.params})
-        design, offsets = partner_design(draw_state, side.partner, biases)
-        average_partner = design[: state.n_fitted(side.partner)].mean(axis=0)
-        means, covs = prior_mean[draw].copy(), np.array(np.broadcast_to(prior_cov[draw], (len(ids), width, width)))
+    for draw in range(n_draws if len(answered) else 0):
+        design, offsets = partner_design(state.at({name: sampled[name][draw] for name in state.params}), partner, biases)
         for index in answered:
             rows = partner_codes[own_codes == index]
             y = correct[own_codes == index].astype(np.float64)
-            means[index], covs[index], converged = laplace_logistic(
-                prior_mean[draw, index], covs[index], design[rows], offsets[rows], y, max_iter, float(temperature))
+            mean, cov, converged = laplace_logistic(prior_mean[draw, index], scale[index] * base_cov[draw],
+                                                    design[rows], offsets[rows], y, max_iter, float(temperature))
             converged_all[index] &= converged
-        prior_sd += np.sqrt(np.einsum("p,npq,q->n", average_partner, np.broadcast_to(
-            prior_cov[draw], (len(ids), width, width)), average_partner)) / n_draws
-        posterior_sd += np.sqrt(np.einsum("p,npq,q->n", average_partner, covs, average_partner)) / n_draws
-        chol = np.linalg.cholesky(covs + 1e-9 * np.eye(width))
-        latents[draw] = means + np.einsum("npq,nq->np", chol, rng.standard_normal((len(ids), width)))
+            posterior_sd[draw, index] = np.sqrt(average_partner[draw] @ cov @ average_partner[draw])
+            latents[draw, index] = mean + np.linalg.cholesky(cov + 1e-9 * np.eye(width)) @ noise[draw, index]
+    prior_sd, posterior_sd = prior_sd.mean(axis=0), posterior_sd.mean(axis=0)
     report = pd.DataFrame({side.kind: ids, "n_answers": np.bincount(own_codes, minlength=len(ids)),
                            "prior_sd_logit": prior_sd, "posterior_sd_logit": posterior_sd,
                            "converged": converged_all}).set_index(side.kind)
