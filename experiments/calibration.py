@@ -47,7 +47,7 @@ CELLS = ROOT / "experiments" / "results" / "calibration_cells"
 
 SUMMARY = ["log_loss", "ece", "cover90_llm_mean", "width_llm_mean", "cover90_item_mean", "width_item_mean"]
 SETTINGS = ("seeds", "guides", "max_steps", "n_draws", "max_pairs", "conformal")
-#: A guide name ending in this is the guide's intervals stretched by split-conformal factors (an explicit option).
+#: A guide name ending in this is the guide's intervals with split-conformal half-widths (an explicit option).
 CONFORMAL = "+conformal"
 
 
@@ -109,7 +109,7 @@ def run_cell(context: SeedContext, cell: dict) -> dict:
     diagnostics = getattr(model, "sampler_diagnostics_", None)
     return {"rows": rows, "reliability": reliability, "steps": len(model.losses_), "converged": bool(model.converged_),
             **({"sampler": diagnostics} if diagnostics else {}),
-            **({"conformal_factors": conformal.to_json()} if conformal is not None else {}),
+            **({"conformal_levels": conformal.to_json()} if conformal is not None else {}),
             "fit_seconds": model.fit_seconds_, "seconds": time.perf_counter() - started, "machine": machine_line(),
             "options": {k: v for k, v in options.items() if k != "progress"},
             "embedding_model": DEFAULT_EMBEDDING_MODEL if side is not None and spec.get("side") == "similarity" else None}
@@ -188,9 +188,9 @@ def write_report(config: dict, name: str, run: dict, cells: list[tuple[int, str,
         "(`unknown=\"population\"`); one folded in from similarity (SimRMF) is drawn from its conditional. Intervals are "
         "for the observed mean accuracy (answers drawn per draw). Coverage = share of LLMs (questions) whose observed "
         f"mean on the split lies in its interval; bias = mean of observed − predicted centre. `<guide>{CONFORMAL}`: "
-        "that guide's intervals stretched about their centre by split-conformal factors learned on validation pairs, "
+        "the guide's draws' mean ± a number of their sds learned by split conformal prediction on validation pairs, "
         f"questions and LLMs carved from the seed's own training pairs (share {(own.get('conformal') or {}).get('share')}; "
-        "`bayes_simrmf.evaluate.conformal`; the factors are in the cells), an explicit option, not the posterior. "
+        "`bayes_simrmf.evaluate.conformal`; the learned half-widths are in the cells), an explicit option, not the posterior. "
         "Reliability diagrams: "
         f"`{figure.name}`.",
         "",

@@ -136,6 +136,7 @@ def main() -> None:
     report = check_provenance(cells, allow_mixed=args.allow_mixed)
     frame = pd.DataFrame([{"problem": name, "observed pairs": cell["n_pairs"], **row} for name, cell in cells
                           for row in cell["rows"]])
+    frame.columns = [column.replace("|z|", "abs z").replace("|mean diff|", "abs mean diff") for column in frame.columns]
     frame.to_csv(OUT.with_suffix(".csv"), index=False)
     timing = pd.DataFrame([{"problem": name, "observed pairs": cell["n_pairs"], "NUTS s": cell["nuts_seconds"],
                             "Gibbs s": cell["gibbs_seconds"]} for name, cell in cells])

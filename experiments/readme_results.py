@@ -130,8 +130,8 @@ def render_gibbs(results: Path) -> str:
                   "| problem | summary | n | mean abs z | share abs z > 2 | Gibbs sd / NUTS sd (median, min–max) |",
                   "|---|---|---|---|---|---|"]
         for values in frame.to_dict(orient="records"):
-            lines.append(f"| {values['problem']} | {values['summary']} | {values['n']} | {values['mean |z|']:.2f} | "
-                         f"{values['share |z| > 2']:.3f} | {values['sd ratio median']:.2f} ({values['sd ratio min']:.2f}–"
+            lines.append(f"| {values['problem']} | {values['summary']} | {values['n']} | {values['mean abs z']:.2f} | "
+                         f"{values['share abs z > 2']:.3f} | {values['sd ratio median']:.2f} ({values['sd ratio min']:.2f}–"
                          f"{values['sd ratio max']:.2f}) |")
         lines.append("")
     rows = []

@@ -1,17 +1,18 @@
 """Split-conformal calibration of the intervals of group means (issue 23, part 5): an explicit option, reported in
 its own rows, never a silent replacement of the posterior.
 
-A model's predictive interval for a group's observed mean accuracy (an LLM's over some questions, a question's
-over some LLMs; :meth:`~bayes_simrmf.predict.SimRMF.group_draws`) is stretched or shrunk about its centre by one
-factor per kind of group. The factor is learned on validation entities carved from the seed's own training
-pairs (:func:`~bayes_simrmf.evaluate.tuning.carve_validation`), never on test pairs: the model is refitted
-without them, each validation group gets its interval as a test group would, and its score is how far the
-observed mean lies from the centre in units of the interval's half on that side. The factor is the
-``⌈(n + 1) · level⌉``-th smallest of the ``n`` scores (split conformal: with exchangeable groups, a stretched
-interval covers a new group's mean with probability at least ``level``).
+A model's predictive draws of a group's observed mean accuracy (an LLM's over some questions, a question's over
+some LLMs; :meth:`~bayes_simrmf.predict.SimRMF.group_draws`) give a centre (their mean) and a scale (their sd).
+Conformal calibration learns, per kind of group, how many sds an interval about the centre must reach, on
+validation entities carved from the seed's own training pairs (:func:`~bayes_simrmf.evaluate.tuning.carve_validation`),
+never on test pairs: the model is refitted without them, and each validation group's score is
+``|observed − centre| / sd``. The half-width is the ``⌈(n + 1) · level⌉``-th smallest of the ``n`` scores (split
+conformal: with exchangeable groups, ``centre ± half-width · sd`` covers a new group's mean with probability at
+least ``level``). Unlike re-reading the draws at another quantile, this reaches past the draws where a posterior
+is too narrow, and the continuous centre and sd keep the scores free of the ties that discrete means would give.
 
 Which validation matches which test split: held-out pairs of known LLMs and questions for A, held-out questions
-for B, held-out LLMs for C; D (both new) takes the larger of the B and C factors.
+for B, held-out LLMs for C; D (both new) takes the larger of the B and C half-widths.
 """
 
 from __future__ import annotations
@@ -30,48 +31,43 @@ HOLDOUT_OF_SPLIT = {"A": ("pairs",), "B": ("items",), "C": ("llms",), "D": ("ite
 
 
 @dataclass(frozen=True)
-class ConformalFactors:
-    """Stretch factors per ``(level, holdout, by)``, with the number of validation groups behind each."""
+class ConformalLevels:
+    """Learned half-widths (in posterior sds) per ``(level, holdout, by)``, with the number of validation groups."""
 
-    factors: dict[tuple[float, str, str], float] = field(default_factory=dict)
+    learned: dict[tuple[float, str, str], float] = field(default_factory=dict)
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def for_split(self, split: str, by: str, level: float) -> float:
-        """The factor for ``level`` intervals of the groups ``by`` ("llm" / "item") of test split ``split`` (the
-        largest of its carves')."""
+        """The half-width (in sds) of ``level`` intervals for the groups ``by`` ("llm" / "item") of test split
+        ``split`` (the largest of its carves')."""
         if split not in HOLDOUT_OF_SPLIT:
             raise ConfigError(f"split must be one of {list(HOLDOUT_OF_SPLIT)}, got {split!r}")
-        missing = [holdout for holdout in HOLDOUT_OF_SPLIT[split] if (level, holdout, by) not in self.factors]
+        missing = [holdout for holdout in HOLDOUT_OF_SPLIT[split] if (level, holdout, by) not in self.learned]
         if missing:
-            raise ConfigError(f"no conformal factor for level {level}, {missing} carve(s), groups by {by!r}; learn it "
+            raise ConfigError(f"no conformal half-width for level {level}, {missing} carve(s), groups by {by!r}; learn it "
                               "with fit_conformal(..., levels=...)")
-        return max(self.factors[(level, holdout, by)] for holdout in HOLDOUT_OF_SPLIT[split])
+        return max(self.learned[(level, holdout, by)] for holdout in HOLDOUT_OF_SPLIT[split])
 
     def to_json(self) -> list[dict]:
-        return [{"level": level, "holdout": holdout, "by": by, "factor": factor, "n_groups": self.counts[(holdout, by)]}
-                for (level, holdout, by), factor in self.factors.items()]
+        return [{"level": level, "holdout": holdout, "by": by, "half_width_sd": learned,
+                 "n_groups": self.counts[(holdout, by)]} for (level, holdout, by), learned in self.learned.items()]
 
 
-def centred_interval(means: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(centre, lower, upper)`` of draws ``(n_draws, n_groups)``: the posterior mean and the central interval."""
-    lower, upper = np.quantile(means, [(1 - level) / 2, (1 + level) / 2], axis=0)
-    return means.mean(axis=0), lower, upper
+def conformal_interval(means: np.ndarray, half_width: float) -> tuple[np.ndarray, np.ndarray]:
+    """``centre ± half_width · sd`` of draws ``(n_draws, n_groups)``, clipped to [0, 1]."""
+    centre, sd = means.mean(axis=0), means.std(axis=0)
+    return np.clip(centre - half_width * sd, 0.0, 1.0), np.clip(centre + half_width * sd, 0.0, 1.0)
 
 
-def stretch(centre: np.ndarray, lower: np.ndarray, upper: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
-    """The interval stretched about ``centre`` by ``factor`` on each side, clipped to [0, 1]."""
-    return np.clip(centre - factor * (centre - lower), 0.0, 1.0), np.clip(centre + factor * (upper - centre), 0.0, 1.0)
-
-
-def conformity_scores(observed: np.ndarray, centre: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """How far each observed mean lies from the centre, in units of the interval's half on its side (≤ 1: inside)."""
-    above = observed >= centre
-    half = np.where(above, upper - centre, centre - lower)
+def conformity_scores(observed: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """``|observed − centre| / sd`` per group (draws ``(n_draws, n_groups)``; infinite where the draws do not
+    vary and the observed mean differs from them)."""
+    centre, sd = means.mean(axis=0), means.std(axis=0)
     distance = np.abs(observed - centre)
-    return np.where(half > 0, distance / np.where(half > 0, half, 1.0), np.where(distance > 0, np.inf, 0.0))
+    return np.where(sd > 0, distance / np.where(sd > 0, sd, 1.0), np.where(distance > 0, np.inf, 0.0))
 
 
-def conformal_factor(scores: np.ndarray, level: float) -> float:
+def conformal_half_width(scores: np.ndarray, level: float) -> float:
     """The ``⌈(n + 1) · level⌉``-th smallest score (infinite when there are too few scores for ``level``)."""
     scores = np.sort(np.asarray(scores, dtype=float))
     rank = int(np.ceil((len(scores) + 1) * level))
@@ -88,8 +84,8 @@ def fit_conformal(
     n_draws: int = 100,
     max_pairs: int = 100_000,
     seed: int = 0,
-) -> ConformalFactors:
-    """Learn the stretch factors on validation carved from ``split``'s training pairs.
+) -> ConformalLevels:
+    """Learn the half-widths on validation carved from ``split``'s training pairs.
 
     Args:
         make_model: returns a new, unfitted estimator with the hyper-parameters of the model to calibrate.
@@ -97,14 +93,14 @@ def fit_conformal(
         fit_kwargs: passed to ``fit`` (``side``, ``item_groups``); every id of the split is passed as ``llms`` /
             ``items``, as :func:`~bayes_simrmf.evaluate.fit_on_split` does, so validation entities are placed as
             test entities would be.
-        levels: the interval levels to learn factors for; share: share of pairs / questions / LLMs held out per carve.
+        levels: the interval levels to learn half-widths for; share: share of pairs / questions / LLMs held out.
         n_draws, max_pairs, seed: as in :func:`~bayes_simrmf.evaluate.split.interval_coverage`.
     """
     if not all(0 < level < 1 for level in levels):
         raise ConfigError(f"levels must lie in (0, 1), got {levels!r}")
     train = split.pairs["train"]
     llm, item, correct = split.llms[train.llm], split.items[train.item], train.correct
-    factors, counts = {}, {}
+    learned, counts = {}, {}
     for holdout in ("pairs", "items", "llms"):
         held = carve_validation(llm, item, share=share, holdout=holdout, seed=seed)
         model = make_model().fit(llm[~held], item[~held], correct[~held], llms=split.llms, items=split.items,
@@ -117,7 +113,7 @@ def fit_conformal(
             keys = llm[rows] if by == "llm" else item[rows]
             observed = pd.Series(correct[rows].astype(float)).groupby(keys).mean().reindex(groups).to_numpy()
             counts[(holdout, by)] = len(groups)
+            scores = conformity_scores(observed, means)
             for level in levels:
-                scores = conformity_scores(observed, *centred_interval(means, level))
-                factors[(level, holdout, by)] = conformal_factor(scores, level)
-    return ConformalFactors(factors, counts)
+                learned[(level, holdout, by)] = conformal_half_width(scores, level)
+    return ConformalLevels(learned, counts)

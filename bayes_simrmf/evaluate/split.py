@@ -13,7 +13,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from bayes_simrmf.evaluate.conformal import stretch
+from bayes_simrmf.evaluate.conformal import conformal_interval
 from bayes_simrmf.evaluate.metrics import evaluate
 from bayes_simrmf.splits import Split
 
@@ -80,7 +80,7 @@ def interval_coverage(model, split, name: str, by: str, n_draws: int, max_pairs:
                       conformal=None) -> dict[str, float]:
     """Coverage of the 50/80/90/95% predictive intervals of each group's observed mean accuracy on a split,
     the 90% interval's mean width and the centre's mean signed error (observed − predicted); with ``conformal``
-    (:class:`~bayes_simrmf.evaluate.conformal.ConformalFactors`) each interval is first stretched by its factor."""
+    (:class:`~bayes_simrmf.evaluate.conformal.ConformalLevels`) each interval is ``centre ± learned half-width · sd`` instead."""
     pairs = split.pairs[name]
     rows = np.random.default_rng(seed).permutation(len(pairs))[:max_pairs]
     llm, item = split.llms[pairs.llm[rows]], split.items[pairs.item[rows]]
@@ -91,7 +91,7 @@ def interval_coverage(model, split, name: str, by: str, n_draws: int, max_pairs:
     for level in COVERAGE_LEVELS:
         lower, upper = np.quantile(means, [(1 - level) / 2, (1 + level) / 2], axis=0)
         if conformal is not None:
-            lower, upper = stretch(means.mean(axis=0), lower, upper, conformal.for_split(name, by, level))
+            lower, upper = conformal_interval(means, conformal.for_split(name, by, level))
         result[f"cover{round(level * 100)}_{by}_mean"] = float(np.mean((lower <= observed) & (observed <= upper)))
         if level == 0.9:
             result[f"width_{by}_mean"] = float(np.mean(upper - lower))

@@ -285,9 +285,9 @@ def goal_table(part: pd.DataFrame, floors: pd.DataFrame, config: dict) -> list[s
     lines = [f"Goal (the paper's headline) against **{config['reference']}** (or the method in brackets): "
              + "; ".join(f"{k.replace('rmse_', 'RMSE_')} {100 * v:+.0f}%" + (" or lower, 95% interval below 0" if v < 0 else " or lower")
                          for k, v in goal.items())
-             + f". *headroom*: the reference's distance above the noise floor as a share of it (no predictor of the "
-             f"per-pair probabilities can reduce the metric by more); *bound*: the change the row's oracle method (named "
-             f"in brackets after the method) reaches against the same reference.", "",
+             + ". *headroom*: the reference's distance above the noise floor as a share of it (no predictor of the "
+             "per-pair probabilities can reduce the metric by more); *bound*: the change the row's oracle method (named "
+             "in brackets after the method) reaches against the same reference.", "",
              "| T | method | " + " | ".join(k.replace("rmse_", "RMSE_") for k in goal) + " | met |",
              "|---|---|" + "---|" * (len(goal) + 1)]
     for row in rows:
