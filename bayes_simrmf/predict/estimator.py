@@ -63,7 +63,7 @@ def _fitted(name: str, doc: str) -> property:
 
 @dataclass(eq=False, repr=False)
 class SimRMF(SimRMFParams, PosteriorQueries):
-    """Matrix factorisation of LLM × question correctness, fitted by SVI in NumPyro.
+    """Matrix factorisation of LLM × question correctness, fitted by SVI in NumPyro (or sampled by Gibbs).
 
     The hyper-parameters are the fields of :class:`~bayes_simrmf.params.SimRMFParams` (each with its help
     text; ``SimRMF(dim=16, guide="normal")``), with scikit-learn's ``get_params`` / ``set_params`` /
@@ -96,6 +96,12 @@ class SimRMF(SimRMFParams, PosteriorQueries):
       openllm-v2, every difference under 2% of the RMSE, so the default stays "gaussian".
     - ``batch_size``: minibatch SVI with the log-likelihood scaled by n_pairs / batch_size (see
       :mod:`bayes_simrmf.inference`).
+    - ``inference="gibbs"`` (with ``chains``, ``warmup``, ``samples``, ``thin``, ``gibbs_init``): the posterior by
+      blocked Gibbs sampling with learned Normal–Wishart populations (:mod:`bayes_simrmf.inference.gibbs`) instead
+      of a guide; ``lambda_reg`` and the bias scales then only shape the MAP start. ``posterior_`` holds the kept
+      draws (:class:`~bayes_simrmf.inference.samples.SamplePosterior`), ``sampler_diagnostics_`` their R-hat and ESS;
+      fold-ins and entities the fit never saw are drawn into every draw (from the learned population, or the GP
+      conditional on that draw's rows). The Gram potentials ("cold", "joint") are refused.
     """
 
     # the fitted state, read-only ----------------------------------------------------------------
