@@ -209,6 +209,8 @@ def write_report(config: dict, name: str, run: dict, cells: list[tuple[int, str,
 def main() -> None:
     parser = study_parser(__doc__, ROOT / "experiments" / "configs" / "calibration.json")
     parser.add_argument("--runs", nargs="*", help="only these runs of the config")
+    parser.add_argument("--guides", nargs="*", help="only compute cells of these guides (e.g. delta+conformal); "
+                        "the report still gathers every cell on disk")
     args, config, command = parse_study(parser, "experiments/calibration.py")
     seeds = ProtocolSeeds.of(config)
     unknown = sorted(set(args.runs or []) - set(config["runs"]))
@@ -222,7 +224,11 @@ def main() -> None:
         for seed, label, guide in itertools.product(own["seeds"], run["methods"], guides_of(own)):
             spec = cell_config(seeds, config, run, seed, label, guide)
             started = time.time()
-            cell = seeds.get(study, (name, f"seed{seed}", f"{label}-{guide}"), spec, run_cell, compare="rows")
+            if args.guides and guide not in args.guides:
+                path = (name, f"seed{seed}", f"{label}-{guide}")
+                cell = study.store.read(*path) if study.store.has(*path) else None
+            else:
+                cell = seeds.get(study, (name, f"seed{seed}", f"{label}-{guide}"), spec, run_cell, compare="rows")
             if cell is not None:
                 cells.append((seed, label, guide, cell))
                 if time.time() - started > 1:
