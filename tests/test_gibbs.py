@@ -218,3 +218,20 @@ def test_population_predictions_for_unseen_entities_use_the_draws(data, sampled)
     assert (group["upper"] > group["lower"]).all()
     frame = pd.DataFrame({"mean": group["mean"]})
     assert frame["mean"].between(0, 1).all()
+
+
+def test_cli_fit_with_the_sampler_reports_draws_and_r_hat(tmp_path):
+    from click.testing import CliRunner
+
+    from bayes_simrmf.cli import main
+
+    folder = tmp_path / "gibbs"
+    result = CliRunner().invoke(main, [
+        "fit", "--method", "mf", "--T", "50", "--dim", "2", "--n-known-llms", "120", "--n-known-items", "200",
+        "--n-test-pairs", "5000", "--quiet", "--inference", "gibbs", "--chains", "2", "--warmup", "20",
+        "--samples", "40", "--thin", "2", "--gibbs-init", "random", "--out", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "sampled mf (gibbs)" in result.output and "2 chains x 20 kept draws" in result.output
+    assert "R-hat" in result.output and "MiB" in result.output
+    loaded = load_model(folder).estimator
+    assert loaded.inference == "gibbs" and loaded.posterior_.n_draws == 40
