@@ -65,6 +65,15 @@ def gp_conditional(
     Returns:
         ``(mean (n_new, p), c (n_new,), Σ (p, p))``.
     """
+    new_mean, factor, centred, inverse, projected = _conditional(known_latent, known_factor, new_factor, ridge,
+                                                                 known_groups, new_groups)
+    row_cov = (centred.T @ centred - projected.T @ inverse @ projected) / (ridge * len(centred))
+    return new_mean, factor, row_cov
+
+
+def _conditional(known_latent, known_factor, new_factor, ridge, known_groups, new_groups):
+    """``(mean (n_new, p), c (n_new,), centred fitted rows, (WᵀW + ridge·I)⁻¹, Wᵀ · centred)``: the parts of
+    :func:`gp_conditional` that do not need the column covariance."""
     if not ridge > 0:
         raise ConfigError(f"the fold-in ridge must be > 0, got {ridge!r}")
     known_latent = np.asarray(known_latent, dtype=np.float64)
@@ -74,7 +83,6 @@ def gp_conditional(
     gram = known_factor.T @ known_factor
     inverse = np.linalg.inv(gram + ridge * np.eye(gram.shape[0]))
     projected = known_factor.T @ centred
-    row_cov = (centred.T @ centred - projected.T @ inverse @ projected) / (ridge * len(known_latent))
     middle = gram - gram @ inverse @ gram
     factor = np.empty(len(new_factor))
     # A block of new rows at a time (in float64), so the temporaries do not grow with the new entities.
@@ -85,7 +93,7 @@ def gp_conditional(
         explained = np.sum((block @ middle) * block, axis=1) / ridge
         factor[rows] = np.maximum(np.sum(block**2, axis=1) + ridge - explained, 1e-6)
         new_mean[rows] += block @ inverse @ projected
-    return new_mean, factor, row_cov
+    return new_mean, factor, centred, inverse, projected
 
 
 
@@ -118,12 +126,11 @@ def gp_conditional_draws(
     """
     n_draws, n_known, width = known_latent.shape
     wide = np.asarray(known_latent, dtype=np.float64).transpose(1, 0, 2).reshape(n_known, n_draws * width)
-    mean, factor, _ = gp_conditional(wide, known_factor, new_factor, ridge, known_groups, new_groups)
-    known_mean, _ = group_means(wide, known_groups, None, 0)
-    centred = (wide - known_mean).reshape(n_known, n_draws, width)
-    known_factor = np.asarray(known_factor, dtype=np.float64)
-    inverse = np.linalg.inv(known_factor.T @ known_factor + ridge * np.eye(known_factor.shape[1]))
-    projected = np.einsum("nr,nsp->rsp", known_factor, centred)
+    # One solve for every draw; only the column covariance is per draw (the wide one would be (S·p)²).
+    mean, factor, centred, inverse, projected = _conditional(wide, known_factor, new_factor, ridge, known_groups,
+                                                             new_groups)
+    centred = centred.reshape(n_known, n_draws, width)
+    projected = projected.reshape(-1, n_draws, width)
     solved = np.einsum("rt,tsp->rsp", inverse, projected)
     row_cov = (np.einsum("nsp,nsq->spq", centred, centred) - np.einsum("rsp,rsq->spq", projected, solved)) / (
         ridge * n_known)
