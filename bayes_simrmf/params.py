@@ -208,6 +208,10 @@ class SimRMFParams(Estimator):
     inference: Literal["svi", "gibbs"] = hyper(
         "svi", "svi: the variational guide above; gibbs: blocked Gibbs sampling (Polya-Gamma) with learned "
         "Normal-Wishart priors on LLM and question rows (mf, or simrmf/oracle in kernel mode).")
+    prior: Literal["fixed", "learned"] | None = hyper(
+        None, "fixed: N(0, 1/sqrt(2*lambda_reg)) factor entries and fixed bias scales; learned: Normal-Wishart "
+        "populations of LLM and question rows (a mean per benchmark) fitted with the rows, svi with the normal or "
+        "lowrank guide [default: fixed for svi; the gibbs sampler always learns them].")
     chains: int = hyper(4, "Gibbs chains, run side by side (inference gibbs).", minimum=1)
     warmup: int = hyper(300, "Gibbs sweeps per chain discarded before any is kept (inference gibbs).", minimum=0)
     samples: int = hyper(400, "Gibbs sweeps per chain after warm-up (inference gibbs).", minimum=1)

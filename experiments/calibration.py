@@ -78,10 +78,11 @@ def run_cell(context: SeedContext, cell: dict) -> dict:
     (method,) = cell["methods"].values()
     spec = method["spec"]
     options = method_options(spec, seed, method["chosen"])
+    guide_options = dict(cell["guide_options"])  # a named variant (e.g. "normal+learned") names its guide there
     if cell["guide"] == "gibbs":  # the sampler, with its default chains and sweeps unless the config sets them
-        options.update(inference="gibbs", **cell["guide_options"])
+        options.update(inference="gibbs", **guide_options)
     else:
-        options.update(guide=cell["guide"], max_steps=cell["max_steps"], **cell["guide_options"])
+        options.update(guide=guide_options.pop("guide", cell["guide"]), max_steps=cell["max_steps"], **guide_options)
     side = context.side(spec)
     method_name = options.pop("method")
     conformal = None

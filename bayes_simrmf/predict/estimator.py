@@ -27,6 +27,7 @@ from bayes_simrmf.errors import ConfigError
 from bayes_simrmf.groups import GroupMap
 from bayes_simrmf.inference import InferenceConfig, SVIResult, run_svi
 from bayes_simrmf.inference.gibbs import GibbsConfig, run_gibbs
+from bayes_simrmf.inference.learned import run_learned_svi
 from bayes_simrmf.inference.samples import SamplePosterior
 from bayes_simrmf.model.sites import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS
 from bayes_simrmf.model import ModelConfig, SimilarityInputs
@@ -148,7 +149,25 @@ class SimRMF(SimRMFParams, PosteriorQueries):
             self.gibbs_config()
         else:
             self.inference_config()
+        prior = self.resolved_prior()
+        if prior == "learned" and self.inference == "svi":
+            if self.guide == "delta":
+                raise ConfigError(
+                    "prior='learned' needs a guide with spread (guide='normal' or 'lowrank'): under the delta guide "
+                    "(MAP) a learned population collapses with its rows; or use inference='gibbs'")
+            if self.batch_size is not None:
+                raise ConfigError("prior='learned' runs full-batch SVI; leave batch_size at None")
         return self
+
+    def resolved_prior(self) -> str:
+        """The prior the fit uses: ``prior``, or by default "fixed" under SVI and "learned" with the sampler;
+        ConfigError for ``prior='fixed'`` with the sampler (it always learns its priors)."""
+        if self.prior is None:
+            return "learned" if self.inference == "gibbs" else "fixed"
+        if self.prior == "fixed" and self.inference == "gibbs":
+            raise ConfigError("inference='gibbs' always learns its priors (Normal-Wishart populations); "
+                              "prior='fixed' needs inference='svi'")
+        return self.prior
 
     # fitting ------------------------------------------------------------------------------------
     def fit(self, llm, item, correct, *, llms=None, items=None, side=None, item_groups=None, llm_groups=None) -> SimRMF:
@@ -166,11 +185,14 @@ class SimRMF(SimRMFParams, PosteriorQueries):
         llm, item, correct = check_pairs(llm, item, correct)
         uses_similarity = self.method in SIMILARITY_METHODS
         kernel = uses_similarity and self.similarity_mode == "kernel"
-        if self.inference == "gibbs" and uses_similarity and not kernel:
+        learned = self.resolved_prior() == "learned"
+        if learned and uses_similarity and not kernel:
+            what = "inference='gibbs'" if self.inference == "gibbs" else "prior='learned'"
             raise ConfigError(
-                f"inference='gibbs' samples the likelihood and the learned priors; the Gram potential of "
-                f"similarity_mode={self.similarity_mode!r} (the paper's form) is not conjugate: use "
-                "similarity_mode='kernel' with gibbs, or inference='svi'"
+                f"{what} fits the likelihood and the learned priors; the Gram potential of "
+                f"similarity_mode={self.similarity_mode!r} (the paper's form) is not part of that model (not "
+                f"conjugate, for the sampler): use similarity_mode='kernel' with {what}, or inference='svi' with "
+                "prior='fixed'"
             )
         if uses_similarity and side is None:
             raise ConfigError(
@@ -196,6 +218,9 @@ class SimRMF(SimRMFParams, PosteriorQueries):
         if self.inference == "gibbs":
             self._fit_gibbs(model_llms, model_items, llm_codes, item_codes, correct, group_codes, group_labels,
                             item_groups, llm_groups)
+        elif learned:
+            self._fit_learned(model_llms, model_items, llm_codes, item_codes, correct, group_codes, group_labels,
+                              item_groups, llm_groups)
         else:
             self._fit_svi(model_llms, model_items, llm_codes, item_codes, correct, model_config, similarity,
                           group_codes, group_labels, item_groups, llm_groups, len(warm_llms), len(warm_items))
@@ -248,6 +273,30 @@ class SimRMF(SimRMFParams, PosteriorQueries):
             n_warm_items=len(model_items), n_fitted_llms=len(model_llms), n_fitted_items=len(model_items),
             dim=int(self.dim), posterior=posterior, losses=np.zeros(0, np.float32),
             converged=self.sampler_diagnostics_["max_rhat"] <= RHAT_MAX,
+            n_pairs=int(len(correct)), item_group_labels=group_labels,
+            item_groups=GroupMap.from_mapping(item_groups, "item_groups"),
+            llm_groups=GroupMap.from_mapping(llm_groups, "llm_groups"),
+        )
+
+    def _fit_learned(self, model_llms, model_items, llm_codes, item_codes, correct, group_codes, group_labels,
+                     item_groups, llm_groups) -> None:
+        """SVI of the model with learned populations (:mod:`bayes_simrmf.inference.learned`), started at a MAP fit;
+        the posterior is kept as draws from the fitted guide, the point estimate is their mean."""
+        start = self._map_rows(len(model_llms), len(model_items), llm_codes, item_codes, correct, group_codes,
+                               group_labels)
+        result = run_learned_svi(
+            len(model_llms), len(model_items), llm_codes, item_codes, correct, dim=int(self.dim),
+            biases=bool(self.biases), config=self.inference_config(), initial_rows=start, item_group=group_codes,
+            seed=int(self.seed), description=f"fit {self.method} ({self.guide}, learned priors)",
+        )
+        self.svi_result_, self.gibbs_result_, self.sampler_diagnostics_ = None, None, None
+        self.fit_seconds_, self.layout_ = result.seconds, "pairs"
+        posterior = SamplePosterior(result.draws, guide=f"{self.guide}+learned")
+        params = {name: value.astype(np.float32) for name, value in posterior.loc.items() if name in MODEL_SITES}
+        self.fitted_ = FittedState(
+            params=params, llms=model_llms, items=model_items, n_warm_llms=len(model_llms),
+            n_warm_items=len(model_items), n_fitted_llms=len(model_llms), n_fitted_items=len(model_items),
+            dim=int(self.dim), posterior=posterior, losses=result.losses, converged=result.converged,
             n_pairs=int(len(correct)), item_group_labels=group_labels,
             item_groups=GroupMap.from_mapping(item_groups, "item_groups"),
             llm_groups=GroupMap.from_mapping(llm_groups, "llm_groups"),
