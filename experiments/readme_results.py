@@ -113,8 +113,9 @@ def render_routing(config: dict, results: Path) -> str:
 
 
 CALIBRATION_RUNS = ("mmlupro", "v1_tiny", "bbh_tso5", "openllm_v2")
-#: The calibration rows the README shows: the mean-field guide, the sampler, and MAP with conformal intervals.
-SHOWN_GUIDES = ("normal", "gibbs", "delta+conformal")
+#: The calibration rows the README shows: the mean-field guide, the sampler, the mean-field guide on the sampler's
+#: learned-prior model, and MAP with conformal intervals.
+SHOWN_GUIDES = ("normal", "gibbs", "normal+learned", "delta+conformal")
 
 
 def render_gibbs(results: Path) -> str:
