@@ -109,10 +109,13 @@ def _report_fit(estimator, method: str, guide: str) -> None:
         )
         return
     steps = len(estimator.losses_)
+    learned = getattr(estimator, "prior", None) == "learned"
     click.echo(
-        f"fitted {method} ({guide}) in {estimator.fit_seconds_:.1f} s: {steps} steps, "
-        f"{'converged' if estimator.converged_ else 'NOT converged (raise --max-steps)'}, "
+        f"fitted {method} ({guide}{', learned priors' if learned else ''}) in {estimator.fit_seconds_:.1f} s: "
+        f"{steps} steps, {'converged' if estimator.converged_ else 'NOT converged (raise --max-steps)'}, "
         f"final loss {estimator.losses_[-1]:.6g}, layout {estimator.layout_}"
+        + (f"; {estimator.posterior_.n_draws} posterior draws kept, {estimator.posterior_.nbytes / 2**20:.1f} MiB"
+           if learned else "")
     )
 
 

@@ -103,6 +103,9 @@ class SimRMF(SimRMFParams, PosteriorQueries):
       draws (:class:`~bayes_simrmf.inference.samples.SamplePosterior`), ``sampler_diagnostics_`` their R-hat and ESS;
       fold-ins and entities the fit never saw are drawn into every draw (from the learned population, or the GP
       conditional on that draw's rows). The Gram potentials ("cold", "joint") are refused.
+    - ``prior="learned"`` (with ``guide`` "normal" or "lowrank"): the same learned-prior model fitted by SVI
+      (:mod:`bayes_simrmf.inference.learned`); ``posterior_`` holds 400 draws of the fitted guide in the sampler's
+      layout, so unseen entities and fold-ins are handled as with the sampler.
     """
 
     # the fitted state, read-only ----------------------------------------------------------------
@@ -303,15 +306,16 @@ class SimRMF(SimRMFParams, PosteriorQueries):
         )
 
     def _map_rows(self, n_llms, n_items, llm_codes, item_codes, correct, group_codes, group_labels):
-        """``(LLM rows, item rows)`` of a MAP fit (delta guide, at most 1,000 steps) in the sampler's layout: the
-        intercept and each question's group mean move into the question's bias."""
+        """``(LLM rows, item rows)`` of a MAP fit (delta guide, at most 1,000 steps) in the sampler's layout, where the
+        sampler and the learned-prior SVI start: the intercept and each question's group mean move into the
+        question's bias."""
         model_config = self.model_config()
         if group_labels is not None:
             model_config = dataclasses.replace(model_config, n_item_groups=len(group_labels))
         inference = dataclasses.replace(self.inference_config(), guide="delta", max_steps=min(int(self.max_steps), 1000),
                                         batch_size=None)
         point = run_svi(n_llms, n_items, llm_codes, item_codes, correct, model_config, inference, item_group=group_codes,
-                        seed=int(self.seed), description="gibbs start (MAP)").point
+                        seed=int(self.seed), description="MAP start").point
         sides = []
         for factors, bias, n in ((LLM_FACTORS, LLM_BIAS, n_llms), (ITEM_FACTORS, ITEM_BIAS, n_items)):
             parts = [np.asarray(point.get(factors, np.zeros((n, 0))), np.float32)]
