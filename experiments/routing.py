@@ -16,13 +16,21 @@ questions among the candidate LLMs:
   ``E[p] − lam·cost`` over a grid of ``lam``, threshold (cheapest LLM with ``P(p ≥ t) ≥ 0.9``, escalating to the
   best single LLM when none clears it), and greedy with abstention;
 * baselines: oracle (cheapest correct LLM per question: an upper bound), best single LLM (highest training
-  accuracy), random, kNN over questions (text embeddings, training answers);
-* the operating point "at the best single LLM's cost" is chosen by the model alone: cost-aware with the
-  smallest ``lam`` whose *expected* total cost fits the best single LLM's total cost (no test answers used).
+  accuracy), best LLM per benchmark (highest training accuracy on the question's benchmark), random, kNN over
+  questions (text embeddings, training answers);
+* the operating points "at the best single LLM's cost" and "at the per-benchmark baseline's cost" are chosen
+  by the model alone: cost-aware with the smallest ``lam`` whose *expected* total cost fits that baseline's
+  total cost (no test answers used);
+* every policy reports the posterior interval of its expected accuracy and the predictive interval of its
+  realised accuracy (answer noise added); the report counts how often each holds the realised accuracy.
 
-One cell per run × seed with provenance (:class:`bayes_simrmf.evaluate.study.StudyCells`). Writes, per
-run, ``experiments/results/routing_<run>.md`` (tables), ``.csv`` (every policy and baseline per pool),
-``_selective.csv`` and ``.png`` (accuracy-cost curves and selective-prediction curves).
+A run names its posterior guides (``guides``: "normal", "lowrank", "gibbs" — the sampler with learned priors
+— or a named variant of ``guide_options`` such as "normal+learned"). One cell per run × seed × guide with
+provenance (:class:`bayes_simrmf.evaluate.study.StudyCells`). Writes, per run,
+``experiments/results/routing_<run>.md`` (tables per guide), ``.csv`` (every policy and baseline per pool,
+seed and guide), ``_selective.csv`` and ``.png`` (accuracy-cost and selective-prediction curves, first
+guide); and ``routing_summary.md`` / ``.csv``: per run and guide, interval coverage over seeds × pools and
+the cost-aware policy against both baselines at their cost, paired over seeds × pools.
 
 Usage:
     python experiments/routing.py [--runs openllm_v2] [--rerun-stale] [--aggregate-only]
@@ -31,6 +39,7 @@ Usage:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -43,7 +52,8 @@ from bayes_simrmf.errors import ConfigError
 from bayes_simrmf.evaluate import fit_on_split
 from bayes_simrmf.evaluate.runner import SeedContext, method_options
 from bayes_simrmf.evaluate.seeds import ProtocolSeeds
-from bayes_simrmf.evaluate.study import StudyCells, check_provenance, run_driver, study_parser, parse_study
+from bayes_simrmf.evaluate.study import (StudyCells, check_provenance, paired_interval, parse_study, run_driver,
+                                         study_parser)
 from bayes_simrmf.machine import machine_line
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 from bayes_simrmf.predict.estimator import make_estimator
@@ -87,13 +97,22 @@ def paired_difference(truth: pd.DataFrame, first: pd.DataFrame, second: pd.DataF
 
 
 def evaluate_pool(model, point_model, pool: routing.Candidates, questions: np.ndarray, truth: pd.DataFrame, train: pd.DataFrame,
-                  vectors: pd.DataFrame, lams: np.ndarray, args) -> tuple[pd.DataFrame, pd.DataFrame, float, str]:
+                  vectors: pd.DataFrame, lams: np.ndarray, args,
+                  groups: pd.Series | None = None) -> tuple[pd.DataFrame, pd.DataFrame, float, str]:
     """Every policy and baseline on one pool of candidates: (table, selective curves, risk-averse − greedy
-    realised accuracy, best single LLM)."""
+    realised accuracy, best single LLM). ``groups`` (benchmark per question) adds the best-LLM-per-benchmark
+    baseline and the cost-aware policy at its cost."""
     best_single = routing.best_single_llm_from_training(train, pool)
     best_cost = float(pool.costs[pool.index(best_single, "single")])
     at_budget = routing.cost_aware_for_budget(model, questions, pool, best_cost * len(questions),
                                               n_draws=args.n_draws, seed=args.seed)
+    per_group = extra_policies = {}
+    if groups is not None:
+        choice = routing.best_llm_per_group_from_training(train, pool, groups)
+        per_group = {"best per benchmark": routing.group_llm_routing(questions, pool, groups, choice, best_single)}
+        extra_policies = {"cost-aware @ per-benchmark cost": routing.cost_aware_for_budget(
+            model, questions, pool, float(per_group["best per benchmark"]["cost"].sum()), n_draws=args.n_draws,
+            seed=args.seed)}
     # Thresholds spread over the model's own predicted probabilities (no test answers): quantiles 5–95%.
     predicted = routing.expected_success(model, questions, pool, n_draws=args.n_draws, seed=args.seed).to_numpy()
     thresholds = np.unique(np.round(np.quantile(predicted, np.linspace(0.05, 0.95, 13)), 3))
@@ -102,6 +121,7 @@ def evaluate_pool(model, point_model, pool: routing.Candidates, questions: np.nd
         "risk-averse": routing.RiskAverse(level=args.level),
         "thompson": routing.Thompson(),
         "cost-aware @ best-single cost": at_budget,
+        **extra_policies,
         **{f"cost-aware {lam:.4g}": routing.CostAware(lam=float(lam)) for lam in lams[1:]},
         **{f"threshold {t:g}": routing.Threshold(threshold=float(t), confidence=args.level, fallback=best_single)
            for t in thresholds},
@@ -118,6 +138,7 @@ def evaluate_pool(model, point_model, pool: routing.Candidates, questions: np.nd
         **point_results,
         "oracle": routing.oracle_routing(questions, pool, truth),
         "best single": routing.single_llm_routing(questions, pool, best_single),
+        **per_group,
         "random": routing.random_routing(questions, pool, seed=args.seed),
         "knn": routing.knn_routing(questions, pool, train, vectors, k=args.knn_k),
     }
@@ -136,6 +157,8 @@ def evaluate_pool(model, point_model, pool: routing.Candidates, questions: np.nd
             row.update(expected_accuracy=summary["expected_accuracy"],
                        expected_lower=summary["expected_accuracy_lower"],
                        expected_upper=summary["expected_accuracy_upper"],
+                       realised_lower=summary["realised_accuracy_lower"],
+                       realised_upper=summary["realised_accuracy_upper"],
                        n_llms_used=int(result.decisions["llm"].nunique()))
         else:
             row["n_llms_used"] = int(result["llm"].nunique())
@@ -157,6 +180,9 @@ def evaluate_pool(model, point_model, pool: routing.Candidates, questions: np.nd
     differences = {
         "cost-aware at best-single cost − best single": paired_difference(
             truth, results["cost-aware @ best-single cost"].decisions, baselines["best single"], args.seed),
+        **({"cost-aware at per-benchmark cost − best per benchmark": paired_difference(
+            truth, results["cost-aware @ per-benchmark cost"].decisions, baselines["best per benchmark"], args.seed)}
+           if groups is not None else {}),
         "risk-averse − greedy": paired_difference(truth, results["risk-averse"].decisions,
                                                   results["greedy"].decisions, args.seed),
         "greedy: posterior − point estimate": paired_difference(
@@ -200,8 +226,8 @@ def figure(frame: pd.DataFrame, selective: pd.DataFrame, path: Path, title: str)
     plt.close(fig)
 
 
-SETTINGS = ("seeds", "guide", "learning_rate", "max_steps", "min_coverage", "n_candidates", "n_pools", "knn_k",
-            "n_draws", "level")
+SETTINGS = ("seeds", "guides", "guide_options", "max_steps", "min_coverage", "n_candidates", "n_pools", "knn_k",
+            "n_draws", "level", "groups")
 
 
 def settings(config: dict, run: dict) -> dict:
@@ -209,15 +235,27 @@ def settings(config: dict, run: dict) -> dict:
     return {key: run.get(key, config[key]) for key in SETTINGS}
 
 
-def cell_config(seeds: ProtocolSeeds, config: dict, run: dict, seed: int) -> dict:
-    own = {key: value for key, value in settings(config, run).items() if key != "seeds"}
-    return {**seeds.cell_config(run["dataset"], run["T"], seed, [run["method"]]), "split": run["split"], **own}
+def cell_config(seeds: ProtocolSeeds, config: dict, run: dict, seed: int, guide: str) -> dict:
+    """One cell's config: the seed's Table 2 cell, the run's settings, one posterior guide (with its options,
+    and the point model's)."""
+    own = {key: value for key, value in settings(config, run).items() if key not in ("seeds", "guides", "guide_options")}
+    options = settings(config, run)["guide_options"]
+    if guide not in options:
+        raise ConfigError(f"routing guide {guide!r} has no entry in guide_options (it has {sorted(options)})")
+    return {**seeds.cell_config(run["dataset"], run["T"], seed, [run["method"]]), "split": run["split"], **own,
+            "guide": guide, "guide_options": options[guide], "point_options": options["delta"]}
 
 
-def fitted(context: SeedContext, method: dict, guide: str, cell: dict):
+def fitted(context: SeedContext, method: dict, guide: str, guide_options: dict, cell: dict):
+    """The method fitted on the seed's split with one guide ("gibbs": the sampler at its defaults unless the
+    options set them; a named variant such as "normal+learned" names its guide in its options)."""
     spec = method["spec"]
     options = method_options(spec, context.seed, method["chosen"])
-    options.update(guide=guide, learning_rate=cell["learning_rate"][guide], max_steps=cell["max_steps"])
+    guide_options = dict(guide_options)
+    if guide == "gibbs":
+        options.update(inference="gibbs", **guide_options)
+    else:
+        options.update(guide=guide_options.pop("guide", guide), max_steps=cell["max_steps"], **guide_options)
     return fit_on_split(make_estimator(options.pop("method"), **options), context.split, side=context.side(spec),
                         item_groups=context.item_groups(spec))
 
@@ -231,15 +269,20 @@ def run_cell(context: SeedContext, cell: dict) -> dict:
     print(f"{dataset.name} split {args.split} seed {seed}: {len(candidates)} candidate LLMs (of {split.n_known_llms} "
           f"known), {len(questions)} questions, {len(truth)} answers", flush=True)
     (method,) = cell["methods"].values()
-    model = fitted(context, method, args.guide, cell)
+    model = fitted(context, method, args.guide, args.guide_options, cell)
     # A point-estimate router (what routers on point estimates do): the delta guide (MAP), with questions
     # folded in at their conditional mean and no uncertainty integrated over.
-    point_model = fitted(context, method, "delta", cell)
+    point_model = fitted(context, method, "delta", args.point_options, cell)
     point_model.fitted_ = dataclasses.replace(point_model.fitted_, inductive={
         kind: (mean, np.zeros_like(cov)) for kind, (mean, cov) in point_model.inductive_.items()})
     train = routing.pairs_frame(split, "train")
     vectors = pd.DataFrame(item_embeddings(dataset, split.items, log=None), index=split.items)
     lams = routing.lam_grid(candidates, 13)
+    groups = None
+    if args.groups:
+        if args.groups not in dataset.items.columns:
+            raise ConfigError(f"routing groups {args.groups!r} is not a column of {dataset.name}'s items table")
+        groups = dataset.items.set_index("item")[args.groups].fillna("(none)").astype(str)
     rng = np.random.default_rng(seed)
     n_pool = min(args.n_candidates or len(candidates), len(candidates))
     pools = ([np.arange(len(candidates))] if n_pool == len(candidates) else
@@ -249,7 +292,8 @@ def run_cell(context: SeedContext, cell: dict) -> dict:
     for number, members in enumerate(pools):
         pool = routing.Candidates(candidates.llms[members], candidates.costs[members])
         frame, selective, difference, _ = evaluate_pool(model, point_model, pool, questions,
-                                                        truth[truth["llm"].isin(pool.llms)], train, vectors, lams, args)
+                                                        truth[truth["llm"].isin(pool.llms)], train, vectors, lams, args,
+                                                        groups)
         frames.append(frame.assign(pool=number))
         selectives.append(selective.assign(pool=number))
         differences.append({name: list(value) for name, value in difference.items()})
@@ -261,6 +305,7 @@ def run_cell(context: SeedContext, cell: dict) -> dict:
             "n_pool": int(n_pool), "n_pools": len(pools),
             "fits": {name: {"steps": len(m.losses_), "converged": bool(m.converged_), "seconds": m.fit_seconds_}
                      for name, m in (("posterior", model), ("point", point_model))},
+            "guide": args.guide,
             "options": {k: v for k, v in method_options(method["spec"], seed, method["chosen"]).items() if k != "progress"},
             "item_groups": method["spec"].get("item_groups"), "embedding_model": DEFAULT_EMBEDDING_MODEL,
             "machine": machine_line(),
@@ -269,8 +314,10 @@ def run_cell(context: SeedContext, cell: dict) -> dict:
             "selective": pd.concat(selectives, ignore_index=True).to_dict(orient="list"), "differences": differences}
 
 
-def write_report(name: str, run: dict, own: dict, cells: list[tuple[int, dict]], command: str, report) -> None:
-    out = ROOT / "experiments" / "results" / f"routing_{name}"
+def guide_section(name: str, run: dict, own: dict, guide: str, cells: list[tuple[int, dict]], png: Path | None,
+                  level: str = "##") -> tuple[list[str], pd.DataFrame, pd.DataFrame]:
+    """One guide's part of a run's report: (markdown lines, per-pool rows, selective curves); draws the figure
+    into ``png`` when given."""
     seeds_used = [seed for seed, _ in cells]
     # The unit of every mean below is one pool of one seed.
     per_pool = pd.concat([pd.DataFrame(cell["per_pool"]).assign(seed=seed) for seed, cell in cells], ignore_index=True)
@@ -280,7 +327,8 @@ def write_report(name: str, run: dict, own: dict, cells: list[tuple[int, dict]],
     differences = [d for _, cell in cells for d in cell["differences"]]
     first = cells[0][1]
     n_units = per_pool["pool"].nunique()
-    numeric = ["param", "accuracy", "mean_cost", "expected_accuracy", "expected_lower", "expected_upper", "n_llms_used"]
+    numeric = ["param", "accuracy", "mean_cost", "expected_accuracy", "expected_lower", "expected_upper",
+               "realised_lower", "realised_upper", "n_llms_used"]
     frame = per_pool.groupby(["name", "family"], sort=False)[numeric].mean().reset_index()
     frame["accuracy_sd_over_pools"] = per_pool.groupby(["name", "family"], sort=False)["accuracy"].std().to_numpy()
     selective = selective_all.groupby(["policy", "score", "target_coverage"])[["coverage", "accuracy"]].mean().reset_index()
@@ -305,17 +353,15 @@ def write_report(name: str, run: dict, own: dict, cells: list[tuple[int, dict]],
     point_gap = accuracy_by["greedy"] - accuracy_by["greedy (point estimate)"]
     cheaper = frame[(frame["mean_cost"] <= best_cost + 1e-9) & ~frame["family"].isin(["oracle", "best single"])]
     best_under = cheaper.sort_values("accuracy", ascending=False).head(5)
-    per_pool.to_csv(out.with_suffix(".csv"), index=False)
-    selective_all.to_csv(out.with_name(out.name + "_selective.csv"), index=False)
-    png = out.with_suffix(".png")
     pools_text = (f"{first['n_pools']} random pools of {first['n_pool']}" if first["n_pools"] > 1 else f"{first['n_pool']}")
     seeds_text = f"seed{'s' if len(seeds_used) > 1 else ''} {', '.join(map(str, seeds_used))}"
-    figure(frame, selective, png, f"{run['dataset']}, split {run['split']}, T={run['T']}, {seeds_text}: {pools_text} "
-                                  f"LLMs, {first['n_questions']} questions")
+    if png is not None:
+        figure(frame, selective, png, f"{run['dataset']}, split {run['split']}, T={run['T']}, {seeds_text}, {guide} "
+                                      f"guide: {pools_text} LLMs, {first['n_questions']} questions")
     sel = selective.pivot_table(index=["policy", "score"], columns="target_coverage", values="accuracy")
     sel = sel[[c for c in sel.columns if np.isclose(c, [0.1, 0.25, 0.5, 0.75, 1.0]).any()]]
     headline = ["name", "accuracy", "mean_cost", "expected_accuracy", "expected_lower", "expected_upper",
-                "n_llms_used"] + (["accuracy_sd_over_pools"] if n_units > 1 else [])
+                "realised_lower", "realised_upper", "n_llms_used"] + (["accuracy_sd_over_pools"] if n_units > 1 else [])
     beats = goal[(goal["at_cost_accuracy"] > goal["best_single_accuracy"])
                  & (goal["at_cost_mean_cost"] <= goal["best_single_cost"] + 1e-9)]
     averaged = " (means over pools and seeds)" if n_units > 1 else ""
@@ -324,35 +370,35 @@ def write_report(name: str, run: dict, own: dict, cells: list[tuple[int, dict]],
     fits = "; ".join(f"seed {seed}: posterior {cell['fits']['posterior']['steps']} steps (converged "
                      f"{cell['fits']['posterior']['converged']}), point {cell['fits']['point']['steps']} steps"
                      for seed, cell in cells)
+    sub = level + "#"
     text = [
-        f"# Routing on held-out truth: {run['dataset']}, split {run['split']}, T={run['T']}, {seeds_text}",
-        "",
-        f"Command: `{command}` (config `experiments/configs/routing.json`, run `{name}`)  ",
-        *report.header(),
+        f"{level} {guide} guide: {seeds_text}",
         "",
         f"{'; '.join(machines)}; {sum(cell['seconds'] for _, cell in cells):.0f} s of cell time.  ",
         f"Model: {run['method']} with that seed's Table 2 hyper-parameters (chosen on its validation pairs): d="
         f"{options.get('dim')}, λ_reg={options.get('lambda_reg')}, fold-in nuggets {options.get('fold_in_ridge_items')} "
         f"(questions) / {options.get('fold_in_ridge_llms')} (LLMs), item groups = {first['item_groups'] or 'none'}, "
-        f"question embeddings {first['embedding_model']}; {own['guide']} guide; {own['n_draws']} posterior draws, "
+        f"question embeddings {first['embedding_model']}; {guide} guide; {own['n_draws']} posterior draws, "
         f"credible level {own['level']}. Fits: {fits}.  ",
         f"Candidates: {first['n_candidates']} known LLMs with a parameter count that answered ≥ {own['min_coverage']:.0%} "
         f"of the split's questions; {first['n_questions']} questions that all of them answered. Cost = parameters "
         f"(billions) per call, {first['cost_range'][0]:.2f}–{first['cost_range'][1]:.2f}. Routing among "
         f"{pools_text} candidates.  ",
-        "Best single LLM = highest training accuracy in the pool. The cost-aware operating point 'at best-single "
+        "Best single LLM = highest training accuracy in the pool; best per benchmark = highest training accuracy "
+        "on the question's benchmark (the best single LLM where a benchmark has no training answers). The cost-aware operating point 'at best-single "
         "cost' is the smallest lam whose expected total cost (the model's, no test answers) fits the best single "
         "LLM's total cost. Threshold t (a grid over the 5–95% quantiles of the model's predicted probabilities): "
         "cheapest LLM with P(p ≥ t) ≥ "
         f"{own['level']}, else the best single LLM. kNN: k={own['knn_k']} nearest training questions by text embedding.",
         "",
-        f"## Policies and baselines (realised accuracy on the held-out answers{averaged})",
+        f"{sub} Policies and baselines (realised accuracy on the held-out answers{averaged})",
         "",
         frame[frame["family"].isin(["greedy", "risk-averse", "thompson", "cost-aware @ best-single cost",
-                                    "greedy (point estimate)", "cost-aware @ best-single cost (point estimate)",
-                                    "oracle", "best single", "random", "knn"])][headline].round(4).to_string(index=False),
+                                    "cost-aware @ per-benchmark cost", "greedy (point estimate)",
+                                    "cost-aware @ best-single cost (point estimate)", "oracle", "best single",
+                                    "best per benchmark", "random", "knn"])][headline].round(4).to_string(index=False),
         "",
-        "## Goal: at the best single LLM's cost or less, beat its accuracy",
+        f"{sub} Goal: at the best single LLM's cost or less, beat its accuracy",
         "",
         f"Cost-aware at the best single LLM's cost beats it (higher accuracy at no more cost) in {len(beats)} of "
         f"{len(goal)} pool(s); mean accuracy {goal['at_cost_accuracy'].mean():.4f} vs {goal['best_single_accuracy'].mean():.4f}"
@@ -365,7 +411,7 @@ def write_report(name: str, run: dict, own: dict, cells: list[tuple[int, dict]],
         "",
         best_under[["name", "accuracy", "mean_cost"]].round(4).to_string(index=False),
         "",
-        "## Risk-averse against greedy on the posterior mean",
+        f"{sub} Risk-averse against greedy on the posterior mean",
         "",
         f"Realised accuracy, risk-averse − greedy, per pool: mean {difference.mean():+.4f}, risk-averse ahead in "
         f"{int((difference > 0).sum())} of {len(difference)} pool(s)"
@@ -390,12 +436,111 @@ def write_report(name: str, run: dict, own: dict, cells: list[tuple[int, dict]],
         "",
         sel.round(4).to_string(),
         "",
-        f"## Sweeps (accuracy-cost curves{averaged})",
+        f"{sub} Sweeps (accuracy-cost curves{averaged})",
         "",
         frame[frame["family"].isin(["cost-aware", "threshold"])][["param", *headline]].round(4).to_string(index=False),
         "",
         f"Figure: `{png.name}`.",
     ]
+    return text, per_pool, selective_all
+
+
+#: Policies whose intervals the summary checks against the realised accuracy.
+CHECKED = ("greedy", "risk-averse", "thompson", "cost-aware @ best-single cost", "cost-aware @ per-benchmark cost")
+#: (policy, baseline): the cost-aware policy at a baseline's cost against that baseline.
+GOALS = (("cost-aware @ best-single cost", "best single"), ("cost-aware @ per-benchmark cost", "best per benchmark"))
+
+
+def write_report(name: str, run: dict, own: dict, cells: list[tuple[int, str, dict]], command: str,
+                 report) -> pd.DataFrame:
+    """``routing_<name>.md`` (a section per guide), ``.csv`` (per-pool rows with ``seed`` and ``guide``),
+    ``_selective.csv`` and ``.png`` (first guide); returns the per-pool rows."""
+    out = ROOT / "experiments" / "results" / f"routing_{name}"
+    guides = list(dict.fromkeys(guide for _, guide, _ in cells))
+    seeds_used = sorted({seed for seed, _, _ in cells})
+    text = [f"# Routing on held-out truth: {run['dataset']}, split {run['split']}, T={run['T']}, seeds "
+            f"{', '.join(map(str, seeds_used))}, guides {', '.join(guides)}", "",
+            f"Command: `{command}` (config `experiments/configs/routing.json`, run `{name}`)  ", *report.header(), "",
+            "Each guide's section has its own fits; the point-estimate rows (delta guide) are re-fitted in every cell "
+            "and are the same model in each. `expected_lower`/`expected_upper`: the policy's expected accuracy, "
+            f"central {own['level']:g} posterior interval; `realised_lower`/`realised_upper`: the predictive interval "
+            "of the realised accuracy (answer noise added). Interval coverage and the goals, per guide: "
+            "`routing_summary.md`.", ""]
+    per_pools, selectives = [], []
+    for number, guide in enumerate(guides):
+        mine = [(seed, cell) for seed, g, cell in cells if g == guide]
+        lines, per_pool, selective = guide_section(name, run, own, guide, mine,
+                                                   out.with_suffix(".png") if number == 0 else None)
+        text += lines + [""]
+        per_pools.append(per_pool.assign(guide=guide))
+        selectives.append(selective.assign(guide=guide))
+    text[-1:] = [f"Figure (the {guides[0]} guide): `{out.with_suffix('.png').name}`."]
+    per_pool = pd.concat(per_pools, ignore_index=True)
+    per_pool.to_csv(out.with_suffix(".csv"), index=False)
+    pd.concat(selectives, ignore_index=True).to_csv(out.with_name(out.name + "_selective.csv"), index=False)
+    out.with_suffix(".md").write_text("\n".join(text) + "\n")
+    return per_pool
+
+
+def summary_tables(per_pool: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(interval coverage, goals) from per-pool rows of every run and guide (columns ``run``, ``guide``,
+    ``seed``, ``pool``, ``name``, ...). A unit is one pool of one seed."""
+    coverage, goals = [], []
+    for (run, guide), rows in per_pool.groupby(["run", "guide"], sort=False):
+        for policy in CHECKED:
+            mine = rows[rows["name"] == policy]
+            if not len(mine):
+                continue
+            inside = mine["accuracy"].between(mine["expected_lower"], mine["expected_upper"])
+            predictive = mine["accuracy"].between(mine["realised_lower"], mine["realised_upper"])
+            per_seed = mine.assign(inside=predictive).groupby("seed")["inside"].mean()
+            coverage.append({"run": run, "guide": guide, "policy": policy, "units": len(mine),
+                             "seeds": int(mine["seed"].nunique()),
+                             "in_expected_interval": int(inside.sum()), "in_predictive_interval": int(predictive.sum()),
+                             "seeds_mostly_inside": int((per_seed >= 0.5).sum()),
+                             "realised_minus_expected": float((mine["accuracy"] - mine["expected_accuracy"]).mean()),
+                             "sd_over_units": float((mine["accuracy"] - mine["expected_accuracy"]).std())
+                             if len(mine) > 1 else np.nan,
+                             "predictive_width": float((mine["realised_upper"] - mine["realised_lower"]).mean())})
+        indexed = rows.set_index(["seed", "pool", "name"])
+        for policy, baseline in GOALS:
+            if policy not in set(rows["name"]):
+                continue
+            mine = indexed.xs(policy, level="name")
+            other = indexed.xs(baseline, level="name").reindex(mine.index)
+            gain = (mine["accuracy"] - other["accuracy"]).to_numpy()
+            extra_cost = (mine["mean_cost"] - other["mean_cost"]).to_numpy()
+            mean, lower, upper = paired_interval(gain) if len(gain) > 1 else (float(gain[0]), np.nan, np.nan)
+            goals.append({"run": run, "guide": guide, "policy": policy, "baseline": baseline, "units": len(gain),
+                          "accuracy": float(mine["accuracy"].mean()), "baseline_accuracy": float(other["accuracy"].mean()),
+                          "gain": mean, "gain_lower95": lower, "gain_upper95": upper,
+                          "units_ahead_at_no_more_cost": int(((gain > 0) & (extra_cost <= 1e-9)).sum()),
+                          "mean_cost": float(mine["mean_cost"].mean()),
+                          "baseline_mean_cost": float(other["mean_cost"].mean())})
+    return pd.DataFrame(coverage), pd.DataFrame(goals)
+
+
+def write_summary(per_pool: pd.DataFrame, command: str) -> None:
+    """``routing_summary.md`` / ``.csv``: interval coverage and the cost-aware policy against both baselines."""
+    coverage, goals = summary_tables(per_pool)
+    out = ROOT / "experiments" / "results" / "routing_summary"
+    pd.concat([coverage.assign(table="coverage"), goals.assign(table="goal")], ignore_index=True).to_csv(
+        out.with_suffix(".csv"), index=False)
+    text = ["# Routing: do the intervals hold, and does cost-aware routing beat the baselines at their cost?", "",
+            f"Command: `{command}`; from the per-pool rows of `routing_<run>.csv` (provenance in `routing_<run>.md`). "
+            "A unit is one pool of candidates in one seed (each seed has its own split, fit and pools).", "",
+            "## Intervals against the realised accuracy", "",
+            "`in_expected_interval`: units whose realised accuracy lies in the posterior interval of the policy's "
+            "expected accuracy; `in_predictive_interval`: in the predictive interval of the realised accuracy "
+            "(answer noise added; the one that should hold it at its level); `seeds_mostly_inside`: seeds where at "
+            "least half the pools' predictive intervals hold it; `realised_minus_expected`: mean over units.", "",
+            coverage.round(4).to_string(index=False) if len(coverage) else "no cells", "",
+            "## Cost-aware routing at a baseline's cost (lam chosen from the model's expected cost, no test answers)",
+            "",
+            "`gain`: realised accuracy minus the baseline's, mean over units with a paired 95% t interval; "
+            "`units_ahead_at_no_more_cost`: units where it is more accurate at no more mean cost. On a dataset of "
+            "one benchmark the per-benchmark baseline is the best single LLM.", "",
+            goals.round(4).to_string(index=False) if len(goals) else "no cells", ""]
     out.with_suffix(".md").write_text("\n".join(text) + "\n")
 
 
@@ -412,15 +557,23 @@ def main() -> None:
         if args.runs and name not in args.runs:
             continue
         own, cells = settings(config, run), []
-        for seed in own["seeds"]:
-            spec = cell_config(seeds, config, run, seed)
-            cell = seeds.get(study, (name, f"seed{seed}"), spec, run_cell, compare="per_pool")
+        for seed, guide in itertools.product(own["seeds"], own["guides"]):
+            spec = cell_config(seeds, config, run, seed, guide)
+            cell = seeds.get(study, (name, f"seed{seed}", guide), spec, run_cell, compare="per_pool")
             if cell is not None:
-                cells.append((seed, cell))
+                cells.append((seed, guide, cell))
         if cells and run.get("report", True):
-            report = check_provenance(((f"{name}/seed{seed}", cell) for seed, cell in cells), allow_mixed=args.allow_mixed)
+            report = check_provenance(((f"{name}/seed{seed}/{guide}", cell) for seed, guide, cell in cells),
+                                      allow_mixed=args.allow_mixed)
             write_report(name, run, own, cells, command, report)
             print(f"wrote experiments/results/routing_{name}.md ({len(cells)} cells)")
+    # The summary gathers every reported run's table on disk, also those not selected by --runs.
+    tables = [pd.read_csv(path).assign(run=name) for name, run in config["runs"].items()
+              if run.get("report", True) and (path := ROOT / "experiments" / "results" / f"routing_{name}.csv").is_file()]
+    tables = [table for table in tables if "guide" in table.columns]  # tables written before guides were recorded
+    if tables:
+        write_summary(pd.concat(tables, ignore_index=True), command)
+        print("wrote experiments/results/routing_summary.md")
 
 
 if __name__ == "__main__":

@@ -241,6 +241,13 @@ def test_route_summary_adds_up(fitted, candidates):
     assert summary["expected_accuracy"] == pytest.approx(decisions.loc[routed, "prob"].mean())
     assert summary["expected_accuracy"] == pytest.approx(result.accuracy_draws.mean())
     assert summary["expected_accuracy_lower"] < summary["expected_accuracy"] < summary["expected_accuracy_upper"]
+    # the realised accuracy's interval adds answer noise to the expected accuracy's: wider, same centre
+    assert summary["realised_accuracy_lower"] < summary["expected_accuracy_lower"]
+    assert summary["realised_accuracy_upper"] > summary["expected_accuracy_upper"]
+    noise = result.realised_draws - result.accuracy_draws
+    chosen = decisions.loc[routed, "prob"].to_numpy()
+    # per draw the noise is N(0, Σp(1-p)/n²); its spread is close to the one from the posterior means
+    assert noise.std() == pytest.approx(np.sqrt((chosen * (1 - chosen)).sum()) / routed.sum(), rel=0.3)
     assert summary["abstain_rate"] == pytest.approx(1 - routed.mean())
     assert result.share_by_llm()["(abstain)"] == (~routed).sum()
 
@@ -334,6 +341,25 @@ def test_best_single_llm_and_random_baselines():
     first = routing.random_routing([f"q{i}" for i in range(200)], TINY_CANDIDATES, seed=1)
     assert first.equals(routing.random_routing([f"q{i}" for i in range(200)], TINY_CANDIDATES, seed=1))
     assert 0.35 < (first["llm"] == "a").mean() < 0.65
+
+
+def test_best_llm_per_benchmark_by_hand():
+    # "a" is best on benchmark x, "b" on y; z has no training answers and falls back
+    train = pd.DataFrame({"llm": ["a", "a", "b", "b", "a", "b"], "item": ["x1", "x2", "x1", "x2", "y1", "y1"],
+                          "correct": [1, 1, 0, 1, 0, 1]})
+    groups = pd.Series(["x", "x", "y", "x", "y", "z"], index=["x1", "x2", "y1", "q1", "q2", "q3"])
+    choice = routing.best_llm_per_group_from_training(train, TINY_CANDIDATES, groups)
+    assert choice == {"x": "a", "y": "b"}
+    routed = routing.group_llm_routing(["q1", "q2", "q3"], TINY_CANDIDATES, groups, choice, fallback="a")
+    assert routed["llm"].tolist() == ["a", "b", "a"]
+    assert routed["cost"].tolist() == [1.0, 3.0, 1.0]
+    # a tie goes to the cheaper candidate
+    tied = train.assign(correct=1)
+    assert routing.best_llm_per_group_from_training(tied, TINY_CANDIDATES, groups)["y"] == "a"
+    with pytest.raises(ConfigError, match="have no group, e.g. \\['q9'\\]"):
+        routing.group_llm_routing(["q9"], TINY_CANDIDATES, groups, choice, fallback="a")
+    with pytest.raises(ConfigError, match="Series"):
+        routing.best_llm_per_group_from_training(train, TINY_CANDIDATES, {"x1": "x"})
 
 
 def test_knn_routes_by_the_answers_of_similar_training_questions():

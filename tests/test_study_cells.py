@@ -106,14 +106,15 @@ def test_the_committed_routing_ci_cell_recomputes_within_1e_6():
     run = config["runs"]["ci"]
     if not (shared_data_root() / run["dataset"]).is_dir():
         pytest.skip(f"{run['dataset']} is not in {shared_data_root()} (set BAYES_SIMRMF_DATA or place ../shared beside the repo)")
-    path = routing.CELLS / "ci" / f"seed{SEED}.json"
+    (guide,) = run["guides"]
+    path = routing.CELLS / "ci" / f"seed{SEED}" / f"{guide}.json"
     assert path.is_file(), f"{path} is not committed"
     committed = json.loads(path.read_text())
     from bayes_simrmf.evaluate.seeds import ProtocolSeeds
     from bayes_simrmf.evaluate.study import config_hash
 
     seeds = ProtocolSeeds.of(config)
-    spec = routing.cell_config(seeds, config, run, SEED)
+    spec = routing.cell_config(seeds, config, run, SEED, guide)
     assert committed["provenance"]["config_hash"] == config_hash(spec), "the routing ci run's config changed: re-run it"
     fresh = json.loads(json.dumps(routing.run_cell(seeds.context(run["dataset"], run["T"], SEED), spec), default=float))
     for key in ("per_pool", "selective", "differences"):

@@ -57,7 +57,9 @@ def _print_summary(result, *, level: float, out: str | None) -> None:
     click.echo(
         f"routed {summary['n_routed']} of {summary['n_questions']} questions (abstained {summary['abstain_rate']:.1%}); "
         f"expected accuracy on routed {summary['expected_accuracy']:.3f} "
-        f"[{percent}% interval {summary['expected_accuracy_lower']:.3f}, {summary['expected_accuracy_upper']:.3f}]"
+        f"[{percent}% interval {summary['expected_accuracy_lower']:.3f}, {summary['expected_accuracy_upper']:.3f}]; "
+        f"realised accuracy, answer noise added: [{summary['realised_accuracy_lower']:.3f}, "
+        f"{summary['realised_accuracy_upper']:.3f}]"
     )
     shares = ", ".join(f"{llm} {count}" for llm, count in result.share_by_llm().items())
     click.echo(f"questions per LLM: {shares}")

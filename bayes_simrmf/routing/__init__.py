@@ -23,13 +23,15 @@ Ties go to the cheaper candidate, then to the one listed first. ``cost`` is per 
 :func:`route` draws the posterior once and computes probabilities for ``batch_items`` questions × candidates ×
 ``n_draws`` at a time, so memory is bounded in the number of questions. It returns a :class:`RoutingResult`: a
 table with the chosen LLM per question, its posterior mean success probability, sd and credible interval, and the
-cost, plus the expected accuracy (with an interval) and total cost. :func:`route_many` applies several policies to
+cost, plus the expected accuracy (with an interval), the predictive interval of the realised accuracy (answer
+noise added) and total cost. :func:`route_many` applies several policies to
 the same draws (for curves and comparisons).
 
 Evaluation on held-out truth (``item, llm, correct``): :func:`evaluate_routing`, and baselines as plain functions
 returning the same decision table: :func:`oracle_routing` (uses the truth: an upper bound),
 :func:`single_llm_routing` with :func:`best_single_llm_from_training` or :func:`best_single_llm_from_model` (never
-chosen on test truth), :func:`random_routing`, :func:`knn_routing` (question similarity over training answers).
+chosen on test truth), :func:`group_llm_routing` with :func:`best_llm_per_group_from_training` (the best LLM per
+benchmark), :func:`random_routing`, :func:`knn_routing` (question similarity over training answers).
 Curves: :func:`accuracy_cost_curve` (sweep ``lam`` or ``threshold``) and :func:`selective_curve` (accuracy versus
 share of questions routed when abstaining below a confidence).
 
@@ -72,9 +74,11 @@ from bayes_simrmf.routing.route import (
     route_many,
 )
 from bayes_simrmf.routing.evaluate import (
+    best_llm_per_group_from_training,
     best_single_llm_from_model,
     best_single_llm_from_training,
     evaluate_routing,
+    group_llm_routing,
     knn_routing,
     oracle_routing,
     pairs_frame,
@@ -102,11 +106,13 @@ __all__ = [
     "Thompson",
     "Threshold",
     "accuracy_cost_curve",
+    "best_llm_per_group_from_training",
     "best_single_llm_from_model",
     "best_single_llm_from_training",
     "cost_aware_for_budget",
     "evaluate_routing",
     "expected_success",
+    "group_llm_routing",
     "knn_routing",
     "lam_for_budget",
     "lam_grid",

@@ -1,4 +1,5 @@
-"""Routing scored on held-out answers, and the baselines to compare with (oracle, single LLM, random, kNN)."""
+"""Routing scored on held-out answers, and the baselines to compare with (oracle, single LLM, best LLM per
+benchmark, random, kNN)."""
 
 from __future__ import annotations
 
@@ -184,6 +185,55 @@ def best_single_llm_from_training(train: pd.DataFrame, candidates) -> str:
     train = _training_counts(train, candidates)
     accuracy = train.groupby("llm")["correct"].mean().reindex(candidates.llms).to_numpy()
     return str(candidates.llms[_best(accuracy[None, :], candidates.costs)[0]])
+
+
+def best_llm_per_group_from_training(train: pd.DataFrame, candidates, groups: pd.Series) -> dict[str, str]:
+    """For each group of questions (e.g. each benchmark), the candidate with the highest accuracy on its
+    training answers to that group's questions; ties to the cheaper. A candidate with no training answer in
+    a group is not chosen for it.
+
+    Args:
+        train: training answers (``llm``, ``item``, ``correct``).
+        candidates: :class:`Candidates` (or a frame with ``llm``, ``cost``).
+        groups: the group of each question, indexed by item id (e.g. ``dataset.items.set_index("item")
+            ["benchmark"]``); every training question of a candidate must be in it.
+    Returns:
+        ``{group: llm}`` for every group with training answers by at least one candidate.
+    """
+    candidates = _as_candidates(candidates)
+    train = _training_counts(train, candidates)
+    groups = _check_groups(groups, train["item"].unique(), "training questions")
+    train = train.assign(group=groups.reindex(train["item"]).to_numpy())
+    accuracy = train.groupby(["group", "llm"])["correct"].mean().unstack("llm").reindex(columns=candidates.llms)
+    values = accuracy.to_numpy(dtype=np.float64)
+    chosen = _best(np.where(np.isnan(values), -np.inf, values), candidates.costs)
+    return {str(group): str(candidates.llms[index]) for group, index in zip(accuracy.index, chosen)}
+
+
+def _check_groups(groups, item_ids, what: str) -> pd.Series:
+    if not isinstance(groups, pd.Series):
+        raise ConfigError(f"groups must be a pandas Series (group per item id), got {type(groups).__name__}")
+    groups = pd.Series(groups.to_numpy(), index=groups.index.astype(str))
+    if groups.index.duplicated().any():
+        raise ConfigError(f"groups: item ids appear twice, e.g. "
+                          f"{_examples(groups.index[groups.index.duplicated()].tolist())}")
+    absent = np.setdiff1d(np.asarray(item_ids, dtype=str), groups.index.to_numpy(dtype=str))
+    if len(absent):
+        raise ConfigError(f"groups: {len(absent)} {what} have no group, e.g. {_examples(absent.tolist())}")
+    return groups.astype(str)
+
+
+def group_llm_routing(items, candidates, groups: pd.Series, choice: Mapping[str, str], fallback: str) -> pd.DataFrame:
+    """Each question to the LLM chosen for its group (``choice``, e.g. from
+    :func:`best_llm_per_group_from_training`); a question whose group has no choice goes to ``fallback``."""
+    candidates = _as_candidates(candidates)
+    item_ids = _item_ids(items)
+    groups = _check_groups(groups, item_ids, "questions")
+    position = {llm: candidates.index(llm, f"choice for group {group!r}") for group, llm in choice.items()}
+    default = candidates.index(fallback, "fallback")
+    picked = np.array([position.get(choice.get(group), default) for group in groups.reindex(item_ids)],
+                      dtype=np.int64)
+    return _baseline_frame(item_ids, picked, candidates)
 
 
 def best_single_llm_from_model(model, items, candidates, *, n_draws: int = 200, seed: int = 0,

@@ -33,20 +33,30 @@ class RoutingResult:
         accuracy_draws: ``(n_draws,)`` the mean success probability over the routed questions in each posterior
             draw: the posterior of the expected accuracy of this routing (NaN when nothing is routed).
         level: the credible level of the intervals.
+        realised_draws: ``(n_draws,)`` the posterior predictive of the *realised* accuracy, the share of the
+            routed questions that will be answered correctly: each draw's expected accuracy plus answer noise,
+            a normal with that draw's variance ``Σ p(1 − p) / n²`` (the sum of independent Bernoulli answers;
+            close for more than a few dozen routed questions). Use its interval to check a routing against
+            answers that come in; the expected accuracy's interval leaves out the answer noise.
     """
 
     policy: str
     decisions: pd.DataFrame
     accuracy_draws: np.ndarray
     level: float
+    realised_draws: np.ndarray | None = None
 
     def summary(self) -> dict[str, float]:
-        """Expected accuracy (over routed questions, with a ``level`` interval), expected correct answers,
-        total and mean cost (per question, abstentions cost 0), abstention rate."""
+        """Expected accuracy (over routed questions, with a ``level`` interval), the ``level`` predictive
+        interval of the realised accuracy, expected correct answers, total and mean cost (per question,
+        abstentions cost 0), abstention rate."""
         decisions = self.decisions
         routed = decisions["llm"].notna().to_numpy()
         tail = (1.0 - self.level) / 2.0
         lower, upper = (np.quantile(self.accuracy_draws, [tail, 1.0 - tail]) if routed.any() else (np.nan, np.nan))
+        realised = self.accuracy_draws if self.realised_draws is None else self.realised_draws
+        realised_lower, realised_upper = (np.quantile(realised, [tail, 1.0 - tail]) if routed.any()
+                                          else (np.nan, np.nan))
         return {
             "n_questions": int(len(decisions)),
             "n_routed": int(routed.sum()),
@@ -54,6 +64,8 @@ class RoutingResult:
             "expected_accuracy": float(decisions["prob"][routed].mean()) if routed.any() else float("nan"),
             "expected_accuracy_lower": float(lower),
             "expected_accuracy_upper": float(upper),
+            "realised_accuracy_lower": float(realised_lower),
+            "realised_accuracy_upper": float(realised_upper),
             "expected_correct": float(decisions["prob"][routed].sum()),
             "total_cost": float(decisions["cost"].sum()),
             "mean_cost": float(decisions["cost"].mean()),
@@ -67,11 +79,13 @@ class RoutingResult:
 class _Collector:
     """Accumulates one policy's choices and the chosen pairs' posterior summaries over batches."""
 
-    def __init__(self, n_items: int, n_draws: int, level: float) -> None:
+    def __init__(self, n_items: int, n_draws: int, level: float, seed: int = 0) -> None:
         self.choice = np.full(n_items, -1, dtype=np.int64)
         self.summary = {name: np.full(n_items, np.nan) for name in ("prob", "sd", "lower", "upper")}
         self.accuracy_sums = np.zeros(n_draws)
+        self.variance_sums = np.zeros(n_draws)  # Σ p(1 − p) over routed questions, per draw: the answer noise
         self.tail = (1.0 - level) / 2.0
+        self.seed = seed
 
     def add(self, block: slice, choice: np.ndarray, draws: np.ndarray) -> None:
         self.choice[block] = choice
@@ -85,6 +99,7 @@ class _Collector:
         self.summary["lower"][positions], self.summary["upper"][positions] = np.quantile(
             chosen, [self.tail, 1.0 - self.tail], axis=0)
         self.accuracy_sums += chosen.sum(axis=1)
+        self.variance_sums += (chosen * (1.0 - chosen)).sum(axis=1)
 
     def result(self, label: str, item_ids: np.ndarray, candidates: Candidates, level: float) -> RoutingResult:
         routed = self.choice >= 0
@@ -93,8 +108,13 @@ class _Collector:
         cost = np.where(routed, candidates.costs[np.maximum(self.choice, 0)], 0.0)
         decisions = pd.DataFrame({"item": item_ids, "llm": llm, **self.summary, "cost": cost})
         n_routed = int(routed.sum())
-        accuracy = self.accuracy_sums / n_routed if n_routed else np.full_like(self.accuracy_sums, np.nan)
-        return RoutingResult(label, decisions, accuracy, level)
+        if not n_routed:
+            nothing = np.full_like(self.accuracy_sums, np.nan)
+            return RoutingResult(label, decisions, nothing, level, nothing.copy())
+        accuracy = self.accuracy_sums / n_routed
+        noise = np.random.default_rng([int(self.seed), 7919]).standard_normal(len(accuracy))
+        realised = accuracy + noise * np.sqrt(self.variance_sums) / n_routed
+        return RoutingResult(label, decisions, accuracy, level, realised)
 
 
 def _policy_map(policies) -> dict[str, Policy]:
@@ -145,7 +165,7 @@ def route_many(
     llm_codes = _entity_codes(model, "llm", candidates.llms)
     sampled, item_rows, llm_rows = _sample_rows(model, n_draws, seed, item_codes, llm_codes)
     uniforms = _question_uniforms(len(item_ids), seed)
-    collectors = {name: _Collector(len(item_ids), n_draws, level) for name in mapping}
+    collectors = {name: _Collector(len(item_ids), n_draws, level, seed) for name in mapping}
     for start in range(0, len(item_ids), batch_items):
         block = slice(start, min(start + batch_items, len(item_ids)))
         draws = _probability_grid(sampled, item_rows[block], llm_rows)
