@@ -90,3 +90,28 @@ def test_predict_is_the_posterior_predictive_mean_for_posterior_guides(split):
     assert shrunk.mean() > 0.8, shrunk.mean()  # Monte Carlo noise of 60 draws aside
     with pytest.raises(ConfigError, match="n_draws"):
         model.predict(llm, item, n_draws=-1)
+
+
+def test_prediction_diagnostics_point_at_the_summaries_that_did_not_mix():
+    """Two chains that agree everywhere except on one LLM's bias: its pairs and its mean are flagged, the
+    questions' means only diluted, and the breakdown adds up to the totals."""
+    from bayes_simrmf.inference.samples import SamplePosterior
+
+    rng = np.random.default_rng(0)
+    chains, draws, n_llms, n_items = 2, 300, 4, 5
+    llm_bias = rng.normal(0.0, 0.3, (chains, draws, n_llms)).astype(np.float32)
+    llm_bias[1, :, 2] += 3.0  # chain 1 sits elsewhere for LLM 2
+    posterior = SamplePosterior({
+        "llm_bias": llm_bias,
+        "item_bias": rng.normal(0.0, 0.3, (chains, draws, n_items)).astype(np.float32),
+    })
+    llm, item = np.repeat(np.arange(n_llms), n_items), np.tile(np.arange(n_items), n_llms)
+    report = posterior.prediction_diagnostics(llm, item)
+    kinds = report["by_kind"]
+    assert {kind: part["n"] for kind, part in kinds.items()} == {"pair": 20, "llm": 4, "item": 5}
+    assert report["n_summaries"] == 29
+    assert kinds["pair"]["n_above"] == n_items and kinds["llm"]["n_above"] == 1
+    assert kinds["llm"]["max_rhat"] > 1.5 and kinds["llm"]["median_rhat"] < 1.01
+    assert report["max_rhat"] == max(part["max_rhat"] for part in kinds.values())
+    n_above = sum(part["n_above"] for part in kinds.values())
+    assert report["share_above"] == pytest.approx(n_above / 29)

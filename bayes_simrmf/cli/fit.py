@@ -107,6 +107,10 @@ def _report_fit(estimator, method: str, guide: str) -> None:
             f"{diagnostics['n_summaries']} prediction summaries"
             + ("" if estimator.converged_ else " (NOT converged: raise --warmup / --samples)")
         )
+        if not estimator.converged_:
+            click.echo("R-hat above 1.01: " + ", ".join(
+                f"{part['n_above']} of {part['n']} {kind} summaries (max {part['max_rhat']:.3f})"
+                for kind, part in diagnostics["by_kind"].items()))
         return
     steps = len(estimator.losses_)
     learned = getattr(estimator, "prior", None) == "learned"

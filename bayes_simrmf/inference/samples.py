@@ -87,14 +87,17 @@ class SamplePosterior:
             draws[name] = np.concatenate([draws[name], rows], axis=2)
         return SamplePosterior(draws, self.guide)
 
-    def prediction_diagnostics(self, llm: np.ndarray, item: np.ndarray, max_pairs: int = 2000, seed: int = 0
-                               ) -> dict[str, float]:
+    def prediction_diagnostics(self, llm: np.ndarray, item: np.ndarray, max_pairs: int = 2000, seed: int = 0,
+                               threshold: float = 1.01) -> dict:
         """R-hat and bulk ESS (ArviZ, rank-normalised split R-hat) of the predictions a user reads: the
         probability of each of at most ``max_pairs`` of the coded pairs ``(llm, item)`` (a seeded sample) and
         each LLM's and each question's mean probability over those pairs.
 
         Returns:
-            ``{"max_rhat", "min_ess_bulk", "n_summaries"}``: the worst value over every summary.
+            ``{"max_rhat", "min_ess_bulk", "n_summaries"}``: the worst value over every summary;
+            ``"share_above"``: the share of summaries whose R-hat exceeds ``threshold``; ``"by_kind"``: for
+            ``"pair"``, ``"llm"`` and ``"item"`` summaries, ``{"n", "max_rhat", "median_rhat", "n_above",
+            "min_ess_bulk"}``.
         """
         import arviz as az
 
@@ -106,19 +109,26 @@ class SamplePosterior:
             llm, item = llm[rows], item[rows]
         params = {name: self.flat(name) for name in self.draws}
         prob = sigmoid(pair_logits(params, llm, item)).reshape(self.chains, self.draws_per_chain, -1)
-        summaries = [prob]
-        for codes in (llm, item):
+        summaries = {"pair": prob}
+        for kind, codes in (("llm", llm), ("item", item)):
             inverse = np.unique(codes, return_inverse=True)[1].ravel()
             counts = np.bincount(inverse)
             sums = np.zeros((self.chains, self.draws_per_chain, len(counts)))
             np.add.at(sums, (slice(None), slice(None), inverse), prob)
-            summaries.append(sums / counts)
-        values = np.concatenate(summaries, axis=2)
-        dataset = az.convert_to_dataset({"prediction": values})
-        rhat = az.rhat(dataset)["prediction"].to_numpy()
-        ess = az.ess(dataset, method="bulk")["prediction"].to_numpy()
+            summaries[kind] = sums / counts
+        by_kind, all_rhat, all_ess = {}, [], []
+        for kind, values in summaries.items():
+            dataset = az.convert_to_dataset({"prediction": values})
+            rhat = az.rhat(dataset)["prediction"].to_numpy()
+            ess = az.ess(dataset, method="bulk")["prediction"].to_numpy()
+            all_rhat.append(rhat)
+            all_ess.append(ess)
+            by_kind[kind] = {"n": int(values.shape[2]), "max_rhat": float(np.nanmax(rhat)),
+                             "median_rhat": float(np.nanmedian(rhat)), "n_above": int(np.sum(rhat > threshold)),
+                             "min_ess_bulk": float(np.nanmin(ess))}
+        rhat, ess = np.concatenate(all_rhat), np.concatenate(all_ess)
         return {"max_rhat": float(np.nanmax(rhat)), "min_ess_bulk": float(np.nanmin(ess)),
-                "n_summaries": int(values.shape[2])}
+                "n_summaries": int(len(rhat)), "share_above": float(np.mean(rhat > threshold)), "by_kind": by_kind}
 
     def get_state(self) -> dict[str, np.ndarray]:
         state = {"posterior/guide": np.asarray(self.guide)}
