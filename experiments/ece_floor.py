@@ -20,6 +20,11 @@ run's splits (the same datasets, T and seeds as ``experiments/configs/calibratio
   that offset is). ``ece_gibbs`` / ``ece_normal``: the fitted models' ECE from ``calibration_<run>.csv`` (the run's first
   method: MF+groups, or MF on the one-benchmark mmlupro-math).
 
+A second table shows whether benchmark coverage is missing at random: for each dataset and benchmark g, the
+LLMs with and without answers on g, and each group's mean accuracy on every benchmark (over all LLMs of the
+dataset, not a split). Where the LLMs without g are stronger elsewhere, a new LLM drawn from all fitted LLMs is
+predicted too high on g against the LLMs that are actually measured on g.
+
 Writes ``experiments/results/ece_floor.md`` / ``.csv``.
 
 Usage:
@@ -138,7 +143,22 @@ def run_one(run: str, spec: dict, seeds: list[int], min_share: float, log) -> li
     return rows
 
 
-def write_report(table: pd.DataFrame, command: str, code: dict, seconds: float) -> None:
+def coverage_table(dataset) -> pd.DataFrame:
+    """Per benchmark g: the LLMs with and without answers on g, and their mean accuracy per benchmark."""
+    responses = dataset.responses.merge(dataset.items[["item", "benchmark"]], on="item")
+    accuracy = responses.pivot_table(index="llm", columns="benchmark", values="correct", aggfunc="mean")
+    rows = []
+    for benchmark in accuracy.columns:
+        has = accuracy[benchmark].notna()
+        if has.all():
+            continue
+        for answered, part in ((True, accuracy[has]), (False, accuracy[~has])):
+            rows.append({"dataset": dataset.name, "benchmark": benchmark, "answered it": answered, "n_llms": len(part),
+                         **{f"accuracy on {other}": part[other].mean() for other in accuracy.columns}})
+    return pd.DataFrame(rows)
+
+
+def write_report(table: pd.DataFrame, coverage: pd.DataFrame, command: str, code: dict, seconds: float) -> None:
     out = RESULTS / "ece_floor"
     table.to_csv(out.with_suffix(".csv"), index=False)
     mean = table.groupby(["run", "split"], sort=False).agg(
@@ -155,6 +175,10 @@ def write_report(table: pd.DataFrame, command: str, code: dict, seconds: float) 
         "split's answers; only `ece_gibbs` / `ece_normal` are model predictions (the run's first "
         "calibration method, from `calibration_<run>.csv`).", "",
         "## Means over seeds", "", markdown_table(mean.round(4)), "",
+        "## Is benchmark coverage missing at random?", "",
+        "Benchmarks that some LLMs of a dataset never answered (datasets where every LLM answered every benchmark "
+        "are left out); mean accuracy per benchmark of the LLMs that answered it and of those that did not:", "",
+        markdown_table(coverage.round(3)) if len(coverage) else "every LLM answered every benchmark", "",
         "## Per seed", "", markdown_table(table.drop(columns=["dataset"]).round(4)), ""]
     out.with_suffix(".md").write_text("\n".join(text))
 
@@ -165,13 +189,14 @@ def main() -> None:
     args = parser.parse_args()
     config = json.loads(CONFIG.read_text())
     runs = args.runs or [name for name in config["runs"] if name != "ci"]
-    code, started, rows = code_state(["experiments/ece_floor.py"]), time.perf_counter(), []
+    code, started, rows, coverage = code_state(["experiments/ece_floor.py"]), time.perf_counter(), [], []
     for run in runs:
         spec = config["runs"][run]
         rows += run_one(run, spec, spec.get("seeds", config["seeds"]), Protocol().min_answer_share, print)
+        coverage.append(coverage_table(load_dataset(shared_dataset_path(spec["dataset"]), log=None)))
     table = pd.DataFrame(rows).assign(commit=code["commit"], dirty=code["dirty"])
     command = "python experiments/ece_floor.py" + (f" --runs {' '.join(args.runs)}" if args.runs else "")
-    write_report(table, command, code, time.perf_counter() - started)
+    write_report(table, pd.concat(coverage, ignore_index=True), command, code, time.perf_counter() - started)
 
 
 if __name__ == "__main__":
