@@ -13,6 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
+from bayes_simrmf.predict.gaussian_process import psd_cholesky
 from bayes_simrmf.predict.point import PointModel, PredictOptions
 from bayes_simrmf.predict.sides import ITEM, LLM, Side
 from bayes_simrmf.predict.state import FittedState
@@ -26,7 +27,7 @@ def sample_posterior(state: FittedState, n_draws: int, seed: int) -> dict[str, n
     rng = np.random.default_rng([int(seed), 13])
     for kind, (mean, cov) in state.inductive.items():
         side = LLM if kind == LLM.kind else ITEM
-        chol = np.linalg.cholesky(cov + 1e-9 * np.eye(cov.shape[-1]))
+        chol = psd_cholesky(cov)
         noise = rng.standard_normal((n_draws, *mean.shape))
         latent = mean + np.einsum("npq,snq->snp", chol, noise)
         for key, part in ((side.factors, latent[..., : state.dim]), (side.bias, latent[..., -1])):

@@ -16,7 +16,7 @@ from bayes_simrmf.errors import ConfigError, UnknownEntityError
 from bayes_simrmf.model import INTERCEPT
 from bayes_simrmf.model.predictor import sigmoid
 from bayes_simrmf.pairs import as_id_array, check_pairs
-from bayes_simrmf.predict.gaussian_process import gp_conditional, gp_conditional_draws, group_means
+from bayes_simrmf.predict.gaussian_process import gp_conditional, gp_conditional_draws, group_means, psd_cholesky
 from bayes_simrmf.predict.sides import Side
 from bayes_simrmf.predict.state import FittedState
 
@@ -237,7 +237,7 @@ def fold_in_draws(
         (prior_mean, base_cov), scale = _learned_population(state, side, sampled, ids, rng), np.ones(len(ids))
     own_codes, partner_codes, correct = answer_rows(state, side, ids, answers)
     # Entities without answers, every draw at once: row = mean + √scale · chol(Σ_draw) ε.
-    chol = np.linalg.cholesky(base_cov + 1e-9 * np.eye(width))
+    chol = psd_cholesky(base_cov)
     noise = rng.standard_normal((n_draws, len(ids), width))
     latents = prior_mean + np.sqrt(scale)[None, :, None] * np.einsum("spq,smq->smp", chol, noise)
     partner = side.partner
@@ -258,7 +258,7 @@ def fold_in_draws(
                                                     design[rows], offsets[rows], y, max_iter, float(temperature))
             converged_all[index] &= converged
             posterior_sd[draw, index] = np.sqrt(average_partner[draw] @ cov @ average_partner[draw])
-            latents[draw, index] = mean + np.linalg.cholesky(cov + 1e-9 * np.eye(width)) @ noise[draw, index]
+            latents[draw, index] = mean + psd_cholesky(cov) @ noise[draw, index]
     prior_sd, posterior_sd = prior_sd.mean(axis=0), posterior_sd.mean(axis=0)
     report = pd.DataFrame({side.kind: ids, "n_answers": np.bincount(own_codes, minlength=len(ids)),
                            "prior_sd_logit": prior_sd, "posterior_sd_logit": posterior_sd,

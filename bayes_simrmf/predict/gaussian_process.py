@@ -106,6 +106,32 @@ def kernel_fold_in(
 
 
 
+def nearest_psd(cov: np.ndarray, relative_floor: float = 1e-9) -> np.ndarray:
+    """``cov`` (``(..., p, p)``) with every eigenvalue raised to at least ``relative_floor`` times the matrix's
+    mean absolute diagonal (symmetrised first): a covariance that rounding (a difference of two Gram matrices,
+    float32 draws) left slightly indefinite, made usable for a Cholesky factor. One whose eigenvalues are all
+    above the floor comes back as it was."""
+    cov = np.asarray(cov, dtype=np.float64)
+    symmetric = (cov + np.swapaxes(cov, -1, -2)) / 2.0
+    values, vectors = np.linalg.eigh(symmetric)
+    scale = np.abs(np.diagonal(symmetric, axis1=-2, axis2=-1)).mean(axis=-1)
+    floor = relative_floor * np.maximum(scale, 1e-12)
+    if (values >= floor[..., None]).all():
+        return cov
+    values = np.maximum(values, floor[..., None])
+    return (vectors * values[..., None, :]) @ np.swapaxes(vectors, -1, -2)
+
+
+def psd_cholesky(cov: np.ndarray, jitter: float = 1e-9) -> np.ndarray:
+    """Lower Cholesky factor of ``cov + jitter·I`` (batched over leading axes); where that fails, of
+    :func:`nearest_psd` of ``cov`` instead."""
+    cov = np.asarray(cov, dtype=np.float64)
+    eye = np.eye(cov.shape[-1])
+    try:
+        return np.linalg.cholesky(cov + jitter * eye)
+    except np.linalg.LinAlgError:
+        return np.linalg.cholesky(nearest_psd(cov) + jitter * eye)
+
 def gp_conditional_draws(
     known_latent: np.ndarray,
     known_factor: np.ndarray,
@@ -134,4 +160,6 @@ def gp_conditional_draws(
     solved = np.einsum("rt,tsp->rsp", inverse, projected)
     row_cov = (np.einsum("nsp,nsq->spq", centred, centred) - np.einsum("rsp,rsq->spq", projected, solved)) / (
         ridge * n_known)
+    # A difference of two Gram matrices: rounding can leave a draw's Σ slightly indefinite (seen on openllm-v2).
+    row_cov = nearest_psd(row_cov)
     return mean.reshape(len(new_factor), n_draws, width).transpose(1, 0, 2), factor, row_cov
