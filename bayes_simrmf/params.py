@@ -219,6 +219,10 @@ class SimRMFParams(Estimator):
     gibbs_init: Literal["map", "random"] = hyper(
         "map", "Where Gibbs chains start: near a MAP fit (a short delta-guide SVI run; shorter warm-up), each chain "
         "jittered, or at small random rows (inference gibbs).")
+    gibbs_scale_move: bool = hyper(
+        False, "After each Gibbs sweep's rows, a Metropolis step on the scale of each latent dimension (LLM column "
+        "x c, question column / c; the likelihood is unchanged) with the populations integrated out (inference "
+        "gibbs).")
 
 
 @dataclass(eq=False, repr=False)

@@ -235,3 +235,45 @@ def test_cli_fit_with_the_sampler_reports_draws_and_r_hat(tmp_path):
     assert "R-hat" in result.output and "MiB" in result.output
     loaded = load_model(folder).estimator
     assert loaded.inference == "gibbs" and loaded.posterior_.n_draws == 40
+
+
+def test_scale_move_leaves_the_logits_and_samples_its_own_target():
+    """The scale move changes no pair's logit, and iterated on fixed rows its cumulative log-scale has the mean and
+    sd of the density it targets (rows' marginal with the populations integrated out, times the Jacobian),
+    computed here by quadrature on a grid."""
+    from bayes_simrmf.inference.gibbs import _population_scatter, _scale_move
+
+    rng = np.random.default_rng(3)
+    n_llms, n_items, n_groups, nu0, beta0 = 12, 20, 2, 2.0, 2.0
+    llm_rows = rng.normal(0.0, 1.0, (n_llms, 2)).astype(np.float32)  # one factor and the bias
+    item_rows = rng.normal(0.0, 0.7, (n_items, 2)).astype(np.float32)
+    group = np.repeat(np.arange(n_groups), n_items // n_groups).astype(np.int32)
+    moved_llm, moved_item = _scale_move(jax.random.PRNGKey(0), llm_rows, item_rows, group, n_groups, 1, beta0, nu0, 0.5)
+    assert np.allclose(np.asarray(moved_llm[:, 0] * moved_item[0, 0]), llm_rows[:, 0] * item_rows[0, 0], rtol=1e-5)
+    assert np.array_equal(np.asarray(moved_llm[:, 1]), llm_rows[:, 1])
+
+    step = jax.jit(lambda key, rows_l, rows_i: _scale_move(key, rows_l, rows_i, group, n_groups, 1, beta0, nu0, 0.5))
+    keys = jax.random.split(jax.random.PRNGKey(1), 6000)
+    rows_l, rows_i, path = jnp.asarray(llm_rows), jnp.asarray(item_rows), []
+    for key in keys:
+        rows_l, rows_i = step(key, rows_l, rows_i)
+        path.append(float(jnp.log(rows_l[0, 0] / llm_rows[0, 0])))
+    path = np.asarray(path[500:])
+
+    llm_s = np.asarray(_population_scatter(jnp.asarray(llm_rows), jnp.zeros(n_llms, jnp.int32), 1, beta0), np.float64)
+    item_s = np.asarray(_population_scatter(jnp.asarray(item_rows), jnp.asarray(group), n_groups, beta0), np.float64)
+    grid = np.linspace(-4.0, 4.0, 4001)
+    log_density = []
+    for t in grid:
+        scale = np.array([np.exp(t), 1.0])
+        log_density.append(-0.5 * (nu0 + n_llms) * np.linalg.slogdet(np.eye(2) + np.outer(scale, scale) * llm_s)[1]
+                           - 0.5 * (nu0 + n_items) * np.linalg.slogdet(np.eye(2) + item_s / np.outer(scale, scale))[1]
+                           + (n_llms - n_items) * t)
+    weights = np.exp(np.asarray(log_density) - np.max(log_density))
+    weights /= weights.sum()
+    mean = float(np.sum(weights * grid))
+    sd = float(np.sqrt(np.sum(weights * (grid - mean) ** 2)))
+    assert 0.05 < sd < 2.0
+    # Monte Carlo error with autocorrelated steps: allow 0.15 sd on the mean, 15% on the sd.
+    assert abs(path.mean() - mean) < 0.15 * sd, (path.mean(), mean, sd)
+    assert abs(path.std() / sd - 1.0) < 0.15, (path.std(), sd)

@@ -69,6 +69,11 @@ class GibbsConfig:
         chunk: sweeps per call of the compiled program (rounded down to a multiple of ``thin``; one progress-bar
             update and Ctrl-C check per chunk).
         beta0, nu0: the Normal–Wishart's mean precision and degrees of freedom (``nu0`` None: the row length).
+        scale_move: after the rows, one Metropolis step per latent dimension on the scale ``c`` of that factor
+            column (LLM column × c, question column ÷ c: the likelihood does not change), on the rows' marginal
+            with the Normal–Wishart populations integrated out; the populations are then drawn given the moved
+            rows. The chains otherwise drift slowly along this scale (``experiments/results/gibbs_chains.md``).
+        scale_step: sd of the proposal of ``log c``.
         progress: show a progress bar.
     """
 
@@ -79,6 +84,8 @@ class GibbsConfig:
     chunk: int = 50
     beta0: float = 2.0
     nu0: float | None = None
+    scale_move: bool = False
+    scale_step: float = 0.3
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -92,6 +99,8 @@ class GibbsConfig:
             raise ConfigError(f"samples ({self.samples}) must be at least thin ({self.thin}) to keep a draw")
         if not (np.isfinite(self.beta0) and self.beta0 > 0):
             raise ConfigError(f"beta0 must be a finite number > 0, got {self.beta0!r}")
+        if not (np.isfinite(self.scale_step) and self.scale_step > 0):
+            raise ConfigError(f"scale_step must be a finite number > 0, got {self.scale_step!r}")
 
     @property
     def kept_per_chain(self) -> int:
@@ -177,7 +186,8 @@ def run_gibbs(
         kappa_block[llm, item] = kappa
     data = _Data(jnp.asarray(llm), jnp.asarray(item), jnp.asarray(kappa), jnp.asarray(groups),
                  None if kappa_block is None else jnp.asarray(kappa_block))
-    shape = _Shape(n_llms, n_items, n_groups, dim, bool(biases), dense, float(config.beta0), nu0)
+    shape = _Shape(n_llms, n_items, n_groups, dim, bool(biases), dense, float(config.beta0), nu0,
+                   float(config.scale_step) if config.scale_move else 0.0)
 
     chain_keys = jax.random.split(jax.random.PRNGKey(seed), config.chains)
     start_rows = None if initial_rows is None else tuple(jnp.asarray(rows, jnp.float32) for rows in initial_rows)
@@ -219,6 +229,7 @@ class _Shape(NamedTuple):
     dense: bool
     beta0: float
     nu0: float
+    scale_step: float  # 0: no scale move
 
 
 @partial(jax.jit, static_argnames=("shape", "records", "thin"))
@@ -325,7 +336,7 @@ def _initial_chain(key, n_llms: int, n_items: int, n_groups: int, width: int, st
 
 def _make_sweep(shape: _Shape):
     """One Gibbs sweep of one chain (see the module docstring): ``sweep(state, key, data) -> state``."""
-    n_llms, n_items, n_groups, dim, biases, dense, beta0, nu0 = shape
+    n_llms, n_items, n_groups, dim, biases, dense, beta0, nu0, scale_step = shape
     llm_group = jnp.zeros(n_llms, jnp.int32)
     make_sums = _dense_sums if dense else _pair_sums
 
@@ -342,6 +353,9 @@ def _make_sweep(shape: _Shape):
         precision, linear = sums(omega, partner, offset, "item")
         item_rows = _draw_rows(keys[2], precision + state.item_prec,
                                linear + (state.item_loc @ state.item_prec)[data.item_group])
+        if scale_step > 0:  # its own key, so that the other draws are those of a sampler without it
+            llm_rows, item_rows = _scale_move(jax.random.fold_in(key, 7), llm_rows, item_rows, data.item_group,
+                                              n_groups, dim, beta0, nu0, scale_step)
         llm_loc, llm_prec = _normal_wishart(keys[3], llm_rows, llm_group, 1, beta0, nu0)
         item_loc, item_prec = _normal_wishart(keys[4], item_rows, data.item_group, n_groups, beta0, nu0)
         if biases:
@@ -353,6 +367,52 @@ def _make_sweep(shape: _Shape):
         return _Chain(llm_rows, item_rows, llm_loc[0], llm_prec, item_loc, item_prec)
 
     return sweep
+
+
+def _population_scatter(rows, group, n_groups: int, beta0: float) -> jnp.ndarray:
+    """``W_n⁻¹ − I`` of the Normal–Wishart conditional (prior scale I): the within-group scatter of ``rows`` plus
+    the shrunk between-group term (see :func:`_normal_wishart`)."""
+    counts = jax.ops.segment_sum(jnp.ones(rows.shape[0]), group, n_groups)
+    sums = jax.ops.segment_sum(rows, group, n_groups)
+    group_mean = sums / jnp.maximum(counts, 1.0)[:, None]
+    centred = rows - group_mean[group]
+    between = jnp.einsum("g,gp,gq->pq", beta0 * counts / (beta0 + counts), group_mean, group_mean)
+    return centred.T @ centred + between
+
+
+def _scale_move(key, llm_rows, item_rows, item_group, n_groups: int, dim: int, beta0: float, nu0: float,
+                step: float):
+    """Metropolis steps on the scales of the latent dimensions (see ``GibbsConfig.scale_move``).
+
+    The target is the rows' density with each population's mean and precision integrated out:
+    ``|I + S|^(−(ν0 + n)/2)`` per side, ``S`` the scatter of :func:`_population_scatter`. Scaling column k of the
+    LLM rows by ``c`` and of the question rows by ``1/c`` turns ``S`` into ``D S D`` (``D⁻¹ S D⁻¹``) and has
+    Jacobian ``c^(n_llms − n_items)``; the likelihood is unchanged, so it cancels. One step per dimension, the
+    bias coordinate untouched."""
+    width = llm_rows.shape[1]
+    n_llms, n_items = llm_rows.shape[0], item_rows.shape[0]
+    llm_scatter = _population_scatter(llm_rows, jnp.zeros(n_llms, jnp.int32), 1, beta0)
+    item_scatter = _population_scatter(item_rows, item_group, n_groups, beta0)
+    eye = jnp.eye(width)
+
+    def log_target(log_scale):
+        scale = jnp.exp(log_scale)
+        llm = jnp.linalg.slogdet(eye + scale[:, None] * llm_scatter * scale[None, :])[1]
+        item = jnp.linalg.slogdet(eye + item_scatter / (scale[:, None] * scale[None, :]))[1]
+        return -0.5 * (nu0 + n_llms) * llm - 0.5 * (nu0 + n_items) * item + (n_llms - n_items) * jnp.sum(log_scale)
+
+    def one_dimension(k, carry):
+        log_scale, current, key = carry
+        key, key_step, key_accept = jax.random.split(key, 3)
+        proposal = log_scale.at[k].add(step * jax.random.normal(key_step))
+        proposed = log_target(proposal)
+        accept = jnp.log(jax.random.uniform(key_accept)) < proposed - current
+        return jnp.where(accept, proposal, log_scale), jnp.where(accept, proposed, current), key
+
+    start = jnp.zeros(width)
+    log_scale, _, _ = jax.lax.fori_loop(0, dim, one_dimension, (start, log_target(start), key))
+    scale = jnp.exp(log_scale)
+    return llm_rows * scale, item_rows / scale
 
 
 def _bias_metropolis(key, llm_rows, item_rows, data: _Data, side: str, prior_loc, prior_prec, dim: int):

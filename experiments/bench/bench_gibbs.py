@@ -26,6 +26,10 @@ SETTINGS = (
     ("gibbs, defaults (4 chains, warmup 300, 400 kept x thin 4)", {"inference": "gibbs"}),
     ("gibbs, 2 chains, warmup 300, 400 kept x thin 4", {"inference": "gibbs", "chains": 2}),
     ("gibbs, 4 chains, warmup 1000, 400 kept x thin 8", {"inference": "gibbs", "warmup": 1000, "thin": 8}),
+    ("gibbs + scale move, defaults", {"inference": "gibbs", "gibbs_scale_move": True}),
+    ("gibbs + scale move, 2 chains", {"inference": "gibbs", "gibbs_scale_move": True, "chains": 2}),
+    ("gibbs + scale move, 4 chains, warmup 1000, 400 kept x thin 8",
+     {"inference": "gibbs", "gibbs_scale_move": True, "warmup": 1000, "thin": 8}),
 )
 GOAL_SECONDS = 120.0
 
