@@ -440,7 +440,7 @@ def guide_section(name: str, run: dict, own: dict, guide: str, cells: list[tuple
         "",
         frame[frame["family"].isin(["cost-aware", "threshold"])][["param", *headline]].round(4).to_string(index=False),
         "",
-        f"Figure: `{png.name}`.",
+        f"Figure: `{png.name}`." if png is not None else "No figure for this guide (the first guide's is drawn).",
     ]
     return text, per_pool, selective_all
 
