@@ -193,6 +193,10 @@ def partner_design(state: FittedState, partner: Side, biases: bool) -> tuple[np.
     return design, offsets
 
 
+#: Posterior draws per block when new rows are drawn into every draw (see :func:`fold_in_draws`).
+DRAW_BLOCK = 64
+
+
 def fold_in_draws(
     state: FittedState,
     side: Side,
@@ -238,8 +242,17 @@ def fold_in_draws(
     own_codes, partner_codes, correct = answer_rows(state, side, ids, answers)
     # Entities without answers, every draw at once: row = mean + √scale · chol(Σ_draw) ε.
     chol = psd_cholesky(base_cov)
-    noise = rng.standard_normal((n_draws, len(ids), width))
-    latents = prior_mean + np.sqrt(scale)[None, :, None] * np.einsum("spq,smq->smp", chol, noise)
+    answered = np.unique(own_codes)
+    # In blocks of draws, drawing the same normal stream as one call would: the float64 temporaries stay one block
+    # in size and the rows are kept in float32 (as the posterior keeps them), not draws x entities x width float64.
+    latents = np.empty((n_draws, len(ids), width), dtype=np.float32)
+    answered_noise = np.empty((n_draws, len(answered), width))
+    root_scale = np.sqrt(scale)[None, :, None]
+    for start in range(0, n_draws, DRAW_BLOCK):
+        block = slice(start, min(start + DRAW_BLOCK, n_draws))
+        noise = rng.standard_normal((block.stop - block.start, len(ids), width))
+        latents[block] = prior_mean[block] + root_scale * np.einsum("spq,smq->smp", chol[block], noise)
+        answered_noise[block] = noise[:, answered]
     partner = side.partner
     n_partners = state.n_fitted(partner)
     average_partner = np.concatenate(
@@ -248,22 +261,21 @@ def fold_in_draws(
     prior_sd = np.sqrt(scale[None, :] * np.einsum("sp,spq,sq->s", average_partner, base_cov, average_partner)[:, None])
     posterior_sd = prior_sd.copy()
     converged_all = np.ones(len(ids), bool)
-    answered = np.unique(own_codes)
     for draw in range(n_draws if len(answered) else 0):
         design, offsets = partner_design(state.at({name: sampled[name][draw] for name in state.params}), partner, biases)
-        for index in answered:
+        for position, index in enumerate(answered):
             rows = partner_codes[own_codes == index]
             y = correct[own_codes == index].astype(np.float64)
             mean, cov, converged = laplace_logistic(prior_mean[draw, index], scale[index] * base_cov[draw],
                                                     design[rows], offsets[rows], y, max_iter, float(temperature))
             converged_all[index] &= converged
             posterior_sd[draw, index] = np.sqrt(average_partner[draw] @ cov @ average_partner[draw])
-            latents[draw, index] = mean + psd_cholesky(cov) @ noise[draw, index]
+            latents[draw, index] = mean + psd_cholesky(cov) @ answered_noise[draw, position]
     prior_sd, posterior_sd = prior_sd.mean(axis=0), posterior_sd.mean(axis=0)
     report = pd.DataFrame({side.kind: ids, "n_answers": np.bincount(own_codes, minlength=len(ids)),
                            "prior_sd_logit": prior_sd, "posterior_sd_logit": posterior_sd,
                            "converged": converged_all}).set_index(side.kind)
-    return state.appended(side, ids, latents.mean(axis=0), None, draws=latents), report
+    return state.appended(side, ids, latents.mean(axis=0, dtype=np.float64), None, draws=latents), report
 
 
 def _learned_population(state: FittedState, side: Side, sampled: dict, ids: np.ndarray, rng: np.random.Generator
