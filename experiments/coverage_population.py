@@ -33,19 +33,13 @@ import pandas as pd
 from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.evaluate.metrics import ece, log_loss
 from bayes_simrmf.evaluate.study import code_state, paired_interval
-from bayes_simrmf.evaluate.tables import markdown_table as _markdown_table
+from bayes_simrmf.evaluate.tables import markdown_table
 from bayes_simrmf.evaluate.tuning import carve_validation
 from bayes_simrmf.machine import machine_line
 from bayes_simrmf.predict import make_estimator
 from bayes_simrmf.predict.population import population_mean
 from bayes_simrmf.predict.sides import ITEM, LLM
 from bayes_simrmf.splits import Protocol
-
-
-def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
-    """:func:`bayes_simrmf.evaluate.tables.markdown_table` with floats to ``digits`` decimals."""
-    return _markdown_table(frame.apply(lambda column: column.map(lambda v: f"{v:.{digits}f}")
-                                       if pd.api.types.is_float_dtype(column) else column))
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,15 +49,20 @@ T_OF = {"openllm-v2": 300, "openllm-v1-tiny": 100}
 MAX_PAIRS = 60_000
 
 
+def answered_members(state, correct_llms, correct_items, groups: pd.Series) -> dict:
+    """Benchmark → rows of the fitted LLMs with training answers on it."""
+    llm_rows = pd.Series(np.arange(state.n_warm(LLM)), index=state.ids(LLM)[: state.n_warm(LLM)])
+    fit_group = groups.reindex(correct_items).to_numpy()
+    return {g: llm_rows.reindex(np.unique(correct_llms[fit_group == g])).dropna().astype(int).to_numpy()
+            for g in np.unique(fit_group)}
+
+
 def answered_population(estimator, correct_llms, correct_items, groups: pd.Series, item_q, prob_all):
     """Probabilities of pairs (new LLM, fitted question ``item_q``) with each benchmark's population restricted
     to the fitted LLMs that have training answers on it."""
     state = estimator.fitted_
-    llm_rows = pd.Series(np.arange(state.n_warm(LLM)), index=state.ids(LLM)[: state.n_warm(LLM)])
     item_rows = pd.Series(np.arange(len(state.ids(ITEM))), index=state.ids(ITEM))
-    fit_group = groups.reindex(correct_items).to_numpy()
-    members = {g: llm_rows.reindex(np.unique(correct_llms[fit_group == g])).dropna().astype(int).to_numpy()
-               for g in np.unique(fit_group)}
+    members = answered_members(state, correct_llms, correct_items, groups)
     prob = prob_all.copy()
     pair_group = groups.reindex(item_q).to_numpy()
     codes = item_rows.reindex(item_q).to_numpy()
@@ -80,13 +79,12 @@ def both_new_answered(estimator, correct_llms, correct_items, groups: pd.Series,
     """Split D (new LLM x new question): the mean over each benchmark's fitted questions of the answered-only
     population's probabilities."""
     state = estimator.fitted_
-    llm_rows = pd.Series(np.arange(state.n_warm(LLM)), index=state.ids(LLM)[: state.n_warm(LLM)])
     fitted_items = state.ids(ITEM)[: state.n_warm(ITEM)]
-    fit_group = groups.reindex(correct_items).to_numpy()
+    members = answered_members(state, correct_llms, correct_items, groups)
     prob = prob_all.copy()
     pair_group = groups.reindex(item_q).to_numpy()
     for group in np.unique(pair_group):
-        llms = llm_rows.reindex(np.unique(correct_llms[fit_group == group])).dropna().astype(int).to_numpy()
+        llms = members.get(group, np.empty(0, int))
         items = np.flatnonzero(groups.reindex(fitted_items).to_numpy() == group)
         if len(llms) and len(items):
             prob[pair_group == group] = float(np.mean(population_mean(state.params, ITEM, items, llms)))
@@ -172,8 +170,8 @@ def main() -> None:
             "fitted LLM); *answered*: the fitted LLMs with training answers on the question's benchmark. Change = "
             "answered − all (negative is better), paired over seeds with a 95% t interval. The choice is made on the "
             "validation rows; the test rows are shown, not used.", "",
-            markdown_table(summary(table)), "", "## Per seed", "",
-            markdown_table(table.drop(columns=["chosen"])), ""]
+            markdown_table(summary(table), 4), "", "## Per seed", "",
+            markdown_table(table.drop(columns=["chosen"]), 4), ""]
     out.with_suffix(".md").write_text("\n".join(text))
 
 

@@ -44,15 +44,9 @@ import pandas as pd
 from bayes_simrmf.data import load_dataset, shared_dataset_path
 from bayes_simrmf.evaluate.metrics import ece
 from bayes_simrmf.evaluate.study import code_state
-from bayes_simrmf.evaluate.tables import markdown_table as _markdown_table
+from bayes_simrmf.evaluate.tables import markdown_table
 from bayes_simrmf.machine import machine_line
 from bayes_simrmf.splits import Protocol
-
-
-def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
-    """:func:`bayes_simrmf.evaluate.tables.markdown_table` with floats to ``digits`` decimals."""
-    return _markdown_table(frame.apply(lambda column: column.map(lambda v: f"{v:.{digits}f}")
-                                       if pd.api.types.is_float_dtype(column) else column))
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,13 +175,13 @@ def write_report(table: pd.DataFrame, coverage: pd.DataFrame, command: str, code
         "What each column means: the docstring of `experiments/ece_floor.py`. The offset is measured on the "
         "split's answers; only `ece_gibbs` / `ece_normal` are model predictions (the run's first "
         "calibration method, from `calibration_<run>.csv`).", "",
-        "## Means over seeds", "", markdown_table(mean), "",
+        "## Means over seeds", "", markdown_table(mean, 4), "",
         "## Is benchmark coverage missing at random?", "",
         "Benchmarks that some LLMs of a dataset never answered (datasets where every LLM answered every benchmark "
         "are left out); mean accuracy per benchmark of the LLMs that answered it and of those that did not:", "",
         *([markdown_table(part.dropna(axis=1, how="all"), 3) + "\n" for _, part in coverage.groupby("dataset", sort=False)]
           if len(coverage) else ["every LLM answered every benchmark"]),
-        "## Per seed", "", markdown_table(table.drop(columns=["dataset"])), ""]
+        "## Per seed", "", markdown_table(table.drop(columns=["dataset"]), 4), ""]
     out.with_suffix(".md").write_text("\n".join(text))
 
 

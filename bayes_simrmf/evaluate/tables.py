@@ -73,10 +73,10 @@ def load_cells(cells: Path, config: dict | None = None, *, allow_mixed: bool = T
     return pd.DataFrame(rows), pd.DataFrame(split_rows)
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    """A GitHub markdown table of ``frame`` (numbers right-aligned, floats to 2 decimals)."""
+def markdown_table(frame: pd.DataFrame, digits: int = 2) -> str:
+    """A GitHub markdown table of ``frame`` (numbers right-aligned, floats to ``digits`` decimals)."""
     def cell(value: object) -> str:
-        return f"{value:.2f}" if isinstance(value, float) else str(value)
+        return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
     # Right-align numbers, also those already formatted as text ("1,560", "0 / 0").
     numeric = [

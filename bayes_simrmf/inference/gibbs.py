@@ -369,15 +369,22 @@ def _make_sweep(shape: _Shape):
     return sweep
 
 
-def _population_scatter(rows, group, n_groups: int, beta0: float) -> jnp.ndarray:
-    """``W_n⁻¹ − I`` of the Normal–Wishart conditional (prior scale I): the within-group scatter of ``rows`` plus
-    the shrunk between-group term (see :func:`_normal_wishart`)."""
+def _group_statistics(rows, group, n_groups: int, beta0: float):
+    """``(counts (n_groups,), sums (n_groups, p), within (p, p), between (p, p))`` of ``rows`` for the Normal–Wishart
+    conditional (prior mean 0, scale I): ``W_n⁻¹ = I + within + between``."""
     counts = jax.ops.segment_sum(jnp.ones(rows.shape[0]), group, n_groups)
     sums = jax.ops.segment_sum(rows, group, n_groups)
     group_mean = sums / jnp.maximum(counts, 1.0)[:, None]
     centred = rows - group_mean[group]
     between = jnp.einsum("g,gp,gq->pq", beta0 * counts / (beta0 + counts), group_mean, group_mean)
-    return centred.T @ centred + between
+    return counts, sums, centred.T @ centred, between
+
+
+def _population_scatter(rows, group, n_groups: int, beta0: float) -> jnp.ndarray:
+    """``W_n⁻¹ − I`` of the Normal–Wishart conditional: the within-group scatter of ``rows`` plus the shrunk
+    between-group term (see :func:`_group_statistics`)."""
+    _, _, within, between = _group_statistics(rows, group, n_groups, beta0)
+    return within + between
 
 
 def _scale_move(key, llm_rows, item_rows, item_group, n_groups: int, dim: int, beta0: float, nu0: float,
@@ -505,13 +512,9 @@ def _normal_wishart(key, rows, group, n_groups: int, beta0: float, nu0: float) -
     """``(means (n_groups, p), precision (p, p))`` from the Normal–Wishart conditional given ``rows`` (prior
     mean 0, scale matrix I): the precision with the group means integrated out, then each mean given it."""
     width = rows.shape[1]
-    counts = jax.ops.segment_sum(jnp.ones(rows.shape[0]), group, n_groups)
-    sums = jax.ops.segment_sum(rows, group, n_groups)
-    group_mean = sums / jnp.maximum(counts, 1.0)[:, None]
-    centred = rows - group_mean[group]
+    counts, sums, within, between = _group_statistics(rows, group, n_groups, beta0)
     beta_n = beta0 + counts
-    between = jnp.einsum("g,gp,gq->pq", beta0 * counts / beta_n, group_mean, group_mean)
-    scale_inverse = jnp.eye(width) + centred.T @ centred + between
+    scale_inverse = jnp.eye(width) + within + between
     key_w, key_m = jax.random.split(key)
     precision = _wishart(key_w, nu0 + rows.shape[0], scale_inverse)
     chol = jnp.linalg.cholesky(precision)
