@@ -73,9 +73,17 @@ class SamplePosterior:
         rng = np.random.default_rng([int(seed), 17])
         return np.sort(rng.choice(self.n_draws, n_draws, replace=n_draws > self.n_draws))
 
-    def sample(self, n_draws: int, seed: int = 0) -> dict[str, np.ndarray]:
-        """``n_draws`` joint draws: site name → ``(n_draws, *shape)`` float32 (see :meth:`indices`)."""
+    def sample(self, n_draws: int, seed: int = 0, *, copy: bool = True) -> dict[str, np.ndarray]:
+        """``n_draws`` joint draws: site name → ``(n_draws, *shape)`` float32 (see :meth:`indices`).
+
+        With ``copy=False``, asking for every kept draw gives read-only views of the kept arrays instead of a
+        copy (at openllm-v2's scale the question factors alone are gigabytes); a subset is always a copy."""
         rows = self.indices(n_draws, seed)
+        if not copy and n_draws == self.n_draws:
+            views = {name: self.flat(name).view() for name in sorted(self.draws)}
+            for value in views.values():
+                value.flags.writeable = False
+            return views
         return {name: self.flat(name)[rows] for name in sorted(self.draws)}
 
     def appended(self, site_rows: dict[str, np.ndarray]) -> SamplePosterior:

@@ -221,11 +221,16 @@ def fold_in_draws(
     """
     posterior = state.posterior
     n_draws, width = posterior.n_draws, state.dim + 1
-    sampled = posterior.sample(n_draws, seed)
+    sampled = posterior.sample(n_draws, seed, copy=False)
     n_warm = state.n_warm(side)
-    known_latent = np.concatenate(
-        [sampled[side.factors][:, :n_warm] if side.factors in sampled else np.zeros((n_draws, n_warm, 0)),
-         (sampled[side.bias][:, :n_warm] if side.bias in sampled else np.zeros((n_draws, n_warm)))[..., None]], axis=2)
+
+    def known_latent(draws: slice) -> np.ndarray:
+        """The fitted rows ``[factors, bias]`` of some draws (built a block at a time, not for every draw)."""
+        size = len(range(n_draws)[draws])
+        factors = sampled[side.factors][draws, :n_warm] if side.factors in sampled else np.zeros((size, n_warm, 0))
+        bias = sampled[side.bias][draws, :n_warm] if side.bias in sampled else np.zeros((size, n_warm))
+        return np.concatenate([factors, bias[..., None]], axis=2)
+
     groups = state.groups(side)
     known_groups = new_groups = None
     if groups:
@@ -236,7 +241,7 @@ def fold_in_draws(
         if known_factor is None or new_factor is None:
             raise ConfigError(f"the side information has no {side.kind} similarity")
         prior_mean, scale, base_cov = gp_conditional_draws(known_latent, known_factor, new_factor, ridge, known_groups,
-                                                           new_groups)
+                                                           new_groups, n_draws=n_draws)
     else:
         (prior_mean, base_cov), scale = _learned_population(state, side, sampled, ids, rng), np.ones(len(ids))
     own_codes, partner_codes, correct = answer_rows(state, side, ids, answers)

@@ -65,24 +65,21 @@ def gp_conditional(
     Returns:
         ``(mean (n_new, p), c (n_new,), Σ (p, p))``.
     """
-    new_mean, factor, centred, inverse, projected = _conditional(known_latent, known_factor, new_factor, ridge,
-                                                                 known_groups, new_groups)
+    inverse, factor = _solve_parts(known_factor, new_factor, ridge)
+    new_mean, centred, projected = _conditional_mean(known_latent, known_factor, new_factor, inverse, known_groups,
+                                                     new_groups)
     row_cov = (centred.T @ centred - projected.T @ inverse @ projected) / (ridge * len(centred))
     return new_mean, factor, row_cov
 
 
-def _conditional(known_latent, known_factor, new_factor, ridge, known_groups, new_groups):
-    """``(mean (n_new, p), c (n_new,), centred fitted rows, (WᵀW + ridge·I)⁻¹, Wᵀ · centred)``: the parts of
-    :func:`gp_conditional` that do not need the column covariance."""
+def _solve_parts(known_factor, new_factor, ridge):
+    """``(inverse (WᵀW + ridge·I)⁻¹, c (n_new,))``: the parts of :func:`gp_conditional` that depend on the
+    similarity only, not on the fitted rows."""
     if not ridge > 0:
         raise ConfigError(f"the fold-in ridge must be > 0, got {ridge!r}")
-    known_latent = np.asarray(known_latent, dtype=np.float64)
     known_factor = np.asarray(known_factor, dtype=np.float64)
-    known_mean, new_mean = group_means(known_latent, known_groups, new_groups, len(new_factor))
-    centred = known_latent - known_mean
     gram = known_factor.T @ known_factor
     inverse = np.linalg.inv(gram + ridge * np.eye(gram.shape[0]))
-    projected = known_factor.T @ centred
     middle = gram - gram @ inverse @ gram
     factor = np.empty(len(new_factor))
     # A block of new rows at a time (in float64), so the temporaries do not grow with the new entities.
@@ -92,9 +89,20 @@ def _conditional(known_latent, known_factor, new_factor, ridge, known_groups, ne
         # (W M) ⊙ W summed over columns: the three-operand einsum without a contraction order is ~30× slower.
         explained = np.sum((block @ middle) * block, axis=1) / ridge
         factor[rows] = np.maximum(np.sum(block**2, axis=1) + ridge - explained, 1e-6)
-        new_mean[rows] += block @ inverse @ projected
-    return new_mean, factor, centred, inverse, projected
+    return inverse, factor
 
+
+def _conditional_mean(known_latent, known_factor, new_factor, inverse, known_groups, new_groups):
+    """``(mean (n_new, p), centred fitted rows, Wᵀ · centred)`` for fitted rows ``(n_known, p)``."""
+    known_latent = np.asarray(known_latent, dtype=np.float64)
+    known_mean, new_mean = group_means(known_latent, known_groups, new_groups, len(new_factor))
+    centred = known_latent - known_mean
+    del known_mean
+    projected = np.asarray(known_factor, dtype=np.float64).T @ centred
+    for start in range(0, len(new_factor), _ROWS):
+        rows = slice(start, start + _ROWS)
+        new_mean[rows] += np.asarray(new_factor[rows], dtype=np.float64) @ inverse @ projected
+    return new_mean, centred, projected
 
 
 def kernel_fold_in(
@@ -133,33 +141,62 @@ def psd_cholesky(cov: np.ndarray, jitter: float = 1e-9) -> np.ndarray:
         return np.linalg.cholesky(nearest_psd(cov) + jitter * eye)
 
 def gp_conditional_draws(
-    known_latent: np.ndarray,
+    known_latent,
     known_factor: np.ndarray,
     new_factor: np.ndarray,
     ridge: float,
     known_groups: np.ndarray | None = None,
     new_groups: np.ndarray | None = None,
+    *,
+    n_draws: int | None = None,
+    block: int = 16,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`gp_conditional` for many posterior draws of the fitted rows at once.
+    """:func:`gp_conditional` for many posterior draws of the fitted rows.
 
-    The conditional mean is linear in the fitted rows, so the draws ride along as extra columns (one
-    ``r × r`` solve for all of them); each draw keeps its own column covariance ``Σ``.
+    The similarity's solve is shared by every draw; each draw has its own conditional mean and column
+    covariance ``Σ``. Draws are taken ``block`` at a time (the conditional mean is linear in the fitted rows,
+    so a block rides along as extra columns of one product), so the float64 temporaries are
+    ``n_known × block × p``, not ``n_known × n_draws × p``.
 
     Args:
-        known_latent: ``(n_draws, n_known, p)`` fitted rows, one set per draw.
+        known_latent: ``(n_draws, n_known, p)`` fitted rows, one set per draw; or a function of a ``slice`` of
+            draws returning those draws' rows (``n_draws`` then required), so the caller need not hold all of
+            them at once.
     Returns:
-        ``(mean (n_draws, n_new, p), c (n_new,), Σ (n_draws, p, p))``.
+        ``(mean (n_draws, n_new, p) float64, c (n_new,), Σ (n_draws, p, p))``.
     """
-    n_draws, n_known, width = known_latent.shape
-    wide = np.asarray(known_latent, dtype=np.float64).transpose(1, 0, 2).reshape(n_known, n_draws * width)
-    # One solve for every draw; only the column covariance is per draw (the wide one would be (S·p)²).
-    mean, factor, centred, inverse, projected = _conditional(wide, known_factor, new_factor, ridge, known_groups,
-                                                             new_groups)
-    centred = centred.reshape(n_known, n_draws, width)
-    projected = projected.reshape(-1, n_draws, width)
-    solved = np.einsum("rt,tsp->rsp", inverse, projected)
-    row_cov = (np.einsum("nsp,nsq->spq", centred, centred) - np.einsum("rsp,rsq->spq", projected, solved)) / (
-        ridge * n_known)
+    if callable(known_latent):
+        if n_draws is None:
+            raise ConfigError("gp_conditional_draws: n_draws is required when known_latent is a function")
+        rows_of = known_latent
+    else:
+        array = np.asarray(known_latent)
+        n_draws = array.shape[0]
+
+        def rows_of(draws: slice) -> np.ndarray:
+            return array[draws]
+
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
+        raise ConfigError(f"block must be an integer >= 1, got {block!r}")
+    inverse, factor = _solve_parts(known_factor, new_factor, ridge)
+    mean = row_cov = None
+    for start in range(0, n_draws, block):
+        draws = slice(start, min(start + block, n_draws))
+        latent = np.asarray(rows_of(draws), dtype=np.float64)
+        size, n_known, width = latent.shape
+        wide = latent.transpose(1, 0, 2).reshape(n_known, size * width)
+        del latent
+        part_mean, centred, projected = _conditional_mean(wide, known_factor, new_factor, inverse, known_groups,
+                                                          new_groups)
+        del wide
+        if mean is None:
+            mean = np.empty((n_draws, len(new_factor), width))
+            row_cov = np.empty((n_draws, width, width))
+        mean[draws] = part_mean.reshape(len(new_factor), size, width).transpose(1, 0, 2)
+        centred = centred.reshape(n_known, size, width)
+        projected = projected.reshape(-1, size, width)
+        solved = np.einsum("rt,tsp->rsp", inverse, projected)
+        row_cov[draws] = (np.einsum("nsp,nsq->spq", centred, centred)
+                          - np.einsum("rsp,rsq->spq", projected, solved)) / (ridge * n_known)
     # A difference of two Gram matrices: rounding can leave a draw's Σ slightly indefinite (seen on openllm-v2).
-    row_cov = nearest_psd(row_cov)
-    return mean.reshape(len(new_factor), n_draws, width).transpose(1, 0, 2), factor, row_cov
+    return mean, factor, nearest_psd(row_cov)
