@@ -17,7 +17,12 @@ from bayes_simrmf.errors import (
     UnknownEntityError,
 )
 
+from bayes_simrmf.runtime import avoid_lapack_deadlock
+
 __version__ = "0.1.0"
+
+# Before JAX creates its backend: batched LAPACK calls run side by side can freeze a small machine (runtime.py).
+avoid_lapack_deadlock()
 
 # The API the README uses, importable from the package itself; loaded on first use, so that
 # ``import bayes_simrmf`` (and the CLI's --help) does not import JAX.
