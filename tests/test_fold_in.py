@@ -225,3 +225,21 @@ def test_fold_in_spread_changes_only_pairs_with_an_entity_without_data(data):
     assert model.get_config()["fold_in_spread"] == "empirical"
     with pytest.raises(ConfigError, match="fold_in_spread"):
         SimRMF(fold_in_spread="uniform").fit(["a"], ["x"], [1])
+
+
+def test_folded_in_draws_do_not_depend_on_the_draw_block(data, monkeypatch):
+    """Entities folded in with a Gaussian are drawn a block of draws at a time (memory); the block size must not
+    change a single value, as the blocks take consecutive parts of one normal stream."""
+    from bayes_simrmf.predict import draws
+
+    model = _fit(data[0], guide="normal", max_steps=200)
+    model.fold_in("llm", ["new-a", "new-b"])
+    model.fold_in("item", ["new-item-1", "new-item-2", "new-item-3"])
+    monkeypatch.setattr(draws, "_DRAW_BLOCK", 1)
+    one = model.sample_posterior(7, seed=2)
+    monkeypatch.setattr(draws, "_DRAW_BLOCK", 1000)
+    whole = model.sample_posterior(7, seed=2)
+    assert sorted(one) == sorted(whole)
+    for name in one:
+        assert one[name].dtype == whole[name].dtype and np.array_equal(one[name], whole[name]), name
+    assert one["llm_factors"].shape[1] == data[0].llm.nunique() + 2

@@ -19,6 +19,10 @@ from bayes_simrmf.predict.sides import ITEM, LLM, Side
 from bayes_simrmf.predict.state import FittedState
 
 
+#: Posterior draws per block when folded-in entities are drawn (see :func:`sample_posterior`).
+_DRAW_BLOCK = 32
+
+
 def sample_posterior(state: FittedState, n_draws: int, seed: int) -> dict[str, np.ndarray]:
     """Joint draws of every parameter, one row per entity in the model (site → ``(n_draws, *shape)``)."""
     draws = state.posterior.sample(n_draws, seed)
@@ -28,11 +32,16 @@ def sample_posterior(state: FittedState, n_draws: int, seed: int) -> dict[str, n
     for kind, (mean, cov) in state.inductive.items():
         side = LLM if kind == LLM.kind else ITEM
         chol = psd_cholesky(cov)
-        noise = rng.standard_normal((n_draws, *mean.shape))
-        latent = mean + np.einsum("npq,snq->snp", chol, noise)
+        # A block of draws at a time, from the same normal stream as one call: the float64 temporaries stay one
+        # block in size (at openllm-v2's scale, draws x new questions x width float64 was gigabytes per array).
+        latent = np.empty((n_draws, *mean.shape), dtype=np.float32)
+        for start in range(0, n_draws, _DRAW_BLOCK):
+            block = slice(start, min(start + _DRAW_BLOCK, n_draws))
+            noise = rng.standard_normal((block.stop - block.start, *mean.shape))
+            latent[block] = mean + np.einsum("npq,snq->snp", chol, noise)
         for key, part in ((side.factors, latent[..., : state.dim]), (side.bias, latent[..., -1])):
             if key in draws:
-                draws[key] = np.concatenate([draws[key], part.astype(np.float32)], axis=1)
+                draws[key] = np.concatenate([draws[key], part], axis=1)
     return draws
 
 
