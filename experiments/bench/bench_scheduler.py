@@ -5,7 +5,7 @@ calls run side by side can deadlock a small thread pool. This script measures th
 on: each workload runs in a fresh process with the package's setting and with the scheduler left on
 (``XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=true``, which the package respects), side by side
 in one run, and prints the wall-time ratio and whether the results agree. A run with the scheduler on that does
-not finish within ``--timeout`` seconds is reported as frozen (CPU time is shown so a freeze at 0 % is told
+not finish within ``--timeout`` seconds (60 for the reproducer) is reported as frozen (CPU time is shown so a freeze at 0 % is told
 from slowness).
 
 Workloads (openllm-v2-mmlupro-math, ``Protocol(500, 1000, T=300, seed=0)``, MF+groups dim 8):
@@ -113,8 +113,10 @@ def main() -> None:
         for repeat in range(args.repeats):
             text = REPRODUCER if code_text is None else code_text
             argument = None if options is None else json.dumps(options)
-            off = run_once(text, argument, False, args.timeout)
-            on = run_once(text, argument, True, args.timeout)
+            # The reproducer takes seconds when it finishes; a minute is ample to call it frozen.
+            timeout = min(args.timeout, 60.0) if code_text is None else args.timeout
+            off = run_once(text, argument, False, timeout)
+            on = run_once(text, argument, True, timeout)
             if off["frozen"]:
                 raise RuntimeError(f"{label}: froze with the package's setting")
             if on["frozen"]:
