@@ -79,8 +79,14 @@ def main() -> None:
 
     by_probability = by("mean_probability", [0, 0.02, 0.1, 0.3, 0.7, 0.9, 0.98, 1.0],
                         ["≤ 0.02", "0.02–0.1", "0.1–0.3", "0.3–0.7", "0.7–0.9", "0.9–0.98", "> 0.98"])
-    by_accuracy = by("question_accuracy", [0, 0.0, 0.05, 0.95, 0.999, 1.0],
-                     ["0 (all wrong)", "(0, 0.05]", "(0.05, 0.95]", "(0.95, 1)", "1 (all right)"])
+    accuracy = frame["question_accuracy"]
+    frame["question"] = np.select(
+        [accuracy == 0, accuracy <= 0.05, accuracy < 0.95, accuracy < 1], ["0 (all wrong)", "(0, 0.05]",
+                                                                           "(0.05, 0.95)", "[0.95, 1)"], "1 (all right)")
+    by_accuracy = frame.groupby("question", sort=False)["rhat"].agg(
+        pairs="size", median_rhat="median", max_rhat="max", share_above_1_01=lambda r: float(np.mean(r > 1.01)))
+    order = ["0 (all wrong)", "(0, 0.05]", "(0.05, 0.95)", "[0.95, 1)", "1 (all right)"]
+    by_accuracy = by_accuracy.reindex([label for label in order if label in by_accuracy.index]).reset_index()
 
     # Every question's mean logit over the fitted LLMs (identified: no rotation or shift changes it).
     mean_llm_factor = draws["llm_factors"].mean(axis=2)
