@@ -223,6 +223,10 @@ class SimRMFParams(Estimator):
         False, "After each Gibbs sweep's rows, a Metropolis step on the scale of each latent dimension (LLM column "
         "x c, question column / c; the likelihood is unchanged) with the populations integrated out (inference "
         "gibbs).")
+    gibbs_row_move: bool = hyper(
+        False, "After each Gibbs sweep's rows, a random-walk Metropolis step on every whole LLM and question row, "
+        "proposed from its population's spread, on the exact Bernoulli likelihood: moves questions that every LLM "
+        "answered wrong (or right) faster (inference gibbs).")
 
 
 @dataclass(eq=False, repr=False)

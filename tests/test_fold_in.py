@@ -232,7 +232,7 @@ def test_folded_in_draws_do_not_depend_on_the_draw_block(data, monkeypatch):
     change a single value, as the blocks take consecutive parts of one normal stream."""
     from bayes_simrmf.predict import draws
 
-    model = _fit(data[0], guide="normal", max_steps=200)
+    model = _fit(data[0], guide="normal", max_steps=50)  # any fitted posterior will do
     model.fold_in("llm", ["new-a", "new-b"])
     model.fold_in("item", ["new-item-1", "new-item-2", "new-item-3"])
     monkeypatch.setattr(draws, "_DRAW_BLOCK", 1)

@@ -277,3 +277,49 @@ def test_scale_move_leaves_the_logits_and_samples_its_own_target():
     # Monte Carlo error with autocorrelated steps: allow 0.15 sd on the mean, 15% on the sd.
     assert abs(path.mean() - mean) < 0.15 * sd, (path.mean(), mean, sd)
     assert abs(path.std() / sd - 1.0) < 0.15, (path.std(), sd)
+
+
+def test_row_move_samples_a_rows_exact_conditional():
+    """Iterated alone on one question's row [factor, bias] with the LLM rows and the population fixed, the row move's
+    path has the mean and sd of that row's exact conditional (Bernoulli likelihood of its answers times the
+    population prior), computed by quadrature on a 2-d grid; it leaves the other side's rows alone."""
+    from bayes_simrmf.inference.gibbs import _Data, _row_metropolis
+
+    rng = np.random.default_rng(5)
+    n_llms = 12
+    llm_rows = rng.normal(0.0, 1.0, (n_llms, 2)).astype(np.float32)  # one factor and the bias
+    # Two questions: one that every LLM got wrong (the case the move is for), one with mixed answers.
+    llm = np.tile(np.arange(n_llms, dtype=np.int32), 2)
+    item = np.repeat(np.arange(2, dtype=np.int32), n_llms)
+    correct = np.concatenate([np.zeros(n_llms), rng.integers(0, 2, n_llms)]).astype(np.float32)
+    data = _Data(jnp.asarray(llm), jnp.asarray(item), jnp.asarray(correct - 0.5), jnp.zeros(2, jnp.int32), None)
+    prior_loc = np.array([0.2, -0.5], np.float32)
+    prior_prec = np.array([[1.5, 0.3], [0.3, 0.8]], np.float32)
+
+    def step(rows, key):
+        moved_llm, rows = _row_metropolis(key, jnp.asarray(llm_rows), rows, data, "item",
+                                          jnp.broadcast_to(prior_loc, (2, 2)), jnp.asarray(prior_prec), 1, True, 1.0)
+        return rows, (rows, jnp.max(jnp.abs(moved_llm - llm_rows)))
+
+    _, (path, llm_change) = jax.jit(lambda keys: jax.lax.scan(step, jnp.zeros((2, 2), jnp.float32), keys))(
+        jax.random.split(jax.random.PRNGKey(2), 12000))
+    assert float(jnp.max(llm_change)) == 0.0
+    path = np.asarray(path[1000:])
+
+    grid = np.linspace(-7.0, 5.0, 301)
+    factor, bias = np.meshgrid(grid, grid, indexing="ij")
+    for question in range(2):
+        y = correct[item == question]
+        logits = factor[..., None] * llm_rows[:, 0] + bias[..., None] + llm_rows[:, 1]
+        log_lik = np.sum(y * logits - np.logaddexp(0.0, logits), axis=-1)
+        centred = np.stack([factor - prior_loc[0], bias - prior_loc[1]], axis=-1)
+        log_prior = -0.5 * np.einsum("...p,pq,...q->...", centred, prior_prec.astype(np.float64), centred)
+        weights = np.exp(log_lik + log_prior - np.max(log_lik + log_prior))
+        weights /= weights.sum()
+        for coordinate, values in ((0, factor), (1, bias)):
+            mean = float(np.sum(weights * values))
+            sd = float(np.sqrt(np.sum(weights * (values - mean) ** 2)))
+            drawn = path[:, question, coordinate]
+            # Monte Carlo error with autocorrelated steps: 0.15 sd on the mean, 15% on the sd.
+            assert abs(drawn.mean() - mean) < 0.15 * sd, (question, coordinate, drawn.mean(), mean, sd)
+            assert abs(drawn.std() / sd - 1.0) < 0.15, (question, coordinate, drawn.std(), sd)

@@ -74,6 +74,12 @@ class GibbsConfig:
             with the Normal–Wishart populations integrated out; the populations are then drawn given the moved
             rows. The chains otherwise drift slowly along this scale (``experiments/results/gibbs_chains.md``).
         scale_step: sd of the proposal of ``log c``.
+        row_move: after the rows (and the bias steps), one random-walk Metropolis step on every whole row of each
+            side, proposed from the row's population covariance times ``row_step²``, on the exact Bernoulli
+            conditional. Why: a question every training LLM got wrong (or right) has a likelihood that is flat over
+            a half-space, and the augmented Gibbs update moves it in small steps there; those questions hold the
+            sampler's worst R-hat (``experiments/results/gibbs_rhat_where.md``).
+        row_step: scale of the row move's proposal, relative to the population's spread.
         progress: show a progress bar.
     """
 
@@ -86,6 +92,8 @@ class GibbsConfig:
     nu0: float | None = None
     scale_move: bool = False
     scale_step: float = 0.3
+    row_move: bool = False
+    row_step: float = 0.5
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -101,6 +109,8 @@ class GibbsConfig:
             raise ConfigError(f"beta0 must be a finite number > 0, got {self.beta0!r}")
         if not (np.isfinite(self.scale_step) and self.scale_step > 0):
             raise ConfigError(f"scale_step must be a finite number > 0, got {self.scale_step!r}")
+        if not (np.isfinite(self.row_step) and self.row_step > 0):
+            raise ConfigError(f"row_step must be a finite number > 0, got {self.row_step!r}")
 
     @property
     def kept_per_chain(self) -> int:
@@ -187,7 +197,8 @@ def run_gibbs(
     data = _Data(jnp.asarray(llm), jnp.asarray(item), jnp.asarray(kappa), jnp.asarray(groups),
                  None if kappa_block is None else jnp.asarray(kappa_block))
     shape = _Shape(n_llms, n_items, n_groups, dim, bool(biases), dense, float(config.beta0), nu0,
-                   float(config.scale_step) if config.scale_move else 0.0)
+                   float(config.scale_step) if config.scale_move else 0.0,
+                   float(config.row_step) if config.row_move else 0.0)
 
     chain_keys = jax.random.split(jax.random.PRNGKey(seed), config.chains)
     start_rows = None if initial_rows is None else tuple(jnp.asarray(rows, jnp.float32) for rows in initial_rows)
@@ -230,6 +241,7 @@ class _Shape(NamedTuple):
     beta0: float
     nu0: float
     scale_step: float  # 0: no scale move
+    row_step: float  # 0: no row move
 
 
 @partial(jax.jit, static_argnames=("shape", "records", "thin"))
@@ -336,7 +348,7 @@ def _initial_chain(key, n_llms: int, n_items: int, n_groups: int, width: int, st
 
 def _make_sweep(shape: _Shape):
     """One Gibbs sweep of one chain (see the module docstring): ``sweep(state, key, data) -> state``."""
-    n_llms, n_items, n_groups, dim, biases, dense, beta0, nu0, scale_step = shape
+    n_llms, n_items, n_groups, dim, biases, dense, beta0, nu0, scale_step, row_step = shape
     llm_group = jnp.zeros(n_llms, jnp.int32)
     make_sums = _dense_sums if dense else _pair_sums
 
@@ -364,6 +376,13 @@ def _make_sweep(shape: _Shape):
                 keys[5], llm_rows, item_rows, data, "llm", jnp.broadcast_to(llm_loc[0], llm_rows.shape), llm_prec, dim)
             llm_rows, item_rows = _bias_metropolis(
                 keys[6], llm_rows, item_rows, data, "item", item_loc[data.item_group], item_prec, dim)
+        if row_step > 0:  # its own keys, so that the other draws are those of a sampler without it
+            llm_rows, item_rows = _row_metropolis(
+                jax.random.fold_in(key, 8), llm_rows, item_rows, data, "llm",
+                jnp.broadcast_to(llm_loc[0], llm_rows.shape), llm_prec, dim, biases, row_step)
+            llm_rows, item_rows = _row_metropolis(
+                jax.random.fold_in(key, 9), llm_rows, item_rows, data, "item", item_loc[data.item_group], item_prec,
+                dim, biases, row_step)
         return _Chain(llm_rows, item_rows, llm_loc[0], llm_prec, item_loc, item_prec)
 
     return sweep
@@ -444,6 +463,33 @@ def _bias_metropolis(key, llm_rows, item_rows, data: _Data, side: str, prior_loc
     prior_change = -step * ((rows - prior_loc) @ prior_prec)[:, dim] - 0.5 * prior_prec[dim, dim] * step**2
     accept = jnp.log(jax.random.uniform(key_accept, (n_rows,))) < likelihood_change + prior_change
     rows = rows.at[:, dim].add(jnp.where(accept, step, 0.0))
+    return (rows, item_rows) if side == "llm" else (llm_rows, rows)
+
+
+def _row_metropolis(key, llm_rows, item_rows, data: _Data, side: str, prior_loc, prior_prec, dim: int, biases: bool,
+                    step: float):
+    """One random-walk Metropolis step on every whole row of ``side`` (see ``GibbsConfig.row_move``): proposal
+    ``δ ~ N(0, step² Λ⁻¹)`` with ``Λ`` the population precision, accepted per row on the exact Bernoulli
+    likelihood of its pairs and its population prior ``N(prior_loc, Λ⁻¹)`` (the other rows fixed)."""
+    rows = llm_rows if side == "llm" else item_rows
+    own, partners, partner_rows = ((data.llm, data.item, item_rows) if side == "llm"
+                                   else (data.item, data.llm, llm_rows))
+    n_rows = rows.shape[0]
+    key_step, key_accept = jax.random.split(key)
+    # δ = step · L⁻ᵀ ε with Λ = L Lᵀ: covariance step² Λ⁻¹.
+    chol = jnp.linalg.cholesky(prior_prec)
+    noise = jax.random.normal(key_step, rows.shape)
+    delta = step * solve_triangular(chol.T, noise.T, lower=False).T
+    design, _ = _design(partner_rows, dim, biases)
+    logits = _pair_logits(llm_rows, item_rows, data.llm, data.item, dim, biases)
+    moved = logits + jnp.sum(delta[own] * design[partners], axis=1)
+    answered = data.kappa + 0.5
+    pair_change = answered * (moved - logits) - jnp.logaddexp(0.0, moved) + jnp.logaddexp(0.0, logits)
+    likelihood_change = jax.ops.segment_sum(pair_change, own, n_rows)
+    prior_change = (-jnp.sum(((rows - prior_loc) @ prior_prec) * delta, axis=1)
+                    - 0.5 * jnp.sum((delta @ prior_prec) * delta, axis=1))
+    accept = jnp.log(jax.random.uniform(key_accept, (n_rows,))) < likelihood_change + prior_change
+    rows = rows + jnp.where(accept[:, None], delta, 0.0)
     return (rows, item_rows) if side == "llm" else (llm_rows, rows)
 
 

@@ -328,7 +328,8 @@ class SimRMF(SimRMFParams, PosteriorQueries):
 
     def gibbs_config(self) -> GibbsConfig:
         return GibbsConfig(chains=int(self.chains), warmup=int(self.warmup), samples=int(self.samples),
-                           thin=int(self.thin), scale_move=bool(self.gibbs_scale_move), progress=bool(self.progress))
+                           thin=int(self.thin), scale_move=bool(self.gibbs_scale_move),
+                           row_move=bool(self.gibbs_row_move), progress=bool(self.progress))
 
     def _similarity_inputs(self, side, llms, items, n_pairs: int, n_warm_llms: int, n_warm_items: int) -> SimilarityInputs:
         """The Gram potentials' inputs; λ = κ · n_pairs / n² per side (recorded in ``similarity_lambdas_``)."""

@@ -30,6 +30,7 @@ SETTINGS = (
     ("gibbs + scale move, 2 chains", {"inference": "gibbs", "gibbs_scale_move": True, "chains": 2}),
     ("gibbs + scale move, 4 chains, warmup 1000, 400 kept x thin 8",
      {"inference": "gibbs", "gibbs_scale_move": True, "warmup": 1000, "thin": 8}),
+    ("gibbs + row move, defaults", {"inference": "gibbs", "gibbs_row_move": True}),
 )
 GOAL_SECONDS = 120.0
 
