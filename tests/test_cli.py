@@ -375,7 +375,8 @@ def test_the_demo_defaults_to_simrmf_and_shows_a_new_llm_and_question(runner, tm
     for name, frame in _plain_tables().items():
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
     plain = runner.invoke(main, ["fit", "--data", str(tmp_path), "--quiet", "--T", "10", "--n-known-llms", "20",
-                                 "--n-known-items", "30", "--max-steps", "50", "--dim", "2"])
+                                 "--n-known-items", "30", "--max-steps", "50", "--dim", "2",
+                                 "--out", str(tmp_path / "plain")])  # not the checkout's models/
     assert plain.exit_code == 0, plain.output
     assert "method: mf (the data have no question texts and LLM metadata, which simrmf needs)" in plain.output
     refused = runner.invoke(main, ["fit", "--data", str(tmp_path), "--paper", "--quiet"])
