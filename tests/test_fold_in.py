@@ -230,14 +230,14 @@ def test_fold_in_spread_changes_only_pairs_with_an_entity_without_data(data):
 def test_folded_in_draws_do_not_depend_on_the_draw_block(data, monkeypatch):
     """Entities folded in with a Gaussian are drawn a block of draws at a time (memory); the block size must not
     change a single value, as the blocks take consecutive parts of one normal stream."""
-    from bayes_simrmf.predict import draws
+    from bayes_simrmf.predict import gaussian_process
 
     model = _fit(data[0], guide="normal", max_steps=50)  # any fitted posterior will do
     model.fold_in("llm", ["new-a", "new-b"])
     model.fold_in("item", ["new-item-1", "new-item-2", "new-item-3"])
-    monkeypatch.setattr(draws, "_DRAW_BLOCK", 1)
+    monkeypatch.setattr(gaussian_process, "DRAW_BLOCK", 1)
     one = model.sample_posterior(7, seed=2)
-    monkeypatch.setattr(draws, "_DRAW_BLOCK", 1000)
+    monkeypatch.setattr(gaussian_process, "DRAW_BLOCK", 1000)
     whole = model.sample_posterior(7, seed=2)
     assert sorted(one) == sorted(whole)
     for name in one:

@@ -456,14 +456,18 @@ def _bias_metropolis(key, llm_rows, item_rows, data: _Data, side: str, prior_loc
     conditional_sd = 1.0 / jnp.sqrt(prior_prec[dim, dim])
     step = conditional_sd * jax.random.normal(key_step, (n_rows,))
     logits = _pair_logits(llm_rows, item_rows, data.llm, data.item, dim, True)
-    moved = logits + step[own]
-    answered = data.kappa + 0.5
-    pair_change = answered * (moved - logits) - jnp.logaddexp(0.0, moved) + jnp.logaddexp(0.0, logits)
-    likelihood_change = jax.ops.segment_sum(pair_change, own, n_rows)
+    likelihood_change = _likelihood_change(data, logits, logits + step[own], own, n_rows)
     prior_change = -step * ((rows - prior_loc) @ prior_prec)[:, dim] - 0.5 * prior_prec[dim, dim] * step**2
     accept = jnp.log(jax.random.uniform(key_accept, (n_rows,))) < likelihood_change + prior_change
     rows = rows.at[:, dim].add(jnp.where(accept, step, 0.0))
     return (rows, item_rows) if side == "llm" else (llm_rows, rows)
+
+
+def _likelihood_change(data: _Data, logits, moved, own, n_rows: int) -> jnp.ndarray:
+    """Per row, the change of its pairs' Bernoulli log likelihood when their logits go from ``logits`` to ``moved``."""
+    answered = data.kappa + 0.5
+    pair_change = answered * (moved - logits) - jnp.logaddexp(0.0, moved) + jnp.logaddexp(0.0, logits)
+    return jax.ops.segment_sum(pair_change, own, n_rows)
 
 
 def _row_metropolis(key, llm_rows, item_rows, data: _Data, side: str, prior_loc, prior_prec, dim: int, biases: bool,
@@ -483,9 +487,7 @@ def _row_metropolis(key, llm_rows, item_rows, data: _Data, side: str, prior_loc,
     design, _ = _design(partner_rows, dim, biases)
     logits = _pair_logits(llm_rows, item_rows, data.llm, data.item, dim, biases)
     moved = logits + jnp.sum(delta[own] * design[partners], axis=1)
-    answered = data.kappa + 0.5
-    pair_change = answered * (moved - logits) - jnp.logaddexp(0.0, moved) + jnp.logaddexp(0.0, logits)
-    likelihood_change = jax.ops.segment_sum(pair_change, own, n_rows)
+    likelihood_change = _likelihood_change(data, logits, moved, own, n_rows)
     prior_change = (-jnp.sum(((rows - prior_loc) @ prior_prec) * delta, axis=1)
                     - 0.5 * jnp.sum((delta @ prior_prec) * delta, axis=1))
     accept = jnp.log(jax.random.uniform(key_accept, (n_rows,))) < likelihood_change + prior_change

@@ -13,14 +13,10 @@ from typing import Iterator
 
 import numpy as np
 
-from bayes_simrmf.predict.gaussian_process import psd_cholesky
+from bayes_simrmf.predict.gaussian_process import normal_blocks, psd_cholesky
 from bayes_simrmf.predict.point import PointModel, PredictOptions
 from bayes_simrmf.predict.sides import ITEM, LLM, Side
 from bayes_simrmf.predict.state import FittedState
-
-
-#: Posterior draws per block when folded-in entities are drawn (see :func:`sample_posterior`).
-_DRAW_BLOCK = 32
 
 
 def sample_posterior(state: FittedState, n_draws: int, seed: int) -> dict[str, np.ndarray]:
@@ -32,12 +28,9 @@ def sample_posterior(state: FittedState, n_draws: int, seed: int) -> dict[str, n
     for kind, (mean, cov) in state.inductive.items():
         side = LLM if kind == LLM.kind else ITEM
         chol = psd_cholesky(cov)
-        # A block of draws at a time, from the same normal stream as one call: the float64 temporaries stay one
-        # block in size (at openllm-v2's scale, draws x new questions x width float64 was gigabytes per array).
+        # A block of draws at a time (at openllm-v2's scale, draws x new questions x width float64 was gigabytes).
         latent = np.empty((n_draws, *mean.shape), dtype=np.float32)
-        for start in range(0, n_draws, _DRAW_BLOCK):
-            block = slice(start, min(start + _DRAW_BLOCK, n_draws))
-            noise = rng.standard_normal((block.stop - block.start, *mean.shape))
+        for block, noise in normal_blocks(rng, n_draws, mean.shape):
             latent[block] = mean + np.einsum("npq,snq->snp", chol, noise)
         for key, part in ((side.factors, latent[..., : state.dim]), (side.bias, latent[..., -1])):
             if key in draws:

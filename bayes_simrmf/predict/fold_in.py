@@ -16,7 +16,9 @@ from bayes_simrmf.errors import ConfigError, UnknownEntityError
 from bayes_simrmf.model import INTERCEPT
 from bayes_simrmf.model.predictor import sigmoid
 from bayes_simrmf.pairs import as_id_array, check_pairs
-from bayes_simrmf.predict.gaussian_process import gp_conditional, gp_conditional_draws, group_means, psd_cholesky
+from bayes_simrmf.predict.gaussian_process import (
+    gp_conditional, gp_conditional_draws, group_means, normal_blocks, psd_cholesky,
+)
 from bayes_simrmf.predict.sides import Side
 from bayes_simrmf.predict.state import FittedState
 
@@ -193,10 +195,6 @@ def partner_design(state: FittedState, partner: Side, biases: bool) -> tuple[np.
     return design, offsets
 
 
-#: Posterior draws per block when new rows are drawn into every draw (see :func:`fold_in_draws`).
-DRAW_BLOCK = 64
-
-
 def fold_in_draws(
     state: FittedState,
     side: Side,
@@ -253,9 +251,7 @@ def fold_in_draws(
     latents = np.empty((n_draws, len(ids), width), dtype=np.float32)
     answered_noise = np.empty((n_draws, len(answered), width))
     root_scale = np.sqrt(scale)[None, :, None]
-    for start in range(0, n_draws, DRAW_BLOCK):
-        block = slice(start, min(start + DRAW_BLOCK, n_draws))
-        noise = rng.standard_normal((block.stop - block.start, len(ids), width))
+    for block, noise in normal_blocks(rng, n_draws, (len(ids), width)):
         latents[block] = prior_mean[block] + root_scale * np.einsum("spq,smq->smp", chol[block], noise)
         answered_noise[block] = noise[:, answered]
     partner = side.partner

@@ -8,11 +8,25 @@ are known (:func:`group_means`).
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 
 from bayes_simrmf.errors import ConfigError
 
 _ROWS = 8192  # new rows per block in gp_conditional
+#: Posterior draws per block when rows are drawn for many draws (:func:`normal_blocks`; memory only: the values do
+#: not depend on it).
+DRAW_BLOCK = 32
+
+
+def normal_blocks(rng: np.random.Generator, n_draws: int, shape: tuple) -> Iterator[tuple[slice, np.ndarray]]:
+    """Standard normals ``(n_draws, *shape)`` a block of :data:`DRAW_BLOCK` draws at a time, as ``(draws, noise)``:
+    the blocks are consecutive parts of one stream, so the values are those of a single call for every draw,
+    without ``n_draws × …`` float64 temporaries."""
+    for start in range(0, n_draws, DRAW_BLOCK):
+        draws = slice(start, min(start + DRAW_BLOCK, n_draws))
+        yield draws, rng.standard_normal((draws.stop - draws.start, *shape))
 
 
 def group_means(
@@ -165,17 +179,11 @@ def gp_conditional_draws(
     Returns:
         ``(mean (n_draws, n_new, p) float64, c (n_new,), Σ (n_draws, p, p))``.
     """
-    if callable(known_latent):
-        if n_draws is None:
-            raise ConfigError("gp_conditional_draws: n_draws is required when known_latent is a function")
-        rows_of = known_latent
-    else:
-        array = np.asarray(known_latent)
-        n_draws = array.shape[0]
-
-        def rows_of(draws: slice) -> np.ndarray:
-            return array[draws]
-
+    rows_of = known_latent
+    if not callable(known_latent):
+        rows_of, n_draws = np.asarray(known_latent).__getitem__, len(known_latent)
+    elif n_draws is None:
+        raise ConfigError("gp_conditional_draws: n_draws is required when known_latent is a function")
     if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
         raise ConfigError(f"block must be an integer >= 1, got {block!r}")
     inverse, factor = _solve_parts(known_factor, new_factor, ridge)
