@@ -89,11 +89,14 @@ def fixed_population_rows(seed: int) -> list[str]:
     def constant_population(key, rows, group, n_groups, beta0, nu0):
         return fixed["llm"] if rows.shape[0] == n_llms and n_groups == 1 else fixed["item"]
 
-    gibbs._normal_wishart = constant_population  # read when the sweep is traced; restored below
+    # Read when the sweep is traced: drop the program the first fit compiled, before and after (restored below).
+    gibbs._normal_wishart = constant_population
+    gibbs._run_chunk.clear_cache()
     try:
         pinned, seconds = fit()
     finally:
         gibbs._normal_wishart = original
+        gibbs._run_chunk.clear_cache()
     rows.append(_diagnostics_row("populations fixed at the first run's posterior mean", pinned, seconds))
     return rows
 
