@@ -12,7 +12,8 @@ import pytest
 
 from bayes_simrmf.errors import ConfigError
 from bayes_simrmf.evaluate import to_inference_data
-from bayes_simrmf.inference.gibbs import GibbsConfig, _wishart, align_rotations, run_gibbs
+from bayes_simrmf.inference.gibbs import (GibbsConfig, Potential, _draw_rows_with_potential, _wishart,
+                                          align_rotations, run_gibbs)
 from bayes_simrmf.inference.polya_gamma import pg_mean, pg_variance, sample_pg1
 from bayes_simrmf.inference.samples import SamplePosterior
 from bayes_simrmf.predict import SimRMF
@@ -202,9 +203,17 @@ def test_inference_data_keeps_the_sampler_chains(data, sampled):
 
 
 def test_gibbs_refuses_what_it_cannot_sample():
-    with pytest.raises(ConfigError, match="not conjugate"):
-        SimRMF(method="simrmf", similarity_mode="joint", inference="gibbs").fit(
-            ["a", "b"], ["x", "y"], [1, 0], side=SideInformation(None, None, np.array(["x", "y"]), np.eye(2)))
+    side = SideInformation(None, None, np.array(["x", "y"]), np.eye(2))
+    for options in ({"similarity_mode": "cold"}, {"similarity_mode": "joint", "similarity_on": "augmented"},
+                    {"similarity_mode": "joint", "profile_scale": True}):
+        with pytest.raises(ConfigError, match="takes no Gram potential of the form"):
+            SimRMF(method="simrmf", inference="gibbs", **options).fit(["a", "b"], ["x", "y"], [1, 0], side=side)
+    with pytest.raises(ConfigError, match="scale and row moves"):
+        SimRMF(method="simrmf", similarity_mode="joint", similarity_on="factors", profile_scale=False,
+               inference="gibbs", gibbs_row_move=True).fit(["a", "b"], ["x", "y"], [1, 0], side=side)
+    with pytest.raises(ConfigError, match="takes no Gram potential"):
+        SimRMF(method="simrmf", similarity_mode="joint", profile_scale=False, prior="learned", guide="normal").fit(
+            ["a", "b"], ["x", "y"], [1, 0], side=side)
     with pytest.raises(ConfigError, match="samples"):
         SimRMF(inference="gibbs", samples=2, thin=4).check_params()
     with pytest.raises(ConfigError, match="chains"):
@@ -323,3 +332,74 @@ def test_row_move_samples_a_rows_exact_conditional():
             # Monte Carlo error with autocorrelated steps: 0.15 sd on the mean, 15% on the sd.
             assert abs(drawn.mean() - mean) < 0.15 * sd, (question, coordinate, drawn.mean(), mean, sd)
             assert abs(drawn.std() / sd - 1.0) < 0.15, (question, coordinate, drawn.std(), sd)
+
+
+def test_potential_step_samples_the_rows_conditional_under_the_gram_potential():
+    """Two one-dimensional rows with Gaussian data terms and the Gram potential: sweeps of the row-by-row step
+    (Gaussian proposal, quartic diagonal accepted) against 2-d quadrature of the target. Leaving out the quartic
+    term moves E[x1] by 0.06 and halving the off-diagonal term moves E[x1 x2] by 0.08, past the tolerance."""
+    factor = jnp.array([[1.0, 0.3], [0.8, -0.5]])
+    weight, precision, linear = 0.5, jnp.array([1.0, 2.0])[:, None, None], jnp.array([[0.3], [-0.2]])
+
+    def step(rows, key):
+        rows = _draw_rows_with_potential(key, precision, linear, rows, factor, weight, 1)
+        return rows, rows[:, 0]
+
+    keys = jax.random.split(jax.random.PRNGKey(0), 40_000)
+    draws = np.asarray(jax.jit(lambda k: jax.lax.scan(step, jnp.zeros((2, 1)), k))(keys)[1], np.float64)
+    grid = np.linspace(-4, 4, 801)
+    x1, x2 = np.meshgrid(grid, grid, indexing="ij")
+    c = np.asarray(factor @ factor.T, np.float64)
+    log_target = (-0.5 * x1**2 + 0.3 * x1 - x2**2 - 0.2 * x2
+                  - weight * ((x1**2 - c[0, 0]) ** 2 + 2 * (x1 * x2 - c[0, 1]) ** 2 + (x2**2 - c[1, 1]) ** 2))
+    density = np.exp(log_target - log_target.max())
+    density /= density.sum()
+    for exact, sampled in ((x1, draws[:, 0]), (x2, draws[:, 1]), (x1 * x1, draws[:, 0] ** 2),
+                           (x1 * x2, draws[:, 0] * draws[:, 1])):
+        assert float(sampled.mean()) == pytest.approx(float((density * exact).sum()), abs=0.02)
+
+
+def test_paper_form_is_sampled_and_places_questions_without_data():
+    """SimRMF as the paper writes it (joint Gram potential on the item factors) under the sampler: questions with no
+    training answer are rows of the model placed by the potential, so their factors' Gram with every question
+    matches √S far better than with no potential (κ = 0), where they are draws from the population."""
+    rng = np.random.default_rng(0)
+    n_llms, n_items, n_cold = 30, 40, 5
+    latent_llms, latent_items = rng.normal(size=(n_llms, 2)), rng.normal(size=(n_items, 2))
+    llms, items = np.array([f"l{i}" for i in range(n_llms)]), np.array([f"q{j}" for j in range(n_items)])
+    llm, item = (grid.ravel() for grid in np.meshgrid(np.arange(n_llms), np.arange(n_items - n_cold), indexing="ij"))
+    keep = rng.random(len(llm)) < 0.5
+    llm, item = llm[keep], item[keep]
+    correct = (rng.random(len(llm)) < 1 / (1 + np.exp(-np.sum(latent_llms[llm] * latent_items[item], 1)))).astype(int)
+    side = SideInformation(None, None, items, latent_items + 0.1 * rng.normal(size=latent_items.shape))
+    mismatch = {}
+    for weight in (0.0, 1.0):
+        model = SimRMF(method="simrmf", similarity_mode="joint", similarity_on="factors", profile_scale=False,
+                       inference="gibbs", gibbs_init="random", dim=2, similarity_weight_items=weight, seed=0, **SMALL)
+        model.fit(llms[llm], items[item], correct, llms=llms, items=items, side=side)
+        assert list(model.items_[-n_cold:]) == list(items[-n_cold:])
+        assert model.posterior_.draws["item_factors"].shape[:3] == (2, 100, n_items)
+        factors = model.posterior_.draws["item_factors"].reshape(-1, n_items, 2).astype(np.float64)
+        sqrt_similarity = side.rows_for("item", model.items_) @ side.rows_for("item", model.items_).T
+        gram = np.einsum("snd,smd->snm", factors[:, -n_cold:], factors)
+        mismatch[weight] = float(np.mean((gram - sqrt_similarity[-n_cold:]) ** 2))
+        prob = model.predict(llms[:3], items[-3:])
+        assert ((prob > 0) & (prob < 1)).all()
+    assert mismatch[1.0] < 0.1 * mismatch[0.0]
+
+
+def test_run_gibbs_checks_its_potentials():
+    llm, item, correct = np.array([0, 1]), np.array([0, 1]), np.array([1, 0])
+    config = GibbsConfig(chains=1, warmup=0, samples=1, thin=1, progress=False)
+    cases = (
+        ({"item": Potential(np.ones((3, 2)), 1.0)}, "one row per item \\(2\\)"),
+        ({"llm": Potential(np.ones((2, 2)), -1.0)}, "finite number >= 0"),
+        ({"item": Potential(np.full((2, 2), np.nan), 1.0)}, "non-finite"),
+        ({"questions": Potential(np.ones((2, 2)), 1.0)}, "sides 'llm' and 'item'"),
+    )
+    for potentials, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            run_gibbs(2, 2, llm, item, correct, dim=1, biases=True, config=config, potentials=potentials)
+    with pytest.raises(ConfigError, match="dim >= 1"):
+        run_gibbs(2, 2, llm, item, correct, dim=0, biases=True, config=config,
+                  potentials={"item": Potential(np.ones((2, 2)), 1.0)})

@@ -22,6 +22,15 @@ One sweep, every block from its full conditional:
 3. Every question row the same way against the new LLM rows, with its group's mean.
 4. ``(μ_L, Λ_L)`` and ``({μ_g}, Λ_I)`` from their Normal–Wishart conditionals.
 
+The paper's Gram potential (``potentials``): ``exp(−λ ‖F Fᵀ − W Wᵀ‖²_F)`` on one side's factor columns ``F``
+(``W Wᵀ = √S``, :mod:`bayes_simrmf.similarity`) couples that side's rows, so its rows are drawn one after another
+(``lax.fori_loop``) instead of all at once. Row ``i``'s share of the potential is
+``2 Σ_{j≠i} (f_i·f_j − c_ij)² + (f_i·f_i − c_ii)²`` (``c = W Wᵀ``): the first part is quadratic in ``f_i`` and
+joins the Gaussian conditional (precision ``4λ Σ_{j≠i} f_j f_jᵀ``, linear term ``4λ Σ_{j≠i} c_ij f_j``); the
+second is quartic, so the Gaussian draw is a proposal, accepted with probability
+``min(1, exp(−λ[(f'·f' − c_ii)² − (f·f − c_ii)²]))`` (an independence Metropolis step within Gibbs, exact for the
+row's conditional).
+
 Chains run side by side (``jax.vmap``), sweeps inside ``jax.lax.scan`` / ``fori_loop`` in chunks (one
 Python round trip per chunk, for the progress bar and Ctrl-C); the same code runs on CPU and GPU. After
 ``warmup`` sweeps every ``thin``-th of ``samples`` sweeps is kept.
@@ -133,6 +142,18 @@ class GibbsResult(NamedTuple):
     sweeps: int
 
 
+class Potential(NamedTuple):
+    """The paper's Gram potential ``−weight · ‖F Fᵀ − W Wᵀ‖²_F`` on one side's factor columns ``F``.
+
+    Attributes:
+        factor: ``W``, ``(n_rows, k)``: one row per row of that side (``W Wᵀ = √S``).
+        weight: λ > 0.
+    """
+
+    factor: np.ndarray
+    weight: float
+
+
 class _Data(NamedTuple):
     """The observed pairs: rows, κ = z − ½ per pair, each question's group, and κ as a dense block (or None)."""
 
@@ -141,6 +162,8 @@ class _Data(NamedTuple):
     kappa: jnp.ndarray
     item_group: jnp.ndarray
     kappa_block: jnp.ndarray | None
+    llm_similarity: jnp.ndarray | None = None  # the potential's W per side, or None
+    item_similarity: jnp.ndarray | None = None
 
 
 class _Chain(NamedTuple):
@@ -166,6 +189,7 @@ def run_gibbs(
     seed: int = 0,
     description: str = "gibbs",
     initial_rows: tuple[np.ndarray, np.ndarray] | None = None,
+    potentials: dict[str, Potential] | None = None,
 ) -> GibbsResult:
     """Sample the posterior of the model in the module docstring given observed pairs.
 
@@ -178,6 +202,9 @@ def run_gibbs(
         seed: seeds the initial values and every draw; the same seed gives the same draws.
         initial_rows: ``(llm rows (n_llms, p), item rows (n_items, p))`` to start every chain near (e.g. a MAP
             fit), each chain with its own jitter; None starts from small random rows.
+        potentials: ``{"llm": Potential, "item": Potential}`` (either or both): the paper's Gram potential on that
+            side's factors (see the module docstring); needs ``dim >= 1`` and neither the scale nor the row move
+            (their Metropolis ratios leave the potential out).
     """
     width = dim + int(biases)
     if width == 0:
@@ -185,6 +212,7 @@ def run_gibbs(
     nu0 = float(config.nu0) if config.nu0 is not None else float(width)
     if nu0 <= width - 1:
         raise ConfigError(f"nu0 must exceed the row length minus 1 ({width - 1}), got {nu0}")
+    weights, factors = _check_potentials(potentials or {}, n_llms, n_items, dim, config)
     llm, item = np.asarray(llm, np.int32), np.asarray(item, np.int32)
     groups = np.zeros(n_items, np.int32) if item_group is None else np.asarray(item_group, np.int32)
     n_groups = int(groups.max()) + 1 if len(groups) else 1
@@ -195,10 +223,10 @@ def run_gibbs(
         kappa_block = np.zeros((n_llms, n_items), np.float32)
         kappa_block[llm, item] = kappa
     data = _Data(jnp.asarray(llm), jnp.asarray(item), jnp.asarray(kappa), jnp.asarray(groups),
-                 None if kappa_block is None else jnp.asarray(kappa_block))
+                 None if kappa_block is None else jnp.asarray(kappa_block), factors["llm"], factors["item"])
     shape = _Shape(n_llms, n_items, n_groups, dim, bool(biases), dense, float(config.beta0), nu0,
                    float(config.scale_step) if config.scale_move else 0.0,
-                   float(config.row_step) if config.row_move else 0.0)
+                   float(config.row_step) if config.row_move else 0.0, weights["llm"], weights["item"])
 
     chain_keys = jax.random.split(jax.random.PRNGKey(seed), config.chains)
     start_rows = None if initial_rows is None else tuple(jnp.asarray(rows, jnp.float32) for rows in initial_rows)
@@ -242,6 +270,8 @@ class _Shape(NamedTuple):
     nu0: float
     scale_step: float  # 0: no scale move
     row_step: float  # 0: no row move
+    llm_potential: float = 0.0  # λ of the LLM side's Gram potential; 0: none
+    item_potential: float = 0.0
 
 
 @partial(jax.jit, static_argnames=("shape", "records", "thin"))
@@ -348,7 +378,8 @@ def _initial_chain(key, n_llms: int, n_items: int, n_groups: int, width: int, st
 
 def _make_sweep(shape: _Shape):
     """One Gibbs sweep of one chain (see the module docstring): ``sweep(state, key, data) -> state``."""
-    n_llms, n_items, n_groups, dim, biases, dense, beta0, nu0, scale_step, row_step = shape
+    (n_llms, n_items, n_groups, dim, biases, dense, beta0, nu0, scale_step, row_step, llm_potential,
+     item_potential) = shape
     llm_group = jnp.zeros(n_llms, jnp.int32)
     make_sums = _dense_sums if dense else _pair_sums
 
@@ -359,12 +390,14 @@ def _make_sweep(shape: _Shape):
         omega = sample_pg1(keys[0], logits)
         partner, offset = _design(state.item_rows, dim, biases)
         precision, linear = sums(omega, partner, offset, "llm")
-        llm_rows = _draw_rows(keys[1], precision + state.llm_prec,
-                              linear + jnp.broadcast_to(state.llm_loc @ state.llm_prec, linear.shape))
+        llm_rows = _draw_side(keys[1], precision + state.llm_prec,
+                              linear + jnp.broadcast_to(state.llm_loc @ state.llm_prec, linear.shape),
+                              state.llm_rows, data.llm_similarity, llm_potential, dim)
         partner, offset = _design(llm_rows, dim, biases)
         precision, linear = sums(omega, partner, offset, "item")
-        item_rows = _draw_rows(keys[2], precision + state.item_prec,
-                               linear + (state.item_loc @ state.item_prec)[data.item_group])
+        item_rows = _draw_side(keys[2], precision + state.item_prec,
+                               linear + (state.item_loc @ state.item_prec)[data.item_group],
+                               state.item_rows, data.item_similarity, item_potential, dim)
         if scale_step > 0:  # its own key, so that the other draws are those of a sampler without it
             llm_rows, item_rows = _scale_move(jax.random.fold_in(key, 7), llm_rows, item_rows, data.item_group,
                                               n_groups, dim, beta0, nu0, scale_step)
@@ -554,6 +587,76 @@ def _draw_rows(key, precision: jnp.ndarray, linear: jnp.ndarray) -> jnp.ndarray:
         return solve_triangular(chol_row.T, half + noise_row, lower=False)
 
     return jax.vmap(draw)(chol, linear, noise)
+
+
+def _draw_side(key, precision, linear, current, similarity, weight: float, dim: int) -> jnp.ndarray:
+    """One side's rows from their conditional: all at once (:func:`_draw_rows`) without a potential, else one
+    after another (:func:`_draw_rows_with_potential`)."""
+    if weight == 0.0:
+        return _draw_rows(key, precision, linear)
+    return _draw_rows_with_potential(key, precision, linear, current, similarity, weight, dim)
+
+
+def _draw_rows_with_potential(key, precision, linear, current, similarity, weight: float, dim: int) -> jnp.ndarray:
+    """Each row in turn from its conditional under the Gram potential (module docstring): the Gaussian part (data,
+    population and the potential's quadratic terms given the other rows' current values) proposes, the quartic
+    diagonal term accepts or keeps the row. ``F Fᵀ``'s pieces, ``Σ_j f_j f_jᵀ`` and ``Wᵀ F``, follow every change."""
+    n_rows = linear.shape[0]
+    key_noise, key_accept = jax.random.split(key)
+    noise = jax.random.normal(key_noise, linear.shape)
+    log_uniform = jnp.log(jax.random.uniform(key_accept, (n_rows,)))
+    diagonal = jnp.sum(similarity * similarity, axis=1)  # c_ii
+    factors = current[:, :dim]
+
+    def one_row(i, carry):
+        rows, gram, cross = carry
+        old = rows[i]
+        f_old = old[:dim]
+        others = gram - jnp.outer(f_old, f_old)  # Σ_{j≠i} f_j f_jᵀ
+        pulled = similarity[i] @ cross - diagonal[i] * f_old  # Σ_{j≠i} c_ij f_j
+        row_precision = precision[i].at[:dim, :dim].add(4.0 * weight * others)
+        row_linear = linear[i].at[:dim].add(4.0 * weight * pulled)
+        chol = jnp.linalg.cholesky(row_precision)
+        half = solve_triangular(chol, row_linear, lower=True)
+        proposal = solve_triangular(chol.T, half + noise[i], lower=False)
+        f_new = proposal[:dim]
+        log_ratio = -weight * ((f_new @ f_new - diagonal[i]) ** 2 - (f_old @ f_old - diagonal[i]) ** 2)
+        row = jnp.where(log_uniform[i] < log_ratio, proposal, old)
+        f = row[:dim]
+        return rows.at[i].set(row), others + jnp.outer(f, f), cross + jnp.outer(similarity[i], f - f_old)
+
+    rows, _, _ = jax.lax.fori_loop(0, n_rows, one_row, (current, factors.T @ factors, similarity.T @ factors))
+    return rows
+
+
+def _check_potentials(potentials: dict, n_llms: int, n_items: int, dim: int, config: GibbsConfig):
+    """``({side: λ or 0.0}, {side: W as a device array or None})`` from ``potentials``, or ConfigError."""
+    unknown = set(potentials) - {"llm", "item"}
+    if unknown:
+        raise ConfigError(f"potentials takes the sides 'llm' and 'item', got {sorted(unknown)}")
+    weights, factors = {"llm": 0.0, "item": 0.0}, {"llm": None, "item": None}
+    for side, potential in potentials.items():
+        if potential is None:
+            continue
+        factor = np.asarray(potential.factor, np.float32)
+        n_rows = n_llms if side == "llm" else n_items
+        if factor.ndim != 2 or factor.shape[0] != n_rows:
+            raise ConfigError(f"the {side} potential's factor must have one row per {side} ({n_rows}), got shape "
+                              f"{factor.shape}")
+        if not np.all(np.isfinite(factor)):
+            raise ConfigError(f"the {side} potential's factor holds non-finite values")
+        weight = float(potential.weight)
+        if not (np.isfinite(weight) and weight >= 0):
+            raise ConfigError(f"the {side} potential's weight must be a finite number >= 0, got {potential.weight!r}")
+        if weight == 0:
+            continue
+        if dim < 1:
+            raise ConfigError("a Gram potential acts on the factors: it needs dim >= 1")
+        if config.scale_move or config.row_move:
+            raise ConfigError("the scale and row moves leave the Gram potential out of their acceptance ratios: "
+                              "turn them off to sample with a potential")
+        weights[side], factors[side] = weight, jnp.asarray(factor)
+    return weights, factors
 
 
 def _normal_wishart(key, rows, group, n_groups: int, beta0: float, nu0: float) -> tuple[jnp.ndarray, jnp.ndarray]:

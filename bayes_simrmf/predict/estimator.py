@@ -26,7 +26,7 @@ import pandas as pd
 from bayes_simrmf.errors import ConfigError
 from bayes_simrmf.groups import GroupMap
 from bayes_simrmf.inference import InferenceConfig, SVIResult, run_svi
-from bayes_simrmf.inference.gibbs import GibbsConfig, run_gibbs
+from bayes_simrmf.inference.gibbs import GibbsConfig, Potential, run_gibbs
 from bayes_simrmf.inference.learned import run_learned_svi
 from bayes_simrmf.inference.samples import SamplePosterior
 from bayes_simrmf.model.sites import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS
@@ -102,7 +102,9 @@ class SimRMF(SimRMFParams, PosteriorQueries):
       of a guide; ``lambda_reg`` and the bias scales then only shape the MAP start. ``posterior_`` holds the kept
       draws (:class:`~bayes_simrmf.inference.samples.SamplePosterior`), ``sampler_diagnostics_`` their R-hat and ESS;
       fold-ins and entities the fit never saw are drawn into every draw (from the learned population, or the GP
-      conditional on that draw's rows). The Gram potentials ("cold", "joint") are refused.
+      conditional on that draw's rows). The paper's Gram potential ("joint" on the factors, the scale fixed:
+      ``--paper``) is sampled with the rows (an exact Metropolis step within Gibbs, see the module); its other forms
+      are refused.
     - ``prior="learned"`` (with ``guide`` "normal" or "lowrank"): the same learned-prior model fitted by SVI
       (:mod:`bayes_simrmf.inference.learned`); ``posterior_`` holds 400 draws of the fitted guide in the sampler's
       layout, so unseen entities and fold-ins are handled as with the sampler.
@@ -190,13 +192,7 @@ class SimRMF(SimRMFParams, PosteriorQueries):
         kernel = uses_similarity and self.similarity_mode == "kernel"
         learned = self.resolved_prior() == "learned"
         if learned and uses_similarity and not kernel:
-            what = "inference='gibbs'" if self.inference == "gibbs" else "prior='learned'"
-            raise ConfigError(
-                f"{what} fits the likelihood and the learned priors; the Gram potential of "
-                f"similarity_mode={self.similarity_mode!r} (the paper's form) is not part of that model (not "
-                f"conjugate, for the sampler): use similarity_mode='kernel' with {what}, or inference='svi' with "
-                "prior='fixed'"
-            )
+            self._check_sampled_potential()
         if uses_similarity and side is None:
             raise ConfigError(
                 f"method={self.method!r} needs side information: pass side=build_side_information(...) "
@@ -220,7 +216,7 @@ class SimRMF(SimRMFParams, PosteriorQueries):
         item_codes = np.searchsorted(warm_items, item).astype(np.int32)
         if self.inference == "gibbs":
             self._fit_gibbs(model_llms, model_items, llm_codes, item_codes, correct, group_codes, group_labels,
-                            item_groups, llm_groups)
+                            item_groups, llm_groups, similarity)
         elif learned:
             self._fit_learned(model_llms, model_items, llm_codes, item_codes, correct, group_codes, group_labels,
                               item_groups, llm_groups)
@@ -253,10 +249,34 @@ class SimRMF(SimRMFParams, PosteriorQueries):
             llm_groups=GroupMap.from_mapping(llm_groups, "llm_groups"),
         )
 
+    def _check_sampled_potential(self) -> None:
+        """The sampler takes the paper's Gram potential (joint, on the factors, scale fixed at 1): raise ConfigError
+        for the other potential forms, and for any potential with the learned-prior SVI."""
+        what = "inference='gibbs'" if self.inference == "gibbs" else "prior='learned'"
+        if self.inference == "gibbs" and self.similarity_mode == "joint" and self.similarity_on == "factors" \
+                and not self.profile_scale:
+            return
+        form = (f"similarity_mode={self.similarity_mode!r}, similarity_on={self.similarity_on!r}, "
+                f"profile_scale={bool(self.profile_scale)}")
+        raise ConfigError(
+            f"{what} takes no Gram potential of the form {form}: the sampler takes the paper's form "
+            "(similarity_mode='joint', similarity_on='factors', profile_scale=False, inference='gibbs'); otherwise "
+            f"use similarity_mode='kernel' with {what}, or inference='svi' with prior='fixed'"
+        )
+
     def _fit_gibbs(self, model_llms, model_items, llm_codes, item_codes, correct, group_codes, group_labels,
-                   item_groups, llm_groups) -> None:
+                   item_groups, llm_groups, similarity: SimilarityInputs | None = None) -> None:
         """Blocked Gibbs sampling (:mod:`bayes_simrmf.inference.gibbs`): the point estimate is the posterior mean
-        of each site (factors aligned across draws), the posterior the kept draws."""
+        of each site (factors aligned across draws), the posterior the kept draws. ``similarity``: the paper's Gram
+        potentials (joint mode), sampled with the rows (entities without data are rows the potential places)."""
+        potentials = None
+        if similarity is not None:
+            potentials = {
+                "llm": None if similarity.llms_factor is None else Potential(np.asarray(similarity.llms_factor),
+                                                                             float(similarity.llms_weight)),
+                "item": None if similarity.items_factor is None else Potential(np.asarray(similarity.items_factor),
+                                                                               float(similarity.items_weight)),
+            }
         start = None
         if self.gibbs_init == "map":
             start = self._map_rows(len(model_llms), len(model_items), llm_codes, item_codes, correct, group_codes,
@@ -264,7 +284,7 @@ class SimRMF(SimRMFParams, PosteriorQueries):
         result = run_gibbs(
             len(model_llms), len(model_items), llm_codes, item_codes, correct, dim=int(self.dim),
             biases=bool(self.biases), config=self.gibbs_config(), item_group=group_codes, seed=int(self.seed),
-            description=f"fit {self.method} (gibbs)", initial_rows=start,
+            description=f"fit {self.method} (gibbs)", initial_rows=start, potentials=potentials,
         )
         self.svi_result_, self.gibbs_result_ = None, result
         self.fit_seconds_, self.layout_ = result.seconds, "gibbs"
