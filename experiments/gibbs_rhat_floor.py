@@ -1,7 +1,7 @@
 """How many draws R-hat <= 1.01 on every prediction summary needs, and whether the learned populations are what
 keeps the sampler's chains apart (issue 23).
 
-Two parts, written to ``experiments/results/gibbs_rhat_floor.md``:
+Two parts, written to ``experiments/results/gibbs_rhat_floor.md`` with ``--real`` (part 1 alone is only printed):
 
 1. **The floor of independent draws.** ArviZ's rank-normalised split R-hat of ``n_summaries`` summaries, each
    drawn independently (standard normal: R-hat is rank based, so the distribution does not matter) for 4 chains
@@ -108,14 +108,11 @@ def main() -> None:
     parser.add_argument("--n-summaries", type=int, default=3355)
     args = parser.parse_args()
 
-    from bayes_simrmf.evaluate.study import code_state
-    from bayes_simrmf.machine import machine_line
+    from bayes_simrmf.evaluate.study import Report
 
-    code = code_state(["experiments/gibbs_rhat_floor.py"])
-    lines = ["# R-hat <= 1.01 on every prediction summary: the floor of independent draws, and fixed populations", "",
-             f"Command: `python experiments/gibbs_rhat_floor.py{' --real' if args.real else ''} --seed {args.seed}`  ",
-             f"Code: {code['commit']}{' (dirty)' if code['dirty'] else ''}  ", machine_line() + "  ", "",
-             f"## 1. Independent draws: 4 chains, {args.n_summaries:,} summaries", "",
+    report = Report("R-hat <= 1.01 on every prediction summary: the floor of independent draws, and fixed populations",
+                    f"python experiments/gibbs_rhat_floor.py{' --real' if args.real else ''} --seed {args.seed}")
+    lines = ["", f"## 1. Independent draws: 4 chains, {args.n_summaries:,} summaries", "",
              "| draws per chain | median R-hat | max R-hat | share above 1.01 |", "|---:|---:|---:|---:|"]
     for per_chain in PER_CHAIN:
         floor = independent_floor(args.n_summaries, per_chain, seed=args.seed)
@@ -127,8 +124,10 @@ def main() -> None:
                   "| run | fit s | max R-hat | median R-hat (pair / LLM / question) | summaries > 1.01 (pair / LLM / "
                   "question) | min bulk ESS |", "|---|---:|---:|---|---|---:|"]
         lines += fixed_population_rows(args.seed)
-    OUT.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    for line in lines:
+        report.say(line)
+    if args.real:  # the committed report holds both parts; part 1 alone is only printed
+        report.write(OUT)
 
 
 if __name__ == "__main__":

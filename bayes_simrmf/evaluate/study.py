@@ -399,6 +399,29 @@ def check_provenance(cells: Iterable[tuple[str, dict]], *, allow_mixed: bool = F
     return report
 
 
+class Report:
+    """A Markdown results file written as it is printed: a title, the command that made it, the code state and the
+    machine, then whatever the study says (:meth:`say`), written with :meth:`write`."""
+
+    def __init__(self, title: str, command: str, code: dict | None = None) -> None:
+        from bayes_simrmf.machine import machine_line
+
+        code = code_state() if code is None else code
+        self.lines: list[str] = []
+        self.say(f"# {title}")
+        self.say()
+        self.say(f"Command: `{command}`  ")
+        self.say(f"Code: {code['commit']}{' (dirty)' if code['dirty'] else ''}  ")
+        self.say(machine_line() + "  ")
+
+    def say(self, text: str = "") -> None:
+        print(text, flush=True)
+        self.lines.append(text)
+
+    def write(self, path: str | Path) -> None:
+        Path(path).write_text("\n".join(self.lines) + "\n")
+
+
 def paired_interval(diff: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
     """Mean of paired differences and its two-sided t interval ``(mean, lower, upper)``; NaN bounds
     with fewer than two pairs."""

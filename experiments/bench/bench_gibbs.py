@@ -46,24 +46,14 @@ def main() -> None:
 
     from bayes_simrmf.data import load_dataset, shared_dataset_path
     from bayes_simrmf.evaluate import evaluate_on_split, fit_on_split
-    from bayes_simrmf.evaluate.study import code_state
-    from bayes_simrmf.machine import machine_line
+    from bayes_simrmf.evaluate.study import Report
     from bayes_simrmf.predict import make_estimator
     from bayes_simrmf.splits import Protocol
 
-    lines: list[str] = []
-
-    def say(text: str = "") -> None:
-        print(text, flush=True)
-        lines.append(text)
-
     data = args.data or shared_dataset_path("openllm-v2-mmlupro-math")
-    code = code_state()
-    say("# The sampler against its goal: fit + predict A-D in <= 120 s on 2 cores, R-hat <= 1.01")
-    say()
-    say(f"Command: `python experiments/bench/bench_gibbs.py --seed {args.seed} --dim {args.dim}`  ")
-    say(f"Code: {code['commit']}{' (dirty)' if code['dirty'] else ''}  ")
-    say(machine_line() + "  ")
+    report = Report("The sampler against its goal: fit + predict A-D in <= 120 s on 2 cores, R-hat <= 1.01",
+                    f"python experiments/bench/bench_gibbs.py --seed {args.seed} --dim {args.dim}")
+    say = report.say
     dataset = load_dataset(data, log=None)
     split = Protocol(500, 1000, T=300, seed=args.seed).split(dataset, log=None)
     groups = dataset.items.set_index("item")["benchmark"].fillna("(none)").astype(str)
@@ -101,7 +91,7 @@ def main() -> None:
     say()
     say("Goal met by a gibbs row when total / 120 s <= 1 and max R-hat <= 1.01.")
     if args.out:
-        args.out.write_text("\n".join(lines) + "\n")
+        report.write(args.out)
 
 
 if __name__ == "__main__":

@@ -42,25 +42,15 @@ def main() -> None:
 
     from bayes_simrmf.data import load_dataset, shared_dataset_path
     from bayes_simrmf.evaluate import evaluate_on_split, fit_on_split
-    from bayes_simrmf.evaluate.study import code_state
-    from bayes_simrmf.machine import machine_line
+    from bayes_simrmf.evaluate.study import Report
     from bayes_simrmf.predict import PAPER_FORM, PAPER_SIDE, make_estimator
     from bayes_simrmf.similarity import build_side_information
     from bayes_simrmf.similarity.embedding_models import DEFAULT_EMBEDDING_MODEL
     from bayes_simrmf.splits import Protocol
 
-    lines: list[str] = []
-
-    def say(text: str = "") -> None:
-        print(text, flush=True)
-        lines.append(text)
-
-    code = code_state()
-    say("# The paper's form of SimRMF under the sampler")
-    say()
-    say(f"Command: `python experiments/bench/bench_gibbs_paper.py --seed {args.seed} --dim {args.dim}`  ")
-    say(f"Code: {code['commit']}{' (dirty)' if code['dirty'] else ''}  ")
-    say(machine_line() + "  ")
+    report = Report("The paper's form of SimRMF under the sampler",
+                    f"python experiments/bench/bench_gibbs_paper.py --seed {args.seed} --dim {args.dim}")
+    say = report.say
     dataset = load_dataset(args.data or shared_dataset_path("openllm-v2-mmlupro-math"), log=None)
     split = Protocol(500, 1000, T=300, seed=args.seed).split(dataset, log=None)
     groups = dataset.items.set_index("item")["benchmark"].fillna("(none)").astype(str)
@@ -110,7 +100,7 @@ def main() -> None:
             + " | ".join(f"{scores[name]['rmse_p']:.4f}" for name in "ABCD") + f" | {rhat} |")
     say()
     if args.out:
-        args.out.write_text("\n".join(lines) + "\n")
+        report.write(args.out)
 
 
 if __name__ == "__main__":

@@ -87,22 +87,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    from bayes_simrmf.evaluate.study import code_state
-    from bayes_simrmf.machine import machine_line
+    from bayes_simrmf.evaluate.study import Report
     from test_runtime import REPRODUCER
 
-    lines: list[str] = []
-
-    def say(text: str = "") -> None:
-        print(text, flush=True)
-        lines.append(text)
-
-    code = code_state()
-    say("# The XLA scheduler setting applied on import: its cost, and what happens without it")
-    say()
-    say(f"Command: `python experiments/bench/bench_scheduler.py --repeats {args.repeats} --timeout {args.timeout:g}`  ")
-    say(f"Code: {code['commit']}{' (dirty)' if code['dirty'] else ''}  ")
-    say(machine_line() + "  ")
+    report = Report("The XLA scheduler setting applied on import: its cost, and what happens without it",
+                    f"python experiments/bench/bench_scheduler.py --repeats {args.repeats} --timeout {args.timeout:g}")
+    say = report.say
     say("Each cell: a fresh process; seconds are the workload's own timer (fit + predict) where it has one, else the "
         "process's wall time; the two settings alternate, package setting first.")
     say()
@@ -129,7 +119,7 @@ def main() -> None:
             say(f"| {label} | {repeat} | {off['seconds']:.1f} | {on['seconds']:.1f} | "
                 f"{off['seconds'] / on['seconds']:.2f} | {on['cpu']:.1f} | {same} |")
     if args.out:
-        args.out.write_text("\n".join(lines) + "\n")
+        report.write(args.out)
 
 
 if __name__ == "__main__":
