@@ -120,3 +120,15 @@ def test_the_committed_routing_ci_cell_recomputes_within_1e_6():
     for key in ("per_pool", "selective", "differences"):
         moved = max_difference(committed[key], fresh[key])
         assert moved <= 1e-6, f"{path} {key} moved by {moved:.3g}: re-run the routing study at this commit"
+
+
+def test_report_writes_its_header_and_what_was_said(tmp_path, capsys):
+    from bayes_simrmf.evaluate.study import Report
+
+    report = Report("A study", "python study.py --seed 3", code={"commit": "abc123", "dirty": True})
+    report.say("| a | b |")
+    report.write(tmp_path / "out.md")
+    lines = (tmp_path / "out.md").read_text().splitlines()
+    assert lines[:4] == ["# A study", "", "Command: `python study.py --seed 3`  ", "Code: abc123 (dirty)  "]
+    assert lines[4].startswith("machine: ") and lines[-1] == "| a | b |"
+    assert "| a | b |" in capsys.readouterr().out
