@@ -15,6 +15,8 @@ SIMILARITY_MODES = ("kernel", "cold", "joint")
 UNKNOWN_POLICIES = ("error", "population")
 #: What loading does with responses whose LLM or item is missing from the metadata tables.
 UNKNOWN_ENTITY_POLICIES = ("error", "drop", "add")
+#: How the protocol chooses the new LLMs (``Protocol.new_llms``, ``--new-llms``).
+NEW_LLM_CHOICES = ("random", "newest", "strongest")
 #: Variational families: delta = MAP (the paper's point estimate), normal = mean-field, lowrank.
 GUIDES = ("delta", "normal", "lowrank")
 #: How the observed pairs are laid out in the likelihood.

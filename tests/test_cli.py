@@ -392,3 +392,13 @@ def _plain_tables():
     responses = pd.DataFrame([(m, q, int(rng.random() < 0.5)) for m in llms for q in items],
                              columns=["llm", "item", "correct"])
     return {"responses": responses, "llms": pd.DataFrame({"llm": llms}), "items": pd.DataFrame({"item": items})}
+
+
+def test_fit_takes_a_frontier_protocol_and_saves_it(runner, tmp_path):
+    folder = tmp_path / "strongest"
+    result = runner.invoke(main, ["fit", *SMALL_FIT, "--new-llms", "strongest", "--out", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "new LLMs: the strongest 180" in result.output
+    assert json.loads((folder / "split" / "split.json").read_text())["protocol"]["new_llms"] == "strongest"
+    result = runner.invoke(main, ["fit", *SMALL_FIT, "--new-llms", "latest", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "latest" in result.output

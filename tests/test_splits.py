@@ -855,3 +855,68 @@ def test_openllm_v2_every_known_llm_trains_on_mmlu_pro_and_the_rest() -> None:
     table = split.degree_table().set_index("benchmark")
     assert table.loc["MMLU-Pro", "n_known_llms_answering"] == known_answered.sum()
     assert split.degree_report["t_regular"] is False and any("not T-regular" in m for m in messages)
+
+
+# Frontier protocols: the newest or the strongest LLMs are new ---------------------------------------------------
+def test_newest_llms_are_new_and_undated_ones_count_as_the_oldest() -> None:
+    data = SyntheticData(40, 60, missing=0.1, seed=3)
+    rng = np.random.default_rng(0)
+    dates = np.datetime64("2024-01-01") + rng.permutation(400)[:40].astype("timedelta64[D]")  # distinct
+    dates[[3, 7]] = np.datetime64("NaT")
+    messages: list[str] = []
+    split = data.split(Protocol(n_known_llms=25, T=10, seed=1, new_llms="newest"), llm_dates=dates,
+                       log=messages.append)
+    index = {llm: position for position, llm in enumerate(data.llm_ids)}
+    known = np.array([index[llm] for llm in split.known_llms.astype(str)])
+    new = np.array([index[llm] for llm in split.new_llms.astype(str)])
+    assert {3, 7} <= set(known)  # no date: the oldest
+    dated = dates[known][~np.isnat(dates[known])]
+    assert dated.max() <= dates[new].min()
+    assert any("newest 15" in message for message in messages) and any("no date" in message for message in messages)
+    assert "new LLMs: the newest" in split.summary()
+    # The seed breaks ties only: another seed keeps the same known LLMs (the dates are distinct but the two NaT).
+    other = data.split(Protocol(n_known_llms=25, T=10, seed=2, new_llms="newest"), llm_dates=dates)
+    assert set(other.known_llms) == set(split.known_llms)
+
+
+def test_strongest_llms_are_new() -> None:
+    data = SyntheticData(40, 60, missing=0.1, seed=4)
+    split = data.split(Protocol(n_known_llms=25, T=10, seed=0, new_llms="strongest"))
+    accuracy = pd.Series(data.correct).groupby(data.llm_idx).mean().to_numpy()
+    index = {llm: position for position, llm in enumerate(data.llm_ids)}
+    known = [index[llm] for llm in split.known_llms.astype(str)]
+    new = [index[llm] for llm in split.new_llms.astype(str)]
+    assert accuracy[known].max() <= accuracy[new].min()
+    random = data.split(Protocol(n_known_llms=25, T=10, seed=0))
+    assert set(random.known_llms) != set(split.known_llms)
+
+
+def test_frontier_protocols_refuse_what_they_cannot_do(tmp_path: Path) -> None:
+    data = SyntheticData(20, 30, seed=5)
+    with pytest.raises(ConfigError, match="new_llms must be one of"):
+        Protocol(new_llms="latest")
+    with pytest.raises(ConfigError, match="needs each LLM's date"):
+        data.split(Protocol(n_known_llms=10, T=5, new_llms="newest"))
+    with pytest.raises(ConfigError, match="no LLM has a date"):
+        data.split(Protocol(n_known_llms=10, T=5, new_llms="newest"), llm_dates=np.full(20, np.datetime64("NaT")))
+    with pytest.raises(ConfigError, match="one date per LLM"):
+        data.split(Protocol(n_known_llms=10, T=5, new_llms="newest"), llm_dates=np.full(3, np.datetime64("2024-01-01")))
+    split = data.split(Protocol(n_known_llms=10, T=5, new_llms="strongest"))
+    split.save(tmp_path / "split")
+    assert Split.load(tmp_path / "split").protocol.new_llms == "strongest"
+
+
+def test_newest_on_real_metadata_puts_every_later_submission_in_c() -> None:
+    folder = DATA_DIR / "openllm-v2-mmlupro-math"
+    if not (folder / "responses.parquet").is_file():
+        pytest.skip(f"{folder} not available")
+    from bayes_simrmf.data import load_dataset
+
+    dataset = load_dataset(folder, log=None)
+    split = Protocol(n_known_llms=500, n_known_items=1000, T=30, seed=0, new_llms="newest").split(dataset, log=None)
+    table = dataset.llms.set_index("llm")
+    dates = pd.to_datetime(table["submission_date"], errors="coerce").fillna(
+        pd.to_datetime(table["upload_date"], errors="coerce"))
+    known, new = dates.reindex(split.known_llms.astype(str)), dates.reindex(split.new_llms.astype(str))
+    assert known.max() <= new.dropna().min()
+    assert split.pairs["C"].correct.mean() > 0  # the newest LLMs are scored in C

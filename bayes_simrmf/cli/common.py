@@ -14,6 +14,7 @@ import click
 from bayes_simrmf.errors import BayesSimRMFError
 from bayes_simrmf.options import (
     DEFAULT_EMBEDDING_MODEL,
+    NEW_LLM_CHOICES,
     UNKNOWN_ENTITY_POLICIES,
 )
 
@@ -176,6 +177,9 @@ SPLIT_OPTIONS = _option_group(
                  help="Known items, drawn among those answered by at least a quarter of the LLMs. [default: 1000, or "
                       "2/3 of the eligible items if fewer than 1500, at most 10x the known LLMs]"),
     click.option("--seed", type=int, default=0, help="Seed of the split and of every fit (and of tune's validation carve)."),
+    click.option("--new-llms", type=click.Choice(NEW_LLM_CHOICES), default="random", show_default=True,
+                 help="Which LLMs are new (splits C, D): a random draw (the paper), the newest by submission date "
+                      "(metadata submission_date, else upload_date), or the strongest by accuracy over all answers."),
 )
 #: Side information: question embeddings and LLM similarity (fit, tune).
 SIDE_OPTIONS = _option_group(

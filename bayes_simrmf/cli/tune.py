@@ -34,7 +34,7 @@ from bayes_simrmf.cli.common import (
 @click.option("--out", type=click.Path(dir_okay=False), default="hyper.json", help="Where to write the chosen values.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @_friendly_errors
-def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, share, alpha, embeddings,
+def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, new_llms, share, alpha, embeddings,
          embedding_model, similarity_energy, paper, max_steps, out, overwrite):
     """Choose hyper-parameters on validation pairs carved from the training pairs (never test pairs).
 
@@ -60,7 +60,8 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, s
     check_file_target(out, overwrite)
 
     dataset = _load_data(data, unknown_entities, seed)
-    split = Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, seed=seed).split(dataset, log=_say)
+    split = Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, seed=seed,
+                     new_llms=new_llms).split(dataset, log=_say)
     train = split.pairs["train"]
     fit_kwargs = None
     if method in ("simrmf", "oracle"):

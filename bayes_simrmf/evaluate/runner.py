@@ -90,7 +90,7 @@ class SeedContext:
         self.dataset = dataset
         self.side_cache = side_cache
         protocol = Protocol(n_known_llms=options.get("n_known_llms"), n_known_items=options.get("n_known_items"),
-                            T=T, n_test_pairs=n_test_pairs, seed=seed)
+                            T=T, n_test_pairs=n_test_pairs, seed=seed, new_llms=options.get("new_llms", "random"))
         lines: list[str] = []
         self.split = protocol.split(dataset, log=lines.append)
         self.split_log = lines

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bayes_simrmf.errors import ConfigError, SplitError
+from bayes_simrmf.options import NEW_LLM_CHOICES
 from bayes_simrmf.log import Log, sink
 
 if TYPE_CHECKING:  # data.py is written alongside; only its duck-typed API is used here
@@ -49,6 +50,10 @@ from bayes_simrmf.splits.report import _degree_report, _log_degrees, _validate_a
 from bayes_simrmf.splits.split import Split
 
 
+#: LLM metadata columns that date an LLM for ``new_llms="newest"``, the first present with a value wins.
+DATE_COLUMNS = ("submission_date", "upload_date")
+
+
 @dataclass(frozen=True)
 class Protocol:
     """The paper's evaluation protocol, with its seed.
@@ -66,6 +71,12 @@ class Protocol:
             and only an item answered by at least this share of all LLMs, can be known.
         max_known_ratio: >= 1; a default known count is capped at this many times the other
             side's known count (explicit counts are never changed).
+        new_llms: which LLMs are new (splits C and D). "random": a seeded draw, as the paper. "newest": the
+            known LLMs are the eligible ones submitted first (``submission_date``, else ``upload_date`` of
+            the LLM metadata; LLMs without a date count as the oldest), so the new ones are the latest, as
+            an evaluation team meets them. "strongest": the known LLMs are the eligible ones with the lowest
+            accuracy over all their answers, so the new ones are the strongest. Frontier choices keep the
+            eligibility rule (an LLM that answered too little is always new); ties are broken by the seed.
     """
 
     n_known_llms: int | None = None
@@ -75,8 +86,11 @@ class Protocol:
     seed: int = 0
     min_answer_share: float = 0.25
     max_known_ratio: float = 10.0
+    new_llms: str = "random"
 
     def __post_init__(self) -> None:
+        if self.new_llms not in NEW_LLM_CHOICES:
+            raise ConfigError(f"new_llms must be one of {', '.join(map(repr, NEW_LLM_CHOICES))}, got {self.new_llms!r}")
         _check_int("n_known_llms", self.n_known_llms, minimum=1, allow_none=True)
         _check_int("n_known_items", self.n_known_items, minimum=1, allow_none=True)
         _check_int("T", self.T, minimum=1)
@@ -207,6 +221,7 @@ class Protocol:
             item_groups=_dataset_benchmarks(dataset, item_ids),
             data_fingerprint=dataset.fingerprint(),
             log=log,
+            llm_dates=_llm_dates(dataset) if self.new_llms == "newest" else None,
         )
 
     def split_arrays(
@@ -220,6 +235,7 @@ class Protocol:
         item_groups: np.ndarray | None = None,
         data_fingerprint: str | None = None,
         log: Log | None = None,
+        llm_dates: np.ndarray | None = None,
     ) -> Split:
         """Apply the protocol to observed pairs given as codes.
 
@@ -233,6 +249,7 @@ class Protocol:
                 spread over benchmarks in proportion); None -> one group.
             data_fingerprint: stored in the split to tie it to its data.
             log: receives one line per decision (defaults, caps, achieved balance); None silences.
+            llm_dates: ``(n_llms,)`` datetime64 of each LLM (NaT: unknown), needed by ``new_llms="newest"``.
 
         Returns:
             The :class:`Split`. Depends only on the ids, the groups, the set of observed cells and
@@ -244,7 +261,8 @@ class Protocol:
         )
         shape = (len(llm_ids), len(item_ids))
         groups, group_names = _group_codes(item_groups, shape[1])
-        known_llm_mask, known_item_mask, n_eligible = self._draw_known_sets(llm_idx, item_idx, shape, emit)
+        llm_rank = self._llm_rank(llm_idx, correct, shape[0], llm_dates, emit)
+        known_llm_mask, known_item_mask, n_eligible = self._draw_known_sets(llm_idx, item_idx, shape, emit, llm_rank)
         known_llms, known_items = np.flatnonzero(known_llm_mask), np.flatnonzero(known_item_mask)
         block_correct = _dense_block(llm_idx, item_idx, correct, known_llms, known_items, shape)
         observed, known_groups = block_correct >= 0, groups[known_items]
@@ -285,10 +303,35 @@ class Protocol:
             data_fingerprint=data_fingerprint,
         )
 
+    def _llm_rank(self, llm_idx: np.ndarray, correct: np.ndarray, n_llms: int, llm_dates: np.ndarray | None,
+                  emit: Log) -> np.ndarray | None:
+        """Each LLM's place on the frontier, lowest first to be known (float ``(n_llms,)``), or None for
+        ``new_llms="random"``: the date (days; no date: −inf) for "newest", the accuracy over all its
+        answers for "strongest"."""
+        if self.new_llms == "random":
+            return None
+        if self.new_llms == "newest":
+            if llm_dates is None:
+                raise ConfigError("new_llms='newest' needs each LLM's date (llm_dates, or LLM metadata with one of "
+                                  f"the columns {', '.join(DATE_COLUMNS)})")
+            dates = np.asarray(llm_dates, dtype="datetime64[D]")
+            if dates.shape != (n_llms,):
+                raise ConfigError(f"llm_dates must hold one date per LLM id ({n_llms}), got shape {dates.shape}")
+            missing = np.isnat(dates)
+            if missing.all():
+                raise ConfigError(f"new_llms='newest': no LLM has a date ({', '.join(DATE_COLUMNS)})")
+            if missing.any():
+                emit(f"new_llms='newest': {int(missing.sum())} of {n_llms} LLMs have no date and count as the oldest")
+            return np.where(missing, -np.inf, dates.astype(np.int64).astype(float))
+        answers = np.bincount(llm_idx, minlength=n_llms)
+        right = np.bincount(llm_idx, weights=np.asarray(correct, float), minlength=n_llms)
+        return np.where(answers > 0, right / np.maximum(answers, 1), -np.inf)
+
     def _draw_known_sets(
-        self, llm_idx: np.ndarray, item_idx: np.ndarray, shape: tuple[int, int], emit: Log
+        self, llm_idx: np.ndarray, item_idx: np.ndarray, shape: tuple[int, int], emit: Log,
+        llm_rank: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-        """Known LLMs and items, drawn among the eligible ones.
+        """Known LLMs and items, drawn among the eligible ones (the LLMs lowest on ``llm_rank`` where given).
 
         Returns:
             bool ``(n_llms,)`` and ``(n_items,)`` known masks, and ``(n_eligible_llms,
@@ -311,7 +354,9 @@ class Protocol:
             n_llms, n_items, log=emit, n_eligible_llms=n_eligible[0], n_eligible_items=n_eligible[1]
         )
         # Own streams per axis: T, the groups and the other axis never change who is known.
-        known_llms = _draw_known(eligible_llms, n_known_llms, _stream(self.seed, _STREAM_KNOWN_LLMS))
+        known_llms = _draw_known(eligible_llms, n_known_llms, _stream(self.seed, _STREAM_KNOWN_LLMS), llm_rank)
+        if llm_rank is not None:
+            _log_frontier(self.new_llms, llm_rank, known_llms, eligible_llms, emit)
         known_items = _draw_known(eligible_items, n_known_items, _stream(self.seed, _STREAM_KNOWN_ITEMS))
         return known_llms, known_items, n_eligible
 
@@ -446,3 +491,32 @@ class Protocol:
         return Pairs(llm[order], item[order], correct[order])
 
 
+
+
+def _llm_dates(dataset) -> np.ndarray:
+    """Each LLM's date (datetime64[D], NaT where unknown) from the first of :data:`DATE_COLUMNS` with a value."""
+    import pandas as pd
+
+    table = dataset.llms.set_index("llm") if "llm" in dataset.llms.columns else dataset.llms
+    dates = pd.Series(pd.NaT, index=pd.Index(dataset.llm_ids()), dtype="datetime64[ns]")
+    for column in DATE_COLUMNS:
+        if column in table.columns:
+            values = pd.to_datetime(table[column], errors="coerce").reindex(dates.index)
+            dates = dates.fillna(values)
+    return dates.to_numpy().astype("datetime64[D]")
+
+
+def _log_frontier(choice: str, rank: np.ndarray, known: np.ndarray, eligible: np.ndarray, emit: Log) -> None:
+    """One line: where the frontier between known and new LLMs lies."""
+    new = eligible & ~known
+    if not new.any() or not known.any():
+        return
+    if choice == "newest":
+        def day(value: float) -> str:
+            return "no date" if not np.isfinite(value) else str(np.datetime64(int(value), "D"))
+
+        emit(f"new LLMs: the newest {int((~known).sum())} (eligible ones dated {day(rank[new].min())} or later; "
+             f"the known ones up to {day(rank[known].max())})")
+    else:
+        emit(f"new LLMs: the strongest {int((~known).sum())} (eligible ones with accuracy "
+             f"{rank[new].min():.3f} to {rank[new].max():.3f}; the known ones up to {rank[known].max():.3f})")

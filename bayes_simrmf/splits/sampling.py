@@ -45,11 +45,16 @@ def _share_threshold(share: float, n_total: int) -> int:
     return max(1, math.ceil(share * n_total - 1e-9))
 
 
-def _draw_known(eligible: np.ndarray, n_known: int, rng: np.random.Generator) -> np.ndarray:
-    """bool ``(n,)``: ``n_known`` of the ``eligible`` (bool ``(n,)``) entries, a seeded permutation."""
+def _draw_known(eligible: np.ndarray, n_known: int, rng: np.random.Generator,
+                rank: np.ndarray | None = None) -> np.ndarray:
+    """bool ``(n,)``: ``n_known`` of the ``eligible`` (bool ``(n,)``) entries, a seeded permutation; with ``rank``
+    (float ``(n,)``) the ``n_known`` lowest-ranked, ties in the permutation's order."""
     candidates = np.flatnonzero(eligible)
     known = np.zeros(len(eligible), dtype=bool)
-    known[candidates[rng.permutation(len(candidates))[:n_known]]] = True
+    order = rng.permutation(len(candidates))
+    if rank is not None:
+        order = order[np.argsort(rank[candidates[order]], kind="stable")]
+    known[candidates[order[:n_known]]] = True
     return known
 
 

@@ -98,7 +98,8 @@ class Split:
         lines = [
             f"LLMs: {len(self.llms)} ({self.n_known_llms} known, {len(self.new_llms)} new); "
             f"items: {len(self.items)} ({self.n_known_items} known, {len(self.new_items)} new); "
-            f"T={self.protocol.T}, seed={self.protocol.seed}",
+            f"T={self.protocol.T}, seed={self.protocol.seed}"
+            + ("" if self.protocol.new_llms == "random" else f", new LLMs: the {self.protocol.new_llms}"),
             f"{'split':<6}{'pairs':>10}{'llms':>8}{'items':>8}{'mean correct':>14}",
         ]
         for name, split_pairs in self.pairs.items():
