@@ -8,8 +8,11 @@
 * ``fold_in`` (Laplace k-shot update) over ``gaussian_process`` (the similarity prior of a new
   entity); ``new_entities``: side information for new questions / LLMs, then ``SimRMF.fold_in``.
 * ``baselines``: :class:`MeanScore` and the counting baseline :class:`GroupAccuracy`.
+* ``assisted``: a benchmark's accuracy from randomly asked questions, corrected by the model's predictions
+  (:func:`assisted_accuracy`, the survey regression estimator).
 """
 
+from bayes_simrmf.predict.assisted import assisted_accuracy
 from bayes_simrmf.predict.baselines import GroupAccuracy, MeanScore
 from bayes_simrmf.predict.estimator import PAPER_FORM, PAPER_SIDE, SimRMF, make_estimator
 from bayes_simrmf.predict.fold_in import laplace_logistic
@@ -28,6 +31,7 @@ __all__ = [
     "PAPER_SIDE",
     "Side",
     "SimRMF",
+    "assisted_accuracy",
     "encode_ids",
     "fold_in_new_entities",
     "gp_conditional",
