@@ -176,3 +176,29 @@ def test_a_new_llm_is_looked_up_by_id_in_a_leaderboard_contents_table(runner, se
     assert f"{llm}: new, folded in from leaderboard metadata" in result.output
     row = _table(result.output, "benchmark").iloc[0]
     assert 0 <= float(row["lower"]) <= float(row["accuracy"]) <= float(row["upper"]) <= 1
+
+
+def test_predict_plots_the_intervals_and_the_path_over_rounds(runner, setup, tmp_path):
+    folder, model, _ = setup
+    answers = pd.read_csv(folder / "answers.csv")
+    answers.assign(round=[1] * 10 + [2] * 30).to_csv(tmp_path / "rounds.csv", index=False)
+    plot = tmp_path / "new.png"
+    args = ["predict", "--model", str(model), "--llm", "me/new-llm", "--llms", str(folder / "new.csv"), "--answers",
+            str(tmp_path / "rounds.csv"), "--n-draws", "100", "--plot", str(plot)]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert f"plot written to {plot}" in result.output
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    height, width = matplotlib.image.imread(plot).shape[:2]
+    assert width > 1.5 * 600  # two panels: the intervals and the three rounds (0, 1, 2)
+    again = runner.invoke(main, args)  # an existing plot is kept without --overwrite
+    assert again.exit_code == 1 and "exists" in again.output
+    bad = runner.invoke(main, [*args[:-1], str(tmp_path / "new.jpg")])
+    assert bad.exit_code == 1 and ".png, .pdf, .svg" in bad.output
+    per_item = runner.invoke(main, [*args[:-1], str(tmp_path / "x.png"), "--by", "item"])
+    assert per_item.exit_code == 1 and "--by benchmark" in per_item.output
+    answers.assign(round=0).to_csv(tmp_path / "zero.csv", index=False)
+    zero = runner.invoke(main, [*args[:7], "--answers", str(tmp_path / "zero.csv")])
+    assert zero.exit_code == 1 and "round must be a whole number >= 1" in zero.output

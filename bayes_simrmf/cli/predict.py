@@ -8,6 +8,8 @@ Nothing is written to the model folder: new LLMs and questions are folded in in 
 from __future__ import annotations
 
 
+from pathlib import Path
+
 import click
 
 from bayes_simrmf.cli.common import _friendly_errors, _say
@@ -69,7 +71,15 @@ def _read_answers(path: str, llm_id: str, model):
             f"--answers {path}: {int(unknown.sum())} question(s) are not among the questions the model was fitted on, "
             f"e.g. {items[unknown].head(3).tolist()}; answers count only on those"
         )
-    return pd.DataFrame({"llm": llm_id, "item": items.to_numpy(), "correct": correct.astype(int).to_numpy()})
+    result = pd.DataFrame({"llm": llm_id, "item": items.to_numpy(), "correct": correct.astype(int).to_numpy()})
+    if "round" in frame.columns:
+        rounds = pd.to_numeric(frame["round"], errors="coerce")
+        bad = ~(rounds.notna() & (rounds >= 1) & (rounds == rounds.round())).to_numpy()
+        if bad.any():
+            raise ConfigError(f"--answers {path}: round must be a whole number >= 1; rows "
+                              f"{np.flatnonzero(bad)[:5].tolist()} are not")
+        result["round"] = rounds.astype(int).to_numpy()
+    return result
 
 
 def _metadata_row(llms_file: str | None, llm_id: str, dataset):
@@ -214,6 +224,9 @@ def _echo_table(frame, out: str | None, show: int = 60, overwrite: bool = False)
         click.echo(f"written to {out}")
 
 
+#: The figure formats --plot writes.
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
 _MODEL = click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
                       help="Saved model folder (from `fit`, --method mf or simrmf).")
 _LLM = click.option("--llm", "llm_id", required=True,
@@ -248,10 +261,13 @@ _OUT = click.option("--out", type=click.Path(dir_okay=False), default=None,
 @click.option("--n-draws", type=int, default=500, help="Posterior predictive draws.")
 @click.option("--seed", type=int, default=0, help="Seed of the draws.")
 @_OUT
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False), default=None,
+              help="Also draw each benchmark's (or subtask's) accuracy with its interval to FILE.png, .pdf or .svg; "
+                   "where --answers has a round column, also the estimates after each round (round 0: no answers).")
 @OVERWRITE_TABLE_OPTION
 @_friendly_errors
 def predict(model_dir, llm_id, llms_file, answers_file, items_file, data, by, level, temperature, n_draws, seed, out,
-            overwrite):
+            plot_file, overwrite):
     """Predict an LLM's accuracy per benchmark (or per question), with credible intervals.
 
     For a new LLM the estimate rests on its leaderboard metadata (SimRMF's LLM similarity) and on the answers
@@ -265,6 +281,7 @@ def predict(model_dir, llm_id, llms_file, answers_file, items_file, data, by, le
     from bayes_simrmf.errors import ConfigError
 
     _check_out(out, overwrite)
+    _check_plot(plot_file, by, overwrite)
     if not 0 < level < 1:
         raise ConfigError(f"--level must be in (0, 1), got {level}")
     if n_draws < 2:
@@ -286,6 +303,72 @@ def predict(model_dir, llm_id, llms_file, answers_file, items_file, data, by, le
         click.echo("note: the model has a delta guide, so for an LLM it was fitted on the interval holds only the "
                    "answers' Bernoulli noise, not the uncertainty of its parameters")
     _echo_table(table, out, overwrite=overwrite)
+    if plot_file is not None:
+        path = []
+        if answers is not None and "round" in answers.columns:
+            for last in [0, *sorted(answers["round"].unique())]:  # each round's estimate from a fresh copy of the model
+                so_far = answers[answers["round"] <= last] if last else None
+                saved, fresh = _load_factor_model(model_dir, "predict")
+                _fold_in_llm(saved, fresh, llm_id, llms_file=llms_file, answers=so_far, data=data,
+                             temperature=temperature, new_items=new_items)
+                path.append((int(last), _accuracy_table(fresh, llm_id, items, labels, so_far, level=level,
+                                                        n_draws=n_draws, seed=seed, by=by)))
+        _write_plot(plot_file, llm_id, table, path, by=by, level=level, overwrite=overwrite)
+        click.echo(f"plot written to {plot_file}")
+
+
+def _check_plot(plot_file: str | None, by: str, overwrite: bool) -> None:
+    """Refuse, before any work, a --plot that is not FILE.png/.pdf/.svg, one that exists without --overwrite, and a
+    plot per question."""
+    from bayes_simrmf.errors import ConfigError
+    from bayes_simrmf.outputs import check_file_target
+
+    if plot_file is None:
+        return
+    if Path(plot_file).suffix.lower() not in PLOT_SUFFIXES:
+        raise ConfigError(f"--plot {plot_file} must end in {', '.join(PLOT_SUFFIXES)}")
+    if by == "item":
+        raise ConfigError("--plot draws accuracies per benchmark or subtask; use --by benchmark or --by subtask")
+    check_file_target(plot_file, overwrite)
+
+
+def _write_plot(plot_file: str, llm_id: str, table, path: list, *, by: str, level: float, overwrite: bool) -> None:
+    """Each label's accuracy and interval (left); with rounds, the estimate and interval after each (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bayes_simrmf.outputs import write_file
+
+    panels = 2 if path else 1
+    figure, axes = plt.subplots(1, panels, figsize=(6 * panels, 0.4 * len(table) + 2.0), squeeze=False)
+    left = axes[0, 0]
+    rows = range(len(table))
+    left.errorbar(table["accuracy"], rows, xerr=[table["accuracy"] - table["lower"], table["upper"] - table["accuracy"]],
+                  fmt="o", capsize=3)
+    left.set_yticks(list(rows), table[by].tolist())
+    left.invert_yaxis()
+    left.set_xlim(0, 1)
+    left.set_xlabel(f"accuracy ({level:.0%} interval)")
+    left.set_title(llm_id)
+    if path:
+        right = axes[0, 1]
+        rounds = [round_ for round_, _ in path]
+        for label in table[by]:
+            steps = [frame.set_index(by).loc[label] for _, frame in path]
+            line, = right.plot(rounds, [step["accuracy"] for step in steps], marker="o", label=label)
+            right.fill_between(rounds, [step["lower"] for step in steps], [step["upper"] for step in steps],
+                               color=line.get_color(), alpha=0.15)
+        right.set_xticks(rounds)
+        right.set_xlabel("after round (0: no answers)")
+        right.set_ylabel("accuracy")
+        right.set_ylim(0, 1)
+        right.legend(fontsize="small")
+    figure.tight_layout()
+    write_file(plot_file, lambda target: figure.savefig(target, format=Path(plot_file).suffix[1:].lower()),
+               overwrite=overwrite)
+    plt.close(figure)
 
 
 @click.command("next-questions")
