@@ -18,6 +18,7 @@ checks the format version and every hash and says what does not match."""
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -247,14 +248,27 @@ def load_model(folder: str | os.PathLike, *, data_fingerprint: str | None = None
     return SavedModel(estimator, config, split, metrics, provenance, folder, notes)
 
 
+#: Files that operating systems and editors drop into folders: a model folder ignores them (with a note).
+DEBRIS_PATTERNS = (".DS_Store", "._*", "Thumbs.db", "desktop.ini", "*~", ".*.swp", ".*.swo", "#*#")
+
+
+def _is_debris(relative: Path) -> bool:
+    return any(fnmatch.fnmatchcase(relative.name, pattern) for pattern in DEBRIS_PATTERNS) or \
+        ".ipynb_checkpoints" in relative.parts
+
+
 def _check_files(folder: Path, config: dict) -> list[str]:
     """ModelFormatError unless the files beside config.json and state.npz are exactly those config.json records
-    in ``files_sha256``, each with its recorded sha256; no notes (an empty list) otherwise."""
+    in ``files_sha256``, each with its recorded sha256, apart from OS and editor debris (:data:`DEBRIS_PATTERNS`),
+    which is ignored; the notes name what was ignored."""
     recorded = config.get("files_sha256")
     if not isinstance(recorded, dict):
         raise ModelFormatError(f"{folder / 'config.json'} lacks files_sha256, the hashes of split/ and metrics.json")
-    present = {path.relative_to(folder).as_posix(): path for path in sorted(folder.rglob("*"))
-               if path.is_file() and path.relative_to(folder).as_posix() not in REQUIRED_FILES}
+    files = [path for path in sorted(folder.rglob("*")) if path.is_file()]
+    debris = [path.relative_to(folder).as_posix() for path in files if _is_debris(path.relative_to(folder))]
+    present = {path.relative_to(folder).as_posix(): path for path in files
+               if path.relative_to(folder).as_posix() not in REQUIRED_FILES
+               and path.relative_to(folder).as_posix() not in debris}
     missing = sorted(set(recorded) - set(present))
     if missing:
         raise ModelFormatError(f"{folder} is incomplete: {', '.join(missing)} recorded in config.json is missing")
@@ -269,4 +283,7 @@ def _check_files(folder: Path, config: dict) -> list[str]:
                 f"{path} does not match the sha256 recorded in config.json (recorded {str(recorded[name])[:16]}..., "
                 f"found {actual[:16]}...): the file changed or is corrupt"
             )
+    if debris:
+        return [f"ignored {len(debris)} file(s) that an operating system or editor left in {folder}: "
+                f"{', '.join(debris[:5])}"]
     return []

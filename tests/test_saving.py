@@ -293,3 +293,17 @@ def test_a_version_1_folder_still_loads_with_a_note_that_its_split_is_unchecked(
     assert loaded.notes and "format version 1" in loaded.notes[0] and "split/" in loaded.notes[0]
     assert loaded.split.pairs["A"].equals(fitted[1].pairs["A"])
     assert load_model(save_model(saved.parent / "new", fitted[2], data_fingerprint=None, split=fitted[1])).notes == []
+
+
+def test_files_an_os_or_editor_drops_are_ignored_with_a_note(saved):
+    (saved / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (saved / "split" / "Thumbs.db").write_bytes(b"x")
+    (saved / "metrics.json~").write_text("{}")
+    (saved / ".ipynb_checkpoints").mkdir()
+    (saved / ".ipynb_checkpoints" / "notes-checkpoint.ipynb").write_text("{}")
+    loaded = load_model(saved)
+    assert isinstance(loaded.estimator, SimRMF)
+    assert len(loaded.notes) == 1 and "ignored 4 file(s)" in loaded.notes[0] and ".DS_Store" in loaded.notes[0]
+    (saved / "notes.txt").write_text("mine")  # anything else still counts as a change to the folder
+    with pytest.raises(ModelFormatError, match="notes.txt, not recorded"):
+        load_model(saved)

@@ -34,6 +34,8 @@ def _load_factor_model(model_dir: str, command: str):
     from bayes_simrmf.saving import load_model
 
     saved = load_model(model_dir)
+    for note in saved.notes:
+        click.echo(f"note: {note}")
     if not hasattr(saved.estimator, "fold_in"):
         method = saved.config["estimator"].get("method")
         raise ConfigError(f"--model {model_dir} holds a {method} model; {command} needs one fitted with "
