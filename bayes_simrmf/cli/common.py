@@ -20,6 +20,8 @@ from bayes_simrmf.options import (
 
 
 SYNTHETIC = "synthetic"
+#: What --seed takes: what every random generator of the package accepts (JAX keys take 32-bit seeds here).
+SEED = click.IntRange(0, 2**32 - 1)
 EXIT_ERROR = 1
 
 
@@ -176,7 +178,7 @@ SPLIT_OPTIONS = _option_group(
     click.option("--n-known-items", type=int, default=None,
                  help="Known items, drawn among those answered by at least a quarter of the LLMs. [default: 1000, or "
                       "2/3 of the eligible items if fewer than 1500, at most 10x the known LLMs]"),
-    click.option("--seed", type=int, default=0, help="Seed of the split and of every fit (and of tune's validation carve)."),
+    click.option("--seed", type=SEED, default=0, help="Seed of the split and of every fit (and of tune's validation carve)."),
     click.option("--new-llms", type=click.Choice(NEW_LLM_CHOICES), default="random", show_default=True,
                  help="Which LLMs are new (splits C, D): a random draw (the paper), the newest by submission date "
                       "(metadata submission_date, else upload_date), or the strongest by accuracy over all answers."),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from bayes_simrmf.cli.common import SEED
 from bayes_simrmf.errors import BayesSimRMFError
 
 __all__ = ["data"]
@@ -32,7 +33,7 @@ def data() -> None:
 @click.option("--models-file", type=click.Path(dir_okay=False, exists=True), default=None, metavar="FILE",
               help="Pull the LLMs listed in FILE, one Hugging Face id (org/name) per line; '#' starts a comment. "
                    "[default: none]")
-@click.option("--seed", type=int, default=0, help="Seed of the --models draw and of the retry jitter.")
+@click.option("--seed", type=SEED, default=0, help="Seed of the --models draw and of the retry jitter.")
 @click.option("--benchmarks", default="bbh,gpqa,math,mmlu_pro,musr",
               help="Comma-separated benchmarks: bbh, gpqa, math (MATH Lvl 5), mmlu_pro, musr.")
 @click.option("--workers", type=click.IntRange(1, 32), default=4,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from bayes_simrmf.cli.common import _friendly_errors, _say
+from bayes_simrmf.cli.common import SEED, _friendly_errors, _say
 from bayes_simrmf.cli.entities import (
     _check_out,
     _fitted_dataset,
@@ -261,7 +261,7 @@ _OUT = click.option("--out", type=click.Path(dir_okay=False), default=None,
 @click.option("--level", type=float, default=0.9, help="Credible level of the intervals.")
 @_TEMPERATURE
 @click.option("--n-draws", type=int, default=500, help="Posterior predictive draws.")
-@click.option("--seed", type=int, default=0, help="Seed of the draws.")
+@click.option("--seed", type=SEED, default=0, help="Seed of the draws.")
 @_OUT
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False), default=None,
               help="Also draw each benchmark's (or subtask's) accuracy with its interval to FILE.png, .pdf or .svg; "

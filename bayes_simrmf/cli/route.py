@@ -8,7 +8,7 @@ import click
 from bayes_simrmf.options import (
     POLICIES,
 )
-from bayes_simrmf.cli.common import _friendly_errors
+from bayes_simrmf.cli.common import SEED, _friendly_errors
 from bayes_simrmf.cli.entities import (
     OVERWRITE_TABLE_OPTION,
     _check_out,
@@ -99,7 +99,7 @@ def _print_summary(result, *, level: float, out: str | None) -> None:
               help="Total cost allowed for all questions: cost-aware's lam is chosen as the smallest that fits. "
                    "[default: none]")
 @click.option("--n-draws", type=int, default=200, help="Posterior draws per question and LLM.")
-@click.option("--seed", type=int, default=0, help="Seed of the posterior draws and of Thompson sampling.")
+@click.option("--seed", type=SEED, default=0, help="Seed of the posterior draws and of Thompson sampling.")
 @click.option("--batch-items", type=int, default=1000, help="Questions per batch (memory: n_draws x batch x LLMs).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Write the decisions to FILE.csv or FILE.parquet. [default: print only]")
