@@ -407,5 +407,5 @@ def test_fit_takes_a_frontier_protocol_and_saves_it(runner, tmp_path):
 @pytest.mark.parametrize("command", [["fit"], ["tune"], ["predict", "--model", "m", "--llm", "x"],
                                      ["route", "--model", "m", "--items", "i.csv", "--llms", "c.csv"]])
 def test_a_seed_out_of_range_is_a_usage_error_before_any_work(runner, command):
-    result = runner.invoke(main, [*command, "--seed", str(2**64)])
+    result = runner.invoke(main, [command[0], "--seed", str(2**64), *command[1:]])  # the seed is read first
     assert result.exit_code == 2 and "is not in the range 0<=x<=4294967295" in result.output
