@@ -409,3 +409,12 @@ def test_fit_takes_a_frontier_protocol_and_saves_it(runner, tmp_path):
 def test_a_seed_out_of_range_is_a_usage_error_before_any_work(runner, command):
     result = runner.invoke(main, [command[0], "--seed", str(2**64), *command[1:]])  # the seed is read first
     assert result.exit_code == 2 and "is not in the range 0<=x<=4294967295" in result.output
+
+
+def test_a_capped_t_and_dim_zero_are_said_as_they_are(runner, tmp_path):
+    result = runner.invoke(main, ["fit", "--method", "mf", "--T", "100000", "--dim", "0", "--n-known-llms", "120",
+                                  "--n-known-items", "200", "--max-steps", "50", "--n-test-pairs", "2000", "--quiet",
+                                  "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert "T=200 (asked 100000; capped)" in result.output and "T=100000," not in result.output
+    assert "note: --dim 0 fits no latent factors" in result.output

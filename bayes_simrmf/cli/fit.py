@@ -97,6 +97,9 @@ def _demo_new_entities(estimator, split) -> None:
 
 def _report_fit(estimator, method: str, guide: str) -> None:
     """Print the fit's time, steps, convergence, final loss and layout (a sampler: draws and R-hat)."""
+    if int(getattr(estimator, "dim", 1)) == 0:
+        click.echo("note: --dim 0 fits no latent factors: each LLM's ability and each question's difficulty only "
+                   "(biases), so every LLM ranks the questions alike")
     if getattr(estimator, "inference", "svi") == "gibbs":
         result, diagnostics = estimator.gibbs_result_, estimator.sampler_diagnostics_
         posterior = estimator.posterior_

@@ -98,7 +98,7 @@ class Split:
         lines = [
             f"LLMs: {len(self.llms)} ({self.n_known_llms} known, {len(self.new_llms)} new); "
             f"items: {len(self.items)} ({self.n_known_items} known, {len(self.new_items)} new); "
-            f"T={self.protocol.T}, seed={self.protocol.seed}"
+            f"T={_t_text(self.protocol.T, (self.degree_report or {}).get('T_used'))}, seed={self.protocol.seed}"
             + ("" if self.protocol.new_llms == "random" else f", new LLMs: the {self.protocol.new_llms}"),
             f"{'split':<6}{'pairs':>10}{'llms':>8}{'items':>8}{'mean correct':>14}",
         ]
@@ -269,3 +269,8 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+def _t_text(requested: int, used: int | None) -> str:
+    """T as the summary states it: the T the split used, and the one asked for where it was capped."""
+    return str(requested) if used is None or used == requested else f"{used} (asked {requested}; capped)"
