@@ -202,3 +202,15 @@ def test_predict_plots_the_intervals_and_the_path_over_rounds(runner, setup, tmp
     answers.assign(round=0).to_csv(tmp_path / "zero.csv", index=False)
     zero = runner.invoke(main, [*args[:7], "--answers", str(tmp_path / "zero.csv")])
     assert zero.exit_code == 1 and "round must be a whole number >= 1" in zero.output
+
+
+def test_two_conflicting_metadata_rows_for_the_new_llm_are_refused(runner, setup, tmp_path):
+    folder, model, _ = setup
+    row = pd.read_csv(folder / "new.csv")
+    pd.concat([row, row.assign(params_billions=row["params_billions"] * 2 + 1)]).to_csv(tmp_path / "two.csv", index=False)
+    result = runner.invoke(main, ["predict", "--model", str(model), "--llm", "me/new-llm", "--llms", str(tmp_path / "two.csv")])
+    assert result.exit_code == 1 and "2 rows have llm 'me/new-llm' and they differ in params_billions" in result.output
+    pd.concat([row, row]).to_csv(tmp_path / "same.csv", index=False)  # the same row twice is one LLM
+    result = runner.invoke(main, ["predict", "--model", str(model), "--llm", "me/new-llm", "--llms", str(tmp_path / "same.csv"),
+                                  "--n-draws", "50"])
+    assert result.exit_code == 0, result.output

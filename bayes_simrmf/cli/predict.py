@@ -93,7 +93,13 @@ def _metadata_row(llms_file: str | None, llm_id: str, dataset):
         ids = _id_column(frame, f"--llms {llms_file}", "llm", "needs an llm column and leaderboard metadata columns")
         if not (ids == llm_id).any():
             raise ConfigError(f"--llms {llms_file}: no row has llm {llm_id!r} (the --llm given)")
-        return frame[(ids == llm_id).to_numpy()].assign(llm=llm_id).head(1).reset_index(drop=True)
+        rows = frame[(ids == llm_id).to_numpy()].assign(llm=llm_id).reset_index(drop=True)
+        if len(rows) > 1:
+            differ = [column for column in rows.columns if rows[column].astype(str).nunique(dropna=False) > 1]
+            if differ:
+                raise ConfigError(f"--llms {llms_file}: {len(rows)} rows have llm {llm_id!r} and they differ in "
+                                  f"{', '.join(differ[:5])}; keep one row per LLM")
+        return rows.head(1)
     if dataset is not None and llm_id in set(dataset.llm_ids()):
         return dataset.llms[dataset.llms["llm"].astype(str) == llm_id].reset_index(drop=True)
     return None
