@@ -214,3 +214,16 @@ def test_two_conflicting_metadata_rows_for_the_new_llm_are_refused(runner, setup
     result = runner.invoke(main, ["predict", "--model", str(model), "--llm", "me/new-llm", "--llms", str(tmp_path / "same.csv"),
                                   "--n-draws", "50"])
     assert result.exit_code == 0, result.output
+
+
+def test_other_data_than_the_model_was_fitted_on_is_refused(runner, setup):
+    folder, model, _ = setup
+    other = DATA.parent / "openllm-v2-bbh-tso5"
+    if not other.is_dir():
+        pytest.skip(f"{other} not available")
+    result = runner.invoke(main, ["predict", "--model", str(model), "--llm", "me/new-llm", "--llms",
+                                  str(folder / "new.csv"), "--data", str(other)])
+    assert result.exit_code == 1 and "is not the data the model was fitted on (openllm-v2-mmlupro-math)" in result.output
+    result = runner.invoke(main, ["predict", "--model", str(model), "--llm", "me/new-llm", "--llms",
+                                  str(folder / "new.csv"), "--data", str(DATA), "--n-draws", "50"])
+    assert result.exit_code == 0, result.output

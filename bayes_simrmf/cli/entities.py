@@ -119,10 +119,26 @@ def _optional_dataset(data: str | None, saved):
     name = extra.get("data") or ""
     for candidate in ([data] if data else [recorded, str(default_data_dir() / name) if name else ""]):
         if candidate and Path(candidate).is_dir():
-            return _dataset_at(str(candidate), extra.get("unknown_entities", "error"))
+            dataset = _dataset_at(str(candidate), extra.get("unknown_entities", "error"))
+            _check_fitted_data(dataset, saved, candidate, given=bool(data))
+            return dataset
     if data:
         raise ConfigError(f"--data {data} is not a folder")
     return None
+
+
+def _check_fitted_data(dataset, saved, folder: str, *, given: bool) -> None:
+    """ConfigError unless ``dataset`` has the fingerprint the model recorded for the data it was fitted on (a model
+    without one is not checked): texts and metadata of other data would fold new entities in silently wrong."""
+    from bayes_simrmf.errors import ConfigError
+
+    recorded = saved.config.get("data_fingerprint")
+    if recorded is None or dataset.fingerprint() == recorded:
+        return
+    name = saved.config.get("extra", {}).get("data") or "not recorded"
+    where = f"--data {folder}" if given else f"the data folder {folder} (found from the model's record)"
+    raise ConfigError(f"{where} is not the data the model was fitted on ({name}): its fingerprint differs from the "
+                      "one the model recorded; pass the folder the model was fitted on with --data DIR")
 
 
 def _fitted_dataset(data: str | None, saved, what: str):
