@@ -37,10 +37,15 @@ from bayes_simrmf.errors import ModelFormatError
 from bayes_simrmf.outputs import check_model_target, remove_stale_staging, staging_name
 from bayes_simrmf.splits import Split
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Versions load_model reads. Version 1 did not record the hashes of split/ and metrics.json (files_sha256);
-#: such a folder loads with a note saying so in ``SavedModel.notes``.
-READABLE_VERSIONS = (1, 2)
+#: such a folder loads with a note saying so in ``SavedModel.notes``. Version 3 puts the format version itself
+#: inside ``config_hash``, so editing it (to skip the checks of version 2) is found.
+READABLE_VERSIONS = (1, 2, 3)
+#: The fields of config.json that config_hash covers, per format version.
+HASHED_FIELDS = {1: ("estimator", "data_fingerprint", "split_protocol", "extra"),
+                 2: ("estimator", "data_fingerprint", "split_protocol", "extra"),
+                 3: ("format_version", "estimator", "data_fingerprint", "split_protocol", "extra")}
 REQUIRED_FILES = ("config.json", "state.npz")
 
 
@@ -136,13 +141,13 @@ def _write_contents(staging: Path, estimator, data_fingerprint, split, metrics, 
     provenance = {"saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command, **_versions()}
     (staging / "provenance.json").write_text(json.dumps(provenance, indent=2))
     payload = {
+        "format_version": FORMAT_VERSION,
         "estimator": estimator.get_config(),
         "data_fingerprint": data_fingerprint,
         "split_protocol": split_protocol(split),
         "extra": extra_config or {},
     }
     config = {
-        "format_version": FORMAT_VERSION,
         **payload,
         "config_hash": config_hash(payload),
         "state_sha256": _file_sha256(staging / "state.npz"),
@@ -204,7 +209,7 @@ def load_model(folder: str | os.PathLike, *, data_fingerprint: str | None = None
             f"{folder} has format version {version!r}; this bayes-simrmf reads version {FORMAT_VERSION}"
             f" (and {', '.join(map(str, READABLE_VERSIONS[:-1]))})"
         )
-    payload = {key: config.get(key) for key in ("estimator", "data_fingerprint", "split_protocol", "extra")}
+    payload = {key: config.get(key) for key in HASHED_FIELDS[version]}
     if config_hash(payload) != config.get("config_hash"):
         raise ModelFormatError(
             f"{folder / 'config.json'} was edited after saving: its config_hash {config.get('config_hash')!r} "

@@ -13,7 +13,7 @@ import pytest
 from bayes_simrmf.errors import ConfigError, ModelFormatError
 from bayes_simrmf.predict import MeanScore, SimRMF
 from bayes_simrmf.evaluate import TEST_SPLITS, evaluate_on_split, fit_on_split
-from bayes_simrmf.saving import FORMAT_VERSION, load_model, save_model
+from bayes_simrmf.saving import FORMAT_VERSION, HASHED_FIELDS, config_hash, load_model, save_model
 from bayes_simrmf.splits import SPLIT_NAMES, Protocol, Split
 from bayes_simrmf.synthetic import make_synthetic_dataset
 
@@ -284,9 +284,10 @@ def test_evaluate_refuses_a_flipped_split_in_one_line(saved):
 
 
 def test_a_version_1_folder_still_loads_with_a_note_that_its_split_is_unchecked(saved, fitted):
-    def as_version_1(config):
+    def as_version_1(config):  # what a version-1 writer wrote: no files_sha256, the format outside the hash
         config.update(format_version=1)
         del config["files_sha256"]
+        config["config_hash"] = config_hash({key: config[key] for key in HASHED_FIELDS[1]})
 
     _rewrite_config(saved, as_version_1)
     loaded = load_model(saved)
@@ -306,4 +307,11 @@ def test_files_an_os_or_editor_drops_are_ignored_with_a_note(saved):
     assert len(loaded.notes) == 1 and "ignored 4 file(s)" in loaded.notes[0] and ".DS_Store" in loaded.notes[0]
     (saved / "notes.txt").write_text("mine")  # anything else still counts as a change to the folder
     with pytest.raises(ModelFormatError, match="notes.txt, not recorded"):
+        load_model(saved)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_editing_the_format_version_to_skip_checks_is_found(saved, version):
+    _rewrite_config(saved, lambda config: config.update(format_version=version))
+    with pytest.raises(ModelFormatError, match="was edited after saving"):
         load_model(saved)
