@@ -15,6 +15,7 @@ Rules shared by every command that writes (``fit --out``, ``tune --out``, ``rout
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -44,9 +45,22 @@ def refuse_unsafe_target(path: str | os.PathLike, option: str = "--out") -> Path
     return path
 
 
+#: Files that operating systems and editors drop into folders: a model folder ignores them (load_model says so).
+DEBRIS_PATTERNS = (".DS_Store", "._*", "Thumbs.db", "desktop.ini", "*~", ".*.swp", ".*.swo", "#*#")
+
+
+def is_debris(relative: Path) -> bool:
+    """Whether the path ``relative`` (inside a model folder) is OS or editor debris (:data:`DEBRIS_PATTERNS`, or
+    inside ``.ipynb_checkpoints``)."""
+    return (any(fnmatch.fnmatchcase(relative.name, pattern) for pattern in DEBRIS_PATTERNS)
+            or ".ipynb_checkpoints" in relative.parts)
+
+
 def foreign_entries(folder: Path) -> list[str]:
-    """Entries of ``folder`` a model save would not have written (sorted; empty for a model folder)."""
-    return sorted(entry.name for entry in folder.iterdir() if entry.name not in MODEL_ENTRIES)
+    """Entries of ``folder`` a model save would not have written, OS and editor debris aside (sorted; empty for a
+    model folder)."""
+    return sorted(entry.name for entry in folder.iterdir()
+                  if entry.name not in MODEL_ENTRIES and not is_debris(Path(entry.name)))
 
 
 def is_model_folder(folder: str | os.PathLike) -> bool:

@@ -18,7 +18,6 @@ checks the format version and every hash and says what does not match."""
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import os
@@ -34,7 +33,7 @@ import numpy as np
 
 from bayes_simrmf import interrupts
 from bayes_simrmf.errors import ModelFormatError
-from bayes_simrmf.outputs import check_model_target, remove_stale_staging, staging_name
+from bayes_simrmf.outputs import check_model_target, is_debris, remove_stale_staging, staging_name
 from bayes_simrmf.splits import Split
 
 FORMAT_VERSION = 3
@@ -253,24 +252,15 @@ def load_model(folder: str | os.PathLike, *, data_fingerprint: str | None = None
     return SavedModel(estimator, config, split, metrics, provenance, folder, notes)
 
 
-#: Files that operating systems and editors drop into folders: a model folder ignores them (with a note).
-DEBRIS_PATTERNS = (".DS_Store", "._*", "Thumbs.db", "desktop.ini", "*~", ".*.swp", ".*.swo", "#*#")
-
-
-def _is_debris(relative: Path) -> bool:
-    return any(fnmatch.fnmatchcase(relative.name, pattern) for pattern in DEBRIS_PATTERNS) or \
-        ".ipynb_checkpoints" in relative.parts
-
-
 def _check_files(folder: Path, config: dict) -> list[str]:
     """ModelFormatError unless the files beside config.json and state.npz are exactly those config.json records
-    in ``files_sha256``, each with its recorded sha256, apart from OS and editor debris (:data:`DEBRIS_PATTERNS`),
+    in ``files_sha256``, each with its recorded sha256, apart from OS and editor debris (:data:`bayes_simrmf.outputs.DEBRIS_PATTERNS`),
     which is ignored; the notes name what was ignored."""
     recorded = config.get("files_sha256")
     if not isinstance(recorded, dict):
         raise ModelFormatError(f"{folder / 'config.json'} lacks files_sha256, the hashes of split/ and metrics.json")
     files = [path for path in sorted(folder.rglob("*")) if path.is_file()]
-    debris = [path.relative_to(folder).as_posix() for path in files if _is_debris(path.relative_to(folder))]
+    debris = [path.relative_to(folder).as_posix() for path in files if is_debris(path.relative_to(folder))]
     present = {path.relative_to(folder).as_posix(): path for path in files
                if path.relative_to(folder).as_posix() not in REQUIRED_FILES
                and path.relative_to(folder).as_posix() not in debris}

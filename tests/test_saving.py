@@ -305,6 +305,9 @@ def test_files_an_os_or_editor_drops_are_ignored_with_a_note(saved):
     loaded = load_model(saved)
     assert isinstance(loaded.estimator, SimRMF)
     assert len(loaded.notes) == 1 and "ignored 4 file(s)" in loaded.notes[0] and ".DS_Store" in loaded.notes[0]
+    from bayes_simrmf.outputs import is_model_folder
+
+    assert is_model_folder(saved)  # so --overwrite still replaces it
     (saved / "notes.txt").write_text("mine")  # anything else still counts as a change to the folder
     with pytest.raises(ModelFormatError, match="notes.txt, not recorded"):
         load_model(saved)
