@@ -227,3 +227,11 @@ def test_other_data_than_the_model_was_fitted_on_is_refused(runner, setup):
     result = runner.invoke(main, ["predict", "--model", str(model), "--llm", "me/new-llm", "--llms",
                                   str(folder / "new.csv"), "--data", str(DATA), "--n-draws", "50"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_mistyped_known_llm_gets_a_did_you_mean(runner, setup):
+    folder, model, _ = setup
+    known = str(load_model(model).estimator.llms_[0])
+    typo = known.upper() if known.upper() != known else known.lower()
+    result = runner.invoke(main, ["predict", "--model", str(model), "--llm", typo, "--n-draws", "50"])
+    assert f"did you mean {known} (in the model)?" in result.output

@@ -125,6 +125,18 @@ def _train_answers(saved, llm_id: str) -> int | None:
     return int((saved.split.pairs["train"].llm == code[0]).sum()) if len(code) else 0
 
 
+def _say_if_a_typo(llm_id: str, held) -> None:
+    """Warn when ``llm_id``, not in the model, looks like a mistyped id of one that is (the same but for case, or a
+    close spelling): it is folded in as a new LLM, which the user may not mean."""
+    import difflib
+
+    same_case = [name for name in held if name.lower() == llm_id.lower()]
+    close = same_case or difflib.get_close_matches(llm_id, list(held), n=3, cutoff=0.9)
+    if close:
+        click.echo(f"warning: --llm {llm_id} is not in the model, so it is treated as a new LLM; did you mean "
+                   f"{' or '.join(close)} (in the model)?")
+
+
 def _fold_in_llm(saved, model, llm_id: str, *, llms_file, answers, data, temperature: float, new_items) -> str:
     """Fold ``llm_id`` (if new) and the new questions into ``model``; a line saying what its estimate rests on."""
     import numpy as np
@@ -136,7 +148,10 @@ def _fold_in_llm(saved, model, llm_id: str, *, llms_file, answers, data, tempera
     options = dict(alpha=extra.get("alpha", 0.5), embeddings=extra.get("embeddings"),
                    embedding_model=extra.get("embedding_model") or DEFAULT_EMBEDDING_MODEL,
                    energy=extra.get("similarity_energy"), log=_say)
-    known = llm_id in set(np.asarray(model.llms_, dtype=str))
+    held = np.asarray(model.llms_, dtype=str)
+    known = llm_id in set(held)
+    if not known:
+        _say_if_a_typo(llm_id, held)
     if known and answers is not None:
         raise ConfigError(f"--llm {llm_id} is in the model (fitted on its training answers); --answers is for an LLM "
                           "the model does not hold")
