@@ -235,3 +235,14 @@ def test_a_mistyped_known_llm_gets_a_did_you_mean(runner, setup):
     typo = known.upper() if known.upper() != known else known.lower()
     result = runner.invoke(main, ["predict", "--model", str(model), "--llm", typo, "--n-draws", "50"])
     assert f"did you mean {known} (in the model)?" in result.output
+
+
+def test_unreadable_metadata_values_are_warned_one_by_one(runner, setup, tmp_path):
+    folder, model, _ = setup
+    pd.read_csv(folder / "new.csv").assign(params_billions="seven billion", is_merged="maybe").to_csv(
+        tmp_path / "odd.csv", index=False)
+    result = runner.invoke(main, ["predict", "--model", str(model), "--llm", "me/new-llm", "--llms",
+                                  str(tmp_path / "odd.csv"), "--n-draws", "50"])
+    assert result.exit_code == 0, result.output
+    assert "has params_billions='seven billion', which cannot be read" in result.output
+    assert "has is_merged='maybe', which cannot be read" in result.output

@@ -243,3 +243,16 @@ def test_fold_in_new_entities_places_new_questions_by_their_text(monkeypatch):
     assert 0 < model.predict(["org/new-llm"], ["new-2"])[0] < 1
     with pytest.raises(DataError, match="need a text"):
         fold_in_new_entities(model, dataset, items=pd.DataFrame({"item": ["other"]}), log=None)
+
+
+def test_unreadable_metadata_is_named_by_row_column_and_value():
+    from bayes_simrmf.similarity import unreadable_metadata
+
+    frame = pd.DataFrame([
+        {"llm": "a", "params_billions": "seven billion", "architecture": 42, "is_merged": "maybe",
+         "weight_type": "Original", "is_moe": False},
+        {"llm": "b", "params_billions": -1, "architecture": "?", "is_merged": "true", "weight_type": "Delta",
+         "is_moe": None},
+    ])
+    assert unreadable_metadata(frame) == [(0, "params_billions", "seven billion"), (0, "architecture", 42),
+                                          (0, "is_merged", "maybe")]

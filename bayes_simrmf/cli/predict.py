@@ -106,8 +106,13 @@ def _metadata_row(llms_file: str | None, llm_id: str, dataset):
 
 
 def _warn_unusable_metadata(metadata, llm_id: str) -> None:
-    """Say so when none of the fields the LLM similarity reads could be read from the new LLM's metadata."""
-    from bayes_simrmf.similarity import llm_feature_matrix
+    """Say so for each metadata value that cannot be read, and when none of the fields the LLM similarity reads
+    could be read from the new LLM's metadata."""
+    from bayes_simrmf.similarity import llm_feature_matrix, unreadable_metadata
+
+    for _, column, value in unreadable_metadata(metadata):
+        click.echo(f"warning: the metadata of {llm_id} has {column}={value!r}, which cannot be read; it is left out "
+                   "of the LLM similarity")
 
     report = llm_feature_matrix(metadata)[2]
     if report.n_usable == 0:

@@ -58,6 +58,7 @@ from bayes_simrmf.similarity.llm_features import (
     MODEL_TYPES,
     PURPOSES,
     llm_feature_matrix,
+    unreadable_metadata,
 )
 from bayes_simrmf.similarity.llm_lineage import (
     LINEAGE_WEIGHTS,
@@ -122,6 +123,7 @@ __all__ = [
     "gram_mismatch",
     "gram_mismatch_dense",
     "llm_feature_matrix",
+    "unreadable_metadata",
     "llm_lineage_matrix",
     "llm_similarity",
     "LLMSimilarityOperator",

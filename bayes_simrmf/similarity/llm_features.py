@@ -168,6 +168,34 @@ def _parse_params(value: Any) -> float | None:
     return billions * 1e9
 
 
+def unreadable_metadata(llms: pd.DataFrame) -> list[tuple[int, str, Any]]:
+    """``(row, column, value)`` of every metadata value that is present but cannot be read, so the LLM similarity
+    would drop it silently: a ``params_billions`` that is not a number, a flag (``is_merged``, ``is_moe``,
+    ``has_chat_template``) that is not a boolean, a ``weight_type`` other than Original / Adapter / Delta, an
+    ``architecture`` without a letter."""
+    readers = {"params_billions": lambda value: _parse_params(value) is not None or _is_number(value),
+               "weight_type": lambda value: _parse_weight_type(value) is not None,
+               "architecture": lambda value: (str(value).strip().casefold() in _MISSING_ARCHITECTURE_VALUES
+                                              or bool(re.search(r"[A-Za-z]", str(value))))}
+    readers.update({column: (lambda value: _parse_flag(value) is not None)
+                    for column in ("is_merged", "is_moe", "has_chat_template")})
+    found = []
+    for row, record in enumerate(llms.to_dict("records")):
+        for column, readable in readers.items():
+            value = record.get(column)
+            if column in record and not _is_missing(value) and not readable(value):
+                found.append((row, column, value))
+    return found
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _require_columns(llms: pd.DataFrame, columns: Iterable[str], purpose: str) -> None:
     if not isinstance(llms, pd.DataFrame):
         raise DataError(f"llms: expected a pandas DataFrame, got {type(llms).__name__}")
