@@ -418,3 +418,15 @@ def test_a_capped_t_and_dim_zero_are_said_as_they_are(runner, tmp_path):
     assert result.exit_code == 0, result.output
     assert "T=200 (asked 100000; capped)" in result.output and "T=100000," not in result.output
     assert "note: --dim 0 fits no latent factors" in result.output
+
+
+def test_tune_help_names_the_stages_it_runs(runner):
+    from bayes_simrmf.evaluate.tuning import DEFAULT_STAGES, PAPER_STAGES
+
+    text = " ".join(runner.invoke(main, ["tune", "--help"]).output.split())
+    words = {"dim": "d and lambda_reg", "llm_bias_scale": "LLM biases' scale", "bias_scale": "the questions'",
+             "fold_in_ridge_items": "fold-in ridge of new questions", "fold_in_ridge_llms": "of new LLMs",
+             "similarity_weight_items": "question-similarity weight", "similarity_weight_llms": "LLM-similarity weight"}
+    for stage in [*DEFAULT_STAGES["mf"], *DEFAULT_STAGES["simrmf"], *PAPER_STAGES]:
+        name = next(iter(stage["grid"]))
+        assert words[name] in text, name

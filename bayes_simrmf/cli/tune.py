@@ -38,8 +38,10 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, n
          embedding_model, similarity_energy, paper, max_steps, out, overwrite):
     """Choose hyper-parameters on validation pairs carved from the training pairs (never test pairs).
 
-    Stages: d and lambda_reg with random training pairs held out; then (simrmf/oracle) the question-similarity
-    weight with whole training questions held out, and the LLM-similarity weight with whole LLMs held out.
+    Stages, each with its winner fixed for the next: d and lambda_reg, then the LLM biases' scale, then the
+    questions' (random training pairs held out); for simrmf/oracle then the fold-in ridge of new questions (whole
+    training questions held out) and of new LLMs (whole LLMs held out). With --paper: d and lambda_reg, then the
+    question-similarity weight (questions held out) and the LLM-similarity weight (LLMs held out).
     A value chosen at a grid's edge is extended geometrically until interior or at a documented cap (each stage's
     "edges" in --out says which). Writes the chosen values and every candidate's validation scores to --out, for
     `fit --hyper`.
