@@ -256,3 +256,12 @@ def test_unreadable_metadata_is_named_by_row_column_and_value():
     ])
     assert unreadable_metadata(frame) == [(0, "params_billions", "seven billion"), (0, "architecture", 42),
                                           (0, "is_merged", "maybe")]
+
+
+def test_questions_without_text_say_what_to_do():
+    from bayes_simrmf.synthetic import make_synthetic_dataset
+
+    dataset, _ = make_synthetic_dataset(20, 30, seed_value=0)
+    dataset.items.loc[dataset.items.index[0], "text"] = None
+    with pytest.raises(DataError, match="1 item\\(s\\) have no text.*unknown_entities='drop'.*method='mf'"):
+        build_side_information(dataset, dataset.llm_ids(), dataset.item_ids(), embeddings=None)

@@ -156,7 +156,9 @@ def _item_texts(dataset: Dataset, item_ids: np.ndarray) -> list[str]:
     missing = texts.isna().to_numpy()
     if missing.any():
         examples = list(np.asarray(item_ids)[missing][:5])
-        raise DataError(f"{dataset.name}: {int(missing.sum())} item(s) have no text, e.g. {examples}")
+        raise DataError(f"{dataset.name}: {int(missing.sum())} item(s) have no text, e.g. {examples}, so they have no "
+                        "question similarity; leave them out (unknown_entities='drop'), give their texts in the items "
+                        "table, or fit without side information (method='mf')")
     return texts.astype(str).tolist()
 
 
