@@ -724,7 +724,7 @@ def test_cli_help_shows_defaults(runner):
     result = runner.invoke(data_group, ["pull", "--help"])
     assert result.exit_code == 0
     for text in ("--hub-root", "a mirror in the hub's layout", "[default: 4", "[default: bbh,gpqa,math,mmlu_pro,musr]",
-                 "--dry-run", "--models-file", "[default: 0]"):
+                 "--dry-run", "--models-file", "[default: 0;"):
         assert text.lower() in " ".join(result.output.split()).lower(), text
 
 

@@ -93,8 +93,13 @@ def test_a_dns_failure_stops_the_pull_at_once_without_retrying(tmp_path):
     with pytest.raises(HubUnreachableError, match="hub is unreachable.*--hub-root.*HF_HUB_OFFLINE=1"):
         hub.pull(tmp_path / "out", client, n_models=5, retry=policy)
     assert client.calls == 1 and sleeps == []
+    assert not (tmp_path / "out").exists()  # nothing staged: no half-made data folder for a later fit to trip on
     with pytest.raises(HubUnreachableError):
         hub.dry_run(_FailingClient(_requests_dns_error), n_models=5, retry=policy)
+    (tmp_path / "kept").mkdir()  # a folder that existed before the pull stays, empty
+    with pytest.raises(HubUnreachableError):
+        hub.pull(tmp_path / "kept", _FailingClient(_requests_dns_error), n_models=5, retry=policy)
+    assert (tmp_path / "kept").is_dir() and not any((tmp_path / "kept").iterdir())
 
 
 @pytest.mark.parametrize("status", [429, 503])

@@ -70,7 +70,10 @@ def load_dataset(
         if len(present) > 1:
             log(f"{folder.name}: using {present[0].name}; ignoring {', '.join(p.name for p in present[1:])}")
     if missing:
-        raise DataError(f"{folder.resolve()}: missing required file(s): {'; '.join(missing)}")
+        unfinished = (folder / ".pull").is_dir()
+        raise DataError(f"{folder.resolve()}: missing required file(s): {'; '.join(missing)}"
+                        + ("; it holds an unfinished pull (.pull/): run the same `bayes-simrmf data pull` again to "
+                           "resume it" if unfinished else ""))
 
     tables = {table_name: _read_table(file, table_name) for table_name, file in files.items()}
     return _build_dataset(

@@ -413,10 +413,15 @@ def pull(
         raise ConfigError(f"workers must be >= 1, got {workers}")
     started, clock = _now(), time.monotonic()
     out = check_pull_folder(out)
+    new_folder = not out.exists()
     staging, models_dir, items_path = _staging_paths(out)
     models_dir.mkdir(parents=True, exist_ok=True)
     try:
-        raw = _load_contents_cached(client, staging, retry, log)
+        try:
+            raw = _load_contents_cached(client, staging, retry, log)
+        except BaseException:
+            _remove_empty_staging(out, staging, models_dir, new_folder)
+            raise
         contents, notes = normalise_contents(raw)
         selected = select_llms(contents["llm"].tolist(), models=models, n_models=n_models, seed=seed)
         summary = PullSummary(out=str(out), source=client.describe(), benchmarks=[BENCHMARKS[k].name for k in keys],
@@ -443,6 +448,18 @@ def pull(
             f"({len(summary.skipped_llms)} skipped); see {out / SUMMARY_FILE}"
         )
     return summary
+
+
+def _remove_empty_staging(out: Path, staging: Path, models_dir: Path, new_folder: bool) -> None:
+    """Where the contents table could not be read and nothing was staged yet, leave no trace: the staging area goes,
+    and ``out`` too if this pull created it (a later ``fit --data out`` then says the folder is absent, not that
+    it lacks files)."""
+    if any(models_dir.iterdir()) or any(entry != models_dir for entry in staging.iterdir()):
+        return
+    models_dir.rmdir()
+    staging.rmdir()
+    if new_folder and not any(out.iterdir()):
+        out.rmdir()
 
 
 def _assemble(out: Path, selected: Sequence[str], keys: Sequence[str], contents: pd.DataFrame, items: _ItemsStore,
