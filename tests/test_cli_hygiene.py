@@ -141,3 +141,28 @@ def test_the_bad_inputs_doc_is_the_output_of_its_script_for_every_case(monkeypat
     rows = [line for line in doc.splitlines() if re.match(r"\| \d+ \|", line)]
     assert len(rows) == len(module.cases())
     assert not any("TRACEBACK" in row or "| 139 |" in row for row in rows)
+
+
+def test_python_names_in_messages_become_the_options_of_the_command(tmp_path):
+    from click.testing import CliRunner
+
+    from bayes_simrmf.cli import main
+    from bayes_simrmf.cli.common import _cli_wording
+
+    result = CliRunner().invoke(main, ["fit", "--n-known-llms", "100000", "--T", "20", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 1 and "error: --n-known-llms=100000 exceeds the" in result.output
+    params = [click.Option(["--n-known-llms"], type=int), click.Option(["--min-answer-share"], type=float)]
+    with click.Context(click.Command("fit", params=params)):
+        message = _cli_wording("n_known_llms=900 exceeds the 800 eligible llms; lower n_known_llms or min_answer_share")
+    assert message == ("--n-known-llms=900 exceeds the 800 eligible llms; lower --n-known-llms or --min-answer-share")
+    with click.Context(click.Command("fit", params=params)):  # a word that merely contains the name is left
+        assert _cli_wording("my_n_known_llms_x stays") == "my_n_known_llms_x stays"
+
+
+def test_min_answer_share_is_an_option_with_its_range():
+    from click.testing import CliRunner
+
+    from bayes_simrmf.cli import main
+
+    result = CliRunner().invoke(main, ["fit", "--min-answer-share", "1.5"])
+    assert result.exit_code == 2 and "--min-answer-share" in result.output and "0<x<=1" in result.output

@@ -36,6 +36,8 @@ def _cli_wording(message: str) -> str:
         if isinstance(parameter, click.Option) and long_names and parameter.name:
             pattern = rf"\b{re.escape(parameter.name)}=(['\"])([\w.-]+)\1"
             message = re.sub(pattern, lambda match: f"{long_names[0]} {match.group(2)}", message)
+            if "_" in parameter.name:  # a Python name (n_known_llms) never reads as prose: the option it is
+                message = re.sub(rf"(?<![\w-]){re.escape(parameter.name)}\b", long_names[0], message)
     return message
 
 
@@ -179,6 +181,9 @@ SPLIT_OPTIONS = _option_group(
                  help="Known items, drawn among those answered by at least a quarter of the LLMs. [default: 1000, or "
                       "2/3 of the eligible items if fewer than 1500, at most 10x the known LLMs]"),
     click.option("--seed", type=SEED, default=0, help="Seed of the split and of every fit (and of tune's validation carve)."),
+    click.option("--min-answer-share", type=click.FloatRange(0, 1, min_open=True), default=0.25, show_default=True,
+                 help="Only an LLM that answered at least this share of the items (and an item answered by at least "
+                      "this share of the LLMs) can be known; the others are always new."),
     click.option("--new-llms", type=click.Choice(NEW_LLM_CHOICES), default="random", show_default=True,
                  help="Which LLMs are new (splits C, D): a random draw (the paper), the newest by submission date "
                       "(metadata submission_date, else upload_date), or the strongest by accuracy over all answers."),

@@ -196,7 +196,8 @@ def _model_folder(out: str | None, data_name: str, method: str, T: int, seed: in
 @click.option("--baseline/--no-baseline", default=True, help="Also score MeanScore on the same split for comparison.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_friendly_errors
-def fit(data, unknown_entities, method, T, n_known_llms, n_known_items, n_test_pairs, seed, new_llms, device, paper,
+def fit(data, unknown_entities, method, T, n_known_llms, n_known_items, n_test_pairs, seed, min_answer_share, new_llms,
+        device, paper,
         alpha,
         item_groups, embeddings, embedding_model, similarity_energy, hyper, out, overwrite, save_diverged, baseline, quiet,
         **values):
@@ -233,7 +234,7 @@ def fit(data, unknown_entities, method, T, n_known_llms, n_known_items, n_test_p
     method = method or _default_method(dataset, paper)
     baseline_method = method in ("meanscore", "counting")
     protocol = Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, n_test_pairs=n_test_pairs, seed=seed,
-                        new_llms=new_llms)
+                        min_answer_share=min_answer_share, new_llms=new_llms)
     split = protocol.split(dataset, log=_say)
     click.echo(split.summary())
     _warn_empty_test_splits(split, n_test_pairs)

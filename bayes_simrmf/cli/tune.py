@@ -34,7 +34,8 @@ from bayes_simrmf.cli.common import (
 @click.option("--out", type=click.Path(dir_okay=False), default="hyper.json", help="Where to write the chosen values.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @_friendly_errors
-def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, new_llms, share, alpha, embeddings,
+def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, min_answer_share, new_llms, share, alpha,
+         embeddings,
          embedding_model, similarity_energy, paper, max_steps, out, overwrite):
     """Choose hyper-parameters on validation pairs carved from the training pairs (never test pairs).
 
@@ -63,7 +64,7 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, n
 
     dataset = _load_data(data, unknown_entities, seed)
     split = Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, seed=seed,
-                     new_llms=new_llms).split(dataset, log=_say)
+                     min_answer_share=min_answer_share, new_llms=new_llms).split(dataset, log=_say)
     train = split.pairs["train"]
     fit_kwargs = None
     if method in ("simrmf", "oracle"):
@@ -88,7 +89,8 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, n
         "chosen": {**preset, **chosen},
         "data": dataset.name,
         "data_fingerprint": dataset.fingerprint(),
-        "protocol": {"T": T, "n_known_llms": split.n_known_llms, "n_known_items": split.n_known_items, "seed": seed},
+        "protocol": {"T": T, "n_known_llms": split.n_known_llms, "n_known_items": split.n_known_items, "seed": seed,
+                     "min_answer_share": min_answer_share, "new_llms": new_llms},
         "stages": [
             {"holdout": result.holdout, "metric": result.metric, "share": result.share, "best": result.best,
              "edges": result.edges, "table": result.table.to_dict(orient="records")}
