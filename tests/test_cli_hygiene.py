@@ -157,6 +157,9 @@ def test_python_names_in_messages_become_the_options_of_the_command(tmp_path):
     assert message == ("--n-known-llms=900 exceeds the 800 eligible llms; lower --n-known-llms or --min-answer-share")
     with click.Context(click.Command("fit", params=params)):  # a word that merely contains the name is left
         assert _cli_wording("my_n_known_llms_x stays") == "my_n_known_llms_x stays"
+    with click.Context(click.Command("next-questions", params=[click.Option(["--k"], type=int)])):
+        assert _cli_wording("k must be a whole number >= 1, got 0") == "--k must be a whole number >= 1, got 0"
+        assert _cli_wording("a k must be") == "a k must be"  # only a message that starts with the name
 
 
 def test_min_answer_share_is_an_option_with_its_range():

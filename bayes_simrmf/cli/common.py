@@ -38,6 +38,8 @@ def _cli_wording(message: str) -> str:
             message = re.sub(pattern, lambda match: f"{long_names[0]} {match.group(2)}", message)
             if "_" in parameter.name:  # a Python name (n_known_llms) never reads as prose: the option it is
                 message = re.sub(rf"(?<![\w-]){re.escape(parameter.name)}\b", long_names[0], message)
+            # "k must be ...": a message about one parameter names it first
+            message = re.sub(rf"^{re.escape(parameter.name)} must be\b", f"{long_names[0]} must be", message)
     return message
 
 
