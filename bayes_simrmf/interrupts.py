@@ -26,12 +26,14 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["cleanup_on_interrupt", "deferred", "install", "installed", "written_into_place"]
+__all__ = ["cleanup_on_interrupt", "completed", "deferred", "install", "installed", "written_into_place"]
 
 _SIGNAL_NAMES = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
 _lock = threading.Lock()
 _paths: dict[int, Path] = {}
 _state = {"installed": False, "deferred": 0, "pending": None, "stopping": False}
+#: Outputs moved into place whole during this process (named in the stop line: they are complete, not removed).
+_completed: list[Path] = []
 
 
 def installed() -> bool:
@@ -70,8 +72,16 @@ def written_into_place(temporary: str | os.PathLike, path: str | os.PathLike) ->
         try:
             yield temporary
             os.replace(temporary, path)
+            completed(path)
         finally:
             temporary.unlink(missing_ok=True)
+
+
+def completed(path: str | os.PathLike) -> None:
+    """Record that ``path`` is now in place and whole, so that an interrupt after it says so instead of leaving the
+    user to wonder whether the output is complete."""
+    with _lock:
+        _completed.append(Path(path))
 
 
 @contextlib.contextmanager
@@ -121,7 +131,10 @@ def _stop(signum: int) -> None:
         sys.stdout.flush()
     name = _SIGNAL_NAMES.get(signum, f"signal {signum}")
     note = f"; removed {removed} unfinished output(s)" if removed else ""
-    line = f"\ninterrupted by {name}: stopped{note}, nothing half-written is left\n"
+    with _lock:
+        done = [str(path) for path in _completed]
+    kept = f"; {', '.join(done[-3:])} {'was' if len(done) == 1 else 'were'} written in full before it" if done else ""
+    line = f"\ninterrupted by {name}: stopped{note}{kept}, nothing half-written is left\n"
     with contextlib.suppress(OSError):
         os.write(2, line.encode())
     os._exit(code)

@@ -163,11 +163,13 @@ def _move_into_place(staging: Path, folder: Path) -> None:
     os.chmod(staging, 0o777 & ~umask)  # the permissions of any new folder
     if not folder.exists():
         os.replace(staging, folder)
+        interrupts.completed(folder)
         return
     trash = staging_name(folder, "old")
     with interrupts.cleanup_on_interrupt(trash), interrupts.deferred():
         os.replace(folder, trash)
         os.replace(staging, folder)
+        interrupts.completed(folder)
     shutil.rmtree(trash, ignore_errors=True)
 
 

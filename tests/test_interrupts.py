@@ -135,3 +135,24 @@ def test_a_signal_inside_deferred_waits_for_the_block_to_finish(tmp_path):
                             text=True, timeout=60)
     assert result.returncode == 130 and (tmp_path / "marker").read_text() == "done"
     assert "went on" not in result.stdout
+
+
+def test_a_signal_after_a_save_says_the_saved_output_is_whole(tmp_path):
+    script = textwrap.dedent("""
+        import os, signal, sys
+        from bayes_simrmf import interrupts
+        from bayes_simrmf.predict import MeanScore
+        from bayes_simrmf.saving import save_model
+
+        interrupts.install()
+        save_model(sys.argv[1], MeanScore().fit(["a"], ["x"], [1]), data_fingerprint=None)
+        print("saved to", sys.argv[1], flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+    """)
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "m")], env=_env(), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 143 and "saved to" in result.stdout
+    assert f"{tmp_path / 'm'} was written in full before it" in result.stderr
+    from bayes_simrmf.saving import load_model
+
+    assert load_model(tmp_path / "m").estimator.predict(["a"], ["x"])[0] == 1.0
