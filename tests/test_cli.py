@@ -396,7 +396,8 @@ def _plain_tables():
 
 def test_fit_takes_a_frontier_protocol_and_saves_it(runner, tmp_path):
     folder = tmp_path / "strongest"
-    result = runner.invoke(main, ["fit", *SMALL_FIT, "--new-llms", "strongest", "--out", str(folder)])
+    result = runner.invoke(main, ["fit", *SMALL_FIT, "--max-steps", "20", "--no-baseline", "--new-llms", "strongest",
+                                  "--out", str(folder)])
     assert result.exit_code == 0, result.output
     assert "new LLMs: the strongest 180" in result.output
     assert json.loads((folder / "split" / "split.json").read_text())["protocol"]["new_llms"] == "strongest"
@@ -412,11 +413,11 @@ def test_a_seed_out_of_range_is_a_usage_error_before_any_work(runner, command):
 
 
 def test_a_capped_t_and_dim_zero_are_said_as_they_are(runner, tmp_path):
-    result = runner.invoke(main, ["fit", "--method", "mf", "--T", "100000", "--dim", "0", "--n-known-llms", "120",
-                                  "--n-known-items", "200", "--max-steps", "50", "--n-test-pairs", "2000", "--quiet",
-                                  "--out", str(tmp_path / "m")])
+    result = runner.invoke(main, ["fit", "--method", "mf", "--T", "100000", "--dim", "0", "--n-known-llms", "30",
+                                  "--n-known-items", "40", "--max-steps", "20", "--n-test-pairs", "500", "--quiet",
+                                  "--no-baseline", "--out", str(tmp_path / "m")])
     assert result.exit_code == 0, result.output
-    assert "T=200 (asked 100000; capped)" in result.output and "T=100000," not in result.output
+    assert "T=40 (asked 100000; capped)" in result.output and "T=100000," not in result.output
     assert "note: --dim 0 fits no latent factors" in result.output
 
 
