@@ -256,16 +256,15 @@ def load_model(folder: str | os.PathLike, *, data_fingerprint: str | None = None
 
 def _check_files(folder: Path, config: dict) -> list[str]:
     """ModelFormatError unless the files beside config.json and state.npz are exactly those config.json records
-    in ``files_sha256``, each with its recorded sha256, apart from OS and editor debris (:data:`bayes_simrmf.outputs.DEBRIS_PATTERNS`),
-    which is ignored; the notes name what was ignored."""
+    in ``files_sha256``, each with its recorded sha256, apart from OS and editor debris
+    (:data:`bayes_simrmf.outputs.DEBRIS_PATTERNS`), which is ignored; the notes name what was ignored."""
     recorded = config.get("files_sha256")
     if not isinstance(recorded, dict):
         raise ModelFormatError(f"{folder / 'config.json'} lacks files_sha256, the hashes of split/ and metrics.json")
-    files = [path for path in sorted(folder.rglob("*")) if path.is_file()]
-    debris = [path.relative_to(folder).as_posix() for path in files if is_debris(path.relative_to(folder))]
-    present = {path.relative_to(folder).as_posix(): path for path in files
-               if path.relative_to(folder).as_posix() not in REQUIRED_FILES
-               and path.relative_to(folder).as_posix() not in debris}
+    files = {path.relative_to(folder): path for path in sorted(folder.rglob("*")) if path.is_file()}
+    debris = [relative.as_posix() for relative in files if is_debris(relative)]
+    present = {relative.as_posix(): path for relative, path in files.items()
+               if relative.as_posix() not in REQUIRED_FILES and not is_debris(relative)}
     missing = sorted(set(recorded) - set(present))
     if missing:
         raise ModelFormatError(f"{folder} is incomplete: {', '.join(missing)} recorded in config.json is missing")

@@ -7,7 +7,8 @@ Nothing is written to the model folder: new LLMs and questions are folded in in 
 
 from __future__ import annotations
 
-
+import contextlib
+import io
 from pathlib import Path
 
 import click
@@ -336,9 +337,10 @@ def predict(model_dir, llm_id, llms_file, answers_file, items_file, data, by, le
         if answers is not None and "round" in answers.columns:
             for last in [0, *sorted(answers["round"].unique())]:  # each round's estimate from a fresh copy of the model
                 so_far = answers[answers["round"] <= last] if last else None
-                saved, fresh = _load_factor_model(model_dir, "predict")
-                _fold_in_llm(saved, fresh, llm_id, llms_file=llms_file, answers=so_far, data=data,
-                             temperature=temperature, new_items=new_items)
+                with contextlib.redirect_stdout(io.StringIO()):  # its notes and warnings were printed above
+                    saved, fresh = _load_factor_model(model_dir, "predict")
+                    _fold_in_llm(saved, fresh, llm_id, llms_file=llms_file, answers=so_far, data=data,
+                                 temperature=temperature, new_items=new_items)
                 path.append((int(last), _accuracy_table(fresh, llm_id, items, labels, so_far, level=level,
                                                         n_draws=n_draws, seed=seed, by=by)))
         _write_plot(plot_file, llm_id, table, path, by=by, level=level, overwrite=overwrite)

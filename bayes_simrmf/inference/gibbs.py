@@ -581,12 +581,13 @@ def _draw_rows(key, precision: jnp.ndarray, linear: jnp.ndarray) -> jnp.ndarray:
     ``h (n, p)``, through the Cholesky factor ``P = L Lᵀ``: ``L⁻ᵀ (L⁻¹ h + ε)``."""
     chol = jnp.linalg.cholesky(precision)
     noise = jax.random.normal(key, linear.shape)
+    return jax.vmap(_draw_given_cholesky)(chol, linear, noise)
 
-    def draw(chol_row, linear_row, noise_row):
-        half = solve_triangular(chol_row, linear_row, lower=True)
-        return solve_triangular(chol_row.T, half + noise_row, lower=False)
 
-    return jax.vmap(draw)(chol, linear, noise)
+def _draw_given_cholesky(chol: jnp.ndarray, linear: jnp.ndarray, noise: jnp.ndarray) -> jnp.ndarray:
+    """``L⁻ᵀ (L⁻¹ h + ε)``: a draw from ``N(P⁻¹h, P⁻¹)`` for one row, ``P = L Lᵀ``."""
+    half = solve_triangular(chol, linear, lower=True)
+    return solve_triangular(chol.T, half + noise, lower=False)
 
 
 def _draw_side(key, precision, linear, current, similarity, weight: float, dim: int) -> jnp.ndarray:
@@ -616,9 +617,7 @@ def _draw_rows_with_potential(key, precision, linear, current, similarity, weigh
         pulled = similarity[i] @ cross - diagonal[i] * f_old  # Σ_{j≠i} c_ij f_j
         row_precision = precision[i].at[:dim, :dim].add(4.0 * weight * others)
         row_linear = linear[i].at[:dim].add(4.0 * weight * pulled)
-        chol = jnp.linalg.cholesky(row_precision)
-        half = solve_triangular(chol, row_linear, lower=True)
-        proposal = solve_triangular(chol.T, half + noise[i], lower=False)
+        proposal = _draw_given_cholesky(jnp.linalg.cholesky(row_precision), row_linear, noise[i])
         f_new = proposal[:dim]
         log_ratio = -weight * ((f_new @ f_new - diagonal[i]) ** 2 - (f_old @ f_old - diagonal[i]) ** 2)
         row = jnp.where(log_uniform[i] < log_ratio, proposal, old)

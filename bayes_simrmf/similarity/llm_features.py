@@ -173,7 +173,7 @@ def unreadable_metadata(llms: pd.DataFrame) -> list[tuple[int, str, Any]]:
     would drop it silently: a ``params_billions`` that is not a number, a flag (``is_merged``, ``is_moe``,
     ``has_chat_template``) that is not a boolean, a ``weight_type`` other than Original / Adapter / Delta, an
     ``architecture`` without a letter."""
-    readers = {"params_billions": lambda value: _parse_params(value) is not None or _is_number(value),
+    readers = {"params_billions": _is_number,  # -1 and 0 are the leaderboard's "unknown", not unreadable
                "weight_type": lambda value: _parse_weight_type(value) is not None,
                "architecture": lambda value: (str(value).strip().casefold() in _MISSING_ARCHITECTURE_VALUES
                                               or bool(re.search(r"[A-Za-z]", str(value))))}
