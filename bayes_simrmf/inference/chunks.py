@@ -28,8 +28,9 @@ def make_chunk_runner(
 ) -> ChunkRunner:
     """A function running ``length`` SVI steps from a state, compiled once per chunk length.
 
-    The arrays (layout, scores, similarity factors, item groups) enter the compiled step as arguments
-    (see :class:`~bayes_simrmf.model.SimilarityInputs`); the sizes and the model config stay static.
+    The arrays (layout, scores, similarity factors, item groups) and the model config's numbers enter the compiled
+    step as arguments (see :class:`~bayes_simrmf.model.SimilarityInputs`, :class:`~bayes_simrmf.model.ModelConfig`);
+    the sizes and the config's structure stay static, so a tuning grid's fits share one compiled program.
 
     Args:
         svi: the SVI object (model, guide, optimiser, ELBO).
@@ -40,23 +41,23 @@ def make_chunk_runner(
             minibatches from ``fold_in(batch_root_key, c)``, a stream apart from the ELBO's draws.
     """
     n_llms, n_items, layout, model_config = model_args
-    data = (layout, model_kwargs["correct"], model_kwargs["similarity"], model_kwargs["item_group"])
+    data = (layout, model_kwargs["correct"], model_kwargs["similarity"], model_kwargs["item_group"], model_config)
     n_pairs = None if batch_size is None else len(layout.llm)
 
     @functools.partial(jax.jit, static_argnums=3, donate_argnums=0)
     def run_chunk(svi_state, data, chunk_key, length):
-        chunk_layout, chunk_observed, chunk_similarity, chunk_item_group = data
+        chunk_layout, chunk_observed, chunk_similarity, chunk_item_group, chunk_config = data
 
         def one_step(step_state, _):
             return svi.update(
-                step_state, n_llms, n_items, chunk_layout, model_config,
+                step_state, n_llms, n_items, chunk_layout, chunk_config,
                 correct=chunk_observed, similarity=chunk_similarity, item_group=chunk_item_group,
             )
 
         def one_minibatch_step(step_state, step_key):
             batch_layout, batch_observed = draw_minibatch(step_key, chunk_layout, chunk_observed, batch_size)
             return svi.update(
-                step_state, n_llms, n_items, batch_layout, model_config,
+                step_state, n_llms, n_items, batch_layout, chunk_config,
                 correct=batch_observed, similarity=chunk_similarity, item_group=chunk_item_group,
                 likelihood_scale=n_pairs / batch_size,
             )

@@ -135,11 +135,11 @@ def _init_state(
     extra = {} if scale is None else {"likelihood_scale": scale}
 
     @jax.jit
-    def init(key, layout, observed, similarity, item_group):
+    def init(key, layout, observed, similarity, item_group, model_config):
         return svi.init(key, n_llms, n_items, layout, model_config, correct=observed, similarity=similarity,
                         item_group=item_group, **extra)
 
-    return init(rng_key, layout, observed, similarity, item_group)
+    return init(rng_key, layout, observed, similarity, item_group, model_config)
 
 
 def _optimise(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
+import jax
 import numpy as np
 
 from bayes_simrmf.errors import ConfigError
@@ -62,6 +63,29 @@ class ModelConfig:
             raise ConfigError("dim=0 with biases=False leaves the model with no parameters")
 
     @property
-    def factor_prior_sd(self) -> float:
-        """Prior sd of one factor entry, ``1/√(2 λ_reg)``: the Bayesian reading of the L2 term."""
-        return float(1.0 / np.sqrt(2.0 * self.lambda_reg))
+    def factor_prior_sd(self):
+        """Prior sd of one factor entry, ``1/√(2 λ_reg)``: the Bayesian reading of the L2 term (a float, or a
+        traced value inside a compiled step)."""
+        sd = (2.0 * self.lambda_reg) ** -0.5
+        return sd if isinstance(sd, jax.Array) else float(sd)
+
+
+# A pytree whose numbers are leaves and whose structure (dim, biases, groups, which scales are None) is static:
+# compiled SVI steps take the config as an argument, so fits that differ only in lambda_reg or a bias scale (a
+# tuning grid) share one compiled program. Unflattening skips validation: inside a trace the leaves are tracers.
+_NUMBERS = ("lambda_reg", "bias_scale", "bias_scale_prior", "llm_bias_scale", "intercept_prior")
+_STRUCTURE = tuple(field.name for field in fields(ModelConfig) if field.name not in _NUMBERS)
+
+
+def _flatten(config: ModelConfig):
+    return tuple(getattr(config, name) for name in _NUMBERS), tuple(getattr(config, name) for name in _STRUCTURE)
+
+
+def _unflatten(structure: tuple, numbers: tuple) -> ModelConfig:
+    config = object.__new__(ModelConfig)
+    for name, value in (*zip(_STRUCTURE, structure), *zip(_NUMBERS, numbers)):
+        object.__setattr__(config, name, value)
+    return config
+
+
+jax.tree_util.register_pytree_node(ModelConfig, _flatten, _unflatten)
