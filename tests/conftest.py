@@ -14,7 +14,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # outside the checkout, so a later run on the same machine starts warm; JAX_COMPILATION_CACHE_DIR overrides it.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bayes-simrmf-tests" / "jax"))
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 # The package sets XLA_FLAGS on import, before any test starts JAX's backend (bayes_simrmf.runtime); the CLI

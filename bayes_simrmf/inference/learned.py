@@ -22,11 +22,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from numpyro import handlers
-from numpyro.infer import SVI, Trace_ELBO
+from numpyro.infer import SVI
 from numpyro.infer.autoguide import AutoLowRankMultivariateNormal, AutoNormal
 from numpyro.infer.initialization import init_to_value
 
 from bayes_simrmf.errors import ConfigError
+from bayes_simrmf.inference.elbo import OrderedTraceELBO
 from bayes_simrmf.inference.config import InferenceConfig
 from bayes_simrmf.inference.gibbs import (
     ITEM_POPULATION_COV, ITEM_POPULATION_LOC, LLM_POPULATION_COV, LLM_POPULATION_LOC, _as_sites,
@@ -106,7 +107,7 @@ def run_learned_svi(
         guide = AutoLowRankMultivariateNormal(population_model, init_loc_fn=init_to_value(values=init),
                                               rank=config.lowrank_rank, init_scale=0.01)
     svi = SVI(population_model, guide, optax.adam(learning_rate_schedule(config, minibatch=False)),
-              loss=Trace_ELBO(num_particles=config.num_particles))
+              loss=OrderedTraceELBO(num_particles=config.num_particles))
     static = {"dim": int(dim), "biases": bool(biases), "n_item_groups": n_groups}
     data = (jnp.asarray(llm, jnp.int32), jnp.asarray(item, jnp.int32), jnp.asarray(correct, jnp.float32),
             jnp.asarray(groups))

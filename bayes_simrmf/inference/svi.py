@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from numpyro.infer import SVI, Trace_ELBO
+from numpyro.infer import SVI
 from numpyro.infer.svi import SVIState
 from numpyro.infer.util import log_density
 from tqdm.auto import tqdm
@@ -23,6 +23,7 @@ from bayes_simrmf.model import (
 )
 from bayes_simrmf.inference.checks import check_index_pairs, item_group_codes
 from bayes_simrmf.inference.chunks import ChunkRunner, chunk_lengths, make_chunk_runner
+from bayes_simrmf.inference.elbo import OrderedTraceELBO
 from bayes_simrmf.inference.config import InferenceConfig, SVIResult
 from bayes_simrmf.inference.setup import initial_values, observed_layout
 from bayes_simrmf.inference.schedule import effective_batch_size, learning_rate_schedule
@@ -111,7 +112,7 @@ def run_svi(
 def _make_svi(guide, config: InferenceConfig, batch_size: int | None) -> SVI:
     """SVI of :func:`simrmf_model` with ``guide``: Adam on the learning-rate schedule, a Trace ELBO."""
     optimizer = optax.adam(learning_rate_schedule(config, minibatch=batch_size is not None))
-    elbo = Trace_ELBO(num_particles=1 if config.guide == "delta" else config.num_particles)
+    elbo = OrderedTraceELBO(num_particles=1 if config.guide == "delta" else config.num_particles)
     return SVI(simrmf_model, guide, optimizer, loss=elbo)
 
 
