@@ -3,6 +3,8 @@ without answers, in rounds; and their one-line errors."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -44,7 +46,7 @@ def setup(runner, tmp_path_factory):
 def _table(output: str, first: str) -> pd.DataFrame:
     lines = output.splitlines()
     start = next(index for index, line in enumerate(lines) if line.split()[:1] == [first])
-    rows = [line.split() for line in lines[start + 1:] if line and not line.startswith(("...", "written"))]
+    rows = [line.split() for line in lines[start + 1:] if line and not line.startswith(("...", "written", "Monte Carlo"))]
     return pd.DataFrame(rows, columns=lines[start].split())
 
 
@@ -56,6 +58,17 @@ def test_predict_a_new_llm_from_metadata_then_with_answers(runner, setup):
     assert "new, folded in from leaderboard metadata and 0 answer(s)" in before.output
     row = _table(before.output, "benchmark").iloc[0]
     assert row["benchmark"] == "MMLU-Pro" and int(row["n_items"]) == 300 and int(row["n_answered"]) == 0
+    # The Monte Carlo error of the figures is stated, and it shrinks with more draws.
+    errors = {}
+    for n_draws in (100, 1600):
+        result = runner.invoke(main, ["predict", "--model", str(model), "--llm", "me/new-llm", "--llms",
+                                      str(folder / "new.csv"), "--n-draws", str(n_draws)])
+        found = re.search(r"Monte Carlo error \((\d+) draws, one standard error\): estimates ±([0-9.]+), interval ends "
+                          r"±([0-9.]+) at most", result.output)
+        assert found and int(found.group(1)) == n_draws, result.output
+        errors[n_draws] = (float(found.group(2)), float(found.group(3)))
+    assert 0 < errors[1600][0] < errors[100][0] / 2 and 0 < errors[1600][1] < errors[100][1] / 2, errors
+    assert errors[100][1] < (float(row["upper"]) - float(row["lower"])) / 4
     out = folder / "after.csv"
     after = runner.invoke(main, ["predict", "--model", str(model), "--llm", "me/new-llm", "--llms",
                                  str(folder / "new.csv"), "--answers", str(folder / "answers.csv"), "--out", str(out)])

@@ -243,3 +243,33 @@ def test_folded_in_draws_do_not_depend_on_the_draw_block(data, monkeypatch):
     for name in one:
         assert one[name].dtype == whole[name].dtype and np.array_equal(one[name], whole[name]), name
     assert one["llm_factors"].shape[1] == data[0].llm.nunique() + 2
+
+
+def test_draws_cover_only_the_folded_in_entities_a_query_uses(data, monkeypatch):
+    """A query draws the folded-in rows it uses, not every row the model holds; a new LLM's draws do not depend on
+    how many questions were folded in beside it (each side has its own stream)."""
+    from bayes_simrmf.predict import draws
+
+    model = _fit(data[0], guide="normal", max_steps=50)
+    model.fold_in("llm", ["new-a", "new-b"])
+    items = np.unique(data[0].item)[:40]
+    pairs = (np.full(len(items), "new-b"), items)
+    before = model.predict_group_interval(*pairs, by="llm", n_draws=30, seed=3)
+    drawn_rows = []
+    sample = draws.sample_posterior
+    monkeypatch.setattr(draws, "sample_posterior",
+                        lambda state, *args: drawn_rows.append(len(state.items)) or sample(state, *args))
+    model.fold_in("item", [f"new-item-{k}" for k in range(50)])
+    after = model.predict_group_interval(*pairs, by="llm", n_draws=30, seed=3)
+    pd.testing.assert_frame_equal(before, after)
+    assert drawn_rows == [data[0].item.nunique()]  # the 50 folded-in questions are not drawn
+    # A query that uses two of them draws those two, and gives what the whole state gives for them.
+    with_new = (np.array(["new-b", "new-a"]), np.array(["new-item-3", "new-item-7"]))
+    restricted = model.predict(*with_new, n_draws=20, seed=1)
+    assert drawn_rows[-1] == data[0].item.nunique() + 2
+    state = model._state()
+    llm_codes, item_codes = (pd.Index(state.ids(side)).get_indexer(ids) for side, ids in
+                             ((draws.LLM, with_new[0]), (draws.ITEM, with_new[1])))
+    kept, llm_kept, item_kept = draws.used_rows_only(state, llm_codes, item_codes)
+    assert list(kept.items[item_kept]) == ["new-item-3", "new-item-7"] and list(kept.llms[llm_kept]) == ["new-b", "new-a"]
+    assert np.all((restricted > 0) & (restricted < 1))

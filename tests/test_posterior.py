@@ -115,3 +115,18 @@ def test_prediction_diagnostics_point_at_the_summaries_that_did_not_mix():
     assert report["max_rhat"] == max(part["max_rhat"] for part in kinds.values())
     n_above = sum(part["n_above"] for part in kinds.values())
     assert report["share_above"] == pytest.approx(n_above / 29)
+
+
+def test_quantile_standard_error_matches_the_normal_theory_value():
+    from scipy.stats import norm
+
+    from bayes_simrmf.predict.queries import quantile_standard_error
+
+    rng = np.random.default_rng(0)
+    n, q = 2000, 0.05
+    estimates = quantile_standard_error(rng.standard_normal((n, 300)), q)
+    theory = np.sqrt(q * (1 - q) / n) / norm.pdf(norm.ppf(q))  # asymptotic sd of a sample quantile
+    assert 0.85 * theory < estimates.mean() < 1.15 * theory, (estimates.mean(), theory)
+    # It is also the spread of the quantile over repeated sets of draws.
+    spread = np.quantile(rng.standard_normal((n, 300)), q, axis=0).std()
+    assert 0.75 * spread < estimates.mean() < 1.3 * spread

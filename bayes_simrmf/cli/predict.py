@@ -213,6 +213,8 @@ def _accuracy_table(model, llm_id: str, items, labels, answers, *, level: float,
     import numpy as np
     import pandas as pd
 
+    from bayes_simrmf.predict.queries import quantile_standard_error
+
     items = np.asarray(items, dtype=str)
     given = pd.Series(dtype=float) if answers is None else answers.set_index("item")["correct"].astype(float)
     answered = np.isin(items, given.index)
@@ -234,11 +236,22 @@ def _accuracy_table(model, llm_id: str, items, labels, answers, *, level: float,
     accuracy = totals / counts
     tail = (1.0 - level) / 2.0
     n_answered = pd.Series(answered).groupby(labels).sum().reindex(names).to_numpy()
-    return pd.DataFrame({
+    table = pd.DataFrame({
         by: names, "accuracy" if by != "item" else "prob": accuracy.mean(axis=0),
         "lower": np.quantile(accuracy, tail, axis=0), "upper": np.quantile(accuracy, 1.0 - tail, axis=0),
         "n_items": counts.astype(int), "n_answered": n_answered.astype(int),
     })
+    # The largest Monte Carlo standard errors of the estimates and of the interval ends (see _monte_carlo_note).
+    ends = np.maximum(quantile_standard_error(accuracy, tail), quantile_standard_error(accuracy, 1.0 - tail))
+    table.attrs["monte_carlo"] = (n_draws, float(np.max(accuracy.std(axis=0) / np.sqrt(n_draws))), float(np.max(ends)))
+    return table
+
+
+def _monte_carlo_note(table) -> str:
+    """One line: how far the table's figures may move with another --seed (one Monte Carlo standard error)."""
+    n_draws, estimate, ends = table.attrs["monte_carlo"]
+    return (f"Monte Carlo error ({n_draws} draws, one standard error): estimates ±{estimate:.4f}, interval ends "
+            f"±{ends:.4f} at most; more --n-draws shrink it")
 
 
 def _echo_table(frame, out: str | None, show: int = 60, overwrite: bool = False) -> None:
@@ -332,6 +345,7 @@ def predict(model_dir, llm_id, llms_file, answers_file, items_file, data, by, le
         click.echo("note: the model has a delta guide, so for an LLM it was fitted on the interval holds only the "
                    "answers' Bernoulli noise, not the uncertainty of its parameters")
     _echo_table(table, out, overwrite=overwrite)
+    click.echo(_monte_carlo_note(table))
     if plot_file is not None:
         path = []
         if answers is not None and "round" in answers.columns:

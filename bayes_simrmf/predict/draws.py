@@ -24,9 +24,10 @@ def sample_posterior(state: FittedState, n_draws: int, seed: int) -> dict[str, n
     draws = state.posterior.sample(n_draws, seed)
     for name, value in state.params.items():
         draws.setdefault(name, np.broadcast_to(value, (n_draws, *np.shape(value))).astype(np.float32))
-    rng = np.random.default_rng([int(seed), 13])
     for kind, (mean, cov) in state.inductive.items():
         side = LLM if kind == LLM.kind else ITEM
+        # A stream per side: a new LLM's draws do not depend on how many questions were folded in.
+        rng = np.random.default_rng([int(seed), 13, int(side == LLM)])
         chol = psd_cholesky(cov)
         # A block of draws at a time (at openllm-v2's scale, draws x new questions x width float64 was gigabytes).
         latent = np.empty((n_draws, *mean.shape), dtype=np.float32)
@@ -36,6 +37,32 @@ def sample_posterior(state: FittedState, n_draws: int, seed: int) -> dict[str, n
             if key in draws:
                 draws[key] = np.concatenate([draws[key], part], axis=1)
     return draws
+
+
+def used_rows_only(state: FittedState, llm_codes: np.ndarray, item_codes: np.ndarray
+                   ) -> tuple[FittedState, np.ndarray, np.ndarray]:
+    """``(state, llm_codes, item_codes)`` without the folded-in entities (Gaussian posteriors) that no pair uses.
+
+    Every posterior draw draws every row of the state; a model fitted with kernel fold-in holds all the dataset's
+    new questions (openllm-v2: 17,873 of 19,873 rows), so one new LLM's scores on the fitted questions drew them all
+    (4.4 s and ~1 GB at 500 draws). Fitted rows are kept whole; a side's folded-in rows are drawn from one stream
+    in row order, so the rows kept get the whole state's draws where none of that side is dropped.
+    """
+    codes = {LLM.kind: llm_codes, ITEM.kind: item_codes}
+    for side in (LLM, ITEM):
+        if side.kind not in state.inductive:
+            continue
+        n_fitted = state.n_fitted(side)
+        side_codes = codes[side.kind]
+        folded = side_codes >= n_fitted
+        used = np.unique(side_codes[folded])
+        if len(used) == len(state.ids(side)) - n_fitted:
+            continue
+        state = state.keeping_folded_in(side, used)
+        side_codes = side_codes.copy()
+        side_codes[folded] = n_fitted + np.searchsorted(used, side_codes[folded])
+        codes[side.kind] = side_codes
+    return state, codes[LLM.kind], codes[ITEM.kind]
 
 
 def draw_points(state: FittedState, options: PredictOptions, n_draws: int, seed: int) -> list[PointModel]:

@@ -17,7 +17,7 @@ from bayes_simrmf.errors import ConfigError, NotFittedError
 from bayes_simrmf.options import UNKNOWN_POLICIES
 from bayes_simrmf.pairs import as_id_array, check_pairs
 from bayes_simrmf.inference.samples import SamplePosterior
-from bayes_simrmf.predict.draws import draw_batches, draw_points, sample_posterior
+from bayes_simrmf.predict.draws import draw_batches, draw_points, sample_posterior, used_rows_only
 from bayes_simrmf.predict.fold_in import fold_in_draws
 from bayes_simrmf.predict.point import PointModel, PredictOptions
 from bayes_simrmf.predict.population import UnknownFill, unknown_pools
@@ -61,6 +61,8 @@ class PosteriorQueries:
             point = self._point() if state is self._state() else PointModel(state, self._predict_options())
             return point.probabilities(llm_codes, item_codes, fill)
         total = np.zeros(len(llm_codes))
+        state, llm_codes, item_codes = used_rows_only(state, llm_codes, item_codes)
+        fill = UnknownFill.of(llm_codes, item_codes, pools)
         for point in draw_points(state, self._predict_options(), n_draws, seed):
             total += point.probabilities(llm_codes, item_codes, fill)
         return total / n_draws
@@ -106,6 +108,7 @@ class PosteriorQueries:
         state, llm_codes, item_codes = self._learned_population(state, llm, item, llm_codes, item_codes, llm_groups,
                                                                 item_groups)
         options = self._predict_options()
+        state, llm_codes, item_codes = used_rows_only(state, llm_codes, item_codes)
         points = draw_points(state, options, n_draws, seed)
         columns = {name: np.empty(len(llm_codes)) for name in ("prob", "sd", "lower", "upper")}
         pools = unknown_pools(state, llm, item, llm_codes, item_codes, llm_groups, item_groups)
@@ -186,6 +189,8 @@ class PosteriorQueries:
         n_groups = len(group_ids)
         options = self._predict_options()
         point = state.posterior.is_point and not state.inductive
+        if not point:
+            state, llm_codes, item_codes = used_rows_only(state, llm_codes, item_codes)
         points = [self._point()] * n_draws if point else draw_points(state, options, n_draws, seed)
         rng = np.random.default_rng(seed)
         sums = np.zeros((n_draws, n_groups))
@@ -274,6 +279,17 @@ def _check_level(level: float) -> None:
 def _check_draws(n_draws: int, batch_pairs: int) -> None:
     if n_draws < 2 or batch_pairs < 1:
         raise ConfigError(f"need n_draws >= 2 and batch_pairs >= 1, got {n_draws}, {batch_pairs}")
+
+
+def quantile_standard_error(draws: np.ndarray, q: float) -> np.ndarray:
+    """Monte Carlo standard error of the ``q`` quantile of ``draws`` over axis 0, without assuming a shape: half the
+    distance between the order statistics one binomial sd (``√(n q (1 - q))`` ranks) either side of rank ``n q``
+    (their span covers the true quantile with probability ≈ 0.68)."""
+    ordered = np.sort(draws, axis=0)
+    n = ordered.shape[0]
+    rank, spread = q * (n - 1), np.sqrt(n * q * (1.0 - q))
+    low, high = int(max(np.floor(rank - spread), 0)), int(min(np.ceil(rank + spread), n - 1))
+    return (ordered[high] - ordered[low]) / 2.0
 
 
 def _central_interval(draws: np.ndarray, level: float) -> np.ndarray:

@@ -139,6 +139,22 @@ class FittedState:
         inductive[side.kind] = (mean, cov)
         return dataclasses.replace(self, params=params, inductive=inductive, **rows_of_side)
 
+    def keeping_folded_in(self, side: Side, used: np.ndarray) -> FittedState:
+        """This state with only the folded-in rows ``used`` of ``side`` (sorted unique codes from ``n_fitted`` on,
+        each with its Gaussian in :attr:`inductive`) after its fitted rows: the rows a query needs to be drawn."""
+        n_fitted = self.n_fitted(side)
+        keep = np.concatenate([np.arange(n_fitted), used])
+        params = dict(self.params)
+        for name in (side.factors, side.bias):
+            if name in params:
+                params[name] = params[name][keep]
+        inductive = dict(self.inductive)
+        mean, cov = inductive[side.kind]
+        inductive[side.kind] = (mean[used - n_fitted], cov[used - n_fitted])
+        rows = self.ids(side)[keep]
+        return dataclasses.replace(self, params=params, inductive=inductive,
+                                   **({"llms": rows} if side == LLM else {"items": rows}))
+
     # persistence ---------------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Named arrays (the ``state.npz`` of a saved model)."""
