@@ -77,12 +77,45 @@ def is_model_folder(folder: str | os.PathLike) -> bool:
             and all(isinstance(config.get(key), str) for key in ("config_hash", "state_sha256")))
 
 
+def check_writable(target: str | os.PathLike, option: str = "--out", needed_bytes: int = 0) -> Path:
+    """ConfigError, before any work, unless ``target`` can be written: a probe file is created (and removed) in the
+    nearest folder that exists at or above the folder ``target`` goes in (missing folders are created there), and
+    its file system has ``needed_bytes`` free (with a margin of 1 MiB)."""
+    target = Path(target)
+    folder = target.parent if str(target.parent) else Path(".")
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{option} {target}: {folder} is a file, so nothing can be written under it")
+    probe = folder / f".{target.name}.probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        probe.write_bytes(b"")
+    except OSError as error:
+        raise ConfigError(f"{option} {target}: cannot write in {folder} ({error.strerror or error})") from None
+    finally:
+        probe.unlink(missing_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < needed_bytes + 2**20:
+        raise ConfigError(f"{option} {target}: the output needs about {_megabytes(needed_bytes)} and {folder} has "
+                          f"{_megabytes(free)} free; free some space or choose another {option}")
+    return target
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
+
+
+def os_error_message(error: OSError, what: str) -> str:
+    """One line for an OSError met while writing ``what``: the reason and the path, no temporary names."""
+    return f"cannot write {what}: {error.strerror or error}"
+
+
 def check_model_target(folder: str | os.PathLike, overwrite: bool, option: str = "--out") -> Path:
     """ConfigError unless ``folder`` may receive a model: absent, or (with ``overwrite``) an empty folder or a
     model folder this package wrote."""
     folder = refuse_unsafe_target(folder, option)
     if not folder.exists() and not folder.is_symlink():
-        return folder
+        return check_writable(folder, option)
     if folder.is_symlink() or not folder.is_dir():
         kind = "a symbolic link" if folder.is_symlink() else "a file"
         raise ConfigError(f"{option} {folder} is {kind}, not a model folder; choose another {option}")
@@ -96,7 +129,7 @@ def check_model_target(folder: str | os.PathLike, overwrite: bool, option: str =
             "its config.json is not one a model save writes"
         raise ConfigError(f"{option} {folder} is not a model folder written by bayes-simrmf ({held}); --overwrite "
                           f"replaces only model folders: choose another {option} or remove it yourself")
-    return folder
+    return check_writable(folder, option)
 
 
 def check_file_target(path: str | os.PathLike, overwrite: bool, option: str = "--out") -> Path:
@@ -106,7 +139,7 @@ def check_file_target(path: str | os.PathLike, overwrite: bool, option: str = "-
         raise ConfigError(f"{option} {path} is a folder; give a file name")
     if path.exists() and not overwrite:
         raise ConfigError(f"{option} {path} already exists; choose another {option} or pass --overwrite to replace it")
-    return path
+    return check_writable(path, option)
 
 
 def staging_name(target: Path, tag: str) -> Path:
@@ -164,8 +197,11 @@ def write_file(path: str | os.PathLike, write: Callable[[Path], None], *, overwr
     """Write a file through ``write(temporary_path)`` and rename it to ``path`` (checked by
     :func:`check_file_target`); the temporary file is removed on an error or an interrupt."""
     path = check_file_target(path, overwrite, option)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(path)
-    with interrupts.written_into_place(staging_name(path, "partial"), path) as temporary:
-        write(temporary)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_staging(path)
+        with interrupts.written_into_place(staging_name(path, "partial"), path) as temporary:
+            write(temporary)
+    except OSError as error:
+        raise ConfigError(f"{option} {path}: {os_error_message(error, 'the file')}") from None
     return path

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from bayes_simrmf import interrupts
-from bayes_simrmf.errors import ModelFormatError
-from bayes_simrmf.outputs import check_model_target, is_debris, remove_stale_staging, staging_name
+from bayes_simrmf.errors import ConfigError, ModelFormatError
+from bayes_simrmf.outputs import check_model_target, is_debris, os_error_message, remove_stale_staging, staging_name
 from bayes_simrmf.splits import Split
 
 FORMAT_VERSION = 3
@@ -116,16 +116,18 @@ def save_model(
     folder are removed first.
     """
     folder = check_model_target(folder, overwrite)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(folder)
     staging = staging_name(folder, "staging")
     with interrupts.cleanup_on_interrupt(staging):
         try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_staging(folder)
             staging.mkdir()
             _write_contents(staging, estimator, data_fingerprint, split, metrics, extra_config, command)
             _move_into_place(staging, folder)
-        except BaseException:
+        except BaseException as error:
             shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(error, OSError):  # a full disk or a folder made read-only meanwhile: one line, no staging name
+                raise ConfigError(f"{folder}: {os_error_message(error, 'the model folder')}; nothing was written") from None
             raise
     return folder
 

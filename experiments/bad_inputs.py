@@ -71,7 +71,8 @@ def _run(case: Case, work: Path) -> Outcome:
     out_lines = [line.strip() for line in stdout.decode(errors="replace").splitlines() if line.strip()]
     said = next((line for line in lines if line.startswith(("error:", "Error:", "warning:", "interrupted", "note:"))
                  and (case.look_for is None or case.look_for in line)),
-                out_lines[-1] if out_lines else (lines[-1] if lines else ""))
+                next((line for line in lines if case.look_for and case.look_for in line),
+                     out_lines[-1] if out_lines else (lines[-1] if lines else "")))
     if "Traceback" in text:
         said = "TRACEBACK: " + lines[-1]
     return Outcome(process.returncode, seconds, said, case.check(work))
@@ -152,6 +153,55 @@ def _long(work: Path) -> None:
     _tiny_data(work / "d", texts)
 
 
+def _factor_model(work: Path) -> None:
+    """A factor model (mf) fitted on the tiny dataset in ``d``, and a file ``new.csv`` describing a new LLM."""
+    _tiny_data(work / "d")
+    subprocess.run([sys.executable, "-m", "bayes_simrmf.cli", "fit", "--data", "d", "--method", "mf", *TINY,
+                    "--out", "model"], cwd=work, env=dict(os.environ, PYTHONPATH=str(ROOT)), check=True,
+                   capture_output=True)
+    _new_llm(work)
+
+
+def _new_llm(work: Path, **values) -> None:
+    row = {"llm": "acme/new", "params_billions": 7.0, "architecture": "x", "model_type": "chat", "base_model": "m1",
+           "is_merged": False, "is_moe": False, "weight_type": "Original", "has_chat_template": True, **values}
+    pd.DataFrame([row]).to_csv(work / "new.csv", index=False)
+
+
+def _conflicting_rows(work: Path) -> None:
+    _factor_model(work)
+    pd.DataFrame([{"llm": "acme/new", "params_billions": 7.0}, {"llm": "acme/new", "params_billions": 70.0}]).to_csv(
+        work / "new.csv", index=False)
+
+
+def _unreadable_metadata(work: Path) -> None:
+    _factor_model(work)
+    _new_llm(work, params_billions="seven billion")
+
+
+def _other_data(work: Path) -> None:
+    _factor_model(work)
+    _tiny_data(work / "other", [f"another question {j}" for j in range(40)])
+    frame = pd.read_parquet(work / "other/responses.parquet")
+    frame["correct"] = 1 - frame["correct"]
+    frame.to_parquet(work / "other/responses.parquet")
+
+
+def _debris(work: Path) -> None:
+    _model(work)
+    (work / "model/.DS_Store").write_bytes(b"\0")
+
+
+def _format_version(work: Path) -> None:
+    import json
+
+    _model(work)
+    path = work / "model/config.json"
+    config = json.loads(path.read_text())
+    config["format_version"] = 1
+    path.write_text(json.dumps(config))
+
+
 # ----------------------------------------------------------------------------- the cases
 
 
@@ -216,6 +266,25 @@ def cases() -> list[Case]:
              lambda w: (w / "f.csv").write_text("a,b\n")),
         Case("`--data` a folder that does not exist", lambda w: [*fit, "--data", "nowhere"]),
         Case("`evaluate` a folder that is not a model", lambda w: ["evaluate", "x"], _notes),
+        # issue 26
+        Case("`predict --data` a dataset other than the one the model was fitted on",
+             lambda w: ["predict", "--model", "model", "--llm", "acme/new", "--llms", "new.csv", "--data", "other"],
+             _other_data),
+        Case("`predict --llms` with two rows for the LLM that differ", lambda w: ["predict", "--model", "model", "--llm",
+             "acme/new", "--llms", "new.csv"], _conflicting_rows),
+        Case("`predict --llms` with `params_billions=\"seven billion\"`", lambda w: ["predict", "--model", "model",
+             "--llm", "acme/new", "--llms", "new.csv"], _unreadable_metadata, look_for="seven billion"),
+        Case("`predict --llm M1` (a case typo of the model's LLM m1)",
+             lambda w: ["predict", "--model", "model", "--llm", "M1"], _factor_model),
+        Case("`.DS_Store` dropped into a model folder, then `evaluate`", lambda w: ["evaluate", "model"], _debris),
+        Case("`format_version` edited to 1 in a model's config.json, then `evaluate`", lambda w: ["evaluate", "model"],
+             _format_version),
+        Case("`tune --out` where nothing can be written (/proc/hyper.json)",
+             lambda w: ["tune", "--data", "d", "--out", "/proc/hyper.json"], _tune_data),
+        Case("`fit --seed 18446744073709551616`", lambda w: [*fit, "--seed", "18446744073709551616"]),
+        Case("`fit --T 100000` on the demo data (more than the data allow)",
+             lambda w: ["fit", "--method", "meanscore", *TINY[2:], "--T", "100000"], look_for="asked 100000"),
+        Case("`fit --dim 0`", lambda w: [*fit, "--dim", "0"], look_for="dim"),
     ]
 
 

@@ -173,3 +173,70 @@ def test_a_model_folder_is_recognised_by_its_config(tmp_path):
     assert not is_model_folder(folder)
     with pytest.raises(ConfigError, match="not one a model save writes"):
         check_model_target(folder, overwrite=True)
+
+
+def _read_only(monkeypatch, folder):
+    """Make creating any file directly in ``folder`` fail as a read-only file system does (root ignores mode bits)."""
+    import errno
+    from pathlib import Path
+
+    write_bytes = Path.write_bytes
+
+    def refuse(self, data):
+        if self.parent == folder:
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", refuse)
+
+
+@pytest.mark.parametrize("command", ["fit", "tune", "predict"])
+def test_an_unwritable_out_is_refused_in_one_line_before_any_work(runner, tmp_path, monkeypatch, no_fit, command):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _read_only(monkeypatch, locked)
+    monkeypatch.setattr("bayes_simrmf.cli.common._load_data",
+                        lambda *args: (_ for _ in ()).throw(AssertionError("data loaded")))
+    arguments = {"fit": [*FIT, "--out", str(locked / "model" / "deep")], "tune": ["tune", "--out", str(locked / "h.json")],
+                 "predict": ["predict", "--model", str(tmp_path / "no-model"), "--llm", "m1", "--out",
+                             str(locked / "p.csv")]}[command]
+    result = runner.invoke(main, arguments)
+    assert result.exit_code == 1, result.output
+    assert f"cannot write in {locked} (Read-only file system)" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert list(locked.iterdir()) == []
+
+
+def test_a_full_disk_is_refused_before_the_fit_with_the_space_needed(runner, tmp_path, monkeypatch, no_fit):
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 4096, 4096))
+    result = runner.invoke(main, [*FIT, "--out", str(tmp_path / "model")])
+    assert result.exit_code == 1
+    assert "has 0.0 MiB free" in result.stderr and "the output needs about" in result.stderr
+    assert not (tmp_path / "model").exists()
+
+
+def test_a_disk_filling_up_during_a_save_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("bayes_simrmf.saving.np.savez", full)
+    with pytest.raises(ConfigError, match="cannot write the model folder: No space left on device; nothing was written"):
+        save_model(tmp_path / "m", _mean_score(), data_fingerprint=None)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("arguments", [["tune", "--out", "{locked}/h.json"], ["fit", "--out", "{locked}/model"],
+                                       ["fit", "--method", "counting", "--guide", "normal"]])
+def test_option_errors_come_before_the_heavy_imports(tmp_path, arguments):
+    locked = tmp_path / "a-file"
+    locked.write_text("not a folder")
+    program = ("import sys\nfrom bayes_simrmf.cli import main\ntry:\n    main.main(sys.argv[1:], standalone_mode=False)\n"
+               "except SystemExit as exit:\n    print('exit', exit.code)\n"
+               "print('heavy:', sorted(name for name in ('jax', 'numpyro', 'pandas') if name in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", program, *(a.format(locked=locked) for a in arguments)],
+                          capture_output=True, text=True, timeout=120)
+    assert "heavy: []" in done.stdout and "exit 1" in done.stdout and done.stderr.startswith("error: "), (done.stdout,
+                                                                                                       done.stderr)

@@ -153,6 +153,17 @@ def _evaluate(estimator, split, method: str, baseline: bool) -> dict:
     return results
 
 
+def _check_room(out: str | None, split, dim: int) -> None:
+    """ConfigError, before the fit, unless the model folder can be written and its file system has room for it: about
+    8 bytes per pair of the split and, per LLM and question, its Gaussian ((d + 1)² float64) and its ids."""
+    from bayes_simrmf.outputs import check_writable
+
+    n_pairs = sum(len(pairs) for pairs in split.pairs.values())
+    n_entities = len(split.llms) + len(split.items)
+    needed = 8 * n_pairs + n_entities * (8 * (dim + 1) ** 2 + 16 * (dim + 1) + 400)
+    check_writable(Path(out) if out else Path("models") / "new-model", "--out", needed_bytes=needed)
+
+
 def _model_folder(out: str | None, data_name: str, method: str, T: int, seed: int, overwrite: bool) -> str:
     """--out, or else a folder of its own under models/ named after the data, method, T, seed and the time (so
     re-running the same command never collides); ConfigError if it exists without --overwrite, or is not a model
@@ -208,14 +219,14 @@ def fit(data, unknown_entities, method, T, n_known_llms, n_known_items, n_test_p
       bayes-simrmf fit --data ../shared/data/openllm-v2-mmlupro-math \\
           --T 300 --guide delta --method mf --dim 8 --seed 0 --out models/mmlupro-mf
     """
+    guide = values["guide"]
+    # Option errors first, before the heavy imports (JAX and the estimators take seconds).
+    _check_fit_options(method=method, guide=guide, paper=paper, out=out, overwrite=overwrite)
     from bayes_simrmf.predict import PAPER_FORM, GroupAccuracy, SimRMF, make_estimator
     from bayes_simrmf.evaluate import fit_on_split, format_metrics
     from bayes_simrmf.saving import save_model
     from bayes_simrmf.similarity import report_summary
     from bayes_simrmf.splits import Protocol
-
-    guide = values["guide"]
-    _check_fit_options(method=method, guide=guide, paper=paper, out=out, overwrite=overwrite)
     factor = {**cli_params(SimRMFParams, values), "seed": seed, "progress": not quiet}
     if paper:
         factor.update({key: value for key, value in PAPER_FORM.items() if key != "method"})
@@ -238,6 +249,7 @@ def fit(data, unknown_entities, method, T, n_known_llms, n_known_items, n_test_p
     split = protocol.split(dataset, log=_say)
     click.echo(split.summary())
     _warn_empty_test_splits(split, n_test_pairs)
+    _check_room(out, split, factor.get("dim", 0))
     options = (cli_params(CountingParams, values) if method == "counting" else {} if baseline_method else
                {**factor, **(_read_hyper(hyper, method, paper) if hyper is not None else {})})
     side = _side_information(method, dataset, split, alpha=alpha, embeddings=embeddings,

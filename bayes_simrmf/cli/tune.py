@@ -54,13 +54,14 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, m
     """
     from bayes_simrmf.errors import ConfigError
     from bayes_simrmf.outputs import check_file_target, write_file
-    from bayes_simrmf.predict import PAPER_FORM, make_estimator
-    from bayes_simrmf.splits import Protocol
-    from bayes_simrmf.evaluate.tuning import DEFAULT_STAGES, PAPER_STAGES, staged_search
 
+    # Option errors first, before the heavy imports (JAX and the estimators take seconds).
     if paper and method not in ("simrmf", "oracle"):
         raise ConfigError(f"--paper applies to --method simrmf or oracle, not {method}")
     check_file_target(out, overwrite)
+    from bayes_simrmf.predict import PAPER_FORM, make_estimator
+    from bayes_simrmf.splits import Protocol
+    from bayes_simrmf.evaluate.tuning import DEFAULT_STAGES, PAPER_STAGES, staged_search
 
     dataset = _load_data(data, unknown_entities, seed)
     split = Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, seed=seed,
