@@ -242,6 +242,29 @@ def test_other_data_than_the_model_was_fitted_on_is_refused(runner, setup):
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.parametrize("table", ["llms", "items"])
+def test_a_copy_of_the_data_with_edited_metadata_is_refused_naming_the_table(runner, setup, tmp_path, table):
+    import shutil
+
+    folder, model, _ = setup
+    copy = tmp_path / "copy"
+    shutil.copytree(DATA, copy)
+    args = ["predict", "--model", str(model), "--llm", "me/new-llm", "--llms", str(folder / "new.csv"), "--n-draws", "50"]
+    # Rows in another order are the same tables.
+    frame = pd.read_parquet(copy / f"{table}.parquet")
+    frame.iloc[::-1].to_parquet(copy / f"{table}.parquet", index=False)
+    result = runner.invoke(main, [*args, "--data", str(copy)])
+    assert result.exit_code == 0, result.output
+    if table == "llms":
+        frame.loc[frame.index[3], "params_billions"] = frame["params_billions"].iloc[3] * 2 + 1
+    else:
+        frame.loc[frame.index[3], "text"] = frame["text"].iloc[3] + " (edited)"
+    frame.to_parquet(copy / f"{table}.parquet", index=False)
+    result = runner.invoke(main, [*args, "--data", str(copy)])
+    assert result.exit_code == 1 and f"has the answers the model was fitted on, but its {table} table differs" in \
+        result.output, result.output
+
+
 def test_a_mistyped_known_llm_gets_a_did_you_mean(runner, setup):
     folder, model, _ = setup
     known = str(load_model(model).estimator.llms_[0])

@@ -101,8 +101,16 @@ def _new_llms(frame, model, dataset, path: str):
     )
 
 
-@lru_cache(maxsize=2)
 def _dataset_at(folder: str, unknown_entities: str):
+    """The dataset in ``folder``, loaded once per state of its files (a command in the same process, e.g. a test or
+    a notebook calling the CLI, gets it again only when the files are unchanged)."""
+    stamps = tuple(sorted((entry.name, entry.stat().st_mtime_ns, entry.stat().st_size)
+                          for entry in Path(folder).iterdir() if entry.is_file()))
+    return _load_dataset_at(folder, unknown_entities, stamps)
+
+
+@lru_cache(maxsize=2)
+def _load_dataset_at(folder: str, unknown_entities: str, stamps: tuple):
     from bayes_simrmf.data import load_dataset
 
     return load_dataset(folder, unknown_entities=unknown_entities, log=None)
@@ -132,13 +140,21 @@ def _check_fitted_data(dataset, saved, folder: str, *, given: bool) -> None:
     without one is not checked): texts and metadata of other data would fold new entities in silently wrong."""
     from bayes_simrmf.errors import ConfigError
 
-    recorded = saved.config.get("data_fingerprint")
-    if recorded is None or dataset.fingerprint() == recorded:
-        return
     name = saved.config.get("extra", {}).get("data") or "not recorded"
     where = f"--data {folder}" if given else f"the data folder {folder} (found from the model's record)"
-    raise ConfigError(f"{where} is not the data the model was fitted on ({name}): its fingerprint differs from the "
-                      "one the model recorded; pass the folder the model was fitted on with --data DIR")
+    recorded = saved.config.get("data_fingerprint")
+    if recorded is not None and dataset.fingerprint() != recorded:
+        raise ConfigError(f"{where} is not the data the model was fitted on ({name}): its fingerprint differs from the "
+                          "one the model recorded; pass the folder the model was fitted on with --data DIR")
+    tables = saved.config.get("extra", {}).get("metadata_fingerprints") or {}  # models saved before they were recorded
+    found = dataset.metadata_fingerprints() if tables else {}
+    differ = [name for name in ("llms", "items") if name in tables and found.get(name) != tables[name]]
+    if differ:
+        columns = {"llms": "LLM metadata", "items": "question texts or labels"}
+        raise ConfigError(f"{where} has the answers the model was fitted on, but its {' and its '.join(differ)} table"
+                          f"{'s differ' if len(differ) > 1 else ' differs'} from the one the model recorded "
+                          f"({', '.join(columns[name] for name in differ)} edited?); new entities would be folded in "
+                          "against other metadata: pass the folder the model was fitted on with --data DIR")
 
 
 def _fitted_dataset(data: str | None, saved, what: str):

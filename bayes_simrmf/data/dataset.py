@@ -165,6 +165,20 @@ class Dataset:
             self._fingerprint.append(digest.hexdigest()[:16])
         return self._fingerprint[0]
 
+    def metadata_fingerprints(self) -> dict[str, str]:
+        """``{"llms": ..., "items": ...}``: a hash of each metadata table (every column, every row, in id order; 16
+        hex characters of sha256), which :meth:`fingerprint` leaves out. A model records them, so a command that
+        folds new entities in from another copy of the data (edited metadata or texts) can say which table differs.
+        """
+        hashes = {}
+        for name, table, key in (("llms", self.llms, "llm"), ("items", self.items, "item")):
+            frame = table.assign(**{key: table[key].astype(str)}).sort_values(key, kind="stable")
+            frame = frame[sorted(frame.columns, key=str)].astype(str).reset_index(drop=True)
+            digest = hashlib.sha256("\0".join(map(str, frame.columns)).encode("utf-8"))
+            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().astype("<u8").tobytes())
+            hashes[name] = digest.hexdigest()[:16]
+        return hashes
+
     def summary(self) -> str:
         """One short paragraph: sizes, observed pairs, density, mean correct, benchmarks."""
         llm_idx, item_idx, _ = self._codes
