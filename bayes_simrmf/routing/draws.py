@@ -7,6 +7,7 @@ import pandas as pd
 
 from bayes_simrmf.errors import ConfigError, NotFittedError
 from bayes_simrmf.predict import encode_ids
+from bayes_simrmf.predict.draws import sample_posterior, used_rows_only
 from bayes_simrmf.predict.sides import side_of
 from bayes_simrmf.pairs import check_pairs as _check_pairs
 from bayes_simrmf.model import (
@@ -48,8 +49,10 @@ def _entity_codes(model, kind: str, ids: np.ndarray) -> np.ndarray:
 
 
 def _sample_rows(model, n_draws: int, seed: int, item_codes: np.ndarray, llm_codes: np.ndarray):
-    """Posterior draws restricted to the rows needed: ``(draws, item_rows, llm_rows)`` with the codes re-mapped."""
-    sampled = model.sample_posterior(n_draws, seed)
+    """Posterior draws restricted to the rows needed: ``(draws, item_rows, llm_rows)`` with the codes re-mapped (the
+    folded-in rows no pair uses are not drawn at all, as in ``predict_interval``)."""
+    state, llm_codes, item_codes = used_rows_only(model.fitted_, llm_codes, item_codes)
+    sampled = sample_posterior(state, n_draws, seed)
     items, item_rows = np.unique(item_codes, return_inverse=True)
     llms, llm_rows = np.unique(llm_codes, return_inverse=True)
     kept = {INTERCEPT: sampled[INTERCEPT]} if INTERCEPT in sampled else {}
