@@ -14,11 +14,14 @@ nbclient = pytest.importorskip("nbclient")
 
 from bayes_simrmf.data import shared_dataset_path  # noqa: E402
 from bayes_simrmf.errors import DataError  # noqa: E402
+from step_cap import step_cap_code  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "experiments" / "notebooks"
 NOTEBOOK = NOTEBOOKS / "diagnostics.ipynb"
 ROUTING_NOTEBOOK = NOTEBOOKS / "routing.ipynb"
+#: SVI steps each notebook fit may take here (they ask for 1,000 and 2,000), and pairs to_inference_data converts.
+STEP_CAP, PAIR_CAP = 600, 100_000
 
 
 def _summary_output(notebook) -> dict:
@@ -43,6 +46,8 @@ def _executed_summary(path: Path, monkeypatch) -> dict:
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     notebook = nbformat.read(path, as_version=4)
+    # The fits capped as in the README-examples test (tests/step_cap.py): the notebook's cells run as written.
+    notebook.cells.insert(0, nbformat.v4.new_code_cell(step_cap_code(STEP_CAP, PAIR_CAP)))
     client = nbclient.NotebookClient(
         notebook, kernel_name="python3", timeout=900, resources={"metadata": {"path": str(path.parent)}}
     )

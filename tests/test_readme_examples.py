@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bayes_simrmf.data import default_data_dir
+from step_cap import step_cap_code
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,21 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 STEP_CAP = 500
 #: Pairs the ArviZ example may convert here (the README's 100,000): PSIS-LOO over them was 39 s of the test's 65 s.
 PAIR_CAP = 10_000
-#: Prepended to the examples in the test only: every SimRMF fit stops after STEP_CAP steps, and
-#: ``to_inference_data`` subsamples at most PAIR_CAP pairs.
-PREAMBLE = f"""
-import bayes_simrmf
-import bayes_simrmf.predict.estimator as _estimator
-_fit = _estimator.SimRMF.fit
-def _capped_fit(self, *args, **kwargs):
-    self.max_steps = min(int(self.max_steps), {STEP_CAP})
-    return _fit(self, *args, **kwargs)
-_estimator.SimRMF.fit = _capped_fit
-_to_inference_data = bayes_simrmf.to_inference_data
-def _capped_to_inference_data(*args, max_pairs=None, **kwargs):
-    return _to_inference_data(*args, max_pairs=min(max_pairs or {PAIR_CAP}, {PAIR_CAP}), **kwargs)
-bayes_simrmf.to_inference_data = _capped_to_inference_data
-"""
+#: Prepended to the examples in the test only (see tests/step_cap.py).
+PREAMBLE = step_cap_code(STEP_CAP, PAIR_CAP)
 
 
 def readme_script() -> str:
