@@ -282,3 +282,15 @@ def test_unreadable_metadata_values_are_warned_one_by_one(runner, setup, tmp_pat
     assert result.exit_code == 0, result.output
     assert "has params_billions='seven billion', which cannot be read" in result.output
     assert "has is_merged='maybe', which cannot be read" in result.output
+
+
+def test_a_metadata_file_with_some_columns_folds_in_with_the_others_unknown(runner, setup, tmp_path):
+    folder, model, _ = setup
+    row = pd.read_csv(folder / "new.csv")[["llm", "params_billions", "architecture"]]
+    row.to_csv(tmp_path / "few.csv", index=False)
+    result = runner.invoke(main, ["predict", "--model", str(model), "--llm", "me/new-llm", "--llms",
+                                  str(tmp_path / "few.csv"), "--n-draws", "50"])
+    assert result.exit_code == 0, result.output
+    note = next(line for line in result.output.splitlines() if line.startswith("note: --llms"))
+    assert "has no column(s)" in note and "model_type" in note and "params_billions" not in note
+    assert "new, folded in from leaderboard metadata" in result.output

@@ -75,6 +75,18 @@ def _items_file(path: str, model):
     return ids, new_items
 
 
+def _with_dataset_columns(rows, dataset, where: str):
+    """``rows`` of new LLMs' metadata with every column of the dataset's llms table that they lack added as unknown
+    (a note names them): a user's file may carry only some of the leaderboard's fields."""
+    if dataset is None:
+        return rows
+    missing = [column for column in dataset.llms.columns if column not in rows.columns]
+    if missing:
+        click.echo(f"note: {where} has no column(s) {', '.join(missing)}: unknown for its LLM(s)")
+        rows = rows.assign(**{column: None for column in missing})
+    return rows
+
+
 def _new_llms(frame, model, dataset, path: str):
     """Rows of the candidates the model does not hold, with metadata from the --llms file's own columns
     (beyond llm and cost) or else from the dataset's llms table."""
@@ -88,7 +100,8 @@ def _new_llms(frame, model, dataset, path: str):
         return None
     metadata_columns = [column for column in frame.columns if column not in ("llm", "cost")]
     if metadata_columns:
-        return frame.loc[new, ["llm", *metadata_columns]].assign(llm=ids[new].to_numpy()).reset_index(drop=True)
+        rows = frame.loc[new, ["llm", *metadata_columns]].assign(llm=ids[new].to_numpy()).reset_index(drop=True)
+        return _with_dataset_columns(rows, dataset, f"--llms {path}")
     if dataset is not None:
         known = dataset.llms.assign(llm=dataset.llms["llm"].astype(str)).set_index("llm")
         found = ids[new][ids[new].isin(known.index)]

@@ -21,6 +21,7 @@ from bayes_simrmf.cli.entities import (
     _items_file,
     _optional_dataset,
     _read_table_file,
+    _with_dataset_columns,
     _write_table,
     OVERWRITE_TABLE_OPTION,
 )
@@ -100,7 +101,7 @@ def _metadata_row(llms_file: str | None, llm_id: str, dataset):
             if differ:
                 raise ConfigError(f"--llms {llms_file}: {len(rows)} rows have llm {llm_id!r} and they differ in "
                                   f"{', '.join(differ[:5])}; keep one row per LLM")
-        return rows.head(1)
+        return _with_dataset_columns(rows.head(1), dataset, f"--llms {llms_file}")
     if dataset is not None and llm_id in set(dataset.llm_ids()):
         return dataset.llms[dataset.llms["llm"].astype(str) == llm_id].reset_index(drop=True)
     return None
