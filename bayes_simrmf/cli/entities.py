@@ -161,12 +161,12 @@ def _check_fitted_data(dataset, saved, folder: str, *, given: bool) -> None:
                           "one the model recorded; pass the folder the model was fitted on with --data DIR")
     tables = saved.config.get("extra", {}).get("metadata_fingerprints") or {}  # models saved before they were recorded
     found = dataset.metadata_fingerprints() if tables else {}
-    differ = [name for name in ("llms", "items") if name in tables and found.get(name) != tables[name]]
+    differ = [table for table in ("llms", "items") if table in tables and found.get(table) != tables[table]]
     if differ:
-        columns = {"llms": "LLM metadata", "items": "question texts or labels"}
+        contents = {"llms": "LLM metadata", "items": "question texts or labels"}
         raise ConfigError(f"{where} has the answers the model was fitted on, but its {' and its '.join(differ)} table"
                           f"{'s differ' if len(differ) > 1 else ' differs'} from the one the model recorded "
-                          f"({', '.join(columns[name] for name in differ)} edited?); new entities would be folded in "
+                          f"({', '.join(contents[table] for table in differ)} edited?); new entities would be folded in "
                           "against other metadata: pass the folder the model was fitted on with --data DIR")
 
 

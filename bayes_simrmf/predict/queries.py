@@ -56,10 +56,9 @@ class PosteriorQueries:
         if n_draws < 0:
             raise ConfigError(f"n_draws must be >= 0, got {n_draws}")
         pools = unknown_pools(state, llm, item, llm_codes, item_codes, llm_groups, item_groups)
-        fill = UnknownFill.of(llm_codes, item_codes, pools)
         if n_draws == 0 or state.posterior.is_point:
             point = self._point() if state is self._state() else PointModel(state, self._predict_options())
-            return point.probabilities(llm_codes, item_codes, fill)
+            return point.probabilities(llm_codes, item_codes, UnknownFill.of(llm_codes, item_codes, pools))
         total = np.zeros(len(llm_codes))
         state, llm_codes, item_codes = used_rows_only(state, llm_codes, item_codes)
         fill = UnknownFill.of(llm_codes, item_codes, pools)
@@ -189,8 +188,7 @@ class PosteriorQueries:
         n_groups = len(group_ids)
         options = self._predict_options()
         point = state.posterior.is_point and not state.inductive
-        if not point:
-            state, llm_codes, item_codes = used_rows_only(state, llm_codes, item_codes)
+        state, llm_codes, item_codes = used_rows_only(state, llm_codes, item_codes)  # a no-op for a point
         points = [self._point()] * n_draws if point else draw_points(state, options, n_draws, seed)
         rng = np.random.default_rng(seed)
         sums = np.zeros((n_draws, n_groups))
