@@ -26,6 +26,7 @@ import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -87,15 +88,20 @@ def _versions() -> dict[str, str]:
 
 @dataclass
 class SavedModel:
-    """What :func:`load_model` returns."""
+    """What :func:`load_model` returns. ``split`` is read from ``split/`` on first use (its files were checked
+    against their hashes at load): most commands never need its million pairs."""
 
     estimator: Any
     config: dict
-    split: Split | None
     metrics: dict | None
     provenance: dict
     folder: Path
     notes: list[str] = field(default_factory=list)
+
+    @cached_property
+    def split(self) -> Split | None:
+        """The saved train/test split, None for a folder without one."""
+        return Split.load(self.folder / "split") if (self.folder / "split").is_dir() else None
 
 
 def save_model(
@@ -250,10 +256,9 @@ def load_model(folder: str | os.PathLike, *, data_fingerprint: str | None = None
             f"{folder / 'state.npz'} lacks the array {error.args[0]!r} that a {method!r} model needs "
             f"(arrays present: {sorted(state)})"
         ) from None
-    split = Split.load(folder / "split") if (folder / "split").is_dir() else None
     metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else None
     provenance = json.loads((folder / "provenance.json").read_text()) if (folder / "provenance.json").is_file() else {}
-    return SavedModel(estimator, config, split, metrics, provenance, folder, notes)
+    return SavedModel(estimator, config, metrics, provenance, folder, notes)
 
 
 def _check_files(folder: Path, config: dict) -> list[str]:

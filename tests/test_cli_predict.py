@@ -294,3 +294,33 @@ def test_a_metadata_file_with_some_columns_folds_in_with_the_others_unknown(runn
     note = next(line for line in result.output.splitlines() if line.startswith("note: --llms"))
     assert "has no column(s)" in note and "model_type" in note and "params_billions" not in note
     assert "new, folded in from leaderboard metadata" in result.output
+
+
+def test_a_new_llm_reads_only_the_llms_table_where_the_responses_file_is_the_fitted_one(runner, setup, tmp_path,
+                                                                                          monkeypatch):
+    import importlib
+    import shutil
+
+    folder, model, _ = setup
+    entities = importlib.import_module("bayes_simrmf.cli.entities")
+    original, read = entities._load_dataset_at.__wrapped__, []
+
+    def spy(data, policy, tables, stamps):
+        read.append(tables)
+        return original(data, policy, tables, stamps)
+
+    monkeypatch.setattr(entities, "_load_dataset_at", spy)
+    args = ["predict", "--model", str(model), "--llm", "me/new-llm", "--llms", str(folder / "new.csv"), "--by", "item",
+            "--n-draws", "50"]
+    fast = runner.invoke(main, [*args, "--data", str(DATA)])
+    assert fast.exit_code == 0 and read == [("llms",)], (fast.output, read)
+    # The same responses written with other bytes: read in full, checked against the model's fingerprint, and the
+    # figures are the same.
+    copy = tmp_path / "copy"
+    shutil.copytree(DATA, copy)
+    pd.read_parquet(copy / "responses.parquet").to_parquet(copy / "responses.parquet", index=False, compression="gzip")
+    read.clear()
+    full = runner.invoke(main, [*args, "--data", str(copy)])
+    assert full.exit_code == 0 and read == [("responses", "items", "llms")], (full.output, read)
+    assert _table(full.output, "item").equals(_table(fast.output, "item"))
+    assert load_model(model).config["extra"]["responses_digest"]

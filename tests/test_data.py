@@ -546,3 +546,54 @@ def test_load_real_mmlupro_math() -> None:
     llm_idx, item_idx, _ = dataset.codes()
     assert llm_idx.max() == 754 and item_idx.max() == 1350
     assert dataset.fingerprint() == load_dataset(path, log=None).fingerprint()
+
+
+# ----------------------------------------------------------------------------- side tables alone
+
+
+@pytest.mark.parametrize("tables", [("items", "llms"), ("llms",)])
+def test_side_tables_alone_match_the_full_load(tmp_path: Path, fmt: str, tables: tuple[str, ...]) -> None:
+    folder = write_dataset(tmp_path / "d", fmt)
+    full = load_dataset(folder, log=None)
+    side = load_dataset(folder, log=None, tables=tables)
+    assert side.tables == tables and side.n_responses == 0 and len(side.responses) == 0
+    pd.testing.assert_frame_equal(side.llms, full.llms)
+    assert list(side.llm_ids()) == list(full.llm_ids())
+    if "items" in tables:
+        pd.testing.assert_frame_equal(side.items, full.items)
+    else:
+        assert side.n_items == 0
+    # The side tables' hashes are those of the full load, for the tables read.
+    assert side.metadata_fingerprints() == {name: value for name, value in full.metadata_fingerprints().items()
+                                            if name in tables}
+    with pytest.raises(DataError, match="loaded without its responses"):
+        side.fingerprint()
+    # A new LLM can still be added to it (what folding in does).
+    extended = side.with_entities(llms=pd.DataFrame({"llm": ["m-new"], "params_billions": [3.0]}))
+    assert extended.tables == tables and "m-new" in set(extended.llm_ids())
+
+
+@pytest.mark.parametrize("tables", [("responses", "llms"), ("items",), ()])
+def test_other_table_choices_are_refused(tmp_path: Path, tables: tuple[str, ...]) -> None:
+    with pytest.raises(ConfigError, match="tables must hold 'llms'"):
+        load_dataset(write_dataset(tmp_path / "d", "parquet"), log=None, tables=tables)
+
+
+def test_a_dataset_built_by_hand_must_match_its_tables() -> None:
+    full = from_frames(good_responses(), good_items(), good_llms(), log=None)
+    with pytest.raises(DataError, match="responses was not read"):
+        Dataset(responses=full.responses, items=full.items, llms=full.llms, tables=("items", "llms"))
+
+
+def test_responses_digest_follows_the_bytes_of_the_responses_file(tmp_path: Path) -> None:
+    from bayes_simrmf.data import responses_digest
+
+    first = responses_digest(write_dataset(tmp_path / "a", "parquet"))
+    assert re.fullmatch(r"[0-9a-f]{16}", first)
+    assert responses_digest(write_dataset(tmp_path / "b", "parquet")) == first  # same bytes
+    assert responses_digest(write_dataset(tmp_path / "c", "parquet", items=good_items().assign(text="x"))) == first
+    flipped = good_responses()
+    flipped.loc[0, "correct"] = 1 - flipped.loc[0, "correct"]
+    assert responses_digest(write_dataset(tmp_path / "d", "parquet", responses=flipped)) != first
+    with pytest.raises(DataError, match="missing required file"):
+        responses_digest(write_dataset(tmp_path / "e", "parquet", skip=("responses",)))

@@ -90,6 +90,16 @@ def test_save_load_round_trip_gives_identical_predictions(saved, fitted):
     assert "numpyro" in loaded.provenance and "jax" in loaded.provenance
 
 
+def test_the_split_is_read_on_first_use_only(saved, monkeypatch):
+    calls = []
+    original = Split.load
+    monkeypatch.setattr(Split, "load", staticmethod(lambda folder: calls.append(folder) or original(folder)))
+    loaded = load_model(saved)
+    assert calls == []  # a prediction never pays for the split's pairs
+    assert loaded.split.protocol.T == 60 and loaded.split is loaded.split
+    assert calls == [saved / "split"]
+
+
 def test_mean_score_round_trip(tmp_path):
     estimator = MeanScore().fit(["a", "b", "c"], ["x", "x", "y"], [1, 0, 0])
     folder = save_model(tmp_path / "mean", estimator, data_fingerprint=None)

@@ -114,24 +114,42 @@ def _new_llms(frame, model, dataset, path: str):
     )
 
 
-def _dataset_at(folder: str, unknown_entities: str):
-    """The dataset in ``folder``, loaded once per state of its files (a command in the same process, e.g. a test or
-    a notebook calling the CLI, gets it again only when the files are unchanged)."""
+def _dataset_at(folder: str, unknown_entities: str, tables: tuple[str, ...] = ("responses", "items", "llms")):
+    """The ``tables`` of the dataset in ``folder``, loaded once per state of its files (a command in the same
+    process, e.g. a test or a notebook calling the CLI, gets it again only when the files are unchanged)."""
     stamps = tuple(sorted((entry.name, entry.stat().st_mtime_ns, entry.stat().st_size)
                           for entry in Path(folder).iterdir() if entry.is_file()))
-    return _load_dataset_at(folder, unknown_entities, stamps)
+    return _load_dataset_at(folder, unknown_entities, tables, stamps)
 
 
 @lru_cache(maxsize=2)
-def _load_dataset_at(folder: str, unknown_entities: str, stamps: tuple):
+def _load_dataset_at(folder: str, unknown_entities: str, tables: tuple[str, ...], stamps: tuple):
     from bayes_simrmf.data import load_dataset
 
-    return load_dataset(folder, unknown_entities=unknown_entities, log=None)
+    return load_dataset(folder, unknown_entities=unknown_entities, log=None, tables=tables)
 
 
-def _optional_dataset(data: str | None, saved):
+def _same_responses(folder: str, saved) -> bool:
+    """Whether ``folder``'s responses file is byte for byte the one the model was fitted on (its digest is
+    recorded) under a policy that leaves the side tables as they are: then the side tables alone are loaded."""
+    from bayes_simrmf.data import responses_digest
+    from bayes_simrmf.errors import DataError
+
+    extra = saved.config.get("extra", {})
+    recorded = extra.get("responses_digest")
+    if not recorded or extra.get("unknown_entities", "error") not in ("error", "drop"):
+        return False
+    try:
+        return responses_digest(folder) == recorded
+    except (DataError, OSError):  # the full load says what is wrong with the folder
+        return False
+
+
+def _optional_dataset(data: str | None, saved, *, items: bool = True):
     """The dataset the model was fitted on: --data, else the folder its config records, else the shared data
-    folder of that name; None where none of them is a folder (--data that is not a folder is refused)."""
+    folder of that name; None where none of them is a folder (--data that is not a folder is refused). Where the
+    folder's responses file is the one the model was fitted on, only its side tables are read (all that folding
+    new entities in uses): the llms table, and the items table with ``items``."""
     from bayes_simrmf.data import default_data_dir
     from bayes_simrmf.errors import ConfigError
 
@@ -140,7 +158,9 @@ def _optional_dataset(data: str | None, saved):
     name = extra.get("data") or ""
     for candidate in ([data] if data else [recorded, str(default_data_dir() / name) if name else ""]):
         if candidate and Path(candidate).is_dir():
-            dataset = _dataset_at(str(candidate), extra.get("unknown_entities", "error"))
+            side = ("items", "llms") if items else ("llms",)
+            tables = side if _same_responses(str(candidate), saved) else ("responses", "items", "llms")
+            dataset = _dataset_at(str(candidate), extra.get("unknown_entities", "error"), tables)
             _check_fitted_data(dataset, saved, candidate, given=bool(data))
             return dataset
     if data:
@@ -150,18 +170,19 @@ def _optional_dataset(data: str | None, saved):
 
 def _check_fitted_data(dataset, saved, folder: str, *, given: bool) -> None:
     """ConfigError unless ``dataset`` has the fingerprint the model recorded for the data it was fitted on (a model
-    without one is not checked): texts and metadata of other data would fold new entities in silently wrong."""
+    without one is not checked; side tables alone were loaded only where the responses file matched the model's
+    record): texts and metadata of other data would fold new entities in silently wrong."""
     from bayes_simrmf.errors import ConfigError
 
     name = saved.config.get("extra", {}).get("data") or "not recorded"
     where = f"--data {folder}" if given else f"the data folder {folder} (found from the model's record)"
     recorded = saved.config.get("data_fingerprint")
-    if recorded is not None and dataset.fingerprint() != recorded:
+    if recorded is not None and "responses" in dataset.tables and dataset.fingerprint() != recorded:
         raise ConfigError(f"{where} is not the data the model was fitted on ({name}): its fingerprint differs from the "
                           "one the model recorded; pass the folder the model was fitted on with --data DIR")
     tables = saved.config.get("extra", {}).get("metadata_fingerprints") or {}  # models saved before they were recorded
     found = dataset.metadata_fingerprints() if tables else {}
-    differ = [table for table in ("llms", "items") if table in tables and found.get(table) != tables[table]]
+    differ = [table for table in ("llms", "items") if table in tables and table in found and found[table] != tables[table]]
     if differ:
         contents = {"llms": "LLM metadata", "items": "question texts or labels"}
         raise ConfigError(f"{where} has the answers the model was fitted on, but its {' and its '.join(differ)} table"
@@ -170,10 +191,10 @@ def _check_fitted_data(dataset, saved, folder: str, *, given: bool) -> None:
                           "against other metadata: pass the folder the model was fitted on with --data DIR")
 
 
-def _fitted_dataset(data: str | None, saved, what: str):
+def _fitted_dataset(data: str | None, saved, what: str, *, items: bool = True):
     """:func:`_optional_dataset`, refusing its absence: ``what`` (e.g. "3 question(s) ... are") is not in the
     model and needs the texts and metadata of the data it was fitted on."""
-    dataset = _optional_dataset(data, saved)
+    dataset = _optional_dataset(data, saved, items=items)
     if dataset is None:
         from bayes_simrmf.errors import ConfigError
 
@@ -212,7 +233,8 @@ def _fold_in_unknown(model, saved, data: str | None, new_items, llms: _LlmsFile)
     new_ids = [f"{len(new_items)} question(s), e.g. {new_items['item'].head(3).tolist()}"] if len(new_items) else []
     if unknown_llms.any():
         new_ids.append(f"{int(unknown_llms.sum())} LLM(s), e.g. {llms.ids[unknown_llms].head(3).tolist()}")
-    dataset = _fitted_dataset(data, saved, " and ".join(new_ids) + (" is" if len(new_ids) == 1 else " are"))
+    dataset = _fitted_dataset(data, saved, " and ".join(new_ids) + (" is" if len(new_ids) == 1 else " are"),
+                              items=bool(len(new_items)))
     extra = saved.config.get("extra", {})
     fold_in_new_entities(
         model, dataset, items=new_items if len(new_items) else None,

@@ -13,6 +13,7 @@ from bayes_simrmf.cli.common import (
     DATA_OPTIONS,
     SIDE_OPTIONS,
     SPLIT_OPTIONS,
+    SYNTHETIC,
     _friendly_errors,
     _invoked_command,
     _load_data,
@@ -222,6 +223,7 @@ def fit(data, unknown_entities, method, T, n_known_llms, n_known_items, n_test_p
     guide = values["guide"]
     # Option errors first, before the heavy imports (JAX and the estimators take seconds).
     _check_fit_options(method=method, guide=guide, paper=paper, out=out, overwrite=overwrite)
+    from bayes_simrmf.data import responses_digest as data_files_digest
     from bayes_simrmf.predict import PAPER_FORM, GroupAccuracy, SimRMF, make_estimator
     from bayes_simrmf.evaluate import fit_on_split, format_metrics
     from bayes_simrmf.saving import save_model
@@ -241,6 +243,9 @@ def fit(data, unknown_entities, method, T, n_known_llms, n_known_items, n_test_p
     # Checked before loading data, so a missing GPU fails in a second, not after the split.
     fit_device = select_device(device)
     dataset = _load_data(data, unknown_entities, seed)
+    # The bytes of the responses file fitted on: predict, next-questions and route then trust a folder with the
+    # same file without reading its responses (they need only the side tables).
+    responses_digest = None if data in (None, SYNTHETIC) else data_files_digest(data)
     click.echo(dataset.summary())
     method = method or _default_method(dataset, paper)
     baseline_method = method in ("meanscore", "counting")
@@ -273,7 +278,8 @@ def fit(data, unknown_entities, method, T, n_known_llms, n_known_items, n_test_p
         split=split,
         metrics=results[method],
         extra_config={"data": dataset.name, "data_source": dataset.source, "unknown_entities": unknown_entities,
-                      "metadata_fingerprints": dataset.metadata_fingerprints(), "alpha": alpha,
+                      "metadata_fingerprints": dataset.metadata_fingerprints(), "responses_digest": responses_digest,
+                      "alpha": alpha,
                       "paper_form": bool(paper),
                       "embedding_model": embedding_model, "embeddings": embeddings, **diverged,
                       "similarity_energy": similarity_energy,

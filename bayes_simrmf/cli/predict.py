@@ -165,8 +165,9 @@ def _fold_in_llm(saved, model, llm_id: str, *, llms_file, answers, data, tempera
     parts = ([f"{len(new_items)} question(s) of --items"] if len(new_items) else []) + ([] if known else [
         f"the LLM {llm_id}"])
     what = " and ".join(parts) + (" is" if parts == [f"the LLM {llm_id}"] else " are")
-    dataset = _fitted_dataset(data, saved, what) if len(new_items) or (not known and llms_file) else (
-        None if known else _optional_dataset(data, saved))
+    items = bool(len(new_items))  # the items table is read only for new questions
+    dataset = _fitted_dataset(data, saved, what, items=items) if items or (not known and llms_file) else (
+        None if known else _optional_dataset(data, saved, items=items))
     metadata = None if known else _metadata_row(llms_file, llm_id, dataset)
     if metadata is not None:
         _warn_unusable_metadata(metadata, llm_id)

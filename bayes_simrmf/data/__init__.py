@@ -42,6 +42,7 @@ from bayes_simrmf.data.locations import (
 from bayes_simrmf.data.load import (
     from_frames,
     load_dataset,
+    responses_digest,
 )
 
 __all__ = [
@@ -56,5 +57,6 @@ __all__ = [
     "default_data_dir",
     "from_frames",
     "load_dataset",
+    "responses_digest",
     "shared_dataset_path",
 ]

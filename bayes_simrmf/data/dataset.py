@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.errors import DataError
-from bayes_simrmf.data.common import RESPONSE_COLUMNS, _FINGERPRINT_VERSION
+from bayes_simrmf.data.common import RESPONSE_COLUMNS, TABLE_NAMES, _FINGERPRINT_VERSION
 from bayes_simrmf.data.tables import _format_examples, _ids_as_str, _positions_in, _sorted_unique_ids
 
 
@@ -33,6 +33,9 @@ class Dataset:
         llms: ``(n_llms, ...)`` frame with a unique str ``llm`` column, sorted by llm.
         name: short name, e.g. the folder name or ``"synthetic"``.
         source: where the data came from (a path or a description).
+        tables: the tables read (``load_dataset(..., tables=...)``); one left out is an empty frame. Folding
+            a new LLM in reads only ``("llms",)``, new questions ``("items", "llms")``; :meth:`fingerprint` needs
+            the responses, :meth:`metadata_fingerprints` covers the side tables read.
     """
 
     responses: pd.DataFrame
@@ -40,6 +43,7 @@ class Dataset:
     llms: pd.DataFrame
     name: str = "in-memory"
     source: str = ""
+    tables: tuple[str, ...] = TABLE_NAMES
     # Derived once in __post_init__; read-only arrays, not part of the constructor.
     _llm_ids: np.ndarray = field(init=False, repr=False)
     _item_ids: np.ndarray = field(init=False, repr=False)
@@ -60,7 +64,13 @@ class Dataset:
                 raise DataError(
                     f"{where}: {table_name} lacks column(s) {missing}; columns found: {list(frame.columns)}"
                 )
-        if len(self.responses) == 0:
+        if "llms" not in self.tables or ("responses" in self.tables and "items" not in self.tables):
+            raise DataError(f"{where}: tables={self.tables!r}; the llms table is always read, and responses only "
+                            "with items")
+        for table_name, frame in (("responses", self.responses), ("items", self.items)):
+            if table_name not in self.tables and len(frame):
+                raise DataError(f"{where}: {table_name} was not read (tables={self.tables!r}) but has {len(frame)} rows")
+        if len(self.responses) == 0 and "responses" in self.tables:
             raise DataError(f"{where}: responses has no rows")
 
         llm_ids = _sorted_unique_ids(self.llms["llm"], f"{where}: llms", "llm")
@@ -122,8 +132,8 @@ class Dataset:
 
     @property
     def mean_correct(self) -> float:
-        """Fraction of observed responses that are correct, in [0, 1]."""
-        return float(self._codes[2].mean())
+        """Fraction of observed responses that are correct, in [0, 1] (NaN without responses)."""
+        return float(self._codes[2].mean()) if len(self._codes[2]) else float("nan")
 
     # ------------------------------------------------------------------ integer view
 
@@ -151,6 +161,9 @@ class Dataset:
         any changed response, added or removed pair, LLM or item changes it. Metadata
         columns (text, model cards) are not included.
         """
+        if "responses" not in self.tables:
+            raise DataError(f"Dataset {self.name!r} was loaded without its responses (tables={self.tables!r}), so "
+                            "it has no fingerprint; load every table")
         if not self._fingerprint:
             digest = hashlib.sha256(_FINGERPRINT_VERSION)
             for ids in (self._llm_ids, self._item_ids):
@@ -166,12 +179,14 @@ class Dataset:
         return self._fingerprint[0]
 
     def metadata_fingerprints(self) -> dict[str, str]:
-        """``{"llms": ..., "items": ...}``: a hash of each metadata table (every column, every row, in id order; 16
-        hex characters of sha256), which :meth:`fingerprint` leaves out. A model records them, so a command that
+        """``{"llms": ..., "items": ...}``: a hash of each metadata table read (every column, every row, in id
+        order; 16 hex characters of sha256), which :meth:`fingerprint` leaves out. A model records them, so a command that
         folds new entities in from another copy of the data (edited metadata or texts) can say which table differs.
         """
         hashes = {}
         for name, table, key in (("llms", self.llms, "llm"), ("items", self.items, "item")):
+            if name not in self.tables:
+                continue
             frame = table.assign(**{key: table[key].astype(str)}).sort_values(key, kind="stable")
             frame = frame[sorted(frame.columns, key=str)].astype(str).reset_index(drop=True)
             digest = hashlib.sha256("\0".join(map(str, frame.columns)).encode("utf-8"))
@@ -263,7 +278,7 @@ class Dataset:
             combined = pd.concat([tables[table_name], extra], ignore_index=True, sort=False)
             tables[table_name] = combined.sort_values(id_column, kind="stable").reset_index(drop=True)
         return Dataset(responses=self.responses, items=tables["items"], llms=tables["llms"], name=self.name,
-                       source=self.source)
+                       source=self.source, tables=self.tables)
 
     def _selection_mask(self, wanted: Iterable[str] | None, all_ids: np.ndarray, kind: str) -> np.ndarray:
         """Boolean mask over ``all_ids`` of the ids in ``wanted`` (all True for None)."""

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 import pandas as pd
 
-from bayes_simrmf.errors import DataError
+from bayes_simrmf.errors import ConfigError, DataError
 from bayes_simrmf.log import Log, sink
 from bayes_simrmf.data.common import FILE_EXTENSIONS, RESPONSE_COLUMNS, TABLE_NAMES, UnknownEntityPolicy
 from bayes_simrmf.data.dataset import Dataset
 from bayes_simrmf.data.locations import default_data_dir
-from bayes_simrmf.data.validation import _build_dataset
+from bayes_simrmf.data.validation import _build_dataset, _build_side_tables
 from bayes_simrmf.data.tables import _Table, _check_policy, _ids_table, _in_memory_table, _read_table, _require_columns
 
 
@@ -24,6 +26,7 @@ def load_dataset(
     *,
     unknown_entities: UnknownEntityPolicy = "error",
     log: Log | None = None,
+    tables: Collection[str] = TABLE_NAMES,
 ) -> Dataset:
     """Read and validate a dataset folder.
 
@@ -39,17 +42,47 @@ def load_dataset(
             (see :data:`UnknownEntityPolicy`).
         log: receives one line per correction made (duplicates removed, rows dropped,
             ids added); ``None`` silences it.
+        tables: the tables to read: all three, ``("items", "llms")`` or ``("llms",)``; the others are left
+            empty (:attr:`Dataset.tables`). Folding new entities in needs only the side tables, and not the
+            memory of the responses; without the responses ``unknown_entities`` has nothing to act on.
 
     Returns:
         The validated :class:`Dataset`, named after the folder.
 
     Raises:
-        ConfigError: ``unknown_entities`` is not a valid policy.
+        ConfigError: ``unknown_entities`` is not a valid policy, or ``tables`` not one of the choices above.
         DataError: the folder or a file is missing, unreadable or invalid.
     """
     _check_policy(unknown_entities)
+    tables = tuple(name for name in TABLE_NAMES if name in set(tables))
+    if tables not in (TABLE_NAMES, ("items", "llms"), ("llms",)):
+        raise ConfigError(f"tables must hold 'llms', and 'items' where it holds 'responses'; got {tables!r}")
     log = sink(log)
     folder = Path(path).expanduser()
+    files = table_files(folder, log=log)
+    if tables != TABLE_NAMES:
+        return _build_side_tables(_read_table(files["items"], "items") if "items" in tables else None,
+                                  _read_table(files["llms"], "llms"), name=folder.resolve().name,
+                                  source=str(folder.resolve()))
+    read = {table_name: _read_table(file, table_name) for table_name, file in files.items()}
+    return _build_dataset(
+        read["responses"],
+        read["items"],
+        read["llms"],
+        name=folder.resolve().name,
+        source=str(folder.resolve()),
+        unknown_entities=unknown_entities,
+        log=log,
+    )
+
+
+def table_files(folder: Path, *, log: Log | None = None) -> dict[str, Path]:
+    """The file of each table (responses, items, llms) in a dataset folder: parquet where both forms exist.
+
+    Raises:
+        DataError: the folder is missing or a file, or a table has no file.
+    """
+    log = sink(log)
     if not folder.is_dir():
         if folder.exists():
             raise DataError(f"{folder} is a file; a dataset is a folder holding responses, items and llms tables")
@@ -74,17 +107,17 @@ def load_dataset(
         raise DataError(f"{folder.resolve()}: missing required file(s): {'; '.join(missing)}"
                         + ("; it holds an unfinished pull (.pull/): run the same `bayes-simrmf data pull` again to "
                            "resume it" if unfinished else ""))
+    return files
 
-    tables = {table_name: _read_table(file, table_name) for table_name, file in files.items()}
-    return _build_dataset(
-        tables["responses"],
-        tables["items"],
-        tables["llms"],
-        name=folder.resolve().name,
-        source=str(folder.resolve()),
-        unknown_entities=unknown_entities,
-        log=log,
-    )
+
+def responses_digest(folder: str | os.PathLike[str]) -> str:
+    """sha256 (16 hex characters) of the bytes of a dataset folder's responses file: equal digests mean equal
+    responses, so a model that recorded it can trust the folder's responses without reading them."""
+    digest = hashlib.sha256()
+    with open(table_files(Path(folder).expanduser())["responses"], "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def from_frames(

@@ -93,6 +93,18 @@ def _build_dataset(
     )
 
 
+def _build_side_tables(items: _Table | None, llms: _Table, *, name: str, source: str) -> Dataset:
+    """The llms table (and the items table, unless None) validated and normalised as :func:`_build_dataset` does,
+    in a Dataset without responses (``tables`` names those read)."""
+    llms_frame = _validate_id_table(llms, "llm")
+    items_frame = pd.DataFrame({"item": pd.Series([], dtype=str)}) if items is None else decode_text_column(
+        _validate_id_table(items, "item"), "text", items.label, lambda rows: _rows_phrase(items, rows))
+    empty = pd.DataFrame({"llm": pd.Series([], dtype=str), "item": pd.Series([], dtype=str),
+                          "correct": pd.Series([], dtype=np.int8)})
+    return Dataset(responses=empty, items=_sorted_by(items_frame, "item"), llms=_sorted_by(llms_frame, "llm"),
+                   name=name, source=source, tables=("llms",) if items is None else ("items", "llms"))
+
+
 def _read_responses(responses: _Table, *, name: str, log: Log) -> _Responses:
     """Check the responses table (required columns, rows, no missing values, 0/1 answers) and read its columns;
     extra columns are logged and ignored."""
