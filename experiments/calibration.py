@@ -45,7 +45,8 @@ CODE = ("experiments/calibration.py",)
 CELLS = ROOT / "experiments" / "results" / "calibration_cells"
 
 
-SUMMARY = ["log_loss", "ece", "cover90_llm_mean", "width_llm_mean", "cover90_item_mean", "width_item_mean"]
+SUMMARY = ["log_loss", "ece", "cover90_llm_mean", "pit90_llm_mean", "width_llm_mean", "cover90_item_mean",
+           "pit90_item_mean", "width_item_mean"]
 SETTINGS = ("seeds", "guides", "max_steps", "n_draws", "max_pairs", "conformal")
 #: A guide name ending in this is the guide's intervals with split-conformal half-widths (an explicit option).
 CONFORMAL = "+conformal"
@@ -161,9 +162,13 @@ def write_report(config: dict, name: str, run: dict, cells: list[tuple[int, str,
                                                                  "fold_in_ridge_llms", "item_groups"))
                                for _, method, _, cell in cells}))
     main = ["seed", "method", "guide", "split", "steps", "converged", "log_loss", "brier", "ece", "cover90_llm_mean",
-            "width_llm_mean", "bias_llm_mean", "n_llms", "cover90_item_mean", "width_item_mean", "bias_item_mean", "n_items"]
-    levels = ["seed", "method", "guide", "split"] + [f"cover{round(level * 100)}_{by}_mean" for by in ("llm", "item")
-                                                     for level in COVERAGE_LEVELS]
+            "pit90_llm_mean", "width_llm_mean", "bias_llm_mean", "n_llms", "answers_llm_median", "cover90_item_mean",
+            "pit90_item_mean", "width_item_mean", "bias_item_mean", "n_items", "answers_item_median"]
+    levels = ["seed", "method", "guide", "split"] + [f"{kind}{round(level * 100)}_{by}_mean" for by in ("llm", "item")
+                                                     for level in COVERAGE_LEVELS for kind in ("cover", "pit")]
+    for column in main + levels + SUMMARY:  # cells of code before a column existed
+        if column not in frame:
+            frame[column] = np.nan
     if not report.clean:
         main.append("provenance")
     own = settings(config, run)
@@ -188,7 +193,11 @@ def write_report(config: dict, name: str, run: dict, cells: list[tuple[int, str,
         "the MAP). An LLM or question the fit never saw is, in each draw, a population stand-in "
         "(`unknown=\"population\"`); one folded in from similarity (SimRMF) is drawn from its conditional. Intervals are "
         "for the observed mean accuracy (answers drawn per draw). Coverage = share of LLMs (questions) whose observed "
-        f"mean on the split lies in its interval; bias = mean of observed − predicted centre. `<guide>{CONFORMAL}`: "
+        "mean on the split lies in its interval; bias = mean of observed − predicted centre. `pit90`: share whose "
+        "randomised PIT lies in [0.05, 0.95], 0.90 in expectation for a calibrated predictive even where a mean over "
+        "few answers (`answers_*_median` per LLM / question) takes few values and its quantile interval, holding an "
+        "atom at an end, covers more than 90% (`bayes_simrmf.evaluate.metrics.randomised_pit`; not given for "
+        f"`+conformal` rows, whose intervals are not quantiles of the draws). `<guide>{CONFORMAL}`: "
         "the guide's draws' mean ± a number of their sds learned by split conformal prediction on validation pairs, "
         f"questions and LLMs carved from the seed's own training pairs (share {(own.get('conformal') or {}).get('share')}; "
         "`bayes_simrmf.evaluate.conformal`; the learned half-widths are in the cells), an explicit option, not the posterior. "
@@ -200,7 +209,7 @@ def write_report(config: dict, name: str, run: dict, cells: list[tuple[int, str,
         "",
         frame[main].round(4).to_string(index=False),
         "",
-        "## Coverage at 50 / 80 / 90 / 95%",
+        "## Coverage (interval, then randomised PIT) at 50 / 80 / 90 / 95%",
         "",
         frame[levels].round(3).to_string(index=False),
     ]

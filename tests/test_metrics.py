@@ -173,3 +173,58 @@ def test_ece_by_hand():
     table = reliability_table(prob, correct, n_bins=10)
     assert table["n_pairs"].tolist() == [0, 2, 0, 0, 0, 0, 0, 0, 0, 2]
     assert ece(np.array([0.3, 0.7]), np.array([0, 1]), n_bins=1) == pytest.approx(0.0)
+
+
+# ----------------------------------------------------------------------------- randomised PIT
+
+
+def test_randomised_pit_splits_an_atom_uniformly_and_refuses_bad_shapes():
+    from bayes_simrmf.evaluate.metrics import randomised_pit
+
+    draws = np.array([[0.0, 0.2], [0.2, 0.2], [0.4, 0.2], [0.6, 0.2]])
+    pit = np.stack([randomised_pit(draws, np.array([0.2, 0.2]), np.random.default_rng(seed)) for seed in range(2000)])
+    # One of four draws below 0.2 and one at it: uniform on [0.25, 0.5]; every draw at 0.2: uniform on [0, 1].
+    assert pit[:, 0].min() >= 0.25 and pit[:, 0].max() <= 0.5 and abs(pit[:, 0].mean() - 0.375) < 0.01
+    assert abs(pit[:, 1].mean() - 0.5) < 0.02 and pit[:, 1].min() < 0.05 and pit[:, 1].max() > 0.95
+    with pytest.raises(ValueError, match="n_draws, n_groups"):
+        randomised_pit(draws, np.zeros(3), np.random.default_rng(0))
+
+
+class _Calibrated:
+    """A model whose predictive of each question's mean over its answers is exactly the distribution the
+    answers came from (Binomial(n, p) / n): calibrated, and discrete."""
+
+    def __init__(self, prob: dict):
+        self.prob = prob
+
+    def group_draws(self, llm, item, *, by, n_draws, unknown, seed):
+        import pandas as pd
+
+        codes, groups = pd.factorize(pd.Series(item if by == "item" else llm))
+        counts = np.bincount(codes)
+        p = np.array([self.prob[name] for name in groups])
+        draws = np.random.default_rng(seed + 7).binomial(counts, p, size=(n_draws, len(groups))) / counts
+        return np.asarray(groups), draws, counts
+
+
+def test_interval_coverage_of_a_calibrated_discrete_predictive_is_level_by_pit_and_more_by_interval():
+    from types import SimpleNamespace
+
+    from bayes_simrmf.evaluate.split import interval_coverage
+    from bayes_simrmf.splits.pairs import Pairs
+
+    rng = np.random.default_rng(0)
+    n_items, answers = 3000, 5
+    prob = rng.beta(0.7, 0.7, size=n_items)  # many questions near 0 or 1, as on the leaderboard
+    item = np.repeat(np.arange(n_items), answers)
+    llm = np.tile(np.arange(answers), n_items)
+    correct = (rng.random(len(item)) < prob[item]).astype(np.int8)
+    split = SimpleNamespace(pairs={"B": Pairs(llm.astype(np.int32), item.astype(np.int32), correct)},
+                            llms=np.array([f"m{j}" for j in range(answers)]),
+                            items=np.array([f"q{k}" for k in range(n_items)]))
+    model = _Calibrated({f"q{k}": prob[k] for k in range(n_items)})
+    result = interval_coverage(model, split, "B", "item", n_draws=400, max_pairs=len(item), seed=0)
+    assert result["answers_item_median"] == answers
+    for level in (50, 80, 90, 95):
+        assert abs(result[f"pit{level}_item_mean"] - level / 100) < 0.025, (level, result)
+    assert result["cover90_item_mean"] > 0.95 and result["cover50_item_mean"] > 0.6  # the atoms at the ends

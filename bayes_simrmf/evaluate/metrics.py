@@ -151,6 +151,24 @@ def ece(prob: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> float:
     return float(np.average(gaps, weights=table["n_pairs"][used]))
 
 
+def randomised_pit(draws: np.ndarray, observed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The randomised probability integral transform of each observed value under its predictive draws.
+
+    ``draws`` is ``(n_draws, n_groups)``, ``observed`` ``(n_groups,)``. Returns ``F(y-) + V (F(y) - F(y-))`` per
+    group, ``F`` the draws' empirical CDF and ``V`` uniform on [0, 1] (Czado, Gneiting and Held 2009): uniform on
+    [0, 1] when the predictive is calibrated, also for a discrete quantity such as a mean of a few 0/1 answers, whose
+    quantile intervals cover more than their level because they hold whole atoms at their ends.
+    """
+    draws, observed = np.asarray(draws, float), np.asarray(observed, float)
+    if draws.ndim != 2 or observed.shape != draws.shape[1:]:
+        raise ValueError(f"draws must be (n_draws, n_groups) and observed (n_groups,); got {draws.shape} and "
+                         f"{observed.shape}")
+    tie = 1e-9 * np.maximum(1.0, np.abs(observed))  # the draws of a mean of answers repeat its exact value
+    below = (draws < observed - tie).mean(axis=0)
+    at = (np.abs(draws - observed) <= tie).mean(axis=0)
+    return below + rng.uniform(size=observed.shape) * at
+
+
 def auc(prob: np.ndarray, correct: np.ndarray) -> float:
     """Area under the ROC curve from ranks (Mann-Whitney U), tied probabilities sharing their mean rank.
 

@@ -8,13 +8,14 @@ predicted with ``unknown="population"`` for estimators without side information.
 
 from __future__ import annotations
 
+import math
 from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
 from bayes_simrmf.evaluate.conformal import conformal_interval
-from bayes_simrmf.evaluate.metrics import evaluate
+from bayes_simrmf.evaluate.metrics import evaluate, randomised_pit
 from bayes_simrmf.splits import Split
 
 TEST_SPLITS = ("A", "B", "C", "D")
@@ -80,19 +81,30 @@ def interval_coverage(model, split, name: str, by: str, n_draws: int, max_pairs:
                       conformal=None) -> dict[str, float]:
     """Coverage of the 50/80/90/95% predictive intervals of each group's observed mean accuracy on a split,
     the 90% interval's mean width and the centre's mean signed error (observed − predicted); with ``conformal``
-    (:class:`~bayes_simrmf.evaluate.conformal.ConformalLevels`) each interval is ``centre ± learned half-width · sd`` instead."""
+    (:class:`~bayes_simrmf.evaluate.conformal.ConformalLevels`) each interval is ``centre ± learned half-width · sd`` instead.
+
+    A group's observed mean over few answers takes few values, so a quantile interval that holds an atom at an end
+    covers more than its level even where the predictive is right. ``pit<level>_<by>_mean`` is therefore also given
+    (the posterior's, NaN with ``conformal``): the share of groups whose randomised PIT
+    (:func:`~bayes_simrmf.evaluate.metrics.randomised_pit`) lies in the central ``level`` of [0, 1], the level
+    itself in expectation for a calibrated predictive; ``answers_<by>_median`` is the median number of answers
+    behind a group's mean."""
     pairs = split.pairs[name]
     rows = np.random.default_rng(seed).permutation(len(pairs))[:max_pairs]
     llm, item = split.llms[pairs.llm[rows]], split.items[pairs.item[rows]]
-    groups, means, _ = model.group_draws(llm, item, by=by, n_draws=n_draws, unknown="population", seed=seed)
+    groups, means, n_pairs = model.group_draws(llm, item, by=by, n_draws=n_draws, unknown="population", seed=seed)
     keys = llm if by == "llm" else item
     observed = pd.Series(pairs.correct[rows].astype(float)).groupby(keys).mean().reindex(groups).to_numpy()
-    result = {f"n_{by}s": len(groups), f"bias_{by}_mean": float(np.mean(observed - means.mean(axis=0)))}
+    result = {f"n_{by}s": len(groups), f"bias_{by}_mean": float(np.mean(observed - means.mean(axis=0))),
+              f"answers_{by}_median": float(np.median(n_pairs))}
+    pit = randomised_pit(means, observed, np.random.default_rng([seed, 1]))
     for level in COVERAGE_LEVELS:
         lower, upper = np.quantile(means, [(1 - level) / 2, (1 + level) / 2], axis=0)
         if conformal is not None:
             lower, upper = conformal_interval(means, conformal.for_split(name, by, level))
         result[f"cover{round(level * 100)}_{by}_mean"] = float(np.mean((lower <= observed) & (observed <= upper)))
+        result[f"pit{round(level * 100)}_{by}_mean"] = math.nan if conformal is not None else float(
+            np.mean(np.abs(pit - 0.5) <= level / 2))
         if level == 0.9:
             result[f"width_{by}_mean"] = float(np.mean(upper - lower))
     return result
