@@ -18,12 +18,20 @@ chosen by one of four strategies:
 The target is the LLM's accuracy on each benchmark over all of the benchmark's questions in the fit; answered
 questions count as answered, the rest are predicted.
 
+Protocols (issue 25; config ``protocols``): which LLMs are new. ``random``: a seeded draw. ``newest``: the newest
+share by ``submission_date`` / ``upload_date`` (:func:`bayes_simrmf.splits.llm_dates`; undated count as the oldest).
+``strongest``: the share with the highest accuracy over all their answers. Under a frontier protocol the validation
+LLMs are the frontier of the training LLMs (the newest / strongest of them), so the choices below are made where the
+test LLMs lie; the test LLMs are a seeded draw of the new ones.
+
 Candidate estimates at each k (all chosen per strategy and per k on validation LLMs: training LLMs held out as
 new, the model refitted without them, never the test LLMs):
 ``mode`` (plug-in at the posterior mode), ``pp<τ>`` (posterior-predictive mean at temperature τ), ``direct``
 (the sample mean of the answered questions of the benchmark; for anchors the anchor-weighted mean), ``blend<λ>``
-(λ·direct + (1−λ)·mode, the gp-IRT form), ``population`` (the training LLMs' mean accuracy on the benchmark).
-A benchmark with no answered question falls back to the population mean for ``direct``.
+(λ·direct + (1−λ)·mode, the gp-IRT form), ``population`` (the training LLMs' mean accuracy on the benchmark), and for the random strategy ``assisted``
+(:func:`bayes_simrmf.predict.assisted_accuracy`: the sample mean corrected by the model's predictions at k = 0,
+valid however wrong the model is because the questions are a random sample; its own interval is reported apart).
+A benchmark with no answered question (fewer than three for ``assisted``) falls back to the population mean.
 The 90% interval comes from draws of the LLM's latent row at the interval temperature (chosen per strategy and
 k on validation: coverage closest to 90%), with the unanswered questions' answers drawn (normal approximation of
 their sum). Adaptive and hybrid also choose τ_sel on validation (least mean MAE over k > 0).
@@ -38,7 +46,8 @@ Settings in ``experiments/configs/adaptive_testing.json``; one cell per dataset 
 rebuilds the tables.
 
 Usage:
-    python experiments/adaptive_testing.py [--datasets openllm-v2-mmlupro-math] [--rerun-stale] [--aggregate-only]
+    python experiments/adaptive_testing.py [--datasets openllm-v2-mmlupro-math] [--protocols newest]
+        [--rerun-stale] [--aggregate-only]
 """
 
 from __future__ import annotations
@@ -57,10 +66,12 @@ from bayes_simrmf.errors import ConfigError
 from bayes_simrmf.evaluate.study import StudyCells, check_provenance, paired_interval, run_driver, study_parser, parse_study
 from bayes_simrmf.machine import machine_line
 from bayes_simrmf.model.predictor import expected_sigmoid, sigmoid
-from bayes_simrmf.predict import SimRMF
+from bayes_simrmf.predict import SimRMF, assisted_accuracy
+from bayes_simrmf.predict.assisted import MIN_ANSWERS
 from bayes_simrmf.predict.adaptive import accuracy_gradients, greedy_selection, llm_posterior, next_questions
 from bayes_simrmf.predict.fold_in import fold_in_prior, laplace_logistic, partner_design
 from bayes_simrmf.predict.sides import ITEM, LLM
+from bayes_simrmf.splits import llm_dates
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = ("experiments/adaptive_testing.py",)
@@ -71,6 +82,8 @@ SETTINGS = ("ks", "temperatures", "new_share", "n_llms", "batch", "dim", "lambda
 #: The hybrid strategy asks this many questions adaptively, then random ones.
 ADAPTIVE_FIRST = 10
 STRATEGIES = ("random", "adaptive", "hybrid", "anchors")
+#: Which LLMs are new: a random draw, or the frontier (newest, strongest).
+PROTOCOLS = ("random", "newest", "strongest")
 #: Strategies whose questions depend on the selection temperature.
 SELECTING = ("adaptive", "hybrid")
 BLENDS = (0.25, 0.5, 0.75)
@@ -100,6 +113,7 @@ class Core:
         mean, cov = fold_in_prior(state, LLM, np.array(["new LLM"]), None, "population", 0.0, None)
         self.prior_mean, self.prior_cov = mean[0], cov[0]
         self.precision = np.linalg.inv(self.prior_cov)
+        self.prior_prob = sigmoid(self.design @ self.prior_mean + self.offsets)  # the predictions without answers
         self.index = pd.Index(self.items)
         self.n_draws, self.rng = n_draws, np.random.default_rng(seed)
         self._anchors: dict = {}
@@ -155,8 +169,10 @@ class Core:
                 weights.append(len(inside))
         return np.asarray(rows, int), np.asarray(weights, float)
 
-    def estimates(self, z, covs, rows: np.ndarray, y: np.ndarray, weights: np.ndarray | None) -> dict:
-        """``{column: (n_benchmarks,)}``: the candidate estimates and the interval at every temperature."""
+    def estimates(self, z, covs, rows: np.ndarray, y: np.ndarray, weights: np.ndarray | None,
+                  assisted: bool = False) -> dict:
+        """``{column: (n_benchmarks,)}``: the candidate estimates and the interval at every temperature (and, with
+        ``assisted``, for questions drawn at random, the model-assisted estimate and its interval)."""
         done = np.zeros(len(self.items), bool)
         values = np.zeros(len(self.items))
         done[rows], values[rows] = True, y
@@ -176,7 +192,21 @@ class Core:
             variance = np.einsum("np,pq,nq->n", self.design, cov, self.design)
             out[f"pp{t:g}"] = per_benchmark(expected_sigmoid(logits, variance))
             out[f"lower{t:g}"], out[f"upper{t:g}"] = self.interval(z, cov, done, values)
+        if assisted:
+            out["assisted"], out["assisted_lower"], out["assisted_upper"] = self.assisted(rows, values)
         return out
+
+    def assisted(self, rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per benchmark with at least ``MIN_ANSWERS`` answered questions: the model-assisted estimate of its
+        accuracy and 90% interval (NaN elsewhere), the model's predictions made at k = 0."""
+        estimate, lower, upper = (np.full(len(self.names), np.nan) for _ in range(3))
+        for code in range(len(self.names)):
+            members = np.flatnonzero(self.codes == code)
+            mine = rows[self.codes[rows] == code]
+            if len(mine) >= MIN_ANSWERS:
+                result = assisted_accuracy(self.prior_prob[members], np.searchsorted(members, mine), values[mine])
+                estimate[code], lower[code], upper[code] = result["estimate"], result["lower"], result["upper"]
+        return estimate, lower, upper
 
     def interval(self, z, cov, done, values) -> tuple[np.ndarray, np.ndarray]:
         """The 90% interval of each benchmark's accuracy: draws of the latent row, then the unanswered
@@ -237,7 +267,7 @@ def run_llm(core: Core, truth: pd.Series, llm: str, ks, strategy: str, selection
                 fresh = core.select(z, covs[selection_t], selection_t, allowed, min(batch, k - len(asked), limit))
             asked = np.concatenate([asked, fresh])
         z, covs = core.posterior(asked, answer_of[asked])
-        estimate = core.estimates(z, covs, asked, answer_of[asked], weights)
+        estimate = core.estimates(z, covs, asked, answer_of[asked], weights, assisted=strategy == "random")
         for code, benchmark in enumerate(core.names):
             rows.append({"llm": llm, "strategy": strategy, "k": k, "benchmark": benchmark,
                          **{name: float(value[code]) for name, value in estimate.items()}})
@@ -270,7 +300,9 @@ def study(core: Core, groups, responses, llms, ks, runs, args, population) -> pd
 
 
 def point_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c in ("mode", "direct", "population") or c.startswith(("pp", "blend"))]
+    """The candidate estimates among ``frame``'s columns (``assisted`` only where a strategy has it)."""
+    return [c for c in frame.columns if c in ("mode", "direct", "population") or c.startswith(("pp", "blend"))
+            or (c == "assisted" and frame[c].notna().any())]
 
 
 def filled(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -304,17 +336,41 @@ def covered(frame: pd.DataFrame, t: float) -> pd.Series:
     return ((frame[f"lower{t:g}"] <= frame.actual) & (frame.actual <= frame[f"upper{t:g}"])).astype(float)
 
 
-def run_cell(dataset, seed: int, settings: dict) -> dict:
+def frontier_rank(dataset, protocol: str, llms: np.ndarray, responses: pd.DataFrame) -> np.ndarray:
+    """Each of ``llms``' place on the frontier, higher for newer (``newest``; no date: -inf) or stronger
+    (``strongest``: accuracy over all its answers)."""
+    if protocol == "newest":
+        dates = pd.Series(llm_dates(dataset), index=pd.Index(dataset.llm_ids())).reindex(llms).to_numpy()
+        return np.where(np.isnat(dates), -np.inf, dates.astype("datetime64[D]").astype(np.int64).astype(float))
+    if protocol == "strongest":
+        return responses.groupby("llm").correct.mean().reindex(llms).fillna(-np.inf).to_numpy(float)
+    raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+
+
+def choose_llms(dataset, responses: pd.DataFrame, protocol: str, args, rng) -> tuple[np.ndarray, ...]:
+    """``(new, held, tested)``: the new LLMs, the validation LLMs held out of the training LLMs, the test LLMs.
+    Random: seeded draws. Frontier: the new share highest on :func:`frontier_rank` (ties in a seeded order), the
+    validation LLMs the highest of the rest, the test LLMs a seeded draw of the new."""
+    llms = np.sort(responses.llm.unique())
+    n_new = int(round(args.new_share * len(llms)))
+    if protocol == "random":
+        new = np.sort(rng.choice(llms, n_new, replace=False))
+        held = np.sort(rng.choice(np.setdiff1d(llms, new), args.n_llms, replace=False))
+        return new, held, new[: args.n_llms]
+    order = llms[np.lexsort((rng.random(len(llms)), frontier_rank(dataset, protocol, llms, responses)))]
+    new, rest = np.sort(order[len(llms) - n_new:]), order[: len(llms) - n_new]
+    return new, np.sort(rest[-args.n_llms:]), np.sort(rng.choice(new, args.n_llms, replace=False))
+
+
+def run_cell(dataset, seed: int, settings: dict, protocol: str = "random") -> dict:
     started = time.time()
     args = SimpleNamespace(**settings, seed_fit=seed)
     responses = dataset.responses
     groups = dataset.items.set_index("item")["benchmark"].astype(str).to_dict()
     rng = np.random.default_rng(seed)
     llms = np.sort(responses.llm.unique())
-    new = np.sort(rng.choice(llms, int(round(args.new_share * len(llms))), replace=False))
+    new, held, tested = choose_llms(dataset, responses, protocol, args, rng)
     train = responses[~responses.llm.isin(new)]
-    held = np.sort(rng.choice(np.setdiff1d(llms, new), args.n_llms, replace=False))
-    tested = new[: args.n_llms]
     inner_train = train[~train.llm.isin(held)]
     inner = Core(fit(inner_train, groups, args), groups, args.temperatures, args.n_draws, seed)
     check_against_package(inner, train[train.llm == held[0]].set_index("item").correct, "validation")
@@ -326,7 +382,10 @@ def run_cell(dataset, seed: int, settings: dict) -> dict:
     population = population_means(train, groups)
     test_runs = [(s, choice[s]["selection_t"] if s in SELECTING else 1.0) for s in STRATEGIES]
     test = study(core, groups, responses, tested, args.ks, test_runs, args, population)
-    return {"dataset": dataset.name, "seed": seed, "machine": machine_line(), "choice": choice, "population": population.to_dict(),
+    return {"dataset": dataset.name, "protocol": protocol, "seed": seed, "machine": machine_line(), "choice": choice,
+            "population": population.to_dict(),
+            "test_accuracy": float(responses[responses.llm.isin(tested)].correct.mean()),
+            "train_accuracy": float(train.correct.mean()),
             "n_train_llms": int(len(llms) - len(new)), "n_validation_llms": len(held), "n_test_llms": len(tested),
             "seconds": time.time() - started, "rows": condensed(test, choice).to_dict(orient="list"),
             "validation_rows": condensed(validation[validation.selection_t == validation.strategy.map(
@@ -344,99 +403,155 @@ def condensed(frame: pd.DataFrame, choice: dict) -> pd.DataFrame:
     for t in np.unique(interval):
         lower[interval == t] = values[f"lower{t:g}"][interval == t]
         upper[interval == t] = values[f"upper{t:g}"][interval == t]
+    extra = {column: values[column] if column in values else np.nan
+             for column in ("assisted", "assisted_lower", "assisted_upper")}
     return pd.DataFrame({"llm": values.llm, "strategy": values.strategy, "k": values.k,
                          "benchmark": values.benchmark, "actual": values.actual, "population": values.population,
-                         "sample": filled(values, "direct"), "model": model, "lower": lower, "upper": upper})
+                         "sample": filled(values, "direct"), "model": model, "lower": lower, "upper": upper, **extra})
+
+
+def protocol_of(cell: dict) -> str:
+    return cell.get("protocol", "random")  # cells of the code before the frontier protocols
 
 
 def per_seed_scores(cells: list[dict], key: str = "rows") -> pd.DataFrame:
-    """MAE and 90% coverage per dataset, strategy, estimate, k and seed (the LLMs' rows averaged)."""
+    """MAE and 90% coverage per dataset, protocol, strategy, estimate, k and seed (the LLMs' rows averaged); the
+    ``assisted`` estimate (random strategy) with the coverage of its own interval where it has one."""
     frames = []
     for cell in cells:
         rows = pd.DataFrame(cell[key])
         is_covered = ((rows.lower <= rows.actual) & (rows.actual <= rows.upper)).astype(float)
-        for estimate, column in (("model", "model"), ("sample mean", "sample"), ("population", "population")):
-            frames.append(pd.DataFrame({"dataset": cell["dataset"], "seed": cell["seed"], "strategy": rows.strategy,
-                                        "k": rows.k, "estimate": estimate,
-                                        "abs_error": (rows[column] - rows.actual).abs(),
-                                        "covered": is_covered if estimate == "model" else np.nan}))
-    return (pd.concat(frames).groupby(["dataset", "strategy", "estimate", "k", "seed"])
+        estimates = [("model", rows.model, is_covered), ("sample mean", rows["sample"], np.nan),
+                     ("population", rows.population, np.nan)]
+        if "assisted" in rows and rows["assisted"].notna().any():
+            assisted = rows[rows.strategy == "random"]
+            own = ((assisted.assisted_lower <= assisted.actual) & (assisted.actual <= assisted.assisted_upper))
+            estimates.append(("assisted", assisted.assisted.fillna(assisted.population),
+                              own.astype(float).where(assisted.assisted_lower.notna())))
+        for estimate, values, covered_by in estimates:
+            part = rows.loc[values.index]
+            frames.append(pd.DataFrame({"dataset": cell["dataset"], "protocol": protocol_of(cell), "seed": cell["seed"],
+                                        "strategy": part.strategy, "k": part.k, "estimate": estimate,
+                                        "abs_error": (values - part.actual).abs(), "covered": covered_by}))
+    return (pd.concat(frames).groupby(["dataset", "protocol", "strategy", "estimate", "k", "seed"])
             .agg(mae=("abs_error", "mean"), cover90=("covered", "mean")).reset_index())
 
 
+KEYS = ["dataset", "protocol", "strategy", "k"]
+
+
 def summarise(cells: list[dict]) -> pd.DataFrame:
-    """Test LLMs: per dataset, strategy and k, the model's MAE and coverage beside the two baselines."""
+    """Test LLMs: per dataset, protocol, strategy and k, the model's MAE and coverage beside the two baselines."""
     scores = per_seed_scores(cells)
-    wide = scores.pivot_table(index=["dataset", "strategy", "k", "seed"], columns="estimate", values="mae")
-    cover = scores[scores.estimate == "model"].set_index(["dataset", "strategy", "k", "seed"]).cover90
+    wide = scores.pivot_table(index=[*KEYS, "seed"], columns="estimate", values="mae")
+    cover = scores[scores.estimate == "model"].set_index([*KEYS, "seed"]).cover90
     wide = wide.assign(cover90=cover).reset_index()
-    return (wide.groupby(["dataset", "strategy", "k"])
+    return (wide.groupby(KEYS)
             .agg(model=("model", "mean"), model_sd=("model", "std"), sample_mean=("sample mean", "mean"),
                  population=("population", "mean"), cover90=("cover90", "mean"), cover90_min=("cover90", "min"),
                  cover90_max=("cover90", "max"), seeds=("seed", "size"))
             .reset_index())
 
 
+def side_by_side(cells: list[dict]) -> pd.DataFrame:
+    """The model's MAE (and 90% coverage) per dataset, strategy and k, one column per protocol."""
+    table = summarise(cells)
+    wide = table.pivot_table(index=["dataset", "strategy", "k"], columns="protocol", values=["model", "cover90"])
+    wide.columns = [f"{'mae' if value == 'model' else value} {protocol}" for value, protocol in wide.columns]
+    order = [f"{value} {protocol}" for value in ("mae", "cover90") for protocol in PROTOCOLS
+             if f"{value} {protocol}" in wide.columns]
+    return wide[order].reset_index()
+
+
+def against_sample_mean(cells: list[dict], estimate: str = "model", strategies=STRATEGIES) -> pd.DataFrame:
+    """``estimate``'s MAE minus the sample mean's, paired by seed (95% t interval), per dataset, protocol, strategy
+    and k >= 10 (issue 25: never worse than the sample mean on the frontier protocols), with the estimate's own
+    coverage."""
+    scores = per_seed_scores(cells)
+    scores = scores[scores.strategy.isin(strategies) & (scores.k >= 10)]
+    wide = scores.pivot_table(index=[*KEYS, "seed"], columns="estimate", values="mae")
+    cover = scores[scores.estimate == estimate].set_index([*KEYS, "seed"]).cover90
+    rows = []
+    for keys, part in wide.groupby(level=KEYS):
+        if estimate not in part or part[estimate].isna().all():
+            continue
+        mean, low, high = paired_interval(part[estimate] - part["sample mean"])
+        rows.append({**dict(zip(KEYS, keys)), estimate: part[estimate].mean(), "sample_mean": part["sample mean"].mean(),
+                     "diff": mean, "ci95_low": low, "ci95_high": high, "cover90": cover.reindex(part.index).mean(),
+                     "seeds": len(part)})
+    return pd.DataFrame(rows)
+
+
 def paired_differences(cells: list[dict]) -> pd.DataFrame:
     """The model's MAE of one strategy minus another's, paired by seed, with a 95% t interval over seeds: each
     strategy against random and against anchors at the same k, and adaptive / hybrid at k against random at 2k."""
     scores = per_seed_scores(cells)
-    mae = scores[scores.estimate == "model"].set_index(["dataset", "strategy", "k", "seed"]).mae
+    mae = scores[scores.estimate == "model"].set_index(["dataset", "protocol", "strategy", "k", "seed"]).mae
+    present = mae.index.droplevel("seed")
     rows = []
-    for dataset in sorted(scores.dataset.unique()):
-        ks = sorted(scores[scores.dataset == dataset].k.unique())
+    for dataset, protocol in sorted(set(zip(scores.dataset, scores.protocol))):
+        ks = sorted(scores[(scores.dataset == dataset) & (scores.protocol == protocol)].k.unique())
         pairs = [(s, k, other, k) for other in ("random", "anchors") for s in STRATEGIES
                  if s != other and not (other == "anchors" and s == "random") for k in ks if k > 0]
         pairs += [(s, k, "random", 2 * k) for s in SELECTING for k in ks if k > 0 and 2 * k in ks]
         for strategy, k, other, k_other in pairs:
-            if (dataset, strategy, k) not in mae.index.droplevel("seed") or (dataset, other, k_other) not in \
-                    mae.index.droplevel("seed"):
+            if (dataset, protocol, strategy, k) not in present or (dataset, protocol, other, k_other) not in present:
                 continue
-            mean, low, high = paired_interval(mae[dataset, strategy, k] - mae[dataset, other, k_other])
-            rows.append({"dataset": dataset, "comparison": f"{strategy} k={k} - {other} k={k_other}",
-                         "mean_diff": mean, "ci95_low": low, "ci95_high": high,
-                         "seeds": int(mae[dataset, strategy, k].notna().sum())})
+            diff = mae[dataset, protocol, strategy, k] - mae[dataset, protocol, other, k_other]
+            mean, low, high = paired_interval(diff)
+            rows.append({"dataset": dataset, "protocol": protocol, "comparison": f"{strategy} k={k} - {other} k={k_other}",
+                         "mean_diff": mean, "ci95_low": low, "ci95_high": high, "seeds": int(diff.notna().sum())})
     return pd.DataFrame(rows)
 
 
 def against_baselines(cells: list[dict], key: str) -> pd.DataFrame:
-    """Per dataset, strategy and k: the model's MAE minus the better (per seed) of the population mean and the
-    sample mean, paired by seed, with a 95% t interval (the issue asks for <= 0 on validation and on test)."""
+    """Per dataset, protocol, strategy and k: the model's MAE minus the better (per seed) of the population mean
+    and the sample mean, paired by seed, with a 95% t interval (the issue asks for <= 0 on validation and on test)."""
     scores = per_seed_scores(cells, key)
-    wide = scores.pivot_table(index=["dataset", "strategy", "k", "seed"], columns="estimate", values="mae")
+    wide = scores.pivot_table(index=[*KEYS, "seed"], columns="estimate", values="mae")
     wide["diff"] = wide["model"] - np.minimum(wide["population"], wide["sample mean"])
     rows = []
-    for (dataset, strategy, k), part in wide.groupby(level=["dataset", "strategy", "k"]):
+    for keys, part in wide.groupby(level=KEYS):
         mean, low, high = paired_interval(part["diff"])
-        rows.append({"dataset": dataset, "strategy": strategy, "k": k, "mean_diff": mean, "ci95_low": low,
-                     "ci95_high": high, "worse_seeds": int((part["diff"] > 1e-12).sum()), "seeds": len(part)})
+        rows.append({**dict(zip(KEYS, keys)), "mean_diff": mean, "ci95_low": low, "ci95_high": high,
+                     "worse_seeds": int((part["diff"] > 1e-12).sum()), "seeds": len(part)})
     return pd.DataFrame(rows)
 
 
 def goals(cells: list[dict]) -> list[str]:
-    """The issue's three goals, each with what the tables show."""
-    table = summarise(cells).set_index(["dataset", "strategy", "k"])
+    """The goals of issues 14 and 25, each with what the tables show."""
+    table = summarise(cells).set_index(KEYS)
     lines = []
     name = "openllm-v2-mmlupro-math"
-    if (name, "adaptive", 30) in table.index and (name, "random", 60) in table.index:
-        a, r = table.loc[(name, "adaptive", 30), "model"], table.loc[(name, "random", 60), "model"]
-        lines.append(f"- {name}: adaptive k=30 MAE {a:.4f} vs random k=60 {r:.4f}: "
+    if (name, "random", "adaptive", 30) in table.index and (name, "random", "random", 60) in table.index:
+        a, r = table.loc[(name, "random", "adaptive", 30), "model"], table.loc[(name, "random", "random", 60), "model"]
+        lines.append(f"- {name} (random protocol): adaptive k=30 MAE {a:.4f} vs random k=60 {r:.4f}: "
                      f"{'met' if a <= r else 'not met'} (the paired interval is in the table below).")
-    if any(key[0] == name and key[2] == 100 for key in table.index):
-        best = table.xs(100, level="k").loc[name].model
-        lines.append(f"- {name}: least MAE at k=100 {best.min():.4f} ({best.idxmin()}), goal <= 0.015: "
-                     f"{'met' if best.min() <= 0.015 else 'not met'}.")
+    at_100 = [key for key in table.index if key[0] == name and key[1] == "random" and key[3] == 100]
+    if at_100:
+        best = table.loc[at_100].model
+        lines.append(f"- {name} (random protocol): least MAE at k=100 {best.min():.4f} ({best.idxmin()[2]}), goal "
+                     f"<= 0.015: {'met' if best.min() <= 0.015 else 'not met'}.")
     off = table[(table.cover90 < 0.85) | (table.cover90 > 0.95)]
     lines.append(f"- Coverage of 90% intervals within 0.85-0.95 (mean over seeds) at every k: {len(table) - len(off)} "
-                 f"of {len(table)} dataset x strategy x k cells; outside: "
-                 + (", ".join(f"{d} {s} k={k} ({v:.3f})" for (d, s, k), v in off.cover90.items()) or "none") + ".")
+                 f"of {len(table)} dataset x protocol x strategy x k cells; outside: "
+                 + (", ".join(f"{d} {p} {s} k={k} ({v:.3f})" for (d, p, s, k), v in off.cover90.items()) or "none")
+                 + ".")
+    versus = against_sample_mean(cells)
+    frontier = versus[versus.protocol != "random"]
+    if len(frontier):
+        worse = frontier[frontier.ci95_low > 0]
+        lines.append(f"- Frontier protocols, never worse than the sample mean at k >= 10 (paired interval above 0 "
+                     f"counts as worse): worse in {len(worse)} of {len(frontier)} dataset x protocol x strategy x k "
+                     "cells" + (": " + ", ".join(f"{r.dataset} {r.protocol} {r.strategy} k={r.k} (+{r.diff:.4f})"
+                                                 for r in worse.itertuples()) if len(worse) else "") + ".")
     return lines
 
 
 def render(cells: list[dict], settings: dict, command: str, report) -> str:
     fmt = lambda v: f"{v:.4f}"  # noqa: E731
     machines = sorted({cell["machine"].split("; load average")[0] for cell in cells if "machine" in cell})
-    lines = ["# A new LLM's benchmark accuracies from k questions: random, adaptive, hybrid, anchors (issue 14)", "",
+    lines = ["# A new LLM's benchmark accuracies from k questions: random, adaptive, hybrid, anchors (issues 14, 25)", "",
              f"Command: `{command}` (config `experiments/configs/adaptive_testing.json`)  ", *report.header(), "",
              (f"{'; '.join(machines)}. " if machines else "") + f"MF (d={settings['dim']}, "
              f"λ_reg={settings['lambda_reg']}, item groups = benchmarks, delta guide; no embedding model: no side "
@@ -444,9 +559,20 @@ def render(cells: list[dict], settings: dict, command: str, report) -> str:
              "prior. MAE in accuracy (0-1), mean ± sd over seeds; cover90: share of 90% intervals (model rows) "
              "holding the actual accuracy (mean, min and max over seeds). The model's estimate, the interval's τ "
              "and (adaptive, hybrid) the selection τ are chosen per seed and per k on validation LLMs (the cells' "
-             "`choice`). `anchors` is tinyBenchmarks' anchor-point method on the same fit.", "", "## Goals", ""]
+             "`choice`). `anchors` is tinyBenchmarks' anchor-point method on the same fit. Protocols (which LLMs are "
+             "new): `random`, and the frontier ones `newest` and `strongest`, whose validation LLMs are the newest / "
+             "strongest of the training LLMs (module docstring).", "", "## Goals", ""]
     lines += goals(cells)
-    lines += ["", "## Test LLMs: MAE of the model's estimate, the sample mean and the population mean; 90% coverage",
+    lines += ["", "## Random and frontier protocols side by side: the model's MAE and 90% coverage (test LLMs)", "",
+              side_by_side(cells).to_string(index=False, float_format=fmt), "",
+              "## The model's estimate minus the sample mean, k >= 10 (MAE, paired by seed, 95% t interval; issue 25 "
+              "asks for <= 0 on the frontier protocols)", "",
+              against_sample_mean(cells).to_string(index=False, float_format=fmt), "",
+              "## The model-assisted estimate (random strategy) minus the sample mean, k >= 10, and the coverage of "
+              "its own 90% interval", "",
+              (against_sample_mean(cells, "assisted", ("random",)).to_string(index=False, float_format=fmt)
+               if any("assisted" in cell["rows"] for cell in cells) else "No cell has it yet."), "",
+              "## Test LLMs: MAE of the model's estimate, the sample mean and the population mean; 90% coverage",
               "", summarise(cells).to_string(index=False, float_format=fmt), "",
               "## The model's estimate minus the better of the population mean and the sample mean (MAE, paired by "
               "seed, 95% t interval; the issue asks for <= 0)", "", "Test LLMs:", "",
@@ -458,8 +584,10 @@ def render(cells: list[dict], settings: dict, command: str, report) -> str:
     for cell in cells:
         picks = {s: {"τ_sel": c["selection_t"], "estimate": c["estimate"], "interval τ": c["interval_t"]}
                  for s, c in cell["choice"].items()}
-        lines.append(f"- {cell['dataset']} seed {cell['seed']} ({cell['n_test_llms']} test / "
-                     f"{cell['n_validation_llms']} validation / {cell['n_train_llms']} training LLMs, "
+        accuracy = (f", accuracy of the test LLMs {cell['test_accuracy']:.3f} against the training answers' "
+                    f"{cell['train_accuracy']:.3f}" if "test_accuracy" in cell else "")
+        lines.append(f"- {cell['dataset']} {protocol_of(cell)} seed {cell['seed']} ({cell['n_test_llms']} test / "
+                     f"{cell['n_validation_llms']} validation / {cell['n_train_llms']} training LLMs{accuracy}, "
                      f"{cell['seconds']:.0f} s): {picks}")
     return "\n".join(lines) + "\n"
 
@@ -467,6 +595,7 @@ def render(cells: list[dict], settings: dict, command: str, report) -> str:
 def main() -> None:
     parser = study_parser(__doc__, ROOT / "experiments" / "configs" / "adaptive_testing.json")
     parser.add_argument("--datasets", nargs="*", help="only these datasets of the config (the report has them all)")
+    parser.add_argument("--protocols", nargs="*", choices=PROTOCOLS, help="only these protocols of the config")
     args, config, command = parse_study(parser, "experiments/adaptive_testing.py")
     missing = [key for key in ("datasets", "seeds", *SETTINGS) if key not in config]
     if missing:
@@ -480,15 +609,24 @@ def main() -> None:
             datasets[name] = load_dataset(shared_dataset_path(name), unknown_entities="add", log=None)
         return datasets[name]
 
-    for name, seed in itertools.product(config["datasets"], config["seeds"]):
-        cell = (study if not args.datasets or name in args.datasets else stored).get(
-            (name, f"seed{seed}"), {"dataset": name, "seed": seed, **settings},
-            lambda: run_cell(dataset(name), seed, settings), data_hash=lambda: dataset(name).fingerprint(), compare="rows")
+    protocols = config.get("protocols", ["random"])
+    unknown = sorted(set(protocols) - set(PROTOCOLS))
+    if unknown:
+        raise ConfigError(f"{args.config}: protocols {unknown} are not among {PROTOCOLS}")
+    for name, protocol, seed in itertools.product(config["datasets"], protocols, config["seeds"]):
+        chosen = (not args.datasets or name in args.datasets) and (not args.protocols or protocol in args.protocols)
+        # A random-protocol cell keeps the path it had before the frontier protocols existed.
+        parts = (name, f"seed{seed}") if protocol == "random" else (name, protocol, f"seed{seed}")
+        cell = (study if chosen else stored).get(
+            parts, {"dataset": name, "protocol": protocol, "seed": seed, **settings},
+            lambda: run_cell(dataset(name), seed, settings, protocol), data_hash=lambda: dataset(name).fingerprint(),
+            compare="rows")
         if cell is not None:
-            print(f"{name} seed {seed}: {cell['seconds']:.0f} s", flush=True)
+            print(f"{name} {protocol} seed {seed}: {cell['seconds']:.0f} s", flush=True)
             cells.append(cell)
     if cells:
-        report = check_provenance(((f"{c['dataset']}/seed{c['seed']}", c) for c in cells), allow_mixed=args.allow_mixed)
+        report = check_provenance(((f"{c['dataset']}/{protocol_of(c)}/seed{c['seed']}", c) for c in cells),
+                                  allow_mixed=args.allow_mixed)
         summarise(cells).to_csv(OUT.with_suffix(".csv"), index=False)
         OUT.with_suffix(".md").write_text(render(cells, settings, command, report))
         print(OUT.with_suffix(".md").read_text())

@@ -84,6 +84,7 @@ from bayes_simrmf.splits.balance import (
 )
 from bayes_simrmf.splits.protocol import (
     Protocol,
+    llm_dates,
 )
 from bayes_simrmf.splits.split import (
     Split,
@@ -98,4 +99,5 @@ __all__ = [
     "Split",
     "TEST_SPLIT_NAMES",
     "balanced_block_selection",
+    "llm_dates",
 ]

@@ -221,7 +221,7 @@ class Protocol:
             item_groups=_dataset_benchmarks(dataset, item_ids),
             data_fingerprint=dataset.fingerprint(),
             log=log,
-            llm_dates=_llm_dates(dataset) if self.new_llms == "newest" else None,
+            llm_dates=llm_dates(dataset) if self.new_llms == "newest" else None,
         )
 
     def split_arrays(
@@ -493,7 +493,7 @@ class Protocol:
 
 
 
-def _llm_dates(dataset) -> np.ndarray:
+def llm_dates(dataset) -> np.ndarray:
     """Each LLM's date (datetime64[D], NaT where unknown) from the first of :data:`DATE_COLUMNS` with a value."""
     import pandas as pd
 
