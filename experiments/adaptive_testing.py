@@ -41,7 +41,13 @@ The posterior is computed with the package's own pieces (:func:`~bayes_simrmf.pr
 without growing the model's state; each cell first checks that they give what ``SimRMF.fold_in`` and
 ``next_questions`` give.
 
-Settings in ``experiments/configs/adaptive_testing.json``; one cell per dataset × seed with provenance
+Peers (issue 25; config ``irt_peers``): the field's IRT tools on the same splits and budgets
+(``experiments/peers/irt.py``): py-irt's 2PL / "4PL" fitted on the training LLMs' answers, a new LLM's ability by
+catsim's maximum-likelihood estimator; strategies ``py-irt <model> random`` (the random strategy's questions, in
+the same order) and ``py-irt <model> catsim`` (catsim's most informative question, one at a time). Nothing of
+theirs is tuned on validation. One cell per dataset × protocol × seed × model.
+
+Settings in ``experiments/configs/adaptive_testing.json``; one cell per dataset × protocol × seed with provenance
 (:class:`bayes_simrmf.evaluate.study.StudyCells`): rerunning skips finished cells, ``--aggregate-only``
 rebuilds the tables.
 
@@ -74,7 +80,7 @@ from bayes_simrmf.predict.sides import ITEM, LLM
 from bayes_simrmf.splits import llm_dates
 
 ROOT = Path(__file__).resolve().parents[1]
-CODE = ("experiments/adaptive_testing.py",)
+CODE = ("experiments/adaptive_testing.py", "experiments/peers/irt.py", "experiments/peers/py_irt_fit.py")
 CELLS = ROOT / "experiments" / "results" / "adaptive_testing_cells"
 OUT = ROOT / "experiments" / "results" / "adaptive_testing"
 SETTINGS = ("ks", "temperatures", "new_share", "n_llms", "batch", "dim", "lambda_reg", "max_steps", "n_draws")
@@ -392,6 +398,61 @@ def run_cell(dataset, seed: int, settings: dict, protocol: str = "random") -> di
                 {s: c["selection_t"] for s, c in choice.items()})], choice).to_dict(orient="list")}
 
 
+def run_irt_cell(dataset, seed: int, settings: dict, protocol: str, model: str, peers: dict) -> dict:
+    """The IRT peer ``model`` on the test LLMs of :func:`run_cell`'s split (the same new LLMs, the same random
+    question order), rows in :func:`condensed`'s form."""
+    from peers.irt import IrtPeer, fit_py_irt
+
+    started = time.time()
+    args = SimpleNamespace(**settings, seed_fit=seed)
+    responses = dataset.responses
+    groups = dataset.items.set_index("item")["benchmark"].astype(str).to_dict()
+    new, _, tested = choose_llms(dataset, responses, protocol, args, np.random.default_rng(seed))
+    train = responses[~responses.llm.isin(new)]
+    fit = fit_py_irt(train, model, epochs=peers["epochs"], lr=peers["lr"], seed=seed)
+    items = np.sort(train.item.astype(str).unique())
+    codes, names = pd.factorize(pd.Series([groups[item] for item in items]), sort=True)
+    peer = IrtPeer(fit, items, codes, len(names))
+    index = pd.Index(items)
+    population = population_means(train, groups)
+    rows = []
+    for number, llm in enumerate(tested):
+        truth = responses[(responses.llm == llm) & responses.item.isin(index)].set_index("item").correct
+        available = index.get_indexer(truth.index)
+        answer_of = np.full(len(items), np.nan)
+        answer_of[available] = truth.to_numpy(float)
+        order = np.random.default_rng([seed, number]).permutation(available)  # run_llm's random order
+        for selection in ("random", "catsim"):
+            asked = np.zeros(0, int)
+            for k in sorted(args.ks):
+                while len(asked) < min(k, len(available)):
+                    if selection == "random":
+                        fresh = order[len(asked)]
+                    else:
+                        allowed = ~np.isnan(answer_of)
+                        allowed[asked] = False
+                        fresh = peer.select(peer.estimate(asked, answer_of[asked]), allowed)
+                    asked = np.append(asked, fresh)
+                y = answer_of[asked]
+                score = peer.scores(asked, y)
+                seen = np.bincount(codes[asked], minlength=len(names))
+                direct = np.bincount(codes[asked], weights=y, minlength=len(names)) / np.maximum(seen, 1)
+                for code, benchmark in enumerate(names):
+                    rows.append({"llm": llm, "strategy": f"py-irt {model} {selection}", "k": k, "benchmark": benchmark,
+                                 "population": population.get(benchmark, np.nan),
+                                 "sample": direct[code] if seen[code] else population.get(benchmark, np.nan),
+                                 "model": score["model"][code], "lower": score["lower"][code],
+                                 "upper": score["upper"][code]})
+    frame = pd.DataFrame(rows)
+    actual = (responses[responses.llm.isin(tested) & responses.item.isin(index)]
+              .assign(benchmark=lambda f: f.item.map(groups)).groupby(["llm", "benchmark"]).correct.mean())
+    frame["actual"] = actual.reindex(pd.MultiIndex.from_frame(frame[["llm", "benchmark"]])).to_numpy()
+    frame = frame[frame.actual.notna()].reset_index(drop=True)
+    return {"dataset": dataset.name, "protocol": protocol, "seed": seed, "peer": f"py-irt {model}",
+            "machine": machine_line(), "fit_seconds": fit.seconds, "n_test_llms": len(tested),
+            "seconds": time.time() - started, "rows": frame.to_dict(orient="list")}
+
+
 def condensed(frame: pd.DataFrame, choice: dict) -> pd.DataFrame:
     """Per row: the chosen estimate, the baselines and the chosen interval (what the tables need)."""
     values = frame.reset_index(drop=True)
@@ -419,7 +480,9 @@ def per_seed_scores(cells: list[dict], key: str = "rows") -> pd.DataFrame:
     ``assisted`` estimate (random strategy) with the coverage of its own interval where it has one."""
     frames = []
     for cell in cells:
-        rows = pd.DataFrame(cell[key])
+        rows = pd.DataFrame(cell.get(key) or {})
+        if rows.empty:  # a peer's cell has no validation rows
+            continue
         is_covered = ((rows.lower <= rows.actual) & (rows.actual <= rows.upper)).astype(float)
         estimates = [("model", rows.model, is_covered), ("sample mean", rows["sample"], np.nan),
                      ("population", rows.population, np.nan)]
@@ -504,6 +567,29 @@ def paired_differences(cells: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def against_peers(cells: list[dict]) -> pd.DataFrame:
+    """Our MAE minus an IRT peer's on the same new LLMs, paired by seed (95% t interval), per dataset, protocol
+    and k > 0: the random strategy against the peer's random questions, adaptive against catsim's."""
+    scores = per_seed_scores(cells)
+    mae = scores[scores.estimate == "model"].set_index(["dataset", "protocol", "strategy", "k", "seed"]).mae
+    present = set(mae.index.droplevel("seed"))
+    peers = sorted({s.rsplit(" ", 1)[0] for s in scores.strategy.unique() if s.startswith("py-irt ")})
+    rows = []
+    for dataset, protocol, strategy, k in sorted(present):
+        if strategy not in ("random", "adaptive") or k == 0:
+            continue
+        for peer in peers:
+            other = f"{peer} {'random' if strategy == 'random' else 'catsim'}"
+            if (dataset, protocol, other, k) not in present:
+                continue
+            diff = mae[dataset, protocol, strategy, k] - mae[dataset, protocol, other, k]
+            mean, low, high = paired_interval(diff)
+            rows.append({"dataset": dataset, "protocol": protocol, "comparison": f"{strategy} - {other}", "k": k,
+                         "ours": mae[dataset, protocol, strategy, k].mean(), "peer": mae[dataset, protocol, other, k].mean(),
+                         "diff": mean, "ci95_low": low, "ci95_high": high, "seeds": int(diff.notna().sum())})
+    return pd.DataFrame(rows)
+
+
 def against_baselines(cells: list[dict], key: str) -> pd.DataFrame:
     """Per dataset, protocol, strategy and k: the model's MAE minus the better (per seed) of the population mean
     and the sample mean, paired by seed, with a 95% t interval (the issue asks for <= 0 on validation and on test)."""
@@ -537,6 +623,13 @@ def goals(cells: list[dict]) -> list[str]:
                  f"of {len(table)} dataset x protocol x strategy x k cells; outside: "
                  + (", ".join(f"{d} {p} {s} k={k} ({v:.3f})" for (d, p, s, k), v in off.cover90.items()) or "none")
                  + ".")
+    peers = against_peers(cells)
+    if len(peers):
+        behind = peers[~(peers.ci95_high < 0)]
+        lines.append(f"- Better than the IRT peers at every k (our MAE minus theirs, paired interval below 0): "
+                     f"{len(peers) - len(behind)} of {len(peers)} dataset x protocol x comparison x k cells"
+                     + ("; not in: " + ", ".join(f"{r.dataset} {r.protocol} {r.comparison} k={r.k} ({r.diff:+.4f})"
+                                                  for r in behind.itertuples()) if len(behind) else "") + ".")
     versus = against_sample_mean(cells)
     frontier = versus[versus.protocol != "random"]
     if len(frontier):
@@ -572,6 +665,10 @@ def render(cells: list[dict], settings: dict, command: str, report) -> str:
               "its own 90% interval", "",
               (against_sample_mean(cells, "assisted", ("random",)).to_string(index=False, float_format=fmt)
                if any("assisted" in cell["rows"] for cell in cells) else "No cell has it yet."), "",
+              "## Against the IRT peers (py-irt + catsim): our MAE minus theirs on the same new LLMs and budgets, "
+              "paired by seed, 95% t interval", "",
+              (against_peers(cells).to_string(index=False, float_format=fmt)
+               if any("peer" in cell for cell in cells) else "No peer cell yet."), "",
               "## Test LLMs: MAE of the model's estimate, the sample mean and the population mean; 90% coverage",
               "", summarise(cells).to_string(index=False, float_format=fmt), "",
               "## The model's estimate minus the better of the population mean and the sample mean (MAE, paired by "
@@ -582,6 +679,10 @@ def render(cells: list[dict], settings: dict, command: str, report) -> str:
               "interval over seeds", "", paired_differences(cells).to_string(index=False, float_format=fmt), "",
               "## Choices per cell (validation)", ""]
     for cell in cells:
+        if "peer" in cell:
+            lines.append(f"- {cell['dataset']} {protocol_of(cell)} seed {cell['seed']}: {cell['peer']} "
+                         f"({cell['n_test_llms']} test LLMs; fit {cell['fit_seconds']:.0f} s, {cell['seconds']:.0f} s in all)")
+            continue
         picks = {s: {"τ_sel": c["selection_t"], "estimate": c["estimate"], "interval τ": c["interval_t"]}
                  for s, c in cell["choice"].items()}
         accuracy = (f", accuracy of the test LLMs {cell['test_accuracy']:.3f} against the training answers' "
@@ -596,6 +697,7 @@ def main() -> None:
     parser = study_parser(__doc__, ROOT / "experiments" / "configs" / "adaptive_testing.json")
     parser.add_argument("--datasets", nargs="*", help="only these datasets of the config (the report has them all)")
     parser.add_argument("--protocols", nargs="*", choices=PROTOCOLS, help="only these protocols of the config")
+    parser.add_argument("--no-peers", action="store_true", help="compute no IRT peer cell (those on disk are reported)")
     args, config, command = parse_study(parser, "experiments/adaptive_testing.py")
     missing = [key for key in ("datasets", "seeds", *SETTINGS) if key not in config]
     if missing:
@@ -624,8 +726,23 @@ def main() -> None:
         if cell is not None:
             print(f"{name} {protocol} seed {seed}: {cell['seconds']:.0f} s", flush=True)
             cells.append(cell)
+    peers = config.get("irt_peers") or {}
+    for name, protocol, seed, model in itertools.product(config["datasets"], protocols, config["seeds"],
+                                                         peers.get("models", [])):
+        chosen = (not args.datasets or name in args.datasets) and (not args.protocols or protocol in args.protocols) \
+            and not args.no_peers
+        cell = (study if chosen else stored).get(
+            (name, "peers", protocol, f"seed{seed}-py-irt-{model}"),
+            {"dataset": name, "protocol": protocol, "seed": seed, "peer": f"py-irt {model}", "peers": peers,
+             **settings},
+            lambda: run_irt_cell(dataset(name), seed, settings, protocol, model, peers),
+            data_hash=lambda: dataset(name).fingerprint(), compare="rows")
+        if cell is not None:
+            print(f"{name} {protocol} seed {seed} py-irt {model}: {cell['seconds']:.0f} s", flush=True)
+            cells.append(cell)
     if cells:
-        report = check_provenance(((f"{c['dataset']}/{protocol_of(c)}/seed{c['seed']}", c) for c in cells),
+        report = check_provenance(((f"{c['dataset']}/{protocol_of(c)}/seed{c['seed']}{'/' + c['peer'] if 'peer' in c else ''}", c)
+                                   for c in cells),
                                   allow_mixed=args.allow_mixed)
         summarise(cells).to_csv(OUT.with_suffix(".csv"), index=False)
         OUT.with_suffix(".md").write_text(render(cells, settings, command, report))
