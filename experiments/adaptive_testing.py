@@ -698,6 +698,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="*", help="only these datasets of the config (the report has them all)")
     parser.add_argument("--protocols", nargs="*", choices=PROTOCOLS, help="only these protocols of the config")
     parser.add_argument("--no-peers", action="store_true", help="compute no IRT peer cell (those on disk are reported)")
+    parser.add_argument("--peer-models", nargs="*", help="compute only these IRT peer models (e.g. 2pl)")
     args, config, command = parse_study(parser, "experiments/adaptive_testing.py")
     missing = [key for key in ("datasets", "seeds", *SETTINGS) if key not in config]
     if missing:
@@ -730,12 +731,12 @@ def main() -> None:
     for name, protocol, seed, model in itertools.product(config["datasets"], protocols, config["seeds"],
                                                          peers.get("models", [])):
         chosen = (not args.datasets or name in args.datasets) and (not args.protocols or protocol in args.protocols) \
-            and not args.no_peers
+            and not args.no_peers and (not args.peer_models or model in args.peer_models)
+        own = {key: peers[key] for key in ("epochs", "lr")}  # the cell's own settings, not the list of models
         cell = (study if chosen else stored).get(
             (name, "peers", protocol, f"seed{seed}-py-irt-{model}"),
-            {"dataset": name, "protocol": protocol, "seed": seed, "peer": f"py-irt {model}", "peers": peers,
-             **settings},
-            lambda: run_irt_cell(dataset(name), seed, settings, protocol, model, peers),
+            {"dataset": name, "protocol": protocol, "seed": seed, "peer": f"py-irt {model}", **own, **settings},
+            lambda: run_irt_cell(dataset(name), seed, settings, protocol, model, own),
             data_hash=lambda: dataset(name).fingerprint(), compare="rows")
         if cell is not None:
             print(f"{name} {protocol} seed {seed} py-irt {model}: {cell['seconds']:.0f} s", flush=True)
