@@ -64,8 +64,13 @@ def test_frontier_protocols_make_the_frontier_new_and_validate_on_the_frontier_o
 
 def test_random_protocol_is_the_seeded_draw_and_an_unknown_one_is_refused(study, dataset):
     args = SimpleNamespace(new_share=0.3, n_llms=4)
-    new, held, tested = study.choose_llms(dataset, dataset.responses, "random", args, np.random.default_rng(3))
-    assert len(new) == 9 and len(held) == 4 and list(tested) == list(new[:4]) and not set(held) & set(new)
+    draw = lambda seed: study.choose_llms(dataset, dataset.responses, "random", args, np.random.default_rng(seed))  # noqa: E731
+    new, held, tested = draw(3)
+    assert len(new) == 9 and len(held) == 4 and not set(held) & set(new)
+    assert len(tested) == 4 and set(tested) <= set(new) and list(tested) == sorted(tested)
+    assert all((a == b).all() for a, b in zip(draw(3), (new, held, tested)))  # seeded
+    # the test LLMs are a draw from the new ones, not their alphabetically first
+    assert any(list(draw(seed)[2]) != list(draw(seed)[0][:4]) for seed in range(5))
     with pytest.raises(ConfigError, match="protocol must be one of"):
         study.frontier_rank(dataset, "oldest", dataset.llm_ids(), dataset.responses)
 
