@@ -212,6 +212,9 @@ class SimRMFParams(Estimator):
         None, "fixed: N(0, 1/sqrt(2*lambda_reg)) factor entries and fixed bias scales; learned: Normal-Wishart "
         "populations of LLM and question rows (a mean per benchmark) fitted with the rows, svi with the normal or "
         "lowrank guide [default: fixed for svi; the gibbs sampler always learns them].")
+    asymptotes: bool = hyper(
+        False, "A guessing floor and a ceiling per question group (benchmark; one for all without groups), learned: "
+        "p = floor + (ceiling - floor) * sigmoid(logit), the 4PL form (inference svi, prior fixed).")
     chains: int = hyper(4, "Gibbs chains, run side by side (inference gibbs).", minimum=1)
     warmup: int = hyper(300, "Gibbs sweeps per chain discarded before any is kept (inference gibbs).", minimum=0)
     samples: int = hyper(400, "Gibbs sweeps per chain after warm-up (inference gibbs).", minimum=1)

@@ -50,9 +50,9 @@ from bayes_simrmf.model import (
     LLM_BIAS,
     LLM_FACTORS,
     OBSERVED,
-    pair_logits,
     sigmoid,
 )
+from bayes_simrmf.model.predictor import pair_effective_logits
 
 __all__ = ["to_inference_data"]
 
@@ -157,7 +157,7 @@ def _pair_draws(
     rng = np.random.default_rng([int(seed), 2])
     for start in range(0, n_pairs, batch_pairs):
         block = slice(start, start + batch_pairs)
-        logits = pair_logits(draws, pairs.llm_codes[block], pairs.item_codes[block])
+        logits = pair_effective_logits(draws, pairs.llm_codes[block], pairs.item_codes[block])
         log_lik[:, block] = -np.logaddexp(0.0, np.where(pairs.correct[block] == 1, -logits, logits))
         uniform = rng.random((logits.shape[1], n_draws)).T
         predictive[:, block] = uniform < sigmoid(logits)

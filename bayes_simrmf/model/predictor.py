@@ -12,6 +12,12 @@ axes (none for a point estimate, ``(n_draws,)`` for draws): ``intercept`` ``(*le
 ``llm_bias`` ``(*lead, n_llms)``, ``item_bias`` ``(*lead, n_items)``, ``llm_factors``
 ``(*lead, n_llms, d)``, ``item_factors`` ``(*lead, n_items, d)``. A site that is absent (a model
 without biases, or with ``dim=0``) contributes nothing.
+
+Asymptotes (``ModelConfig.asymptotes``): ``item_floor`` / ``item_ceiling`` ``(*lead, n_items)`` map σ of the
+logit to ``p = floor + (ceiling − floor) σ(logit)``. The logits above stay the linear predictor's; the map is
+affine in σ, so an expectation of σ over a logit's spread maps the same way (:func:`with_asymptotes`), and the
+likelihood reads :func:`effective_logits` (the log-odds of ``p``). Every σ of a logit that becomes a probability of
+a pair goes through :func:`pair_probabilities`, :func:`grid_probabilities` or :func:`with_asymptotes`.
 """
 
 from __future__ import annotations
@@ -22,7 +28,17 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
-from bayes_simrmf.model.sites import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS
+from bayes_simrmf.model.sites import (
+    INTERCEPT,
+    ITEM_BIAS,
+    ITEM_CEILING,
+    ITEM_FACTORS,
+    ITEM_FLOOR,
+    ITEM_GROUP_FLOOR,
+    ITEM_GROUP_SLIP,
+    LLM_BIAS,
+    LLM_FACTORS,
+)
 
 Index = Any  # an int array of rows, or a slice
 
@@ -123,3 +139,64 @@ def expected_sigmoid(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
     sd = np.sqrt(np.maximum(np.asarray(var, dtype=np.float64), 0.0))[..., None]
     values = sigmoid(mean + np.sqrt(2.0) * sd * _GH_NODES)
     return (values @ _GH_WEIGHTS) / np.sqrt(np.pi)
+
+
+# asymptotes -----------------------------------------------------------------------------------------------------
+def has_asymptotes(params: Mapping) -> bool:
+    return ITEM_FLOOR in params
+
+
+def with_asymptotes(prob, params: Mapping, item: Index, *, grid: bool = False, xp=np):
+    """``floor + (ceiling − floor) · prob`` for items ``item`` (``prob`` of pairs ``(*lead, n_pairs)``, or with
+    ``grid`` of a grid ``(*lead, n_llm, n_item)``); ``prob`` itself without asymptotes. ``prob`` may be σ of a
+    logit or its expectation over the logit's spread: the map is affine."""
+    if not has_asymptotes(params):
+        return prob
+    floor, ceiling = params[ITEM_FLOOR][..., item], params[ITEM_CEILING][..., item]
+    if grid:
+        floor, ceiling = floor[..., None, :], ceiling[..., None, :]
+    return floor + (ceiling - floor) * prob
+
+
+def item_asymptotes(params: Mapping, group_codes: np.ndarray) -> dict[str, np.ndarray]:
+    """``{item_floor, item_ceiling}`` float32 of items whose groups are ``group_codes`` (into the groups of
+    ``params``' ``item_group_floor`` / ``item_group_slip``; −1, a group the model has no floor for, takes the mean
+    over the groups)."""
+    floor, slip = (np.asarray(params[name], np.float64) for name in (ITEM_GROUP_FLOOR, ITEM_GROUP_SLIP))
+    ceiling = 1.0 - (1.0 - floor) * slip
+    codes = np.asarray(group_codes, int)
+    known = codes >= 0
+    rows = np.where(known, codes, 0)
+    return {ITEM_FLOOR: np.where(known, floor[rows], floor.mean()).astype(np.float32),
+            ITEM_CEILING: np.where(known, ceiling[rows], ceiling.mean()).astype(np.float32)}
+
+
+def effective_logits(logits, floor, ceiling, *, xp=np):
+    """The log-odds of ``floor + (ceiling − floor) σ(logits)``, computed in logs (no cancellation at any logit;
+    ``floor`` 0 and ``ceiling`` 1 give ``logits`` back)."""
+    log_sig, log_sig_neg = -xp.logaddexp(0.0, -logits), -xp.logaddexp(0.0, logits)
+    if xp is np:
+        with np.errstate(divide="ignore"):
+            log_floor, log_gap, log_top = np.log(floor), np.log(ceiling - floor), np.log1p(-ceiling)
+    else:
+        log_floor, log_gap, log_top = xp.log(floor), xp.log(ceiling - floor), xp.log1p(-ceiling)
+    return xp.logaddexp(log_floor, log_gap + log_sig) - xp.logaddexp(log_top, log_gap + log_sig_neg)
+
+
+def pair_effective_logits(params: Mapping, llm: Index, item: Index) -> np.ndarray:
+    """Log-odds of the pairs' success probabilities (:func:`pair_logits`, through the asymptotes where the model
+    has them): what a log-likelihood reads."""
+    logits = pair_logits(params, llm, item)
+    if not has_asymptotes(params):
+        return logits
+    return effective_logits(logits, params[ITEM_FLOOR][..., item], params[ITEM_CEILING][..., item])
+
+
+def pair_probabilities(params: Mapping, llm: Index, item: Index) -> np.ndarray:
+    """Success probabilities of the pairs ``(llm[p], item[p])`` at ``params``: ``(*lead, n_pairs)`` (numpy)."""
+    return with_asymptotes(sigmoid(pair_logits(params, llm, item)), params, item)
+
+
+def grid_probabilities(params: Mapping, llm: Index, item: Index) -> np.ndarray:
+    """Success probabilities of every LLM in ``llm`` against every item in ``item``: ``(*lead, n_llm, n_item)``."""
+    return with_asymptotes(sigmoid(grid_logits(params, llm, item)), params, item, grid=True)

@@ -10,7 +10,9 @@ is, up to a constant, the negative log joint density of
 * ``item_factors`` X ~ Normal(0, 1/√(2 λ_reg)) entry-wise, shape ``(n_items, dim)``;
 * ``correct`` z_ik ~ Bernoulli(logits = m_i·x_k + offsets), the BCE term;
 * Gaussian potentials ``-λ ‖Gram − √S‖²`` (``numpyro.factor``), the similarity terms
-  (added by :mod:`bayes_simrmf.similarity` inputs; absent for MF).
+  (added by :mod:`bayes_simrmf.similarity` inputs; absent for MF);
+* with ``config.asymptotes``, the likelihood is ``floor + (ceiling − floor) σ(logit)`` with a learned floor and
+  ceiling per item group (:func:`_asymptotes`), no longer the paper's BCE.
 
 So MAP (SVI with a delta guide) is the paper's point estimate, and any other guide
 gives a posterior.
@@ -50,13 +52,17 @@ import numpyro.distributions as dist
 from bayes_simrmf.errors import ConfigError
 from bayes_simrmf.model.config import ModelConfig
 from bayes_simrmf.model.inputs import DenseLayout, PairsLayout, SimilarityInputs
-from bayes_simrmf.model.predictor import grid_logits, pair_logits
+from bayes_simrmf.model.predictor import effective_logits, grid_logits, pair_logits
 from bayes_simrmf.model.sites import (
     INTERCEPT,
     ITEM_BIAS,
     ITEM_BIAS_SCALE,
+    ITEM_CEILING,
     ITEM_FACTORS,
+    ITEM_FLOOR,
+    ITEM_GROUP_FLOOR,
     ITEM_GROUP_MEAN,
+    ITEM_GROUP_SLIP,
     LLM_BIAS,
     LLM_BIAS_SCALE,
     LLM_FACTORS,
@@ -123,6 +129,8 @@ def simrmf_model(
     params |= _entity_latents(_ITEMS, n_items, config, _item_bias_loc(config, item_group), item_bias_scale)
     if similarity is not None:
         _similarity_potentials(params, similarity)
+    if config.asymptotes:
+        params |= _asymptotes(config, n_items, item_group)
     _likelihood(layout, params, correct, likelihood_scale)
 
 
@@ -149,6 +157,18 @@ def _item_bias_loc(config: ModelConfig, item_group: jnp.ndarray | None):
         ITEM_GROUP_MEAN, dist.Normal(jnp.zeros(config.n_item_groups), config.intercept_prior).to_event(1)
     )
     return group_mean[item_group]
+
+
+def _asymptotes(config: ModelConfig, n_items: int, item_group: jnp.ndarray | None) -> dict[str, jnp.ndarray]:
+    """Each item group's guessing floor ~ Beta(2, floor_prior) and slip ~ Beta(2, slip_prior) (one group for all
+    items without groups), as every item's floor and ``ceiling = 1 − (1 − floor)·slip``."""
+    n_groups = config.n_item_groups or 1
+    codes = item_group if config.n_item_groups else jnp.zeros(n_items, jnp.int32)
+    if codes is None:
+        raise ConfigError(f"config.n_item_groups={config.n_item_groups} needs item_group codes")
+    floor = numpyro.sample(ITEM_GROUP_FLOOR, dist.Beta(jnp.full(n_groups, 2.0), config.floor_prior).to_event(1))
+    slip = numpyro.sample(ITEM_GROUP_SLIP, dist.Beta(jnp.full(n_groups, 2.0), config.slip_prior).to_event(1))
+    return {ITEM_FLOOR: floor[codes], ITEM_CEILING: 1.0 - (1.0 - floor[codes]) * slip[codes]}
 
 
 def _entity_latents(side: _Side, size: int, config: ModelConfig, bias_loc, bias_scale) -> dict[str, jnp.ndarray]:
@@ -187,10 +207,15 @@ def _likelihood(
             raise ConfigError("likelihood_scale (minibatches) needs a PairsLayout; got a DenseLayout")
         n_block_llms, n_block_items = layout.mask.shape
         logits = grid_logits(params, slice(0, n_block_llms), slice(0, n_block_items), xp=jnp)
+        if ITEM_FLOOR in params:
+            block = slice(0, n_block_items)
+            logits = effective_logits(logits, params[ITEM_FLOOR][block], params[ITEM_CEILING][block], xp=jnp)
         with numpyro.plate("block_llms", n_block_llms, dim=-2), numpyro.plate("block_items", n_block_items, dim=-1):
             numpyro.sample(OBSERVED, dist.Bernoulli(logits=logits).mask(layout.mask), obs=correct)
     else:
         logits = pair_logits(params, layout.llm, layout.item, xp=jnp)
+        if ITEM_FLOOR in params:
+            logits = effective_logits(logits, params[ITEM_FLOOR][layout.item], params[ITEM_CEILING][layout.item], xp=jnp)
         with numpyro.plate("pairs", logits.shape[0], dim=-1):
             if likelihood_scale is None:
                 numpyro.sample(OBSERVED, dist.Bernoulli(logits=logits), obs=correct)

@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.errors import ConfigError, UnknownEntityError
-from bayes_simrmf.model.predictor import sigmoid
-from bayes_simrmf.predict.fold_in import partner_design
+from bayes_simrmf.model import ITEM_CEILING, ITEM_FLOOR
+from bayes_simrmf.model.predictor import has_asymptotes, sigmoid, with_asymptotes
+from bayes_simrmf.predict.fold_in import asymptotic_terms, partner_design
 from bayes_simrmf.predict.sides import ITEM
 from bayes_simrmf.predict.state import FittedState
 
@@ -48,15 +49,22 @@ def llm_posterior(state: FittedState, llm: str) -> tuple[np.ndarray, np.ndarray]
 
 def accuracy_gradients(state: FittedState, mean: np.ndarray, biases: bool, item_codes: np.ndarray,
                        group_codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Design rows ``x (n, p)``, curvatures ``σ'(ℓ) (n,)`` of the items ``item_codes``, and the gradients
-    ``g (n_groups, p)`` of each group's mean accuracy at the posterior mean."""
+    """Design rows ``x (n, p)``, curvatures (the Fisher information of one answer per unit logit², ``σ'(ℓ)`` for
+    the logistic likelihood) ``(n,)`` of the items ``item_codes``, and the gradients ``g (n_groups, p)`` of each
+    group's mean accuracy at the posterior mean. With asymptotes, the slope of a success probability is
+    ``(ceiling − floor) σ'(ℓ)`` and an answer's information that squared over ``p (1 − p)``."""
     design, offsets = partner_design(state, ITEM, biases)
     x = design[item_codes]
-    prob = sigmoid(x @ mean + offsets[item_codes])
-    curvature = prob * (1.0 - prob)
+    logits = x @ mean + offsets[item_codes]
+    if has_asymptotes(state.params):
+        floor, ceiling = (state.params[name][item_codes].astype(np.float64) for name in (ITEM_FLOOR, ITEM_CEILING))
+        _, slope, curvature = asymptotic_terms(logits, floor, ceiling)
+    else:
+        prob = sigmoid(logits)
+        slope = curvature = prob * (1.0 - prob)
     counts = np.bincount(group_codes, minlength=n_groups).astype(np.float64)
     gradients = np.zeros((n_groups, x.shape[1]))
-    np.add.at(gradients, group_codes, curvature[:, None] * x)
+    np.add.at(gradients, group_codes, slope[:, None] * x)
     return x, curvature, gradients / np.maximum(counts, 1.0)[:, None]
 
 
@@ -128,7 +136,7 @@ def next_questions(
     return pd.DataFrame({
         "item": items[picked],
         "benchmark": np.asarray(group_names)[group_codes[picked]],
-        "prob": sigmoid(design[picked] @ mean + offsets[picked]),
+        "prob": with_asymptotes(sigmoid(design[picked] @ mean + offsets[picked]), state.params, np.asarray(picked, int)),
         "variance_reduction": gains,
         "sd_after": np.sqrt(np.maximum(left, 0.0)),
     })

@@ -31,6 +31,7 @@ from bayes_simrmf.inference.learned import run_learned_svi
 from bayes_simrmf.inference.samples import SamplePosterior
 from bayes_simrmf.model.sites import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS
 from bayes_simrmf.model import ModelConfig, SimilarityInputs
+from bayes_simrmf.model.predictor import item_asymptotes
 from bayes_simrmf.options import METHODS, SIMILARITY_METHODS
 from bayes_simrmf.pairs import as_id_array, check_pairs
 from bayes_simrmf.params import SimRMFParams
@@ -132,6 +133,7 @@ class SimRMF(SimRMFParams, PosteriorQueries):
         return ModelConfig(
             dim=int(self.dim), lambda_reg=float(self.lambda_reg), biases=bool(self.biases), bias_scale=float(self.bias_scale),
             llm_bias_scale=None if self.llm_bias_scale is None else float(self.llm_bias_scale),
+            asymptotes=bool(self.asymptotes),
         )
 
     def inference_config(self) -> InferenceConfig:
@@ -214,6 +216,10 @@ class SimRMF(SimRMFParams, PosteriorQueries):
             similarity = self._similarity_inputs(side, model_llms, model_items, len(correct), len(warm_llms), len(warm_items))
         llm_codes = np.searchsorted(warm_llms, llm).astype(np.int32)
         item_codes = np.searchsorted(warm_items, item).astype(np.int32)
+        if self.asymptotes and (self.inference == "gibbs" or learned):
+            raise ConfigError(
+                "asymptotes=True needs inference='svi' with prior='fixed': the sampler's Polya-Gamma updates and the "
+                "learned-prior SVI take the plain logistic likelihood; drop asymptotes or use the SVI guides")
         if self.inference == "gibbs":
             self._fit_gibbs(model_llms, model_items, llm_codes, item_codes, correct, group_codes, group_labels,
                             item_groups, llm_groups, similarity)
@@ -240,10 +246,16 @@ class SimRMF(SimRMFParams, PosteriorQueries):
         self.svi_result_: SVIResult | None = result
         self.fit_seconds_, self.layout_ = result.seconds, result.layout
         params = {name: np.asarray(value, dtype=np.float32) for name, value in result.point.items()}
+        posterior = GaussianPosterior.from_svi(self.guide, result.guide, result.guide_params, params)
+        if model_config.asymptotes:
+            # Per item row, at the point estimate (a group's floor rests on thousands of answers; its posterior
+            # spread is not carried into predictions).
+            codes = np.zeros(len(model_items), int) if group_codes is None else np.asarray(group_codes)
+            params |= item_asymptotes(params, codes)
         self.fitted_ = FittedState(
             params=params, llms=model_llms, items=model_items, n_warm_llms=n_warm_llms,
             n_warm_items=n_warm_items, n_fitted_llms=len(model_llms), n_fitted_items=len(model_items),
-            dim=int(self.dim), posterior=GaussianPosterior.from_svi(self.guide, result.guide, result.guide_params, params),
+            dim=int(self.dim), posterior=posterior,
             losses=result.losses, converged=result.converged, n_pairs=int(len(correct)), item_group_labels=group_labels,
             item_groups=GroupMap.from_mapping(item_groups, "item_groups"),
             llm_groups=GroupMap.from_mapping(llm_groups, "llm_groups"),

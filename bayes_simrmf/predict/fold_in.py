@@ -13,19 +13,19 @@ import numpy as np
 import pandas as pd
 
 from bayes_simrmf.errors import ConfigError, UnknownEntityError
-from bayes_simrmf.model import INTERCEPT
-from bayes_simrmf.model.predictor import sigmoid
+from bayes_simrmf.model import INTERCEPT, ITEM_CEILING, ITEM_FLOOR
+from bayes_simrmf.model.predictor import effective_logits, has_asymptotes, item_asymptotes, sigmoid
 from bayes_simrmf.pairs import as_id_array, check_pairs
 from bayes_simrmf.predict.gaussian_process import (
     gp_conditional, gp_conditional_draws, group_means, normal_blocks, psd_cholesky,
 )
-from bayes_simrmf.predict.sides import Side
+from bayes_simrmf.predict.sides import ITEM, Side
 from bayes_simrmf.predict.state import FittedState
 
 
 def laplace_logistic(
     prior_mean: np.ndarray, prior_cov: np.ndarray, design: np.ndarray, offsets: np.ndarray, y: np.ndarray,
-    max_iter: int = 100, temperature: float = 1.0,
+    max_iter: int = 100, temperature: float = 1.0, asymptotes: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """Laplace posterior of ``z`` in ``y ~ Bernoulli(σ(design z + offsets))``, ``z ~ N(prior_mean, prior_cov)``.
 
@@ -35,7 +35,13 @@ def laplace_logistic(
     posterior with likelihood^(1/τ) would) while keeping the mode, so the estimate is unchanged,
     a prior-only posterior is unchanged, and the spread stops shrinking as fast as a model held
     fixed and misspecified would claim.
+
+    ``asymptotes``: ``(floor, ceiling)`` of each answer (a model with ``asymptotes``): the likelihood is then
+    ``floor + (ceiling − floor) σ(ℓ)`` and the curvature its Fisher information (Fisher scoring; with floor 0
+    and ceiling 1 it is the logistic Newton step above).
     """
+    if asymptotes is not None:
+        return _laplace_asymptotic(prior_mean, prior_cov, design, offsets, y, max_iter, temperature, *asymptotes)
     weight = 1.0
     precision = np.linalg.inv(prior_cov)
     z = prior_mean.copy()
@@ -67,6 +73,59 @@ def laplace_logistic(
     hessian = design.T @ (design * (prob * (1 - prob))[:, None]) / temperature + precision
     cov = np.linalg.inv(hessian)
     return z, (cov + cov.T) / 2, converged
+
+
+def asymptotic_terms(logits: np.ndarray, floor: np.ndarray, ceiling: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(p, dp/dℓ, Fisher information)`` of ``p = floor + (ceiling − floor) σ(ℓ)`` per answer."""
+    sig = sigmoid(logits)
+    prob = floor + (ceiling - floor) * sig
+    slope = (ceiling - floor) * sig * (1.0 - sig)
+    return prob, slope, slope**2 / np.maximum(prob * (1.0 - prob), 1e-300)
+
+
+def _laplace_asymptotic(prior_mean, prior_cov, design, offsets, y, max_iter, temperature, floor, ceiling):
+    precision = np.linalg.inv(prior_cov)
+    z = prior_mean.copy()
+
+    def objective(value):
+        logits = effective_logits(design @ value + offsets, floor, ceiling)
+        return np.sum(y * logits - np.logaddexp(0.0, logits)) - 0.5 * (value - prior_mean) @ precision @ (value - prior_mean)
+
+    current = objective(z)
+    converged = len(y) == 0
+    for _ in range(max_iter if len(y) else 0):
+        prob, slope, information = asymptotic_terms(design @ z + offsets, floor, ceiling)
+        score = (y - prob) * slope / np.maximum(prob * (1.0 - prob), 1e-300)
+        gradient = design.T @ score - precision @ (z - prior_mean)
+        step = np.linalg.solve(design.T @ (design * information[:, None]) + precision, gradient)
+        size = 1.0
+        while size > 1e-6:
+            candidate = z + size * step
+            value = objective(candidate)
+            if value >= current - 1e-12:
+                break
+            size /= 2
+        z, current = candidate, value
+        if np.max(np.abs(size * step)) < 1e-8:
+            converged = True
+            break
+    information = asymptotic_terms(design @ z + offsets, floor, ceiling)[2]
+    cov = np.linalg.inv(design.T @ (design * information[:, None]) / temperature + precision)
+    return z, (cov + cov.T) / 2, converged
+
+
+def answer_asymptotes(state: FittedState, side: Side, ids: np.ndarray, own_codes: np.ndarray,
+                      partner_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(floor, ceiling)`` of each answer of new entities ``ids`` of ``side`` (the partner question's, or the new
+    question's by its group), or None for a model without asymptotes."""
+    if not has_asymptotes(state.params):
+        return None
+    if side == ITEM:
+        own = item_asymptotes(state.params, state.asymptote_group_codes(ids))
+        return own[ITEM_FLOOR][own_codes].astype(np.float64), own[ITEM_CEILING][own_codes].astype(np.float64)
+    return (state.params[ITEM_FLOOR][partner_codes].astype(np.float64),
+            state.params[ITEM_CEILING][partner_codes].astype(np.float64))
 
 
 def fold_in_state(
@@ -101,11 +160,14 @@ def fold_in_state(
     p = state.dim + 1
     means, covs = np.empty((len(ids), p)), np.empty((len(ids), p, p))
     report = []
+    bounds = answer_asymptotes(state, side, ids, own_codes, partner_codes)
     for index in range(len(ids)):
-        rows = partner_codes[own_codes == index]
-        y = correct[own_codes == index].astype(np.float64)
+        mine = own_codes == index
+        rows = partner_codes[mine]
+        y = correct[mine].astype(np.float64)
         means[index], covs[index], converged = laplace_logistic(
-            prior_mean[index], prior_cov[index], design[rows], offsets[rows], y, max_iter, float(temperature)
+            prior_mean[index], prior_cov[index], design[rows], offsets[rows], y, max_iter, float(temperature),
+            None if bounds is None else (bounds[0][mine], bounds[1][mine]),
         )
         report.append({
             side.kind: ids[index],

@@ -25,7 +25,7 @@ from functools import cached_property
 import numpy as np
 from scipy.special import ndtri
 
-from bayes_simrmf.model.predictor import expected_sigmoid, grid_logits, pair_logits, sigmoid
+from bayes_simrmf.model.predictor import expected_sigmoid, grid_logits, pair_logits, sigmoid, with_asymptotes
 from bayes_simrmf.predict.population import (
     MAX_POPULATION,
     POPULATION_CHUNK,
@@ -102,7 +102,8 @@ class PointModel:
                     spread &= ~rows
         if spread.any():
             result[spread] = expected_sigmoid(logits[spread], extra_var[spread])
-        return result
+        # Affine in σ, so it applies to the expectations over a logit's spread as to σ itself.
+        return with_asymptotes(result, self.state.params, item)
 
     # entities fitted without data --------------------------------------------------------------
     def _without_data_shift(self, llm: np.ndarray, item: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bayes_simrmf.groups import GroupMap
-from bayes_simrmf.model.predictor import grid_logits, sigmoid
+from bayes_simrmf.model.predictor import grid_logits, grid_probabilities
 from bayes_simrmf.predict.sides import ITEM, LLM, SIDES, Side
 from bayes_simrmf.predict.state import FittedState
 
@@ -26,6 +26,11 @@ POPULATION_CHUNK = 1024
 def side_logits(params, side: Side, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Logits ``(len(rows), len(cols))`` of entities ``rows`` of ``side`` against ``cols`` of its partner."""
     return grid_logits(params, rows, cols) if side == LLM else grid_logits(params, cols, rows).T
+
+
+def side_probabilities(params, side: Side, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Success probabilities ``(len(rows), len(cols))`` of entities ``rows`` of ``side`` against ``cols``."""
+    return grid_probabilities(params, rows, cols) if side == LLM else grid_probabilities(params, cols, rows).T
 
 
 def sample_members(members: np.ndarray, seed: int, salt: int, group: int | None = None) -> np.ndarray:
@@ -51,8 +56,8 @@ def population_mean(params, side: Side, codes: np.ndarray, members: np.ndarray) 
     means = np.empty(len(codes), dtype=np.float64)
     for start in range(0, len(codes), POPULATION_CHUNK):
         block = codes[start : start + POPULATION_CHUNK]
-        logits = side_logits(params, side.partner, members, block)
-        means[start : start + len(block)] = np.mean(sigmoid(logits), axis=0)
+        prob = side_probabilities(params, side.partner, members, block)
+        means[start : start + len(block)] = np.mean(prob, axis=0)
     return means
 
 

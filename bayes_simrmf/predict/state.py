@@ -27,7 +27,9 @@ from bayes_simrmf.errors import UnknownEntityError
 from bayes_simrmf.groups import GroupMap
 from bayes_simrmf.inference.posterior import GaussianPosterior
 from bayes_simrmf.inference.samples import SamplePosterior
-from bayes_simrmf.predict.sides import LLM, SIDES, Side
+from bayes_simrmf.model.predictor import item_asymptotes
+from bayes_simrmf.model.sites import ITEM_CEILING, ITEM_FLOOR
+from bayes_simrmf.predict.sides import ITEM, LLM, SIDES, Side
 
 
 def encode_ids(ids: np.ndarray, known: np.ndarray, kind: str, also: str = "") -> np.ndarray:
@@ -110,6 +112,14 @@ class FittedState:
         ids = self.ids(side)
         return groups.codes_against(ids, ids[: self.n_warm(side)])
 
+    def asymptote_group_codes(self, ids) -> np.ndarray:
+        """Codes of the groups of item ``ids`` among the groups with a floor (``item_group_labels``; all items share
+        one without groups), −1 where unknown."""
+        if self.item_group_labels is None:
+            return np.zeros(len(ids), int)
+        labels = self.item_groups.labels_of(ids)
+        return pd.Index(self.item_group_labels).get_indexer(labels.astype(str))
+
     # new states ----------------------------------------------------------------------------------
     def at(self, params: Mapping[str, np.ndarray]) -> FittedState:
         """This state with other parameter values (one posterior draw): a point, so entities added
@@ -126,6 +136,10 @@ class FittedState:
             params[side.factors] = np.concatenate([params[side.factors], mean[:, : self.dim]]).astype(np.float32)
         if side.bias in params:
             params[side.bias] = np.concatenate([params[side.bias], mean[:, -1]]).astype(np.float32)
+        if side == ITEM and ITEM_FLOOR in params:
+            extra = item_asymptotes(params, self.asymptote_group_codes(ids))
+            for name, value in extra.items():
+                params[name] = np.concatenate([params[name], value]).astype(np.float32)
         rows = np.concatenate([self.ids(side), ids])
         rows_of_side = {"llms": rows} if side == LLM else {"items": rows}
         if draws is not None:
@@ -145,7 +159,7 @@ class FittedState:
         n_fitted = self.n_fitted(side)
         keep = np.concatenate([np.arange(n_fitted), used])
         params = dict(self.params)
-        for name in (side.factors, side.bias):
+        for name in (side.factors, side.bias, *((ITEM_FLOOR, ITEM_CEILING) if side == ITEM else ())):
             if name in params:
                 params[name] = params[name][keep]
         inductive = dict(self.inductive)

@@ -13,13 +13,13 @@ from bayes_simrmf.pairs import check_pairs as _check_pairs
 from bayes_simrmf.model import (
     INTERCEPT,
     ITEM_BIAS,
+    ITEM_CEILING,
     ITEM_FACTORS,
+    ITEM_FLOOR,
     LLM_BIAS,
     LLM_FACTORS,
-    grid_logits,
-    pair_logits,
-    sigmoid,
 )
+from bayes_simrmf.model.predictor import grid_probabilities, pair_probabilities
 from bayes_simrmf.routing.common import _examples
 from bayes_simrmf.routing.candidates import _as_candidates, _item_ids
 
@@ -56,7 +56,8 @@ def _sample_rows(model, n_draws: int, seed: int, item_codes: np.ndarray, llm_cod
     items, item_rows = np.unique(item_codes, return_inverse=True)
     llms, llm_rows = np.unique(llm_codes, return_inverse=True)
     kept = {INTERCEPT: sampled[INTERCEPT]} if INTERCEPT in sampled else {}
-    for name, rows in ((ITEM_FACTORS, items), (ITEM_BIAS, items), (LLM_FACTORS, llms), (LLM_BIAS, llms)):
+    for name, rows in ((ITEM_FACTORS, items), (ITEM_BIAS, items), (ITEM_FLOOR, items), (ITEM_CEILING, items),
+                       (LLM_FACTORS, llms), (LLM_BIAS, llms)):
         if name in sampled:
             kept[name] = np.ascontiguousarray(sampled[name][:, rows])
     del sampled
@@ -65,7 +66,7 @@ def _sample_rows(model, n_draws: int, seed: int, item_codes: np.ndarray, llm_cod
 
 def _probability_grid(sampled: dict, item_rows: np.ndarray, llm_rows: np.ndarray) -> np.ndarray:
     """Success-probability draws ``(n_draws, n_items, n_llms)`` float32 for every item × LLM."""
-    return np.swapaxes(sigmoid(grid_logits(sampled, llm_rows, item_rows)), -1, -2).astype(np.float32)
+    return np.swapaxes(grid_probabilities(sampled, llm_rows, item_rows), -1, -2).astype(np.float32)
 
 
 def _check_draw_options(n_draws: int, batch: int, batch_name: str) -> None:
@@ -94,7 +95,7 @@ def pair_probability_draws(
     result = np.empty((n_draws, len(llm)), dtype=np.float32)
     for start in range(0, len(llm), batch_pairs):
         block = slice(start, start + batch_pairs)
-        result[:, block] = sigmoid(pair_logits(sampled, llm_rows[block], item_rows[block]))
+        result[:, block] = pair_probabilities(sampled, llm_rows[block], item_rows[block])
     return result
 
 
