@@ -34,7 +34,7 @@ from bayes_simrmf.evaluate.metrics import brier, ece, log_loss, reliability_tabl
 from bayes_simrmf.evaluate.runner import SeedContext, method_options
 from bayes_simrmf.evaluate.seeds import ProtocolSeeds
 from bayes_simrmf.evaluate.split import COVERAGE_LEVELS, interval_coverage
-from bayes_simrmf.evaluate.study import StudyCells, check_provenance, run_driver, study_parser, parse_study
+from bayes_simrmf.evaluate.study import StudyCells, check_provenance, paired_interval, run_driver, study_parser, parse_study
 from bayes_simrmf.machine import machine_line
 from bayes_simrmf.options import DEFAULT_EMBEDDING_MODEL
 from bayes_simrmf.evaluate.conformal import fit_conformal
@@ -143,6 +143,27 @@ def reliability_figure(cells: list[tuple[str, str, dict]], path: Path, title: st
     plt.close(figure)
 
 
+PAIRED_METRICS = ("log_loss", "brier", "ece", "cover90_llm_mean", "pit90_llm_mean", "cover90_item_mean", "pit90_item_mean")
+
+
+def paired_guides(frame: pd.DataFrame, pairs: list) -> pd.DataFrame:
+    """Per pair ``[first, second]`` of guides (a run's ``paired``), method and split: the first's metric minus the
+    second's, paired by seed, with a 95% t interval."""
+    rows = []
+    for first, second in pairs:
+        for (method, split), part in frame.groupby(["method", "split"], sort=False):
+            left, right = (part[part.guide == guide].set_index("seed") for guide in (first, second))
+            seeds = left.index.intersection(right.index)
+            if len(seeds) == 0:
+                continue
+            row = {"comparison": f"{first} - {second}", "method": method, "split": split, "seeds": len(seeds)}
+            for metric in PAIRED_METRICS:
+                mean, low, high = paired_interval((left.loc[seeds, metric] - right.loc[seeds, metric]).to_numpy(float))
+                row[metric] = f"{mean:+.4f} [{low:+.4f}, {high:+.4f}]"
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def write_report(config: dict, name: str, run: dict, cells: list[tuple[int, str, str, dict]], command: str,
                  allow_mixed: bool) -> None:
     report = check_provenance(((f"{name}/seed{seed}/{method}-{guide}", cell) for seed, method, guide, cell in cells),
@@ -205,6 +226,8 @@ def write_report(config: dict, name: str, run: dict, cells: list[tuple[int, str,
         f"`{figure.name}`.",
         "",
         *summary,
+        *(["## Paired differences between guides (first minus second, mean over seeds [95% t interval])", "",
+           paired_guides(frame, run["paired"]).to_string(index=False), ""] if run.get("paired") else []),
         "## 90% intervals, pair metrics",
         "",
         frame[main].round(4).to_string(index=False),
