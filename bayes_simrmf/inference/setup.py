@@ -14,7 +14,9 @@ from bayes_simrmf.model import (
     ITEM_BIAS,
     ITEM_BIAS_SCALE,
     ITEM_FACTORS,
+    ITEM_GROUP_FLOOR,
     ITEM_GROUP_MEAN,
+    ITEM_GROUP_SLIP,
     LLM_BIAS,
     LLM_BIAS_SCALE,
     LLM_FACTORS,
@@ -91,6 +93,11 @@ def initial_values(
         if model_config.bias_scale is None:
             values[LLM_BIAS_SCALE] = np.float32(1.0)
             values[ITEM_BIAS_SCALE] = np.float32(1.0)
+    if model_config.asymptotes:
+        # Start near the logistic model (floor 0.02, ceiling 0.99): the floors rise where the answers ask for it.
+        n_groups = model_config.n_item_groups or 1
+        values[ITEM_GROUP_FLOOR] = np.full(n_groups, 0.02, np.float32)
+        values[ITEM_GROUP_SLIP] = np.full(n_groups, 0.01, np.float32)
     return values
 
 
