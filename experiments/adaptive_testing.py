@@ -77,7 +77,7 @@ from bayes_simrmf.predict.assisted import MIN_ANSWERS
 from bayes_simrmf.predict.adaptive import accuracy_gradients, greedy_selection, llm_posterior, next_questions
 from bayes_simrmf.predict.fold_in import fold_in_prior, laplace_logistic, partner_design
 from bayes_simrmf.predict.sides import ITEM, LLM
-from bayes_simrmf.splits import llm_dates
+from bayes_simrmf.splits import frontier_llms
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = ("experiments/adaptive_testing.py", "experiments/peers/irt.py", "experiments/peers/py_irt_fit.py")
@@ -342,21 +342,10 @@ def covered(frame: pd.DataFrame, t: float) -> pd.Series:
     return ((frame[f"lower{t:g}"] <= frame.actual) & (frame.actual <= frame[f"upper{t:g}"])).astype(float)
 
 
-def frontier_rank(dataset, protocol: str, llms: np.ndarray, responses: pd.DataFrame) -> np.ndarray:
-    """Each of ``llms``' place on the frontier, higher for newer (``newest``; no date: -inf) or stronger
-    (``strongest``: accuracy over all its answers)."""
-    if protocol == "newest":
-        dates = pd.Series(llm_dates(dataset), index=pd.Index(dataset.llm_ids())).reindex(llms).to_numpy()
-        return np.where(np.isnat(dates), -np.inf, dates.astype("datetime64[D]").astype(np.int64).astype(float))
-    if protocol == "strongest":
-        return responses.groupby("llm").correct.mean().reindex(llms).fillna(-np.inf).to_numpy(float)
-    raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-
-
 def choose_llms(dataset, responses: pd.DataFrame, protocol: str, args, rng) -> tuple[np.ndarray, ...]:
     """``(new, held, tested)``: the new LLMs, the validation LLMs held out of the training LLMs, the test LLMs.
     Random: seeded draws (the test LLMs too: the alphabetically first of the new would be near-namesakes, one
-    vendor's merges). Frontier: the new share highest on :func:`frontier_rank` (ties in a seeded order), the
+    vendor's merges). Frontier: the new share highest on :func:`bayes_simrmf.splits.frontier_rank` (ties in a seeded order), the
     validation LLMs the highest of the rest, the test LLMs a seeded draw of the new."""
     llms = np.sort(responses.llm.unique())
     n_new = int(round(args.new_share * len(llms)))
@@ -364,8 +353,9 @@ def choose_llms(dataset, responses: pd.DataFrame, protocol: str, args, rng) -> t
         new = np.sort(rng.choice(llms, n_new, replace=False))
         held = np.sort(rng.choice(np.setdiff1d(llms, new), args.n_llms, replace=False))
         return new, held, np.sort(rng.choice(new, min(args.n_llms, len(new)), replace=False))
-    order = llms[np.lexsort((rng.random(len(llms)), frontier_rank(dataset, protocol, llms, responses)))]
-    new, rest = np.sort(order[len(llms) - n_new:]), order[: len(llms) - n_new]
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    new, rest = frontier_llms(dataset, responses, protocol, n_new, rng)
     return new, np.sort(rest[-args.n_llms:]), np.sort(rng.choice(new, min(args.n_llms, len(new)), replace=False))
 
 

@@ -18,11 +18,14 @@ Compared estimates of the accuracy per benchmark:
 * ``fold-in``: the model, population prior (``SimRMF.fold_in``);
 * ``fold-in + metadata``: the same with the LLM-similarity prior from leaderboard metadata.
 
-Settings in ``experiments/configs/kshot.json``; one cell per dataset × seed with provenance
+Protocols (config ``protocols``, issue 25): which LLMs are new, ``random`` (a seeded draw) or the frontier ones,
+``newest`` / ``strongest`` (:func:`bayes_simrmf.splits.frontier_llms`), reported side by side.
+
+Settings in ``experiments/configs/kshot.json``; one cell per dataset × protocol × seed with provenance
 (:class:`bayes_simrmf.evaluate.study.StudyCells`); writes ``experiments/results/kshot_<name>.md`` / ``.csv``.
 
 Usage:
-    python experiments/kshot.py [--datasets openllm_v2] [--rerun-stale] [--aggregate-only]
+    python experiments/kshot.py [--datasets openllm_v2] [--protocols newest] [--rerun-stale] [--aggregate-only]
 """
 
 from __future__ import annotations
@@ -41,10 +44,12 @@ from bayes_simrmf.machine import machine_line
 from bayes_simrmf.predict import SimRMF
 from bayes_simrmf.similarity import SideInformation, centre_rows
 from bayes_simrmf.similarity import llm_similarity, sqrt_psd_factor_from_dense
+from bayes_simrmf.splits import frontier_llms
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = ("experiments/kshot.py",)
 CELLS = ROOT / "experiments" / "results" / "kshot_cells"
+PROTOCOLS = ("random", "newest", "strongest")
 SETTINGS = ("new_share", "validation_share", "temperatures", "ks", "repeats", "dim", "lambda_reg", "guide",
             "max_steps", "n_draws")
 
@@ -128,7 +133,23 @@ def fit_mf(args, responses: pd.DataFrame) -> SimRMF:
     return model
 
 
-def run_cell(dataset, seed: int, settings: dict) -> dict:
+def choose_new(dataset, responses: pd.DataFrame, protocol: str, args, rng) -> tuple[np.ndarray, np.ndarray]:
+    """``(new LLMs, validation LLMs)``. Random: seeded draws, the validation LLMs among the training ones. Frontier
+    (``newest`` / ``strongest``, :func:`bayes_simrmf.splits.frontier_llms`): the new share at the frontier, the
+    validation LLMs the frontier of the training LLMs, so τ is chosen where the new LLMs lie."""
+    llms = np.sort(responses.llm.unique())
+    n_new = int(round(args.new_share * len(llms)))
+    n_held = max(2, int(round(args.validation_share * (len(llms) - n_new))))
+    if protocol == "random":
+        new_llms = np.sort(rng.choice(llms, n_new, replace=False))
+        return new_llms, np.sort(rng.choice(np.setdiff1d(llms, new_llms), n_held, replace=False))
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    new_llms, rest = frontier_llms(dataset, responses, protocol, n_new, rng)
+    return new_llms, np.sort(rest[-n_held:])
+
+
+def run_cell(dataset, seed: int, settings: dict, protocol: str = "random") -> dict:
     """Choose τ on validation LLMs, fit on the training LLMs, fold the new LLMs in from k answers; the tables."""
     started = time.time()
     args = SimpleNamespace(**settings, seed=seed)
@@ -136,15 +157,13 @@ def run_cell(dataset, seed: int, settings: dict) -> dict:
     responses = dataset.responses.merge(dataset.items[["item", "benchmark"]], on="item")
     rng = np.random.default_rng(seed)
     llms = np.sort(responses.llm.unique())
-    new_llms = np.sort(rng.choice(llms, int(round(args.new_share * len(llms))), replace=False))
-    train = responses[~responses.llm.isin(new_llms)]
-    test = responses[responses.llm.isin(new_llms) & responses.item.isin(train.item.unique())]
-    print(f"{dataset.name}: {len(llms) - len(new_llms)} training LLMs ({len(train):,} answers), {len(new_llms)} new LLMs")
-
     # Temperature of the k-shot likelihood: chosen on training LLMs held out as if new (never on test LLMs),
     # the one whose 90% intervals cover closest to 90% over k > 0.
-    train_llms = np.sort(train.llm.unique())
-    held = np.sort(rng.choice(train_llms, max(2, int(round(args.validation_share * len(train_llms)))), replace=False))
+    new_llms, held = choose_new(dataset, responses, protocol, args, rng)
+    train = responses[~responses.llm.isin(new_llms)]
+    test = responses[responses.llm.isin(new_llms) & responses.item.isin(train.item.unique())]
+    print(f"{dataset.name} ({protocol}): {len(llms) - len(new_llms)} training LLMs ({len(train):,} answers), "
+          f"{len(new_llms)} new LLMs")
     inner = train[~train.llm.isin(held)]
     validation = train[train.llm.isin(held) & train.item.isin(inner.item.unique())]
     inner_model = fit_mf(args, inner)
@@ -168,7 +187,8 @@ def run_cell(dataset, seed: int, settings: dict) -> dict:
            kshot_rows(model, side, test, new_llms, ks, args.repeats, 1.0, args.n_draws, seed, "u",
                       variants=("fold-in",))]
     )
-    return {"dataset": dataset.name, "seed": seed, "temperature": temperature, "choice": choice.to_dict(orient="list"),
+    return {"dataset": dataset.name, "protocol": protocol, "seed": seed, "temperature": temperature,
+            "new_accuracy": float(test.correct.mean()), "train_accuracy": float(train.correct.mean()), "choice": choice.to_dict(orient="list"),
             "n_train_llms": int(len(llms) - len(new_llms)), "n_train_answers": len(train), "n_new_llms": len(new_llms),
             "n_validation_llms": len(held), "fit_seconds": model.fit_seconds_, "machine": machine_line(),
             "seconds": time.time() - started,
@@ -178,9 +198,10 @@ def run_cell(dataset, seed: int, settings: dict) -> dict:
 
 def write_report(name: str, settings: dict, cells: list[dict], command: str, report) -> None:
     out = ROOT / "experiments" / "results" / f"kshot_{name}"
-    seeds = [cell["seed"] for cell in cells]
-    summary = pd.concat([pd.DataFrame(c["summary"]).assign(seed=c["seed"]) for c in cells], ignore_index=True)
-    overall = pd.concat([pd.DataFrame(c["overall"]).assign(seed=c["seed"]) for c in cells], ignore_index=True)
+    seeds = sorted({cell["seed"] for cell in cells})
+    tag = lambda frame, c: frame.assign(protocol=c.get("protocol", "random"), seed=c["seed"])  # noqa: E731
+    summary = pd.concat([tag(pd.DataFrame(c["summary"]), c) for c in cells], ignore_index=True)
+    overall = pd.concat([tag(pd.DataFrame(c["overall"]), c) for c in cells], ignore_index=True)
     summary.to_csv(out.with_suffix(".csv"), index=False)
     first = cells[0]
     fmt = lambda v: f"{v:.4f}"  # noqa: E731
@@ -196,18 +217,22 @@ def write_report(name: str, settings: dict, cells: list[dict], command: str, rep
         f"{sum(c['seconds'] for c in cells):.0f} s of cell time. MF d={settings['dim']}, λ_reg={settings['lambda_reg']} "
         f"(package defaults, not tuned), guide {settings['guide']}, fitted on every answer of {first['n_train_llms']} "
         f"training LLMs ({first['n_train_answers']:,} answers, {first['fit_seconds']:.0f} s). {first['n_new_llms']} new "
-        f"LLMs (random {settings['new_share']:.0%}), k random answered questions per benchmark, {settings['repeats']} "
+        f"LLMs ({settings['new_share']:.0%}: a seeded draw under the random protocol, the newest by date or the "
+        "strongest by accuracy under the frontier ones, whose validation LLMs are the frontier of the training LLMs; "
+        + "; ".join(f"{c.get('protocol', 'random')} seed {c['seed']}: new LLMs' accuracy {c['new_accuracy']:.3f} "
+                    f"against the training answers' {c['train_accuracy']:.3f}" for c in cells if "new_accuracy" in c)
+        + f"), k random answered questions per benchmark, {settings['repeats']} "
         "random draws of them; the target is the new LLM's accuracy on all of the benchmark's questions in the fit. "
         "Intervals: 90%, answers not seen drawn per posterior draw. MAE in accuracy points (0–1).",
         "",
-        f"Likelihood temperature τ per seed: {', '.join(format(c['temperature'], 'g') for c in cells)}, chosen on "
+        f"Likelihood temperature τ per cell: {', '.join(format(c['temperature'], 'g') for c in cells)}, chosen on "
         f"{first['n_validation_llms']} training LLMs held out as new (model refitted without them; k ∈ {ks}, one "
         "draw): the τ whose 90% intervals covered closest to 90%. τ divides the curvature the answers add to the "
         "fold-in posterior's precision; the estimate is the posterior-predictive mean at this τ, so it moves with τ "
         "(the posterior mode does not; experiments/adaptive_testing.py chooses the reported estimate on validation "
         "LLMs). Rows marked (τ=1) are the untempered fold-in, for comparison.",
         "",
-        pd.concat([pd.DataFrame(c["choice"]).assign(seed=c["seed"]) for c in cells]).to_string(
+        pd.concat([tag(pd.DataFrame(c["choice"]), c) for c in cells]).to_string(
             index=False, float_format=lambda v: f"{v:.3f}"),
         "",
         "## All benchmarks",
@@ -225,6 +250,7 @@ def write_report(name: str, settings: dict, cells: list[dict], command: str, rep
 def main() -> None:
     parser = study_parser(__doc__, ROOT / "experiments" / "configs" / "kshot.json")
     parser.add_argument("--datasets", nargs="*", help="only these names of the config's datasets")
+    parser.add_argument("--protocols", nargs="*", choices=PROTOCOLS, help="only these protocols of the config")
     args, config, command = parse_study(parser, "experiments/kshot.py")
     missing = [key for key in ("datasets", "seeds", *SETTINGS) if key not in config]
     unknown = sorted(set(args.datasets or []) - set(config.get("datasets", {})))
@@ -243,11 +269,20 @@ def main() -> None:
                 loaded["dataset"] = load_dataset(shared_dataset_path(folder), unknown_entities="add", log=None)
             return loaded["dataset"]
 
-        cells = [cell for seed in config["seeds"] if (cell := study.get(
-            (name, f"seed{seed}"), {"dataset": folder, "seed": seed, **settings}, lambda: run_cell(dataset(), seed, settings),
-            data_hash=lambda: dataset().fingerprint(), compare="overall")) is not None]
+        cells = []
+        for protocol in config.get("protocols", ["random"]):
+            if args.protocols and protocol not in args.protocols:
+                continue
+            # A random cell keeps its key and config (cells from before the protocols); a frontier cell names it.
+            where = () if protocol == "random" else (protocol,)
+            extra = {} if protocol == "random" else {"protocol": protocol}
+            cells += [cell for seed in config["seeds"] if (cell := study.get(
+                (name, *where, f"seed{seed}"), {"dataset": folder, "seed": seed, **settings, **extra},
+                lambda: run_cell(dataset(), seed, settings, protocol),
+                data_hash=lambda: dataset().fingerprint(), compare="overall")) is not None]
         if cells:
-            report = check_provenance(((f"{name}/seed{c['seed']}", c) for c in cells), allow_mixed=args.allow_mixed)
+            report = check_provenance(((f"{name}/{c.get('protocol', 'random')}/seed{c['seed']}", c) for c in cells),
+                                      allow_mixed=args.allow_mixed)
             write_report(name, settings, cells, command, report)
             print(f"wrote experiments/results/kshot_{name}.md ({len(cells)} cells)")
 

@@ -72,7 +72,7 @@ def test_random_protocol_is_the_seeded_draw_and_an_unknown_one_is_refused(study,
     # the test LLMs are a draw from the new ones, not their alphabetically first
     assert any(list(draw(seed)[2]) != list(draw(seed)[0][:4]) for seed in range(5))
     with pytest.raises(ConfigError, match="protocol must be one of"):
-        study.frontier_rank(dataset, "oldest", dataset.llm_ids(), dataset.responses)
+        study.choose_llms(dataset, dataset.responses, "oldest", args, np.random.default_rng(3))
 
 
 def test_the_irt_peer_recovers_an_ability_and_covers_a_benchmark_accuracy():
@@ -103,3 +103,24 @@ def test_the_irt_peer_recovers_an_ability_and_covers_a_benchmark_accuracy():
     p = 1 / (1 + np.exp(-a * (theta - b)))
     information = np.where(allowed, a ** 2 * p * (1 - p), -np.inf)
     assert peer.select(theta, allowed) == int(np.argmax(information))
+
+
+@pytest.mark.parametrize("protocol", ["random", "newest", "strongest"])
+def test_the_kshot_study_takes_the_same_frontier_and_keeps_its_random_draw(dataset, protocol):
+    kshot = _module("kshot_under_test", EXPERIMENTS / "kshot.py")
+    args = SimpleNamespace(new_share=0.3, validation_share=0.25)
+    new, held = kshot.choose_new(dataset, dataset.responses, protocol, args, np.random.default_rng(0))
+    assert len(new) == 9 and len(held) == 5 and not set(held) & set(new)
+    if protocol == "random":  # the draw the study made before it had protocols: its committed cells stay valid
+        rng = np.random.default_rng(0)
+        llms = np.sort(dataset.responses.llm.unique())
+        old_new = np.sort(rng.choice(llms, 9, replace=False))
+        old_held = np.sort(rng.choice(np.setdiff1d(llms, old_new), 5, replace=False))
+        assert list(new) == list(old_new) and list(held) == list(old_held)
+    elif protocol == "newest":
+        assert list(new) == [f"m{j:02d}" for j in range(9)] and list(held) == [f"m{j:02d}" for j in range(9, 14)]
+    else:
+        accuracy = {f"m{j:02d}": j // 4 for j in range(30)}
+        assert min(accuracy[m] for m in new) >= max(accuracy[m] for m in set(dataset.llm_ids()) - set(new))
+    with pytest.raises(ConfigError, match="protocol must be one of"):
+        kshot.choose_new(dataset, dataset.responses, "oldest", args, np.random.default_rng(0))

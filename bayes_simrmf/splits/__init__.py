@@ -84,6 +84,8 @@ from bayes_simrmf.splits.balance import (
 )
 from bayes_simrmf.splits.protocol import (
     Protocol,
+    frontier_llms,
+    frontier_rank,
     llm_dates,
 )
 from bayes_simrmf.splits.split import (
@@ -99,5 +101,7 @@ __all__ = [
     "Split",
     "TEST_SPLIT_NAMES",
     "balanced_block_selection",
+    "frontier_llms",
+    "frontier_rank",
     "llm_dates",
 ]

@@ -310,22 +310,7 @@ class Protocol:
         answers for "strongest"."""
         if self.new_llms == "random":
             return None
-        if self.new_llms == "newest":
-            if llm_dates is None:
-                raise ConfigError("new_llms='newest' needs each LLM's date (llm_dates, or LLM metadata with one of "
-                                  f"the columns {', '.join(DATE_COLUMNS)})")
-            dates = np.asarray(llm_dates, dtype="datetime64[D]")
-            if dates.shape != (n_llms,):
-                raise ConfigError(f"llm_dates must hold one date per LLM id ({n_llms}), got shape {dates.shape}")
-            missing = np.isnat(dates)
-            if missing.all():
-                raise ConfigError(f"new_llms='newest': no LLM has a date ({', '.join(DATE_COLUMNS)})")
-            if missing.any():
-                emit(f"new_llms='newest': {int(missing.sum())} of {n_llms} LLMs have no date and count as the oldest")
-            return np.where(missing, -np.inf, dates.astype(np.int64).astype(float))
-        answers = np.bincount(llm_idx, minlength=n_llms)
-        right = np.bincount(llm_idx, weights=np.asarray(correct, float), minlength=n_llms)
-        return np.where(answers > 0, right / np.maximum(answers, 1), -np.inf)
+        return frontier_rank(self.new_llms, n_llms, llm_dates=llm_dates, llm_idx=llm_idx, correct=correct, emit=emit)
 
     def _draw_known_sets(
         self, llm_idx: np.ndarray, item_idx: np.ndarray, shape: tuple[int, int], emit: Log,
@@ -491,6 +476,47 @@ class Protocol:
         return Pairs(llm[order], item[order], correct[order])
 
 
+
+
+def frontier_rank(kind: str, n_llms: int, *, llm_dates: np.ndarray | None = None, llm_idx: np.ndarray | None = None,
+                  correct: np.ndarray | None = None, emit: Log | None = None) -> np.ndarray:
+    """Each LLM's place on the frontier (float ``(n_llms,)``, higher is newer or stronger): ``kind="newest"``, its
+    date in days from ``llm_dates`` (no date: −inf, counted as the oldest); ``"strongest"``, its accuracy over all its
+    answers ``(llm_idx, correct)`` (no answer: −inf)."""
+    if kind == "newest":
+        if llm_dates is None:
+            raise ConfigError("new_llms='newest' needs each LLM's date (llm_dates, or LLM metadata with one of "
+                              f"the columns {', '.join(DATE_COLUMNS)})")
+        dates = np.asarray(llm_dates, dtype="datetime64[D]")
+        if dates.shape != (n_llms,):
+            raise ConfigError(f"llm_dates must hold one date per LLM id ({n_llms}), got shape {dates.shape}")
+        missing = np.isnat(dates)
+        if missing.all():
+            raise ConfigError(f"new_llms='newest': no LLM has a date ({', '.join(DATE_COLUMNS)})")
+        if missing.any() and emit is not None:
+            emit(f"new_llms='newest': {int(missing.sum())} of {n_llms} LLMs have no date and count as the oldest")
+        return np.where(missing, -np.inf, dates.astype(np.int64).astype(float))
+    if kind == "strongest":
+        answers = np.bincount(llm_idx, minlength=n_llms)
+        right = np.bincount(llm_idx, weights=np.asarray(correct, float), minlength=n_llms)
+        return np.where(answers > 0, right / np.maximum(answers, 1), -np.inf)
+    raise ConfigError(f"the frontier is 'newest' or 'strongest', got {kind!r}")
+
+
+def frontier_llms(dataset, responses, kind: str, n_new: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``(new, rest)``: the ``n_new`` LLMs of ``responses`` highest on :func:`frontier_rank` (ties broken in a seeded
+    order), sorted, and the others, lowest first. For studies that hold out a share of LLMs as new (the
+    adaptive-testing and k-shot studies); ``Protocol(new_llms=...)`` is the same choice inside the paper's split."""
+    llms = np.sort(responses.llm.unique())
+    codes = np.searchsorted(llms, responses.llm.to_numpy())
+    dates = None
+    if kind == "newest":
+        import pandas as pd
+
+        dates = pd.Series(llm_dates(dataset), index=pd.Index(dataset.llm_ids())).reindex(llms).to_numpy()
+    rank = frontier_rank(kind, len(llms), llm_dates=dates, llm_idx=codes, correct=responses.correct.to_numpy())
+    order = llms[np.lexsort((rng.random(len(llms)), rank))]
+    return np.sort(order[len(llms) - n_new:]), order[: len(llms) - n_new]
 
 
 def llm_dates(dataset) -> np.ndarray:
