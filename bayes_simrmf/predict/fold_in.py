@@ -44,20 +44,33 @@ def laplace_logistic(
         return _laplace_asymptotic(prior_mean, prior_cov, design, offsets, y, max_iter, temperature, *asymptotes)
     weight = 1.0
     precision = np.linalg.inv(prior_cov)
-    z = prior_mean.copy()
 
     def objective(value):
         logits = design @ value + offsets
         likelihood = weight * np.sum(y * logits - np.logaddexp(0.0, logits))
         return likelihood - 0.5 * (value - prior_mean) @ precision @ (value - prior_mean)
 
-    current = objective(z)
-    converged = len(y) == 0
-    for _ in range(max_iter if len(y) else 0):
+    def newton_step(z):
         prob = sigmoid(design @ z + offsets)
         gradient = weight * design.T @ (y - prob) - precision @ (z - prior_mean)
         hessian = weight * design.T @ (design * (prob * (1 - prob))[:, None]) + precision
-        step = np.linalg.solve(hessian, gradient)
+        return np.linalg.solve(hessian, gradient)
+
+    z, converged = _ascend(objective, newton_step, prior_mean, max_iter, len(y))
+    prob = sigmoid(design @ z + offsets)
+    hessian = design.T @ (design * (prob * (1 - prob))[:, None]) / temperature + precision
+    cov = np.linalg.inv(hessian)
+    return z, (cov + cov.T) / 2, converged
+
+
+def _ascend(objective, step_of, start: np.ndarray, max_iter: int, n_answers: int) -> tuple[np.ndarray, bool]:
+    """Steps ``step_of(z)`` from ``start``, each halved until ``objective`` does not fall, until a step moves every
+    coordinate by less than 1e-8 (converged) or ``max_iter`` steps; none without answers."""
+    z = start.copy()
+    current = objective(z)
+    converged = n_answers == 0
+    for _ in range(max_iter if n_answers else 0):
+        step = step_of(z)
         size = 1.0
         while size > 1e-6:
             candidate = z + size * step
@@ -69,10 +82,7 @@ def laplace_logistic(
         if np.max(np.abs(size * step)) < 1e-8:
             converged = True
             break
-    prob = sigmoid(design @ z + offsets)
-    hessian = design.T @ (design * (prob * (1 - prob))[:, None]) / temperature + precision
-    cov = np.linalg.inv(hessian)
-    return z, (cov + cov.T) / 2, converged
+    return z, converged
 
 
 def asymptotic_terms(logits: np.ndarray, floor: np.ndarray, ceiling: np.ndarray
@@ -86,30 +96,18 @@ def asymptotic_terms(logits: np.ndarray, floor: np.ndarray, ceiling: np.ndarray
 
 def _laplace_asymptotic(prior_mean, prior_cov, design, offsets, y, max_iter, temperature, floor, ceiling):
     precision = np.linalg.inv(prior_cov)
-    z = prior_mean.copy()
 
     def objective(value):
         logits = effective_logits(design @ value + offsets, floor, ceiling)
         return np.sum(y * logits - np.logaddexp(0.0, logits)) - 0.5 * (value - prior_mean) @ precision @ (value - prior_mean)
 
-    current = objective(z)
-    converged = len(y) == 0
-    for _ in range(max_iter if len(y) else 0):
+    def scoring_step(z):  # Fisher scoring
         prob, slope, information = asymptotic_terms(design @ z + offsets, floor, ceiling)
         score = (y - prob) * slope / np.maximum(prob * (1.0 - prob), 1e-300)
         gradient = design.T @ score - precision @ (z - prior_mean)
-        step = np.linalg.solve(design.T @ (design * information[:, None]) + precision, gradient)
-        size = 1.0
-        while size > 1e-6:
-            candidate = z + size * step
-            value = objective(candidate)
-            if value >= current - 1e-12:
-                break
-            size /= 2
-        z, current = candidate, value
-        if np.max(np.abs(size * step)) < 1e-8:
-            converged = True
-            break
+        return np.linalg.solve(design.T @ (design * information[:, None]) + precision, gradient)
+
+    z, converged = _ascend(objective, scoring_step, prior_mean, max_iter, len(y))
     information = asymptotic_terms(design @ z + offsets, floor, ceiling)[2]
     cov = np.linalg.inv(design.T @ (design * information[:, None]) / temperature + precision)
     return z, (cov + cov.T) / 2, converged
