@@ -153,3 +153,20 @@ def test_asymptotes_survive_saving_and_the_default_model_has_none(planted, fitte
 def test_asymptotes_are_refused_where_the_likelihood_must_stay_logistic(planted, options):
     with pytest.raises(ConfigError, match="asymptotes=True needs inference='svi' with prior='fixed'"):
         _fit(planted, asymptotes=True, **options)
+
+
+def test_map_with_factors_takes_the_floors_of_a_fit_without_factors(planted):
+    """Under MAP the factors fit each wrong answer and learned floors fall to ~0; the delta guide takes them from a
+    MAP fit without factors and holds them (the planted 0.25 / 0.02 came out at 0.006 / 0.005 before)."""
+    model = _fit(planted, asymptotes=True, dim=2)
+    floors = model.fitted_.params[ITEM_GROUP_FLOOR]
+    assert abs(floors[0] - FLOORS["A"]) < 0.06 and abs(floors[1] - FLOORS["B"]) < 0.04
+    assert model.fitted_.params[ITEM_FLOOR].shape == (120,)
+
+
+def test_fixed_floors_are_checked():
+    with pytest.raises(ConfigError, match="fixed_floor must hold one value in \\(0, 1\\) per item group"):
+        ModelConfig(asymptotes=True, n_item_groups=2, fixed_floor=(0.1,))
+    with pytest.raises(ConfigError, match="fixed_slip"):
+        ModelConfig(asymptotes=False, fixed_slip=(0.1,))
+    assert ModelConfig(asymptotes=True, n_item_groups=2, fixed_floor=(0.1, 0.2)).fixed_floor == (0.1, 0.2)

@@ -96,8 +96,10 @@ def initial_values(
     if model_config.asymptotes:
         # Start near the logistic model (floor 0.02, ceiling 0.99): the floors rise where the answers ask for it.
         n_groups = model_config.n_item_groups or 1
-        values[ITEM_GROUP_FLOOR] = np.full(n_groups, 0.02, np.float32)
-        values[ITEM_GROUP_SLIP] = np.full(n_groups, 0.01, np.float32)
+        if model_config.fixed_floor is None:
+            values[ITEM_GROUP_FLOOR] = np.full(n_groups, 0.02, np.float32)
+        if model_config.fixed_slip is None:
+            values[ITEM_GROUP_SLIP] = np.full(n_groups, 0.01, np.float32)
     return values
 
 

@@ -39,6 +39,10 @@ class ModelConfig:
             floor of 0.25, which a normal guide found; Beta(2, ·) vanishes at 0, so the data decide.
         floor_prior, slip_prior: the second Beta parameter of the floor and of the slip (prior modes 1/·: 0.1
             and 0.05 by default).
+        fixed_floor, fixed_slip: with ``asymptotes``, each group's floor and slip held at these values instead of
+            learned (one per group). MAP with latent factors drives learned floors to 0 (the factors fit each wrong
+            answer instead), so the delta guide takes them from a MAP fit without factors first
+            (:class:`~bayes_simrmf.predict.SimRMF`).
     """
 
     dim: int = 8
@@ -52,6 +56,8 @@ class ModelConfig:
     asymptotes: bool = False
     floor_prior: float = 10.0
     slip_prior: float = 20.0
+    fixed_floor: tuple | None = None
+    fixed_slip: tuple | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.dim, (int, np.integer)) or self.dim < 0:
@@ -72,6 +78,12 @@ class ModelConfig:
             raise ConfigError(f"n_item_groups must be a non-negative integer, got {self.n_item_groups!r}")
         if self.n_item_groups and not self.biases:
             raise ConfigError("item groups set the mean of the item biases; they need biases=True")
+        for name in ("fixed_floor", "fixed_slip"):
+            value = getattr(self, name)
+            if value is not None and not (self.asymptotes and len(value) == (self.n_item_groups or 1)
+                                          and all(0.0 < float(v) < 1.0 for v in value)):
+                raise ConfigError(f"{name} must hold one value in (0, 1) per item group ({self.n_item_groups or 1}) "
+                                  f"with asymptotes=True, got {value!r}")
         if self.dim == 0 and not self.biases:
             raise ConfigError("dim=0 with biases=False leaves the model with no parameters")
 
@@ -87,7 +99,7 @@ class ModelConfig:
 # compiled SVI steps take the config as an argument, so fits that differ only in lambda_reg or a bias scale (a
 # tuning grid) share one compiled program. Unflattening skips validation: inside a trace the leaves are tracers.
 _NUMBERS = ("lambda_reg", "bias_scale", "bias_scale_prior", "llm_bias_scale", "intercept_prior", "floor_prior",
-            "slip_prior")
+            "slip_prior", "fixed_floor", "fixed_slip")
 _STRUCTURE = tuple(field.name for field in fields(ModelConfig) if field.name not in _NUMBERS)
 
 

@@ -166,8 +166,14 @@ def _asymptotes(config: ModelConfig, n_items: int, item_group: jnp.ndarray | Non
     codes = item_group if config.n_item_groups else jnp.zeros(n_items, jnp.int32)
     if codes is None:
         raise ConfigError(f"config.n_item_groups={config.n_item_groups} needs item_group codes")
-    floor = numpyro.sample(ITEM_GROUP_FLOOR, dist.Beta(jnp.full(n_groups, 2.0), config.floor_prior).to_event(1))
-    slip = numpyro.sample(ITEM_GROUP_SLIP, dist.Beta(jnp.full(n_groups, 2.0), config.slip_prior).to_event(1))
+    if config.fixed_floor is not None:
+        floor = jnp.asarray(config.fixed_floor, jnp.float32)
+    else:
+        floor = numpyro.sample(ITEM_GROUP_FLOOR, dist.Beta(jnp.full(n_groups, 2.0), config.floor_prior).to_event(1))
+    if config.fixed_slip is not None:
+        slip = jnp.asarray(config.fixed_slip, jnp.float32)
+    else:
+        slip = numpyro.sample(ITEM_GROUP_SLIP, dist.Beta(jnp.full(n_groups, 2.0), config.slip_prior).to_event(1))
     return {ITEM_FLOOR: floor[codes], ITEM_CEILING: 1.0 - (1.0 - floor[codes]) * slip[codes]}
 
 

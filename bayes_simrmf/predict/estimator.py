@@ -29,7 +29,9 @@ from bayes_simrmf.inference import InferenceConfig, SVIResult, run_svi
 from bayes_simrmf.inference.gibbs import GibbsConfig, Potential, run_gibbs
 from bayes_simrmf.inference.learned import run_learned_svi
 from bayes_simrmf.inference.samples import SamplePosterior
-from bayes_simrmf.model.sites import INTERCEPT, ITEM_BIAS, ITEM_FACTORS, LLM_BIAS, LLM_FACTORS
+from bayes_simrmf.model.sites import (
+    INTERCEPT, ITEM_BIAS, ITEM_FACTORS, ITEM_GROUP_FLOOR, ITEM_GROUP_SLIP, LLM_BIAS, LLM_FACTORS,
+)
 from bayes_simrmf.model import ModelConfig, SimilarityInputs
 from bayes_simrmf.model.predictor import item_asymptotes
 from bayes_simrmf.options import METHODS, SIMILARITY_METHODS
@@ -238,6 +240,19 @@ class SimRMF(SimRMFParams, PosteriorQueries):
 
     def _fit_svi(self, model_llms, model_items, llm_codes, item_codes, correct, model_config, similarity, group_codes,
                  group_labels, item_groups, llm_groups, n_warm_llms: int, n_warm_items: int) -> None:
+        fixed = {}
+        if model_config.asymptotes and self.guide == "delta" and model_config.dim and model_config.biases:
+            # MAP with factors sends learned floors to 0 (the factors fit each wrong answer instead; a planted floor
+            # of 0.25 came out at 0.006): take each group's floor and slip from a MAP fit without factors, then hold them.
+            first = run_svi(
+                len(model_llms), len(model_items), llm_codes, item_codes, correct,
+                dataclasses.replace(model_config, dim=0), self.inference_config(), item_group=group_codes,
+                seed=int(self.seed), description=f"fit {self.method} (asymptotes, no factors)",
+            ).point
+            fixed = {ITEM_GROUP_FLOOR: np.asarray(first[ITEM_GROUP_FLOOR], np.float32),
+                     ITEM_GROUP_SLIP: np.asarray(first[ITEM_GROUP_SLIP], np.float32)}
+            model_config = dataclasses.replace(model_config, fixed_floor=tuple(map(float, fixed[ITEM_GROUP_FLOOR])),
+                                               fixed_slip=tuple(map(float, fixed[ITEM_GROUP_SLIP])))
         result = run_svi(
             len(model_llms), len(model_items), llm_codes, item_codes, correct, model_config, self.inference_config(),
             similarity=similarity, item_group=group_codes, seed=int(self.seed),
@@ -245,7 +260,7 @@ class SimRMF(SimRMFParams, PosteriorQueries):
         )
         self.svi_result_: SVIResult | None = result
         self.fit_seconds_, self.layout_ = result.seconds, result.layout
-        params = {name: np.asarray(value, dtype=np.float32) for name, value in result.point.items()}
+        params = {name: np.asarray(value, dtype=np.float32) for name, value in result.point.items()} | fixed
         posterior = GaussianPosterior.from_svi(self.guide, result.guide, result.guide_params, params)
         if model_config.asymptotes:
             # Per item row, at the point estimate (a group's floor rests on thousands of answers; its posterior
