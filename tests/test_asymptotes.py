@@ -170,3 +170,23 @@ def test_fixed_floors_are_checked():
     with pytest.raises(ConfigError, match="fixed_slip"):
         ModelConfig(asymptotes=False, fixed_slip=(0.1,))
     assert ModelConfig(asymptotes=True, n_item_groups=2, fixed_floor=(0.1, 0.2)).fixed_floor == (0.1, 0.2)
+
+
+def test_posterior_draws_routing_draws_and_the_arviz_log_likelihood_use_the_bounds(planted):
+    from bayes_simrmf.evaluate.inference_data import to_inference_data
+    from bayes_simrmf.routing.draws import pair_probability_draws
+
+    model = _fit(planted, asymptotes=True, guide="normal", max_steps=400, learning_rate=0.05)
+    params = model.fitted_.params
+    llm, item = planted["llm"][:300], planted["item"][:300]
+    codes = model.fitted_.asymptote_group_codes(item)
+    floor = params[ITEM_GROUP_FLOOR][codes]
+    draws = pair_probability_draws(model, llm, item, n_draws=20, seed=1)
+    assert (draws >= floor[None, :] - 1e-6).all()
+    interval = model.predict_interval(llm, item, n_draws=20)
+    assert (interval["lower"].to_numpy() >= floor - 1e-6).all()  # never below the floor
+    data = to_inference_data(model, llm, item, planted["correct"][:300], n_draws=20, seed=1)
+    log_lik = data.log_likelihood[list(data.log_likelihood.data_vars)[0]].to_numpy().reshape(20, -1)
+    prob = draws.astype(np.float64)
+    expected = np.where(planted["correct"][:300] == 1, np.log(prob), np.log1p(-prob))
+    assert np.allclose(log_lik, expected, atol=2e-4)
