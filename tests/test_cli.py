@@ -248,13 +248,17 @@ def test_fit_on_openllm_mmlupro_math_beats_mean_score_on_a_and_c(runner, tmp_pat
 def test_tune_writes_chosen_values_that_fit_reads(runner, tmp_path):
     hyper = tmp_path / "hyper.json"
     result = runner.invoke(main, ["tune", "--method", "mf", "--T", "50", "--n-known-llms", "120",
-                                  "--n-known-items", "200", "--max-steps", "400", "--out", str(hyper)])
+                                  "--n-known-items", "200", "--max-steps", "400", "--try-asymptotes", "--out", str(hyper)])
     assert result.exit_code == 0, result.output
     payload = json.loads(hyper.read_text())
     assert payload["max_steps"] == 400
-    assert payload["method"] == "mf" and set(payload["chosen"]) == {"dim", "lambda_reg", "llm_bias_scale", "bias_scale"}
-    # Each stage's winner is the chosen value: d x lambda_reg, then the LLM biases' scale, then the items'.
-    for stage, names in zip(payload["stages"], (("dim", "lambda_reg"), ("llm_bias_scale",), ("bias_scale",))):
+    assert payload["method"] == "mf" and set(payload["chosen"]) == {"dim", "lambda_reg", "llm_bias_scale", "bias_scale",
+                                                                    "asymptotes"}
+    # Each stage's winner is the chosen value: d x lambda_reg, then the LLM biases' scale, then the items', then the
+    # asymptotes on or off.
+    assert [row["asymptotes"] for row in payload["stages"][3]["table"]] == [False, True]
+    for stage, names in zip(payload["stages"], (("dim", "lambda_reg"), ("llm_bias_scale",), ("bias_scale",),
+                                                ("asymptotes",))):
         best = min(stage["table"], key=lambda row: row["log_loss"])
         assert {name: best[name] for name in names} == {name: payload["chosen"][name] for name in names}
     # 3 dims x 3 lambda_reg, then values past an edge choice until it is interior or at a documented cap.
@@ -422,12 +426,13 @@ def test_a_capped_t_and_dim_zero_are_said_as_they_are(runner, tmp_path):
 
 
 def test_tune_help_names_the_stages_it_runs(runner):
-    from bayes_simrmf.evaluate.tuning import DEFAULT_STAGES, PAPER_STAGES
+    from bayes_simrmf.evaluate.tuning import ASYMPTOTE_STAGE, DEFAULT_STAGES, PAPER_STAGES
 
     text = " ".join(runner.invoke(main, ["tune", "--help"]).output.split())
     words = {"dim": "d and lambda_reg", "llm_bias_scale": "LLM biases' scale", "bias_scale": "the questions'",
              "fold_in_ridge_items": "fold-in ridge of new questions", "fold_in_ridge_llms": "of new LLMs",
-             "similarity_weight_items": "question-similarity weight", "similarity_weight_llms": "LLM-similarity weight"}
-    for stage in [*DEFAULT_STAGES["mf"], *DEFAULT_STAGES["simrmf"], *PAPER_STAGES]:
+             "similarity_weight_items": "question-similarity weight", "similarity_weight_llms": "LLM-similarity weight",
+             "asymptotes": "the guessing floor and ceiling on or off"}
+    for stage in [*DEFAULT_STAGES["mf"], *DEFAULT_STAGES["simrmf"], *PAPER_STAGES, ASYMPTOTE_STAGE]:
         name = next(iter(stage["grid"]))
         assert words[name] in text, name

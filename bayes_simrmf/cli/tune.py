@@ -31,18 +31,22 @@ from bayes_simrmf.cli.common import (
 @click.option("--max-steps", type=click.IntRange(min=1), default=None,
               help="SVI step cap of every candidate's fit (default: the estimator's own); a lower cap makes a quick, "
                    "rougher tuning.")
+@click.option("--try-asymptotes", is_flag=True,
+              help="After the other stages, choose --asymptotes (a guessing floor and ceiling per question group) on "
+                   "or off on the validation pairs.")
 @click.option("--out", type=click.Path(dir_okay=False), default="hyper.json", help="Where to write the chosen values.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @_friendly_errors
 def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, min_answer_share, new_llms, share, alpha,
          embeddings,
-         embedding_model, similarity_energy, paper, max_steps, out, overwrite):
+         embedding_model, similarity_energy, paper, max_steps, try_asymptotes, out, overwrite):
     """Choose hyper-parameters on validation pairs carved from the training pairs (never test pairs).
 
     Stages, each with its winner fixed for the next: d and lambda_reg, then the LLM biases' scale, then the
     questions' (random training pairs held out); for simrmf/oracle then the fold-in ridge of new questions (whole
     training questions held out) and of new LLMs (whole LLMs held out). With --paper: d and lambda_reg, then the
-    question-similarity weight (questions held out) and the LLM-similarity weight (LLMs held out).
+    question-similarity weight (questions held out) and the LLM-similarity weight (LLMs held out). With
+    --try-asymptotes, last, the guessing floor and ceiling on or off (training pairs held out).
     A value chosen at a grid's edge is extended geometrically until interior or at a documented cap (each stage's
     "edges" in --out says which). Writes the chosen values and every candidate's validation scores to --out, for
     `fit --hyper`.
@@ -61,7 +65,7 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, m
     check_file_target(out, overwrite)
     from bayes_simrmf.predict import PAPER_FORM, make_estimator
     from bayes_simrmf.splits import Protocol
-    from bayes_simrmf.evaluate.tuning import DEFAULT_STAGES, PAPER_STAGES, staged_search
+    from bayes_simrmf.evaluate.tuning import ASYMPTOTE_STAGE, DEFAULT_STAGES, PAPER_STAGES, staged_search
 
     dataset = _load_data(data, unknown_entities, seed)
     split = Protocol(n_known_llms=n_known_llms, n_known_items=n_known_items, T=T, seed=seed,
@@ -78,8 +82,9 @@ def tune(data, unknown_entities, method, T, n_known_llms, n_known_items, seed, m
     def build(method=method, **options):
         return make_estimator(method, seed=seed, progress=False, **{**preset, **capped, **options})
 
+    stages = [*(PAPER_STAGES if paper else DEFAULT_STAGES[method]), *([ASYMPTOTE_STAGE] if try_asymptotes else [])]
     chosen, results = staged_search(
-        build, PAPER_STAGES if paper else DEFAULT_STAGES[method], split.llms[train.llm], split.items[train.item], train.correct,
+        build, stages, split.llms[train.llm], split.items[train.item], train.correct,
         share=share, seed=seed, fit_kwargs=fit_kwargs, log=_say,
     )
     payload = {

@@ -329,6 +329,10 @@ DEFAULT_STAGES: dict[str, list[dict]] = {
     ],
 }
 DEFAULT_STAGES["oracle"] = DEFAULT_STAGES["simrmf"]
+#: The guessing floor and ceiling per benchmark (``asymptotes``), on or off, chosen on validation pairs after the
+#: other stages (``tune --try-asymptotes``): on the shared datasets they were neutral under MAP and hurt the normal
+#: guide at d = 32 (``experiments/results/calibration_*_asymptotes.md``), so they are no default.
+ASYMPTOTE_STAGE: dict = {"grid": {"asymptotes": [False, True]}, "holdout": "pairs"}
 #: The paper's form (``predict.PAPER_FORM``): d and λ_reg as for MF, then the potentials' weights
 #: κ_X with whole questions held out and κ_M with whole LLMs held out (λ = κ · n_pairs / n²).
 PAPER_STAGES: list[dict] = [

@@ -174,6 +174,7 @@ def _asymptotes(config: ModelConfig, n_items: int, item_group: jnp.ndarray | Non
         slip = jnp.asarray(config.fixed_slip, jnp.float32)
     else:
         slip = numpyro.sample(ITEM_GROUP_SLIP, dist.Beta(jnp.full(n_groups, 2.0), config.slip_prior).to_event(1))
+    floor, slip = jnp.asarray(floor), jnp.asarray(slip)  # a site given an initial value may hand back numpy
     return {ITEM_FLOOR: floor[codes], ITEM_CEILING: 1.0 - (1.0 - floor[codes]) * slip[codes]}
 
 
