@@ -326,3 +326,18 @@ def test_parse_study_names_a_bad_config_and_quotes_the_computing_command(tmp_pat
     config.write_text("{not json")
     with pytest.raises(StudyError, match="cannot read the study config .*c.json"):
         parse_study(study_parser("doc"), "experiments/x.py")
+
+
+def test_a_cell_store_in_another_checkout_than_the_package_is_refused(tmp_path):
+    """A study run from a second worktree while the package is imported from the first would record the first's
+    code as its provenance."""
+    import subprocess
+
+    from bayes_simrmf.evaluate.study import StudyCells, StudyError
+
+    other = tmp_path / "other-checkout"
+    other.mkdir()
+    subprocess.run(["git", "init", "-q", str(other)], check=True)
+    with pytest.raises(StudyError, match="but bayes_simrmf is imported from"):
+        StudyCells(other / "experiments" / "results" / "cells", ["experiments/calibration.py"])
+    StudyCells(tmp_path / "not-a-checkout" / "cells", ["experiments/calibration.py"], allow_dirty=True)  # outside git

@@ -126,6 +126,19 @@ def code_state(paths: Sequence[str] = (), root: Path = REPO_ROOT, *, whole_packa
     }
 
 
+def _check_same_checkout(cells: Path, repo: Path) -> None:
+    """Refuse a cell store inside another git checkout than the one the package is imported from: the provenance
+    (commit, code tree) is read from the package's checkout, so a study started in a second worktree while an
+    editable install points at the first would record code it did not run."""
+    probe = next((folder for folder in (cells, *cells.parents) if folder.exists()), None)
+    top = None if probe is None else _git("rev-parse", "--show-toplevel", root=probe)
+    if top is not None and Path(top.strip()).resolve() != repo.resolve():
+        raise StudyError(
+            f"this study's cells are in the checkout {top.strip()}, but bayes_simrmf is imported from {repo}: its "
+            f"cells would record that checkout's code; run the study from {repo}, or install the package from "
+            f"{top.strip()} (pip install -e .)")
+
+
 def config_hash(payload) -> str:
     """sha256 (hex, 16 chars) of the canonical JSON of ``payload``."""
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
@@ -207,6 +220,7 @@ class StudyCells:
                  allow_dirty: bool = False, read_only: bool = False, log=None, repo: Path = REPO_ROOT) -> None:
         self.store = CellStore(root)
         self.read_only = read_only
+        _check_same_checkout(Path(root), repo)
         self.code = code_state(import_closure(code_paths, root=repo), root=repo, whole_package=False)
         if self.code["dirty"] and not (allow_dirty or read_only):
             raise StudyError(f"the code has uncommitted changes ({', '.join(self.code['dirty_paths'][:5])}): commit "
