@@ -163,12 +163,27 @@ def item_asymptotes(params: Mapping, group_codes: np.ndarray) -> dict[str, np.nd
     ``params``' ``item_group_floor`` / ``item_group_slip``; −1, a group the model has no floor for, takes the mean
     over the groups)."""
     floor, slip = (np.asarray(params[name], np.float64) for name in (ITEM_GROUP_FLOOR, ITEM_GROUP_SLIP))
-    ceiling = 1.0 - (1.0 - floor) * slip
+    ceiling = ceiling_of(floor, slip)
     codes = np.asarray(group_codes, int)
     known = codes >= 0
     rows = np.where(known, codes, 0)
     return {ITEM_FLOOR: np.where(known, floor[rows], floor.mean()).astype(np.float32),
             ITEM_CEILING: np.where(known, ceiling[rows], ceiling.mean()).astype(np.float32)}
+
+
+def ceiling_of(floor, slip):
+    """The ceiling of a group whose floor is ``floor`` and whose slip (the share of the range above the floor a
+    perfect LLM still misses) is ``slip`` (numpy or JAX)."""
+    return 1.0 - (1.0 - floor) * slip
+
+
+def asymptotic_terms(logits: np.ndarray, floor: np.ndarray, ceiling: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(p, dp/dℓ, Fisher information)`` of ``p = floor + (ceiling − floor) σ(ℓ)`` per answer."""
+    sig = sigmoid(logits)
+    prob = floor + (ceiling - floor) * sig
+    slope = (ceiling - floor) * sig * (1.0 - sig)
+    return prob, slope, slope**2 / np.maximum(prob * (1.0 - prob), 1e-300)
 
 
 def effective_logits(logits, floor, ceiling, *, xp=np):

@@ -52,7 +52,7 @@ import numpyro.distributions as dist
 from bayes_simrmf.errors import ConfigError
 from bayes_simrmf.model.config import ModelConfig
 from bayes_simrmf.model.inputs import DenseLayout, PairsLayout, SimilarityInputs
-from bayes_simrmf.model.predictor import effective_logits, grid_logits, pair_logits
+from bayes_simrmf.model.predictor import ceiling_of, effective_logits, grid_logits, pair_logits
 from bayes_simrmf.model.sites import (
     INTERCEPT,
     ITEM_BIAS,
@@ -166,16 +166,13 @@ def _asymptotes(config: ModelConfig, n_items: int, item_group: jnp.ndarray | Non
     codes = item_group if config.n_item_groups else jnp.zeros(n_items, jnp.int32)
     if codes is None:
         raise ConfigError(f"config.n_item_groups={config.n_item_groups} needs item_group codes")
-    if config.fixed_floor is not None:
-        floor = jnp.asarray(config.fixed_floor, jnp.float32)
-    else:
-        floor = numpyro.sample(ITEM_GROUP_FLOOR, dist.Beta(jnp.full(n_groups, 2.0), config.floor_prior).to_event(1))
-    if config.fixed_slip is not None:
-        slip = jnp.asarray(config.fixed_slip, jnp.float32)
-    else:
-        slip = numpyro.sample(ITEM_GROUP_SLIP, dist.Beta(jnp.full(n_groups, 2.0), config.slip_prior).to_event(1))
-    floor, slip = jnp.asarray(floor), jnp.asarray(slip)  # a site given an initial value may hand back numpy
-    return {ITEM_FLOOR: floor[codes], ITEM_CEILING: 1.0 - (1.0 - floor[codes]) * slip[codes]}
+    floor, slip = (
+        jnp.asarray(numpyro.sample(site, dist.Beta(jnp.full(n_groups, 2.0), prior).to_event(1)) if fixed is None
+                    else fixed, jnp.float32)  # asarray: a site given an initial value may hand back numpy
+        for site, prior, fixed in ((ITEM_GROUP_FLOOR, config.floor_prior, config.fixed_floor),
+                                   (ITEM_GROUP_SLIP, config.slip_prior, config.fixed_slip))
+    )
+    return {ITEM_FLOOR: floor[codes], ITEM_CEILING: ceiling_of(floor[codes], slip[codes])}
 
 
 def _entity_latents(side: _Side, size: int, config: ModelConfig, bias_loc, bias_scale) -> dict[str, jnp.ndarray]:

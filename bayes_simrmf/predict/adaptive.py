@@ -26,8 +26,8 @@ import pandas as pd
 
 from bayes_simrmf.errors import ConfigError, UnknownEntityError
 from bayes_simrmf.model import ITEM_CEILING, ITEM_FLOOR
-from bayes_simrmf.model.predictor import has_asymptotes, sigmoid, with_asymptotes
-from bayes_simrmf.predict.fold_in import asymptotic_terms, partner_design
+from bayes_simrmf.model.predictor import asymptotic_terms, has_asymptotes, sigmoid, with_asymptotes
+from bayes_simrmf.predict.fold_in import partner_design
 from bayes_simrmf.predict.sides import ITEM
 from bayes_simrmf.predict.state import FittedState
 

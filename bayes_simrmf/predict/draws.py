@@ -13,7 +13,6 @@ from typing import Iterator
 
 import numpy as np
 
-from bayes_simrmf.model import ITEM_CEILING, ITEM_FLOOR
 from bayes_simrmf.predict.gaussian_process import normal_blocks, psd_cholesky
 from bayes_simrmf.predict.point import PointModel, PredictOptions
 from bayes_simrmf.predict.sides import ITEM, LLM, Side
@@ -23,8 +22,6 @@ from bayes_simrmf.predict.state import FittedState
 def sample_posterior(state: FittedState, n_draws: int, seed: int) -> dict[str, np.ndarray]:
     """Joint draws of every parameter, one row per entity in the model (site → ``(n_draws, *shape)``)."""
     draws = state.posterior.sample(n_draws, seed)
-    for name in (ITEM_FLOOR, ITEM_CEILING):  # per item row at the point estimate, folded-in rows included
-        draws.pop(name, None)
     for name, value in state.params.items():
         draws.setdefault(name, np.broadcast_to(value, (n_draws, *np.shape(value))).astype(np.float32))
     for kind, (mean, cov) in state.inductive.items():

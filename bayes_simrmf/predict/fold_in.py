@@ -14,7 +14,7 @@ import pandas as pd
 
 from bayes_simrmf.errors import ConfigError, UnknownEntityError
 from bayes_simrmf.model import INTERCEPT, ITEM_CEILING, ITEM_FLOOR
-from bayes_simrmf.model.predictor import effective_logits, has_asymptotes, item_asymptotes, sigmoid
+from bayes_simrmf.model.predictor import asymptotic_terms, effective_logits, has_asymptotes, item_asymptotes, sigmoid
 from bayes_simrmf.pairs import as_id_array, check_pairs
 from bayes_simrmf.predict.gaussian_process import (
     gp_conditional, gp_conditional_draws, group_means, normal_blocks, psd_cholesky,
@@ -38,39 +38,37 @@ def laplace_logistic(
 
     ``asymptotes``: ``(floor, ceiling)`` of each answer (a model with ``asymptotes``): the likelihood is then
     ``floor + (ceiling − floor) σ(ℓ)`` and the curvature its Fisher information (Fisher scoring; with floor 0
-    and ceiling 1 it is the logistic Newton step above).
+    and ceiling 1 it is the logistic Newton step).
     """
-    if asymptotes is not None:
-        return _laplace_asymptotic(prior_mean, prior_cov, design, offsets, y, max_iter, temperature, *asymptotes)
-    weight = 1.0
     precision = np.linalg.inv(prior_cov)
+    if asymptotes is None:
+        def log_odds(logits):
+            return logits
+
+        def terms(logits):  # score and curvature per answer, per unit logit
+            prob = sigmoid(logits)
+            return y - prob, prob * (1 - prob)
+    else:
+        floor, ceiling = asymptotes
+
+        def log_odds(logits):
+            return effective_logits(logits, floor, ceiling)
+
+        def terms(logits):
+            prob, slope, information = asymptotic_terms(logits, floor, ceiling)
+            return (y - prob) * slope / np.maximum(prob * (1.0 - prob), 1e-300), information
 
     def objective(value):
-        logits = design @ value + offsets
-        likelihood = weight * np.sum(y * logits - np.logaddexp(0.0, logits))
-        return likelihood - 0.5 * (value - prior_mean) @ precision @ (value - prior_mean)
+        logits = log_odds(design @ value + offsets)
+        return np.sum(y * logits - np.logaddexp(0.0, logits)) - 0.5 * (value - prior_mean) @ precision @ (value - prior_mean)
 
-    def newton_step(z):
-        prob = sigmoid(design @ z + offsets)
-        gradient = weight * design.T @ (y - prob) - precision @ (z - prior_mean)
-        hessian = weight * design.T @ (design * (prob * (1 - prob))[:, None]) + precision
-        return np.linalg.solve(hessian, gradient)
-
-    z, converged = _ascend(objective, newton_step, prior_mean, max_iter, len(y))
-    prob = sigmoid(design @ z + offsets)
-    hessian = design.T @ (design * (prob * (1 - prob))[:, None]) / temperature + precision
-    cov = np.linalg.inv(hessian)
-    return z, (cov + cov.T) / 2, converged
-
-
-def _ascend(objective, step_of, start: np.ndarray, max_iter: int, n_answers: int) -> tuple[np.ndarray, bool]:
-    """Steps ``step_of(z)`` from ``start``, each halved until ``objective`` does not fall, until a step moves every
-    coordinate by less than 1e-8 (converged) or ``max_iter`` steps; none without answers."""
-    z = start.copy()
+    z = prior_mean.copy()
     current = objective(z)
-    converged = n_answers == 0
-    for _ in range(max_iter if n_answers else 0):
-        step = step_of(z)
+    converged = len(y) == 0
+    for _ in range(max_iter if len(y) else 0):
+        score, curvature = terms(design @ z + offsets)
+        gradient = design.T @ score - precision @ (z - prior_mean)
+        step = np.linalg.solve(design.T @ (design * curvature[:, None]) + precision, gradient)
         size = 1.0
         while size > 1e-6:
             candidate = z + size * step
@@ -82,34 +80,8 @@ def _ascend(objective, step_of, start: np.ndarray, max_iter: int, n_answers: int
         if np.max(np.abs(size * step)) < 1e-8:
             converged = True
             break
-    return z, converged
-
-
-def asymptotic_terms(logits: np.ndarray, floor: np.ndarray, ceiling: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(p, dp/dℓ, Fisher information)`` of ``p = floor + (ceiling − floor) σ(ℓ)`` per answer."""
-    sig = sigmoid(logits)
-    prob = floor + (ceiling - floor) * sig
-    slope = (ceiling - floor) * sig * (1.0 - sig)
-    return prob, slope, slope**2 / np.maximum(prob * (1.0 - prob), 1e-300)
-
-
-def _laplace_asymptotic(prior_mean, prior_cov, design, offsets, y, max_iter, temperature, floor, ceiling):
-    precision = np.linalg.inv(prior_cov)
-
-    def objective(value):
-        logits = effective_logits(design @ value + offsets, floor, ceiling)
-        return np.sum(y * logits - np.logaddexp(0.0, logits)) - 0.5 * (value - prior_mean) @ precision @ (value - prior_mean)
-
-    def scoring_step(z):  # Fisher scoring
-        prob, slope, information = asymptotic_terms(design @ z + offsets, floor, ceiling)
-        score = (y - prob) * slope / np.maximum(prob * (1.0 - prob), 1e-300)
-        gradient = design.T @ score - precision @ (z - prior_mean)
-        return np.linalg.solve(design.T @ (design * information[:, None]) + precision, gradient)
-
-    z, converged = _ascend(objective, scoring_step, prior_mean, max_iter, len(y))
-    information = asymptotic_terms(design @ z + offsets, floor, ceiling)[2]
-    cov = np.linalg.inv(design.T @ (design * information[:, None]) / temperature + precision)
+    curvature = terms(design @ z + offsets)[1]
+    cov = np.linalg.inv(design.T @ (design * curvature[:, None]) / temperature + precision)
     return z, (cov + cov.T) / 2, converged
 
 
